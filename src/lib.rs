@@ -1,14 +1,17 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! apim-pki: certificates, keystores and configuration for distributed WSO2 API Manager.
+//!
+//! The data flows one way: [`topology`] parses and validates the topology file, [`plan`]
+//! resolves what every node needs, [`pki`] makes keys and certificates, [`keystore`] encodes
+//! them for Java, [`output`] writes the set atomically, and [`verify`] reads it back with its
+//! own checks.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod init;
+pub mod inspect;
+pub mod keystore;
+pub mod output;
+pub mod password;
+pub mod pki;
+pub mod reconcile;
+pub mod resolve;
+pub mod topology;
+pub mod verify;

@@ -1,1 +1,321 @@
-fn main(){}
+//! The apim-pki command line: parse arguments, call the library, print, map errors to exit codes
+//! (0 done, 1 a check failed, 2 bad input).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use apim_pki::inspect;
+use apim_pki::password::Password;
+use apim_pki::reconcile::{self, ActionKind, Mode, Outcome};
+use apim_pki::topology::{Product, Topology};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "apim-pki",
+    version,
+    about = "Certificates, keystores and configuration for distributed WSO2 API Manager"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a commented example topology.
+    Init {
+        /// apim-2.6, apim-3.2 or apim-4.x.
+        #[arg(long, default_value = "apim-2.6")]
+        product: String,
+        /// Every profile in HA behind load balancers.
+        #[arg(long)]
+        ha: bool,
+    },
+    /// Say what `generate` would do to each artifact; write nothing.
+    Plan {
+        topology: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Bring DIR in line with the topology: CA, keystores, truststores, load-balancer PEMs.
+    Generate {
+        topology: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// List the entries of a JKS, PKCS#12 or PEM file.
+    Inspect {
+        file: PathBuf,
+        /// Environment variable holding the keystore password.
+        #[arg(long, conflicts_with = "password_file")]
+        password_env: Option<String>,
+        /// File holding the keystore password (one trailing newline stripped).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+/// An error for the user: what went wrong, and what to do.
+struct Failure {
+    message: String,
+    hint: Option<String>,
+}
+
+impl Failure {
+    fn new(message: impl ToString, hint: Option<String>) -> Failure {
+        Failure {
+            message: message.to_string(),
+            hint,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(f) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "error: {}", f.message);
+            if let Some(h) = f.hint {
+                let _ = writeln!(err, "hint: {h}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Init { product, ha } => {
+            let product = Product::parse(&product).ok_or_else(|| {
+                Failure::new(
+                    format!("--product `{product}` is not one of apim-2.6, apim-3.2, apim-4.x"),
+                    None,
+                )
+            })?;
+            print!("{}", apim_pki::init::example(product, ha));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan {
+            topology,
+            out,
+            format,
+        } => reconcile_cmd(&topology, &out, Mode::Plan, format),
+        Command::Generate {
+            topology,
+            out,
+            format,
+        } => reconcile_cmd(&topology, &out, Mode::Generate, format),
+        Command::Inspect {
+            file,
+            password_env,
+            password_file,
+            format,
+        } => inspect_cmd(&file, password_env, password_file, format),
+    }
+}
+
+fn load_topology(path: &Path) -> Result<Topology, Failure> {
+    Topology::load(path).map_err(|e| {
+        let hint = e.hint.clone();
+        Failure::new(e, hint)
+    })
+}
+
+fn reconcile_cmd(
+    topology_path: &Path,
+    out: &Path,
+    mode: Mode,
+    format: Format,
+) -> Result<ExitCode, Failure> {
+    let started = Instant::now();
+    let topology = load_topology(topology_path)?;
+    let outcome = reconcile::reconcile(&topology, out, mode).map_err(|e| {
+        let hint = e.hint();
+        Failure::new(e, hint)
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let printed = match format {
+        Format::Json => serde_json::to_writer_pretty(
+            &mut stdout,
+            &serde_json::json!({ "actions": outcome.actions }),
+        )
+        .map_err(std::io::Error::other)
+        .and_then(|_| writeln!(stdout)),
+        Format::Text => print_outcome(
+            &mut stdout,
+            &topology,
+            out,
+            &outcome,
+            mode,
+            started.elapsed().as_secs_f64(),
+        ),
+    };
+    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_outcome(
+    w: &mut dyn Write,
+    topology: &Topology,
+    out: &Path,
+    outcome: &Outcome,
+    mode: Mode,
+    seconds: f64,
+) -> std::io::Result<()> {
+    let counts = outcome.counts();
+    let changed: usize = counts
+        .iter()
+        .filter(|(k, _)| **k != ActionKind::Keep)
+        .map(|(_, n)| n)
+        .sum();
+    if mode == Mode::Plan {
+        for a in &outcome.actions {
+            writeln!(w, "{:<12} {}  ({})", a.action.as_str(), a.path, a.reason)?;
+        }
+        let summary: Vec<String> = counts
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.as_str()))
+            .collect();
+        writeln!(w, "\nplan: {}; nothing written", summary.join(", "))?;
+        return Ok(());
+    }
+    if changed == 0 {
+        writeln!(
+            w,
+            "{} is up to date: {} files checked, none changed",
+            out.display(),
+            outcome.actions.len()
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "Generated {} ({}, {} nodes, {} load balancers) in {} in {seconds:.2} s",
+        topology.name,
+        topology.product.as_str(),
+        topology.nodes.len(),
+        topology.load_balancers.len(),
+        out.display()
+    )?;
+    writeln!(w)?;
+    for c in &outcome.certificates {
+        let names = if c.names.is_empty() {
+            c.subject.clone()
+        } else {
+            c.names
+                .iter()
+                .map(|n| n.trim_start_matches("DNS:").trim_start_matches("IP:"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            w,
+            "  {:<10} {:<52} {}  (expires {})",
+            c.label,
+            c.path,
+            names,
+            c.not_after.date()
+        )?;
+    }
+    writeln!(w)?;
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| {
+            format!(
+                "{n} {}",
+                if *k == ActionKind::Keep {
+                    "kept"
+                } else {
+                    k.as_str()
+                }
+            )
+        })
+        .collect();
+    writeln!(w, "{}", summary.join(", "))?;
+    if !outcome.generated_passwords.is_empty() {
+        writeln!(
+            w,
+            "Passwords ({}) were generated into {}/secrets.toml (mode 0600): keep it safe and out of version control.",
+            outcome.generated_passwords.join(", "),
+            out.display()
+        )?;
+    }
+    Ok(())
+}
+
+fn read_password(env: Option<String>, file: Option<PathBuf>) -> Result<Option<Password>, Failure> {
+    if let Some(var) = env {
+        return std::env::var(&var)
+            .map(|v| Some(Password::new(v)))
+            .map_err(|_| {
+                Failure::new(
+                    format!("--password-env: the variable {var} is not set"),
+                    Some(format!("export {var} first")),
+                )
+            });
+    }
+    if let Some(path) = file {
+        let mut text = std::fs::read_to_string(&path).map_err(|e| {
+            Failure::new(
+                format!("{}: cannot read the password file: {e}", path.display()),
+                None,
+            )
+        })?;
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        return Ok(Some(Password::new(text)));
+    }
+    if std::io::stdin().is_terminal() {
+        let value = rpassword::prompt_password("Keystore password: ")
+            .map_err(|e| Failure::new(format!("cannot read the password: {e}"), None))?;
+        return Ok(Some(Password::new(value)));
+    }
+    Ok(None)
+}
+
+fn inspect_cmd(
+    file: &Path,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    format: Format,
+) -> Result<ExitCode, Failure> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Failure::new(format!("{}: cannot read: {e}", file.display()), None))?;
+    let password = if inspect::needs_password(&bytes) {
+        read_password(password_env, password_file)?
+    } else {
+        None
+    };
+    let listing = inspect::inspect(&bytes, password.as_ref())
+        .map_err(|e| Failure::new(format!("{}: {e}", file.display()), None))?;
+    let mut stdout = std::io::stdout().lock();
+    let printed = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, &listing)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout)),
+        Format::Text => inspect::render_text(&listing, &mut stdout),
+    };
+    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    Ok(ExitCode::SUCCESS)
+}

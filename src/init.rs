@@ -1,0 +1,67 @@
+//! `init`: a commented topology to start from, for each product, single-node or HA.
+
+use crate::topology::{Product, Profile};
+
+/// The seed's full HA topology for API-M 2.6 (shared/design/topology.md).
+const APIM26_HA: &str = include_str!("../examples/ha.toml");
+/// The smallest API-M 2.6 topology.
+const APIM26_MINIMAL: &str = include_str!("../examples/minimal.toml");
+
+/// A commented example topology for `product`; with `ha`, two nodes per profile behind load
+/// balancers.
+pub fn example(product: Product, ha: bool) -> String {
+    match (product, ha) {
+        (Product::Apim26, true) => APIM26_HA.to_string(),
+        (Product::Apim26, false) => APIM26_MINIMAL.to_string(),
+        _ => generic(product, ha),
+    }
+}
+
+fn generic(product: Product, ha: bool) -> String {
+    let mut out = format!(
+        "# apim-pki topology for WSO2 API Manager ({}). Edit the hosts, then run:\n#   apim-pki generate topology.toml --out pki\n\
+         name = \"acme\"                  # appears in the CA's CN\nproduct = \"{}\"\n\n\
+         [pki]\nkey = \"rsa-2048\"               # rsa-2048 | rsa-3072 | rsa-4096 | ecdsa-p256 | ecdsa-p384\nvalidity_days = 397\n\
+         renew_before_days = 30\n# organization = \"Acme Corp\"\n# country = \"US\"\n\n\
+         [keystores]\nformat = \"pkcs12\"              # jks | pkcs12 | pkcs12-legacy\ntls = \"per-node\"               # per-node | shared\n\n\
+         # [passwords] names environment variables; unset ones are generated into secrets.toml.\n\
+         # [passwords]\n# primary = \"APIM_PRIMARY_PASSWORD\"\n# tls = \"APIM_TLS_PASSWORD\"\n# truststore = \"APIM_TRUSTSTORE_PASSWORD\"\n",
+        product.as_str(),
+        product.as_str()
+    );
+    let short = |p: Profile| match p {
+        Profile::KeyManager => "km",
+        Profile::Publisher => "pub",
+        Profile::Store => "store",
+        Profile::Devportal => "devportal",
+        Profile::TrafficManager => "tm",
+        Profile::GatewayManager => "gwm",
+        Profile::GatewayWorker => "gw",
+        Profile::ControlPlane => "cp",
+    };
+    for (profile, required) in product.profiles() {
+        if !required {
+            continue;
+        }
+        let count = if ha { 2 } else { 1 };
+        for i in 1..=count {
+            let name = if ha {
+                format!("{}{i}", short(*profile))
+            } else {
+                short(*profile).to_string()
+            };
+            out += &format!("\n[[node]]\nname = \"{name}\"\nprofile = \"{profile}\"\nhost = \"{name}.acme.internal\"\n");
+        }
+    }
+    if ha {
+        for (profile, required) in product.profiles() {
+            if *required {
+                out += &format!(
+                    "\n[[load_balancer]]\nhost = \"{}.acme.internal\"\nfronts = \"{profile}\"\n",
+                    short(*profile)
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,208 @@
+//! Java keystores: one in-memory model, encoded as JKS (our own codec), PKCS#12 or legacy
+//! PKCS#12 (through p12-keystore), plus PEM. Bytes in, bytes out; never opens files.
+
+pub mod jks;
+pub mod pem;
+mod pkcs12;
+
+use zeroize::Zeroizing;
+
+use crate::password::Password;
+use crate::topology::KeystoreFormat;
+
+/// What went wrong opening or writing a keystore. Never contains a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeystoreError {
+    /// The bytes are neither JKS nor PKCS#12.
+    #[error("not a JKS or PKCS#12 keystore ({0})")]
+    NotAKeystore(String),
+    /// The integrity check failed: wrong password or a tampered file.
+    #[error("the password is wrong, or the file was tampered with")]
+    WrongPassword,
+    /// The file is damaged.
+    #[error("the keystore is corrupt: {0}")]
+    Corrupt(String),
+    /// Encoding failed.
+    #[error("could not encode the keystore: {0}")]
+    Encode(String),
+}
+
+/// The container type of a keystore's bytes, told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum StoreType {
+    /// Starts with FE ED FE ED.
+    Jks,
+    /// A DER SEQUENCE (0x30).
+    Pkcs12,
+}
+
+impl StoreType {
+    /// Tells JKS from PKCS#12 by the first bytes.
+    pub fn detect(bytes: &[u8]) -> Option<StoreType> {
+        if jks::is_jks(bytes) {
+            Some(StoreType::Jks)
+        } else if bytes.first() == Some(&0x30) {
+            Some(StoreType::Pkcs12)
+        } else {
+            None
+        }
+    }
+
+    /// The keystore type name Java uses.
+    pub fn java_type(self) -> &'static str {
+        match self {
+            StoreType::Jks => "JKS",
+            StoreType::Pkcs12 => "PKCS12",
+        }
+    }
+}
+
+/// One keystore entry.
+#[derive(Clone)]
+pub enum Entry {
+    /// A private key (PKCS#8 DER) with its certificate chain, leaf first.
+    PrivateKey {
+        alias: String,
+        pkcs8: Zeroizing<Vec<u8>>,
+        chain: Vec<Vec<u8>>,
+    },
+    /// A trusted certificate (DER).
+    Trusted { alias: String, cert: Vec<u8> },
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::PrivateKey { alias, chain, .. } => write!(
+                f,
+                "PrivateKey({alias}, chain of {}, key [elided])",
+                chain.len()
+            ),
+            Entry::Trusted { alias, .. } => write!(f, "Trusted({alias})"),
+        }
+    }
+}
+
+impl Entry {
+    /// The entry's alias.
+    pub fn alias(&self) -> &str {
+        match self {
+            Entry::PrivateKey { alias, .. } | Entry::Trusted { alias, .. } => alias,
+        }
+    }
+
+    /// The entry's first certificate: the leaf of a key entry, or the trusted certificate.
+    pub fn cert(&self) -> Option<&[u8]> {
+        match self {
+            Entry::PrivateKey { chain, .. } => chain.first().map(Vec::as_slice),
+            Entry::Trusted { cert, .. } => Some(cert),
+        }
+    }
+}
+
+/// A keystore's entries, in the order they are written.
+#[derive(Debug, Clone, Default)]
+pub struct Keystore {
+    pub entries: Vec<Entry>,
+}
+
+impl Keystore {
+    /// Encodes the keystore; the key password equals the store password (WSO2 requires it).
+    pub fn encode(
+        &self,
+        format: KeystoreFormat,
+        password: &Password,
+    ) -> Result<Vec<u8>, KeystoreError> {
+        match format {
+            KeystoreFormat::Jks => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let mut store = jks::JksKeyStore::new();
+                for entry in &self.entries {
+                    match entry {
+                        Entry::PrivateKey {
+                            alias,
+                            pkcs8,
+                            chain,
+                        } => store
+                            .add_private_key(alias, now, pkcs8, password.expose(), chain.clone())
+                            .map_err(|e| KeystoreError::Encode(e.to_string()))?,
+                        Entry::Trusted { alias, cert } => {
+                            store.add_trusted_cert(alias, now, cert.clone())
+                        }
+                    }
+                }
+                store
+                    .to_bytes(password.expose())
+                    .map_err(|e| KeystoreError::Encode(e.to_string()))
+            }
+            KeystoreFormat::Pkcs12 => pkcs12::encode(self, password, false),
+            KeystoreFormat::Pkcs12Legacy => pkcs12::encode(self, password, true),
+        }
+    }
+
+    /// Opens keystore bytes of either type with `password` (store and key password alike).
+    pub fn decode(
+        bytes: &[u8],
+        password: &Password,
+    ) -> Result<(Keystore, StoreType), KeystoreError> {
+        match StoreType::detect(bytes) {
+            Some(StoreType::Jks) => {
+                let store =
+                    jks::JksKeyStore::from_bytes(bytes, password.expose()).map_err(jks_error)?;
+                let mut entries = Vec::with_capacity(store.entries.len());
+                for entry in store.entries {
+                    entries.push(match entry {
+                        jks::JksEntry::PrivateKey {
+                            alias, key, chain, ..
+                        } => Entry::PrivateKey {
+                            alias,
+                            pkcs8: key.decrypt(password.expose()).map_err(jks_error)?,
+                            chain,
+                        },
+                        jks::JksEntry::TrustedCert { alias, cert, .. } => {
+                            Entry::Trusted { alias, cert }
+                        }
+                    });
+                }
+                Ok((Keystore { entries }, StoreType::Jks))
+            }
+            Some(StoreType::Pkcs12) => Ok((pkcs12::decode(bytes, password)?, StoreType::Pkcs12)),
+            None => Err(KeystoreError::NotAKeystore(describe_start(bytes))),
+        }
+    }
+
+    /// The private-key entries.
+    pub fn key_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e, Entry::PrivateKey { .. }))
+    }
+
+    /// The entry with `alias`.
+    pub fn entry(&self, alias: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.alias() == alias)
+    }
+}
+
+fn jks_error(e: jks::JksError) -> KeystoreError {
+    match e {
+        jks::JksError::WrongPassword | jks::JksError::WrongKeyPassword => {
+            KeystoreError::WrongPassword
+        }
+        other => KeystoreError::Corrupt(other.to_string()),
+    }
+}
+
+fn describe_start(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "the file is empty".into();
+    }
+    if bytes.starts_with(b"-----BEGIN") {
+        return "it is a PEM file".into();
+    }
+    let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02X}")).collect();
+    format!("it starts with {}", head.join(" "))
+}

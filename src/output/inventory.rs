@@ -1,0 +1,150 @@
+//! inventory.json: every artifact of a set with what its certificates say, the resolved topology,
+//! where each password comes from (never the value) and the CA stage. Written deterministically
+//! (sorted, no timestamps but certificate validity), so an unchanged topology changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pki::CertInfo;
+
+/// The version of the inventory format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole inventory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Inventory {
+    pub format_version: u32,
+    pub name: String,
+    pub product: String,
+    /// `stable`, or a CA rollover stage.
+    pub ca_stage: String,
+    /// Where each password (`primary`, `tls`, `truststore`) comes from.
+    pub passwords: BTreeMap<String, PasswordSource>,
+    /// Every file of the set, sorted by path.
+    pub artifacts: Vec<Artifact>,
+    /// The resolved topology the set was made from.
+    pub topology: serde_json::Value,
+}
+
+/// Where a password comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum PasswordSource {
+    /// An environment variable, by name.
+    Env { variable: String },
+    /// Generated and recorded in secrets.toml.
+    SecretsFile,
+}
+
+impl std::fmt::Display for PasswordSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSource::Env { variable } => write!(f, "environment variable {variable}"),
+            PasswordSource::SecretsFile => f.write_str("secrets.toml"),
+        }
+    }
+}
+
+/// One file of the set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Artifact {
+    pub path: String,
+    pub kind: ArtifactKind,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub load_balancer: Option<String>,
+    /// `JKS` or `PKCS12` for keystores.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub store_type: Option<String>,
+    /// Which password opens it: `primary`, `tls` or `truststore`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub password: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub entries: Vec<ArtifactEntry>,
+}
+
+/// What kind of file an artifact is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactKind {
+    CaCert,
+    CaKey,
+    CaBundle,
+    PrimaryKeystore,
+    TlsKeystore,
+    Truststore,
+    LbCert,
+    LbKey,
+    LbCa,
+    LbHaproxy,
+    NodeConfig,
+    Secrets,
+}
+
+/// One certificate inside an artifact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ArtifactEntry {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub alias: Option<String>,
+    /// `private-key`, `trusted-cert` or `certificate`.
+    pub entry: String,
+    pub subject: String,
+    pub issuer: String,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub sans: Vec<String>,
+    pub serial: String,
+    pub sha256: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub key: String,
+}
+
+impl ArtifactEntry {
+    /// Describes a certificate for the inventory.
+    pub fn new(alias: Option<&str>, entry: &str, info: &CertInfo) -> ArtifactEntry {
+        let date = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        ArtifactEntry {
+            alias: alias.map(str::to_string),
+            entry: entry.into(),
+            subject: info.subject.clone(),
+            issuer: info.issuer.clone(),
+            sans: info.san_strings(),
+            serial: info.serial.clone(),
+            sha256: info.sha256.clone(),
+            not_before: date(info.not_before),
+            not_after: date(info.not_after),
+            key: info.key.clone(),
+        }
+    }
+}
+
+impl Inventory {
+    /// Parses inventory.json; the error is a short reason.
+    pub fn from_json(bytes: &[u8]) -> Result<Inventory, String> {
+        let inv: Inventory = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if inv.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format_version {} is not {FORMAT_VERSION}, the version this apim-pki reads",
+                inv.format_version
+            ));
+        }
+        Ok(inv)
+    }
+
+    /// Serialises the inventory, pretty, with a trailing newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// The artifact at `path`.
+    pub fn artifact(&self, path: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.path == path)
+    }
+}

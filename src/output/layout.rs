@@ -1,0 +1,76 @@
+//! Every path of a generated set, in one place (shared/design/cli.md, "Output layout").
+//! Paths are relative to DIR and use `/`, as inventory.json and plan report them.
+
+use crate::topology::KeystoreFormat;
+
+pub const CA_CERT: &str = "ca/ca.crt";
+pub const CA_KEY: &str = "ca/ca.key";
+pub const CA_BUNDLE: &str = "ca/bundle.crt";
+pub const SECRETS: &str = "secrets.toml";
+pub const INVENTORY: &str = "inventory.json";
+pub const LOCK: &str = ".lock";
+pub const HISTORY: &str = "history";
+
+/// Where a node keeps keystores, relative to its product home.
+pub const SECURITY_DIR: &str = "repository/resources/security";
+
+/// The file name of the primary keystore.
+pub fn primary_file(format: KeystoreFormat) -> String {
+    format!("wso2carbon.{}", format.extension())
+}
+
+/// The file name of a node's TLS keystore.
+pub fn tls_file(node: &str, format: KeystoreFormat) -> String {
+    format!("{node}-tls.{}", format.extension())
+}
+
+/// The file name of the truststore.
+pub fn truststore_file(format: KeystoreFormat) -> String {
+    format!("client-truststore.{}", format.extension())
+}
+
+/// A node's directory (its product home as apim-pki lays it out).
+pub fn node_dir(node: &str) -> String {
+    format!("nodes/{node}")
+}
+
+/// A node's node.toml.
+pub fn node_toml(node: &str) -> String {
+    format!("nodes/{node}/node.toml")
+}
+
+/// A file in a node's security directory.
+pub fn node_security(node: &str, file: &str) -> String {
+    format!("nodes/{node}/{SECURITY_DIR}/{file}")
+}
+
+/// A load balancer's directory.
+pub fn lb_dir(host: &str) -> String {
+    format!("load-balancers/{host}")
+}
+
+/// The files of a load balancer: certificate chain, key, CA, and HAProxy's combined PEM.
+pub fn lb_file(host: &str, file: LbFile) -> String {
+    format!("load-balancers/{host}/{}", file.name())
+}
+
+/// One of a load balancer's PEM files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbFile {
+    Cert,
+    Key,
+    Ca,
+    Haproxy,
+}
+
+impl LbFile {
+    /// The file's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LbFile::Cert => "tls.crt",
+            LbFile::Key => "tls.key",
+            LbFile::Ca => "ca.crt",
+            LbFile::Haproxy => "haproxy.pem",
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Keys, the CA and certificate issuance: the only module that calls rcgen.
+//!
+//! Every certificate gets a random positive 128-bit serial, a SHA-256 (or stronger) signature,
+//! a not_before five minutes in the past and a not_after capped at the issuer's. Knows nothing of
+//! files or keystores.
+
+mod der;
+pub mod info;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rayon::prelude::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+use crate::topology::{KeyType, PkiSettings};
+pub use info::CertInfo;
+
+/// Why a key or certificate could not be made or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// Key generation failed in the crypto library.
+    #[error("could not generate a {key_type} key: {reason}")]
+    KeyGeneration { key_type: KeyType, reason: String },
+    /// A private key could not be parsed.
+    #[error("{what}: {reason}")]
+    BadKey { what: String, reason: String },
+    /// A certificate could not be parsed.
+    #[error("{what}: {reason}")]
+    BadCertificate { what: String, reason: String },
+    /// Signing a certificate failed.
+    #[error("could not issue the certificate for {subject}: {reason}")]
+    Issue { subject: String, reason: String },
+}
+
+/// A private key and the type it was made as. `Debug` never shows key material.
+pub struct Key {
+    pair: rcgen::KeyPair,
+    key_type: KeyType,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({}, [elided])", self.key_type)
+    }
+}
+
+impl Key {
+    /// Generates a new key from the OS RNG.
+    pub fn generate(key_type: KeyType) -> Result<Key, PkiError> {
+        let err = |e: rcgen::Error| PkiError::KeyGeneration {
+            key_type,
+            reason: e.to_string(),
+        };
+        let pair = match key_type {
+            KeyType::Rsa2048 => {
+                rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+            }
+            KeyType::Rsa3072 => {
+                rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)
+            }
+            KeyType::Rsa4096 => {
+                rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
+            }
+            KeyType::EcdsaP256 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyType::EcdsaP384 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        }
+        .map_err(err)?;
+        Ok(Key { pair, key_type })
+    }
+
+    /// Reads a PKCS#8 DER key (as keystores hold them). `what` names it in errors.
+    pub fn from_pkcs8_der(der: &[u8], what: &str) -> Result<Key, PkiError> {
+        let key = PrivateKeyDer::try_from(der).map_err(|e| PkiError::BadKey {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
+        Key::from_private_key_der(&key, what)
+    }
+
+    /// Reads a PEM key: PKCS#8, PKCS#1 or SEC1. Encrypted keys get a clear error.
+    pub fn from_pem(pem: &[u8], what: &str) -> Result<Key, PkiError> {
+        let text = String::from_utf8_lossy(pem);
+        if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
+            return Err(PkiError::BadKey {
+                what: what.into(),
+                reason: "the key is protected by a passphrase; apim-pki needs it unencrypted. Decrypt a copy with `openssl pkey -in KEY -out plain.key` (keep it mode 0600) and point pki.ca.key at it".into(),
+            });
+        }
+        let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| PkiError::BadKey {
+            what: what.into(),
+            reason: format!(
+                "no PEM private key found ({e}); expected PKCS#8, PKCS#1 (RSA) or SEC1 (EC)"
+            ),
+        })?;
+        Key::from_private_key_der(&key, what)
+    }
+
+    fn from_private_key_der(key: &PrivateKeyDer<'_>, what: &str) -> Result<Key, PkiError> {
+        let pair = rcgen::KeyPair::try_from(key).map_err(|e| PkiError::BadKey {
+            what: what.into(),
+            reason: format!("unsupported or corrupt private key ({e}); apim-pki reads RSA and ECDSA P-256/P-384 keys"),
+        })?;
+        let key_type = key_type_of(&pair).ok_or_else(|| PkiError::BadKey {
+            what: what.into(),
+            reason: "unsupported key type; apim-pki reads RSA (2048–4096 bits) and ECDSA P-256/P-384 keys".into(),
+        })?;
+        Ok(Key { pair, key_type })
+    }
+
+    /// The key's type.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The key as PKCS#8 DER (wiped from memory when dropped).
+    pub fn pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.pair.serialize_der())
+    }
+
+    /// The key as a PKCS#8 PEM file.
+    pub fn pkcs8_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.pair.serialize_pem())
+    }
+
+    /// The DER SubjectPublicKeyInfo of this key.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        rcgen::PublicKeyData::subject_public_key_info(&self.pair)
+    }
+}
+
+fn key_type_of(pair: &rcgen::KeyPair) -> Option<KeyType> {
+    let alg = pair.algorithm();
+    if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+        Some(KeyType::EcdsaP256)
+    } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        Some(KeyType::EcdsaP384)
+    } else if alg == &rcgen::PKCS_RSA_SHA256
+        || alg == &rcgen::PKCS_RSA_SHA384
+        || alg == &rcgen::PKCS_RSA_SHA512
+    {
+        match info::rsa_modulus_bits(pair.public_key_raw())? {
+            2048 => Some(KeyType::Rsa2048),
+            3072 => Some(KeyType::Rsa3072),
+            4096 => Some(KeyType::Rsa4096),
+            _ => None,
+        }
+    } else {
+        None
+    }
+}
+
+/// Generates keys in parallel on every core (key generation dominates a run).
+pub fn generate_keys(types: &[KeyType]) -> Result<Vec<Key>, PkiError> {
+    types.par_iter().map(|t| Key::generate(*t)).collect()
+}
+
+/// The subject of a certificate: CN plus the O / OU / C of `[pki]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub common_name: String,
+    pub organization: Option<String>,
+    pub organizational_unit: Option<String>,
+    pub country: Option<String>,
+}
+
+impl Subject {
+    /// A subject with `common_name` and the organisation fields of `pki`.
+    pub fn new(common_name: impl Into<String>, pki: &PkiSettings) -> Subject {
+        Subject {
+            common_name: common_name.into(),
+            organization: pki.organization.clone(),
+            organizational_unit: pki.organizational_unit.clone(),
+            country: pki.country.clone(),
+        }
+    }
+
+    fn to_dn(&self) -> DistinguishedName {
+        let mut dn = DistinguishedName::new();
+        if let Some(c) = &self.country {
+            dn.push(DnType::CountryName, c.as_str());
+        }
+        if let Some(o) = &self.organization {
+            dn.push(DnType::OrganizationName, o.as_str());
+        }
+        if let Some(ou) = &self.organizational_unit {
+            dn.push(DnType::OrganizationalUnitName, ou.as_str());
+        }
+        dn.push(DnType::CommonName, self.common_name.as_str());
+        dn
+    }
+}
+
+/// What a certificate is for: decides key usages and extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A CA: basicConstraints CA:TRUE (critical), keyCertSign + cRLSign.
+    Ca,
+    /// A node's or load balancer's TLS certificate.
+    Tls,
+    /// The primary certificate: adds dataEncipherment (WSO2's cipher tool needs it).
+    Primary,
+}
+
+/// Everything that decides a certificate's content apart from its key and issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSpec {
+    pub subject: Subject,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    pub role: Role,
+    pub validity_days: u32,
+}
+
+impl CertSpec {
+    fn params(
+        &self,
+        now: OffsetDateTime,
+        cap: Option<OffsetDateTime>,
+    ) -> Result<CertificateParams, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = self.subject.to_dn();
+        params.serial_number = Some(random_serial().map_err(|e| PkiError::Issue {
+            subject: self.subject.common_name.clone(),
+            reason: format!("the OS random number generator failed: {e}"),
+        })?);
+        params.not_before = now - Duration::minutes(5);
+        let not_after = now + Duration::days(i64::from(self.validity_days));
+        params.not_after = cap.map_or(not_after, |cap| not_after.min(cap));
+        let mut sans: Vec<SanType> = Vec::new();
+        for name in &self.dns_names {
+            if let Ok(dns) = name.clone().try_into() {
+                sans.push(SanType::DnsName(dns));
+            }
+        }
+        sans.extend(self.ip_addresses.iter().map(|ip| SanType::IpAddress(*ip)));
+        params.subject_alt_names = sans;
+        match self.role {
+            Role::Ca => {
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            }
+            Role::Tls | Role::Primary => {
+                params.key_usages = vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyEncipherment,
+                ];
+                if self.role == Role::Primary {
+                    params.key_usages.push(KeyUsagePurpose::DataEncipherment);
+                }
+                params.extended_key_usages = vec![
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ];
+                params.use_authority_key_identifier_extension = true;
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// 16 random bytes from the OS RNG, positive and always 16 bytes long.
+fn random_serial() -> Result<SerialNumber, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// A CA that issues certificates: its certificate, key, and the chain above it (for a CA you
+/// bring, e.g. a corporate intermediate).
+pub struct Ca {
+    cert_der: Vec<u8>,
+    key: Key,
+    parents: Vec<Vec<u8>>,
+    info: CertInfo,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ca({})", self.info.subject)
+    }
+}
+
+impl Ca {
+    /// Creates a self-signed CA from `spec` (its role is forced to [`Role::Ca`]).
+    pub fn create(spec: &CertSpec, key: Key) -> Result<Ca, PkiError> {
+        let spec = CertSpec {
+            role: Role::Ca,
+            ..spec.clone()
+        };
+        let params = spec.params(OffsetDateTime::now_utc(), None)?;
+        let cert = params.self_signed(&key.pair).map_err(|e| PkiError::Issue {
+            subject: spec.subject.common_name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ca::from_parts(cert.der().to_vec(), key, Vec::new(), "the new CA")
+    }
+
+    /// Reads a CA from PEM: the certificate (first) with any intermediates after it, and its key.
+    pub fn from_pem(
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        cert_what: &str,
+        key_what: &str,
+    ) -> Result<Ca, PkiError> {
+        let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(cert_pem)
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PkiError::BadCertificate {
+                what: cert_what.into(),
+                reason: format!("not a PEM certificate file ({e})"),
+            })?;
+        let mut certs = certs.into_iter();
+        let cert = certs.next().ok_or_else(|| PkiError::BadCertificate {
+            what: cert_what.into(),
+            reason: "no CERTIFICATE block found".into(),
+        })?;
+        let key = Key::from_pem(key_pem, key_what)?;
+        Ca::from_parts(cert, key, certs.collect(), cert_what)
+    }
+
+    /// Builds a CA from a DER certificate, its key and the chain above it, checking that they fit.
+    pub fn from_parts(
+        cert_der: Vec<u8>,
+        key: Key,
+        parents: Vec<Vec<u8>>,
+        what: &str,
+    ) -> Result<Ca, PkiError> {
+        let info = CertInfo::from_der(&cert_der).map_err(|reason| PkiError::BadCertificate {
+            what: what.into(),
+            reason,
+        })?;
+        if !info.is_ca {
+            return Err(PkiError::BadCertificate {
+                what: what.into(),
+                reason: format!(
+                    "`{}` is not a CA certificate (no basicConstraints CA:TRUE)",
+                    info.subject
+                ),
+            });
+        }
+        if info.public_key_der != key.public_key_der() {
+            return Err(PkiError::BadKey {
+                what: what.into(),
+                reason: "the CA key does not belong to the CA certificate".into(),
+            });
+        }
+        Ok(Ca {
+            cert_der,
+            key,
+            parents,
+            info,
+        })
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The certificates above this CA (intermediates, then maybe a root), DER.
+    pub fn parents(&self) -> &[Vec<u8>] {
+        &self.parents
+    }
+
+    /// The CA's key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// Parsed facts about the CA certificate.
+    pub fn info(&self) -> &CertInfo {
+        &self.info
+    }
+
+    /// Issues a certificate for `public_key` (the holder's key) under this CA.
+    pub fn issue(&self, spec: &CertSpec, holder: &Key) -> Result<Vec<u8>, PkiError> {
+        let err = |reason: String| PkiError::Issue {
+            subject: spec.subject.common_name.clone(),
+            reason,
+        };
+        let params = spec.params(OffsetDateTime::now_utc(), Some(self.info.not_after))?;
+        let issuer = rcgen::Issuer::from_ca_cert_der(
+            &CertificateDer::from(self.cert_der.as_slice()),
+            &self.key.pair,
+        )
+        .map_err(|e| err(e.to_string()))?;
+        let cert = params
+            .signed_by(&holder.pair, &issuer)
+            .map_err(|e| err(e.to_string()))?;
+        let der = cert.der().to_vec();
+        // rcgen rebuilds the issuer name from a map; put the CA's exact subject bytes back.
+        let parts =
+            der::cert_parts(&der).ok_or_else(|| err("rcgen produced malformed DER".into()))?;
+        if der[parts.issuer.start..parts.issuer.end] == self.info.subject_der[..] {
+            return Ok(der);
+        }
+        der::replace_issuer(&der, &self.info.subject_der, |tbs| {
+            rcgen::SigningKey::sign(&self.key.pair, tbs).map_err(|e| err(e.to_string()))
+        })
+        .ok_or_else(|| err("rcgen produced malformed DER".into()))?
+    }
+}

@@ -1,0 +1,392 @@
+//! The topology file: parsing, validation and the resolved model the rest of apim-pki trusts.
+//!
+//! Two stages, as in ripgrep's low-level and high-level arguments: [`raw`] holds what the file
+//! says (with positions), [`Topology`] holds what it means after every rule of
+//! shared/design/topology.md has been checked. Knows nothing of crypto or files beyond reading
+//! the topology itself.
+
+pub mod names;
+mod raw;
+mod validate;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+pub use names::HostName;
+use serde::Serialize;
+
+/// The highest WSO2 port a node listens on (Thrift); every port plus its offset must stay ≤ 65535.
+pub const HIGHEST_PORT: u32 = 10397;
+
+/// A topology file that breaks a rule: the file, the line, the key and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct TopologyError {
+    /// The topology file.
+    pub file: PathBuf,
+    /// 1-based line of the offending key, when known.
+    pub line: Option<usize>,
+    /// The key, e.g. `node[3].host`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+/// The WSO2 API-M release line a topology targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Product {
+    /// API-M 2.6: XML configuration, JDK 7/8.
+    #[serde(rename = "apim-2.6")]
+    Apim26,
+    /// API-M 3.2: deployment.toml.
+    #[serde(rename = "apim-3.2")]
+    Apim32,
+    /// API-M 4.x: deployment.toml.
+    #[serde(rename = "apim-4.x")]
+    Apim4x,
+}
+
+impl Product {
+    /// Every product, in the order users see them.
+    pub const ALL: [Product; 3] = [Product::Apim26, Product::Apim32, Product::Apim4x];
+
+    /// The name used in topology files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::Apim26 => "apim-2.6",
+            Product::Apim32 => "apim-3.2",
+            Product::Apim4x => "apim-4.x",
+        }
+    }
+
+    /// Parses a product name as written in topology files.
+    pub fn parse(text: &str) -> Option<Product> {
+        Product::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
+    /// The profiles this product knows, and whether each is required.
+    pub fn profiles(self) -> &'static [(Profile, bool)] {
+        use Profile::*;
+        match self {
+            Product::Apim26 => &[
+                (KeyManager, true),
+                (Publisher, true),
+                (Store, true),
+                (TrafficManager, true),
+                (GatewayManager, false),
+                (GatewayWorker, true),
+            ],
+            Product::Apim32 => &[
+                (KeyManager, true),
+                (Publisher, true),
+                (Devportal, true),
+                (TrafficManager, true),
+                (GatewayWorker, true),
+            ],
+            Product::Apim4x => &[
+                (ControlPlane, true),
+                (GatewayWorker, true),
+                (TrafficManager, true),
+                (KeyManager, false),
+            ],
+        }
+    }
+
+    /// The keystore format used when the topology does not name one.
+    pub fn default_format(self) -> KeystoreFormat {
+        match self {
+            Product::Apim26 => KeystoreFormat::Jks,
+            Product::Apim32 | Product::Apim4x => KeystoreFormat::Pkcs12,
+        }
+    }
+}
+
+/// A WSO2 node profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    KeyManager,
+    Publisher,
+    Store,
+    Devportal,
+    TrafficManager,
+    GatewayManager,
+    GatewayWorker,
+    ControlPlane,
+}
+
+impl Profile {
+    /// The name used in topology files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::KeyManager => "key-manager",
+            Profile::Publisher => "publisher",
+            Profile::Store => "store",
+            Profile::Devportal => "devportal",
+            Profile::TrafficManager => "traffic-manager",
+            Profile::GatewayManager => "gateway-manager",
+            Profile::GatewayWorker => "gateway-worker",
+            Profile::ControlPlane => "control-plane",
+        }
+    }
+
+    /// Parses a profile name for `product` (`store` is 3.2's old name for `devportal`).
+    pub fn parse(text: &str, product: Product) -> Option<Profile> {
+        let known = product.profiles().iter().map(|(p, _)| *p);
+        if product == Product::Apim32 && text == "store" {
+            return Some(Profile::Devportal);
+        }
+        known.into_iter().find(|p| p.as_str() == text)
+    }
+
+    /// The `-Dprofile=` value WSO2's start script takes, if the profile has one.
+    pub fn start_profile(self, product: Product) -> Option<&'static str> {
+        match (self, product) {
+            (Profile::KeyManager, Product::Apim4x) => Some("key-manager"),
+            (Profile::KeyManager, _) => Some("api-key-manager"),
+            (Profile::Publisher, _) => Some("api-publisher"),
+            (Profile::Store, _) => Some("api-store"),
+            (Profile::Devportal, _) => Some("api-devportal"),
+            (Profile::TrafficManager, _) => Some("traffic-manager"),
+            (Profile::GatewayWorker, _) => Some("gateway-worker"),
+            (Profile::ControlPlane, _) => Some("control-plane"),
+            (Profile::GatewayManager, _) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key algorithm and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub enum KeyType {
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+    #[serde(rename = "rsa-3072")]
+    Rsa3072,
+    #[serde(rename = "rsa-4096")]
+    Rsa4096,
+    #[serde(rename = "ecdsa-p256")]
+    EcdsaP256,
+    #[serde(rename = "ecdsa-p384")]
+    EcdsaP384,
+}
+
+impl KeyType {
+    /// Every key type, in the order users see them.
+    pub const ALL: [KeyType; 5] = [
+        KeyType::Rsa2048,
+        KeyType::Rsa3072,
+        KeyType::Rsa4096,
+        KeyType::EcdsaP256,
+        KeyType::EcdsaP384,
+    ];
+
+    /// The name used in topology files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+            KeyType::Rsa4096 => "rsa-4096",
+            KeyType::EcdsaP256 => "ecdsa-p256",
+            KeyType::EcdsaP384 => "ecdsa-p384",
+        }
+    }
+
+    /// Parses a key type name.
+    pub fn parse(text: &str) -> Option<KeyType> {
+        KeyType::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// True for the RSA types.
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
+    }
+}
+
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How keystores are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeystoreFormat {
+    /// Sun's JKS, read by every JDK.
+    Jks,
+    /// PKCS#12 with PBES2/AES-256 and HmacSHA256, as keytool 17 writes it.
+    Pkcs12,
+    /// PKCS#12 with PBE-SHA1-3DES and HmacSHA1, for JDKs before 8u301 / 11.0.12.
+    Pkcs12Legacy,
+}
+
+impl KeystoreFormat {
+    /// Every format, in the order users see them.
+    pub const ALL: [KeystoreFormat; 3] = [
+        KeystoreFormat::Jks,
+        KeystoreFormat::Pkcs12,
+        KeystoreFormat::Pkcs12Legacy,
+    ];
+
+    /// The name used in topology files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeystoreFormat::Jks => "jks",
+            KeystoreFormat::Pkcs12 => "pkcs12",
+            KeystoreFormat::Pkcs12Legacy => "pkcs12-legacy",
+        }
+    }
+
+    /// Parses a format name.
+    pub fn parse(text: &str) -> Option<KeystoreFormat> {
+        KeystoreFormat::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+
+    /// The file extension of keystores in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            KeystoreFormat::Jks => "jks",
+            KeystoreFormat::Pkcs12 | KeystoreFormat::Pkcs12Legacy => "p12",
+        }
+    }
+
+    /// The keystore type name Java and WSO2's configuration use.
+    pub fn java_type(self) -> &'static str {
+        match self {
+            KeystoreFormat::Jks => "JKS",
+            KeystoreFormat::Pkcs12 | KeystoreFormat::Pkcs12Legacy => "PKCS12",
+        }
+    }
+}
+
+/// Whether each node has its own TLS keystore or the primary keystore serves TLS too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Each node has its own TLS keystore; the primary is shared.
+    PerNode,
+    /// The shared primary keystore also serves TLS; its certificate names every host.
+    Shared,
+}
+
+/// PKI settings (`[pki]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PkiSettings {
+    pub key: KeyType,
+    pub validity_days: u32,
+    pub renew_before_days: u32,
+    pub organization: Option<String>,
+    pub organizational_unit: Option<String>,
+    pub country: Option<String>,
+    pub include_localhost: bool,
+    pub ca_validity_days: u32,
+}
+
+/// Where the issuing CA comes from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CaSource {
+    /// apim-pki creates and keeps the CA in `DIR/ca/`.
+    Generated,
+    /// The user's CA: PEM certificate (intermediates after it) and key, resolved against the
+    /// topology file's directory.
+    External { cert: PathBuf, key: PathBuf },
+}
+
+/// Keystore settings (`[keystores]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeystoreSettings {
+    pub format: KeystoreFormat,
+    pub tls: TlsMode,
+    pub primary_alias: String,
+    pub primary_key: KeyType,
+    pub primary_validity_days: u32,
+}
+
+/// The environment variables passwords come from (`[passwords]`); `None` means generated.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PasswordVariables {
+    pub primary: Option<String>,
+    pub tls: Option<String>,
+    pub truststore: Option<String>,
+}
+
+/// One WSO2 node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    /// Unique `[a-z0-9-]` name: directory name and TLS key alias.
+    pub name: String,
+    pub profile: Profile,
+    /// The name peers use to reach the node.
+    pub host: HostName,
+    pub ip: Option<IpAddr>,
+    pub offset: u16,
+    pub extra_sans: Vec<String>,
+}
+
+/// A load balancer in front of one profile's nodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadBalancer {
+    pub host: HostName,
+    pub fronts: Profile,
+}
+
+/// A validated topology: every rule of topology.md holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Topology {
+    pub name: String,
+    pub product: Product,
+    pub pki: PkiSettings,
+    pub ca: CaSource,
+    pub keystores: KeystoreSettings,
+    pub passwords: PasswordVariables,
+    pub nodes: Vec<Node>,
+    pub load_balancers: Vec<LoadBalancer>,
+}
+
+impl Topology {
+    /// Reads and validates a topology file.
+    pub fn load(path: &Path) -> Result<Topology, TopologyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TopologyError {
+            file: path.to_path_buf(),
+            line: None,
+            key: "(file)".into(),
+            message: format!("cannot read the topology: {e}"),
+            hint: Some(
+                "check the path; `apim-pki init > topology.toml` writes a starting point".into(),
+            ),
+        })?;
+        Topology::parse(&text, path)
+    }
+
+    /// Validates topology text; `path` names the file in errors and anchors relative CA paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Topology, TopologyError> {
+        validate::parse(text, path)
+    }
+
+    /// The load balancer fronting `profile`, if any.
+    pub fn load_balancer_for(&self, profile: Profile) -> Option<&LoadBalancer> {
+        self.load_balancers.iter().find(|lb| lb.fronts == profile)
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+impl CaSource {
+    /// True when apim-pki makes and keeps the CA.
+    pub fn is_generated(&self) -> bool {
+        matches!(self, CaSource::Generated)
+    }
+}

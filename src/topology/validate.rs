@@ -1,0 +1,542 @@
+//! From raw TOML to a [`Topology`]: every rule of shared/design/topology.md, each failure naming
+//! the key and its line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+
+use super::names::{is_san_dns_name, HostName};
+use super::raw::{RawTopology, S};
+use super::*;
+
+/// Turns byte offsets into 1-based line numbers and builds errors.
+struct Ctx<'a> {
+    file: &'a Path,
+    line_starts: Vec<usize>,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset)
+    }
+
+    fn err<T>(
+        &self,
+        at: &S<T>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> TopologyError {
+        self.error(Some(at.span().start), key, message, None)
+    }
+
+    fn error(
+        &self,
+        offset: Option<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> TopologyError {
+        TopologyError {
+            file: self.file.to_path_buf(),
+            line: offset.map(|o| self.line(o)),
+            key: key.into(),
+            message: message.into(),
+            hint,
+        }
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        value: &S<String>,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        allowed: &[&str],
+    ) -> Result<T, TopologyError> {
+        parse(value.get_ref()).ok_or_else(|| {
+            self.err(
+                value,
+                key,
+                format!(
+                    "`{}` is not one of: {}",
+                    value.get_ref(),
+                    allowed.join(", ")
+                ),
+            )
+        })
+    }
+
+    fn days(&self, value: &Option<S<i64>>, key: &str, default: u32) -> Result<u32, TopologyError> {
+        match value {
+            None => Ok(default),
+            Some(v) if (1..=36_500).contains(v.get_ref()) => Ok(*v.get_ref() as u32),
+            Some(v) => Err(self.err(
+                v,
+                key,
+                format!("{} days is out of range (1 to 36500)", v.get_ref()),
+            )),
+        }
+    }
+}
+
+pub(super) fn parse(text: &str, file: &Path) -> Result<Topology, TopologyError> {
+    let line_starts = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let cx = Ctx { file, line_starts };
+    let raw: RawTopology = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().replace("unknown field", "unknown key");
+        cx.error(
+            e.span().map(|s| s.start),
+            key_at(text, e.span().map(|s| s.start)),
+            message,
+            Some(
+                "see shared/design/topology.md, or `apim-pki init` for a commented example".into(),
+            ),
+        )
+    })?;
+    build(&cx, raw)
+}
+
+/// The key at `offset` (for parse errors): the word before `=` on that line, or the table header.
+fn key_at(text: &str, offset: Option<usize>) -> String {
+    let Some(offset) = offset else {
+        return "(file)".into();
+    };
+    let line_start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    match line.split_once('=') {
+        Some((key, _)) if !line.starts_with('[') => key.trim().to_string(),
+        _ => line.trim_matches(|c| c == '[' || c == ']').to_string(),
+    }
+}
+
+fn build(cx: &Ctx, raw: RawTopology) -> Result<Topology, TopologyError> {
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() || name.chars().any(|c| c.is_control()) {
+        return Err(cx.err(
+            &raw.name,
+            "name",
+            "the deployment name must be a non-empty line of text",
+        ));
+    }
+    let products: Vec<_> = Product::ALL.iter().map(|p| p.as_str()).collect();
+    let product = cx.choice(&raw.product, "product", Product::parse, &products)?;
+
+    let pki = pki_settings(cx, &raw)?;
+    let ca = ca_source(cx, &raw)?;
+    let keystores = keystore_settings(cx, &raw, product)?;
+    let passwords = password_variables(cx, &raw)?;
+    let nodes = nodes(cx, &raw, product)?;
+    let load_balancers = load_balancers(cx, &raw, product, &nodes)?;
+    check_profiles(cx, &raw, product, &nodes, &load_balancers)?;
+
+    Ok(Topology {
+        name,
+        product,
+        pki,
+        ca,
+        keystores,
+        passwords,
+        nodes,
+        load_balancers,
+    })
+}
+
+fn key_names() -> Vec<&'static str> {
+    KeyType::ALL.iter().map(|k| k.as_str()).collect()
+}
+
+fn pki_settings(cx: &Ctx, raw: &RawTopology) -> Result<PkiSettings, TopologyError> {
+    let p = &raw.pki;
+    let key = match &p.key {
+        Some(k) => cx.choice(k, "pki.key", KeyType::parse, &key_names())?,
+        None => KeyType::Rsa2048,
+    };
+    let validity_days = cx.days(&p.validity_days, "pki.validity_days", 397)?;
+    let renew_before_days = match &p.renew_before_days {
+        Some(v) if !(0..=36_500).contains(v.get_ref()) => {
+            return Err(cx.err(v, "pki.renew_before_days", "must be between 0 and 36500"))
+        }
+        Some(v) => *v.get_ref() as u32,
+        None => 30.min(validity_days.saturating_sub(1)),
+    };
+    if renew_before_days >= validity_days {
+        let at = p.renew_before_days.as_ref().map(|v| v.span().start);
+        return Err(cx.error(
+            at,
+            "pki.renew_before_days",
+            format!("{renew_before_days} must be less than pki.validity_days ({validity_days})"),
+            Some("otherwise every run would renew every certificate".into()),
+        ));
+    }
+    let country = match &p.country {
+        Some(c)
+            if c.get_ref().len() != 2 || !c.get_ref().chars().all(|ch| ch.is_ascii_uppercase()) =>
+        {
+            return Err(cx.err(
+                c,
+                "pki.country",
+                format!(
+                    "`{}` is not a two-letter country code such as \"US\"",
+                    c.get_ref()
+                ),
+            ))
+        }
+        c => c.as_ref().map(|c| c.get_ref().clone()),
+    };
+    let text = |v: &Option<S<String>>, key: &str| -> Result<Option<String>, TopologyError> {
+        match v {
+            Some(s)
+                if s.get_ref().trim().is_empty() || s.get_ref().chars().any(char::is_control) =>
+            {
+                Err(cx.err(s, key, "must be a non-empty line of text"))
+            }
+            s => Ok(s.as_ref().map(|s| s.get_ref().trim().to_string())),
+        }
+    };
+    Ok(PkiSettings {
+        key,
+        validity_days,
+        renew_before_days,
+        organization: text(&p.organization, "pki.organization")?,
+        organizational_unit: text(&p.organizational_unit, "pki.organizational_unit")?,
+        country,
+        include_localhost: p.include_localhost.unwrap_or(true),
+        ca_validity_days: cx.days(&p.ca.validity_days, "pki.ca.validity_days", 3650)?,
+    })
+}
+
+fn ca_source(cx: &Ctx, raw: &RawTopology) -> Result<CaSource, TopologyError> {
+    let base = cx.file.parent().unwrap_or(Path::new("."));
+    match (&raw.pki.ca.cert, &raw.pki.ca.key) {
+        (None, None) => Ok(CaSource::Generated),
+        (Some(cert), Some(key)) => Ok(CaSource::External {
+            cert: base.join(cert.get_ref()),
+            key: base.join(key.get_ref()),
+        }),
+        (Some(at), None) | (None, Some(at)) => {
+            Err(cx.err(at, "pki.ca", "a CA you bring needs both `cert` and `key`"))
+        }
+    }
+}
+
+fn keystore_settings(
+    cx: &Ctx,
+    raw: &RawTopology,
+    product: Product,
+) -> Result<KeystoreSettings, TopologyError> {
+    let k = &raw.keystores;
+    let formats: Vec<_> = KeystoreFormat::ALL.iter().map(|f| f.as_str()).collect();
+    let format = match &k.format {
+        Some(f) => cx.choice(f, "keystores.format", KeystoreFormat::parse, &formats)?,
+        None => product.default_format(),
+    };
+    let tls = match &k.tls {
+        Some(t) => cx.choice(
+            t,
+            "keystores.tls",
+            |s| match s {
+                "per-node" => Some(TlsMode::PerNode),
+                "shared" => Some(TlsMode::Shared),
+                _ => None,
+            },
+            &["per-node", "shared"],
+        )?,
+        None => TlsMode::PerNode,
+    };
+    let primary_alias = match &k.primary_alias {
+        Some(a) if !is_alias(a.get_ref()) => {
+            return Err(cx.err(
+                a,
+                "keystores.primary_alias",
+                format!("`{}` is not a lower-case alias of [a-z0-9._-]", a.get_ref()),
+            ))
+        }
+        Some(a) => a.get_ref().clone(),
+        None => "wso2carbon".into(),
+    };
+    let primary_key = match &k.primary_key {
+        Some(pk) => {
+            let key = cx.choice(pk, "keystores.primary_key", KeyType::parse, &key_names())?;
+            if !key.is_rsa() {
+                return Err(cx.err(pk, "keystores.primary_key", format!("`{key}` is not RSA: WSO2 encrypts data with the primary key, so it must be rsa-2048, rsa-3072 or rsa-4096")));
+            }
+            key
+        }
+        None => KeyType::Rsa2048,
+    };
+    Ok(KeystoreSettings {
+        format,
+        tls,
+        primary_alias,
+        primary_key,
+        primary_validity_days: cx.days(
+            &k.primary_validity_days,
+            "keystores.primary_validity_days",
+            3650,
+        )?,
+    })
+}
+
+fn password_variables(cx: &Ctx, raw: &RawTopology) -> Result<PasswordVariables, TopologyError> {
+    let Some(p) = &raw.passwords else {
+        return Ok(PasswordVariables::default());
+    };
+    let var = |v: &Option<S<String>>, key: &str| -> Result<Option<String>, TopologyError> {
+        match v {
+            Some(s)
+                if s.get_ref().is_empty()
+                    || !s
+                        .get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || s.get_ref().starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                Err(cx.error(
+                    Some(s.span().start),
+                    key,
+                    format!("`{}` is not an environment variable name", s.get_ref()),
+                    Some(
+                        "name the variable that holds the password, never the password itself"
+                            .into(),
+                    ),
+                ))
+            }
+            s => Ok(s.as_ref().map(|s| s.get_ref().clone())),
+        }
+    };
+    Ok(PasswordVariables {
+        primary: var(&p.primary, "passwords.primary")?,
+        tls: var(&p.tls, "passwords.tls")?,
+        truststore: var(&p.truststore, "passwords.truststore")?,
+    })
+}
+
+fn is_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+fn profile_names(product: Product) -> Vec<&'static str> {
+    product.profiles().iter().map(|(p, _)| p.as_str()).collect()
+}
+
+fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, TopologyError> {
+    let mut nodes = Vec::with_capacity(raw.node.len());
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut hosts: HashMap<(HostName, u16), usize> = HashMap::new();
+    for (i, n) in raw.node.iter().enumerate() {
+        let key = |field: &str| format!("node[{}].{field}", i + 1);
+        let name = n.name.get_ref();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(cx.err(
+                &n.name,
+                key("name"),
+                format!(
+                    "`{name}` must be lower case [a-z0-9-]: it names a directory and a key alias"
+                ),
+            ));
+        }
+        if let Some(first) = names.insert(name.clone(), i) {
+            return Err(cx.err(
+                &n.name,
+                key("name"),
+                format!("`{name}` is already the name of node[{}]", first + 1),
+            ));
+        }
+        let profile = cx.choice(
+            &n.profile,
+            &key("profile"),
+            |s| Profile::parse(s, product),
+            &profile_names(product),
+        )?;
+        let host = HostName::parse(n.host.get_ref().trim()).ok_or_else(|| {
+            cx.err(
+                &n.host,
+                key("host"),
+                format!(
+                    "`{}` is neither a valid DNS name (RFC 1123) nor an IP address",
+                    n.host.get_ref()
+                ),
+            )
+        })?;
+        let ip = match &n.ip {
+            Some(ip) => Some(ip.get_ref().trim().parse::<IpAddr>().map_err(|_| {
+                cx.err(
+                    ip,
+                    key("ip"),
+                    format!("`{}` is not an IPv4 or IPv6 address", ip.get_ref()),
+                )
+            })?),
+            None => None,
+        };
+        let offset = match &n.offset {
+            Some(o) if *o.get_ref() < 0 || *o.get_ref() as u32 + HIGHEST_PORT > 65_535 => {
+                return Err(cx.err(o, key("offset"), format!("offset {} puts ports past 65535 (the highest port, Thrift, is {HIGHEST_PORT}); use 0 to {}", o.get_ref(), 65_535 - HIGHEST_PORT)))
+            }
+            Some(o) => *o.get_ref() as u16,
+            None => 0,
+        };
+        if let Some(first) = hosts.insert((host.clone(), offset), i) {
+            return Err(cx.error(
+                Some(n.host.span().start),
+                key("host"),
+                format!(
+                    "`{host}` is also the host of node[{}] with the same offset {offset}",
+                    first + 1
+                ),
+                Some("two nodes may share a host only with different port offsets".into()),
+            ));
+        }
+        let mut extra_sans = Vec::new();
+        for (j, san) in n.extra_sans.iter().enumerate() {
+            let value = san.get_ref().trim().to_ascii_lowercase();
+            if !is_san_dns_name(&value) {
+                return Err(cx.err(
+                    san,
+                    format!("node[{}].extra_sans[{}]", i + 1, j + 1),
+                    format!(
+                        "`{}` is not a DNS name or a `*.` wildcard over at least two labels",
+                        san.get_ref()
+                    ),
+                ));
+            }
+            if !extra_sans.contains(&value) {
+                extra_sans.push(value);
+            }
+        }
+        nodes.push(Node {
+            name: name.clone(),
+            profile,
+            host,
+            ip,
+            offset,
+            extra_sans,
+        });
+    }
+    Ok(nodes)
+}
+
+fn load_balancers(
+    cx: &Ctx,
+    raw: &RawTopology,
+    product: Product,
+    nodes: &[Node],
+) -> Result<Vec<LoadBalancer>, TopologyError> {
+    let mut lbs: Vec<LoadBalancer> = Vec::new();
+    for (i, lb) in raw.load_balancer.iter().enumerate() {
+        let key = |field: &str| format!("load_balancer[{}].{field}", i + 1);
+        let host = HostName::parse(lb.host.get_ref().trim()).ok_or_else(|| {
+            cx.err(
+                &lb.host,
+                key("host"),
+                format!(
+                    "`{}` is neither a valid DNS name (RFC 1123) nor an IP address",
+                    lb.host.get_ref()
+                ),
+            )
+        })?;
+        if let Some(node) = nodes.iter().find(|n| n.host == host) {
+            return Err(cx.err(
+                &lb.host,
+                key("host"),
+                format!(
+                    "`{host}` is the host of node `{}`; a load balancer needs a host of its own",
+                    node.name
+                ),
+            ));
+        }
+        if lbs.iter().any(|other| other.host == host) {
+            return Err(cx.err(
+                &lb.host,
+                key("host"),
+                format!("`{host}` is already the host of another load balancer"),
+            ));
+        }
+        let fronts = cx.choice(
+            &lb.fronts,
+            &key("fronts"),
+            |s| Profile::parse(s, product),
+            &profile_names(product),
+        )?;
+        if !nodes.iter().any(|n| n.profile == fronts) {
+            return Err(cx.err(
+                &lb.fronts,
+                key("fronts"),
+                format!("no node has the profile `{fronts}`"),
+            ));
+        }
+        if lbs.iter().any(|other| other.fronts == fronts) {
+            return Err(cx.err(
+                &lb.fronts,
+                key("fronts"),
+                format!(
+                    "another load balancer already fronts `{fronts}`; a profile has at most one"
+                ),
+            ));
+        }
+        lbs.push(LoadBalancer { host, fronts });
+    }
+    Ok(lbs)
+}
+
+fn check_profiles(
+    cx: &Ctx,
+    raw: &RawTopology,
+    product: Product,
+    nodes: &[Node],
+    lbs: &[LoadBalancer],
+) -> Result<(), TopologyError> {
+    let mut count: BTreeMap<Profile, Vec<usize>> = BTreeMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        count.entry(n.profile).or_default().push(i);
+    }
+    for (profile, required) in product.profiles() {
+        if *required && !count.contains_key(profile) {
+            return Err(cx.error(
+                Some(raw.product.span().start),
+                "node",
+                format!(
+                    "{} needs at least one node with profile `{profile}`",
+                    product.as_str()
+                ),
+                Some(format!("add a [[node]] with profile = \"{profile}\"")),
+            ));
+        }
+    }
+    for (profile, members) in &count {
+        if members.len() > 1 && !lbs.iter().any(|lb| lb.fronts == *profile) {
+            let second = &raw.node[members[1]];
+            return Err(cx.error(
+                Some(second.profile.span().start),
+                format!("node[{}].profile", members[1] + 1),
+                format!("{} nodes have profile `{profile}` but no load balancer fronts it", members.len()),
+                Some(format!("add a [[load_balancer]] with fronts = \"{profile}\": peers reach an HA profile through it")),
+            ));
+        }
+    }
+    if let Some(managers) = count.get(&Profile::GatewayManager) {
+        let at = Some(raw.node[managers[0]].profile.span().start);
+        let key = format!("node[{}].profile", managers[0] + 1);
+        if managers.len() > 1 {
+            return Err(cx.error(at, key, "at most one gateway-manager", None));
+        }
+        if count.get(&Profile::GatewayWorker).map_or(0, Vec::len) < 2 {
+            return Err(cx.error(
+                at,
+                key,
+                "a gateway-manager needs two or more gateway-workers to sync",
+                Some("with a single gateway, drop the gateway-manager node".into()),
+            ));
+        }
+    }
+    Ok(())
+}
