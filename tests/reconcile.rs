@@ -1,0 +1,147 @@
+//! Reconcile through the CLI: a second run changes nothing, a new node changes only what derives
+//! from it, plan writes nothing and agrees with generate.
+
+mod util;
+
+use util::cli::{generate, ha_example, minimal_example, run, snapshot, write_topology};
+
+#[test]
+fn second_generate_changes_no_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topo = write_topology(tmp.path(), &minimal_example());
+    let out = tmp.path().join("out");
+    generate(&topo, &out, &[]);
+    let before = snapshot(&out);
+    let second = generate(&topo, &out, &[]);
+    assert!(second.stdout.contains("up to date"), "{}", second.stdout);
+    assert_eq!(before, snapshot(&out), "a second generate changed files");
+}
+
+#[test]
+fn plan_writes_nothing_and_lists_creates() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topo = write_topology(tmp.path(), &minimal_example());
+    let out = tmp.path().join("out");
+    let r = run(
+        &[
+            "plan",
+            topo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!out.exists(), "plan created the output directory");
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    let actions = json["actions"].as_array().expect("actions");
+    assert!(
+        actions.iter().all(|a| a["action"] == "create"),
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| a["path"]
+        == "nodes/km/repository/resources/security/km-tls.jks"
+        && a["node"] == "km"));
+    assert!(actions.iter().any(|a| a["path"] == "ca/ca.key"));
+}
+
+#[test]
+fn adding_an_ha_node_touches_only_what_derives_from_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = ha_example();
+    let topo = write_topology(tmp.path(), &base);
+    let out = tmp.path().join("out");
+    generate(&topo, &out, &[]);
+    let before = snapshot(&out);
+
+    // A third gateway worker behind the existing gateway load balancer.
+    let grown = format!("{base}\n[[node]]\nname = \"gw3\"\nprofile = \"gateway-worker\"\nhost = \"gw3.acme.internal\"\n");
+    write_topology(tmp.path(), &grown);
+    let plan = run(
+        &[
+            "plan",
+            topo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).expect("json");
+    let changed: Vec<String> = json["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["action"] != "keep")
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["action"].as_str().unwrap(),
+                a["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        changed.iter().all(|c| c.contains("nodes/gw3/")),
+        "plan wants more than gw3's files: {changed:?}"
+    );
+    assert_eq!(
+        changed.len(),
+        4,
+        "gw3 needs primary, tls, truststore, node.toml: {changed:?}"
+    );
+
+    generate(&topo, &out, &[]);
+    let after = snapshot(&out);
+    for (path, bytes) in &before {
+        if path != "inventory.json" {
+            assert_eq!(after.get(path), Some(bytes), "{path} changed");
+        }
+    }
+    let new: Vec<&String> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    assert!(new.iter().all(|p| p.starts_with("nodes/gw3/")), "{new:?}");
+    // The new node's primary keystore is the very same file as everyone else's.
+    let primary = "nodes/gw1/repository/resources/security/wso2carbon.jks";
+    assert_eq!(
+        after[primary],
+        after["nodes/gw3/repository/resources/security/wso2carbon.jks"]
+    );
+}
+
+#[test]
+fn a_new_load_balancer_reissues_the_nodes_behind_it_with_the_same_keys() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = minimal_example();
+    let topo = write_topology(tmp.path(), &base);
+    let out = tmp.path().join("out");
+    generate(&topo, &out, &[]);
+    let grown = format!("{base}\n[[node]]\nname = \"gateway2\"\nprofile = \"gateway-worker\"\nhost = \"gw2.dev.acme.internal\"\n\n[[load_balancer]]\nhost = \"gw.lb.acme.internal\"\nfronts = \"gateway-worker\"\n");
+    write_topology(tmp.path(), &grown);
+    let r = generate(&topo, &out, &[]);
+    assert!(r.stdout.contains("reissue"), "{}", r.stdout);
+    let inspect = |file: &str| {
+        let pw = util::cli::secrets(&out)["tls"].clone();
+        let r = run(
+            &[
+                "inspect",
+                out.join(file).to_str().unwrap(),
+                "--password-env",
+                "PW",
+                "--format",
+                "json",
+            ],
+            &[("PW", &pw)],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str::<serde_json::Value>(&r.stdout).expect("json")
+    };
+    let gw = inspect("nodes/gateway/repository/resources/security/gateway-tls.jks");
+    let names = gw["entries"][0]["certificate"]["dns_names"].to_string();
+    assert!(names.contains("gw.lb.acme.internal"), "{names}");
+    assert!(out
+        .join("load-balancers/gw.lb.acme.internal/haproxy.pem")
+        .exists());
+}

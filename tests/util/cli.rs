@@ -1,0 +1,121 @@
+//! Running the built `apim-pki` binary the way a user does, and reading what it made.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A `Command` for the built binary, with no password variables inherited.
+pub fn apim_pki() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_apim-pki"));
+    for var in [
+        "APIM_PRIMARY_PASSWORD",
+        "APIM_TLS_PASSWORD",
+        "APIM_TRUSTSTORE_PASSWORD",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// What a finished command printed, and its exit code.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `apim-pki ARGS` with extra environment variables.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = apim_pki();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("apim-pki runs").into()
+}
+
+/// Writes `text` as `topology.toml` in `dir` and returns its path.
+pub fn write_topology(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("topology.toml");
+    std::fs::write(&path, text).expect("write topology");
+    path
+}
+
+/// `generate TOPOLOGY --out OUT`; panics with the output unless it exits 0.
+pub fn generate(topology: &Path, out: &Path, env: &[(&str, &str)]) -> Run {
+    let r = run(
+        &[
+            "generate",
+            topology.to_str().expect("utf-8 path"),
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ],
+        env,
+    );
+    assert_eq!(
+        r.code, 0,
+        "generate failed:\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+    r
+}
+
+/// The generated passwords of a set (secrets.toml), by role.
+pub fn secrets(out: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(out.join("secrets.toml")).expect("secrets.toml");
+    let table: toml::Table = text.parse().expect("secrets.toml parses");
+    table
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().expect("string").to_string()))
+        .collect()
+}
+
+/// Every file below `dir` (relative path → bytes), skipping `.lock`.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.file_name().is_some_and(|n| n != ".lock") {
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+/// The seed's HA example topology.
+pub fn ha_example() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ha.toml"))
+        .expect("examples/ha.toml")
+}
+
+/// The minimal example topology.
+pub fn minimal_example() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/minimal.toml"
+    ))
+    .expect("examples/minimal.toml")
+}
