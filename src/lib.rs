@@ -5,6 +5,7 @@
 //! them for Java, [`output`] writes the set atomically, and [`verify`] reads it back with its
 //! own checks.
 
+pub mod config;
 pub mod init;
 pub mod inspect;
 pub mod keystore;

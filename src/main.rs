@@ -29,6 +29,12 @@ enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Rules {
+    Java,
+    Strict,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print a commented example topology.
@@ -53,6 +59,42 @@ enum Command {
         topology: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Check a generated set: names, keys, chains, truststores, validity (and live endpoints).
+    Verify {
+        dir: PathBuf,
+        /// Also probe the running endpoints.
+        #[arg(long)]
+        live: bool,
+        /// Send HOST:PORT to ADDR:PORT instead (repeatable).
+        #[arg(long, value_name = "HOST:PORT=ADDR:PORT")]
+        connect: Vec<String>,
+        /// A file of --connect lines.
+        #[arg(long)]
+        connect_file: Option<PathBuf>,
+        /// Seconds each live probe may take.
+        #[arg(long, default_value_t = 3.0)]
+        timeout: f64,
+        /// Warn about certificates expiring within N days (default: renew_before_days).
+        #[arg(long)]
+        warn_days: Option<u32>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Say whether the certificate in FILE is valid for each HOST (JSSE and RFC 6125 rules).
+    CheckHost {
+        file: PathBuf,
+        #[arg(required = true)]
+        hosts: Vec<String>,
+        /// Which verdict decides the exit code.
+        #[arg(long, value_enum, default_value = "java")]
+        rules: Rules,
+        #[arg(long, conflicts_with = "password_file")]
+        password_env: Option<String>,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -128,6 +170,30 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             password_file,
             format,
         } => inspect_cmd(&file, password_env, password_file, format),
+        Command::Verify {
+            dir,
+            live,
+            connect,
+            connect_file,
+            timeout,
+            warn_days,
+            format,
+        } => {
+            let live = live.then_some(LiveArgs {
+                connect,
+                connect_file,
+                timeout,
+            });
+            verify_cmd(&dir, live, warn_days, format)
+        }
+        Command::CheckHost {
+            file,
+            hosts,
+            rules,
+            password_env,
+            password_file,
+            format,
+        } => check_host_cmd(&file, &hosts, rules, password_env, password_file, format),
     }
 }
 
@@ -318,4 +384,130 @@ fn inspect_cmd(
     };
     printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--live` and its options.
+struct LiveArgs {
+    connect: Vec<String>,
+    connect_file: Option<PathBuf>,
+    timeout: f64,
+}
+
+fn verify_cmd(
+    dir: &Path,
+    live: Option<LiveArgs>,
+    warn_days: Option<u32>,
+    format: Format,
+) -> Result<ExitCode, Failure> {
+    use apim_pki::verify::offline::{verify_set, OpenedSet, Options};
+    let set = OpenedSet::open(dir).map_err(|e| {
+        let hint = e.hint();
+        Failure::new(e, hint)
+    })?;
+    let mut report = verify_set(&set, &Options { warn_days });
+    if let Some(live) = live {
+        let overrides = connect_overrides(&live)?;
+        if !(live.timeout > 0.0 && live.timeout <= 600.0) {
+            return Err(Failure::new(
+                "--timeout must be between 0 and 600 seconds",
+                None,
+            ));
+        }
+        report = apim_pki::verify::with_live(
+            &set,
+            report,
+            &overrides,
+            std::time::Duration::from_secs_f64(live.timeout),
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    let printed = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout)),
+        Format::Text => report.render_text(&set.view.name, &mut stdout),
+    };
+    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn connect_overrides(
+    live: &LiveArgs,
+) -> Result<Vec<apim_pki::verify::live::ConnectOverride>, Failure> {
+    use apim_pki::verify::live;
+    let mut overrides = Vec::new();
+    for spec in &live.connect {
+        overrides.push(live::parse_connect(spec).map_err(|e| {
+            Failure::new(
+                format!("--connect {spec}: {e}"),
+                Some(
+                    "write HOST:PORT=ADDR:PORT, e.g. km.acme.internal:9443=127.0.0.1:19443".into(),
+                ),
+            )
+        })?);
+    }
+    if let Some(path) = &live.connect_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::new(format!("{}: cannot read: {e}", path.display()), None))?;
+        overrides.extend(
+            live::parse_connect_file(&text)
+                .map_err(|e| Failure::new(format!("{}: {e}", path.display()), None))?,
+        );
+    }
+    Ok(overrides)
+}
+
+fn check_host_cmd(
+    file: &Path,
+    hosts: &[String],
+    rules: Rules,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    format: Format,
+) -> Result<ExitCode, Failure> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Failure::new(format!("{}: cannot read: {e}", file.display()), None))?;
+    let password = if inspect::needs_password(&bytes) {
+        read_password(password_env, password_file)?
+    } else {
+        None
+    };
+    let name = file.display().to_string();
+    let report = apim_pki::verify::check_host(&name, &bytes, password.as_ref(), hosts)
+        .map_err(|e| Failure::new(format!("{name}: {e}"), None))?;
+    let mut stdout = std::io::stdout().lock();
+    let printed = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout)),
+        Format::Text => (|| {
+            writeln!(stdout, "{}  {}", report.file, report.subject)?;
+            for h in &report.hosts {
+                let yes = |b: bool| if b { "yes" } else { "no " };
+                writeln!(
+                    stdout,
+                    "  {:<32} java: {}  strict: {}  {}",
+                    h.host,
+                    yes(h.java),
+                    yes(h.strict),
+                    h.reason
+                )?;
+            }
+            Ok(())
+        })(),
+    };
+    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    let pass = report.hosts.iter().all(|h| match rules {
+        Rules::Java => h.java,
+        Rules::Strict => h.strict,
+    });
+    Ok(if pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -70,6 +70,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), FsE
     })
 }
 
+/// Removes temporary files that an interrupted run left below `dir` (`.NAME.tmp-PID-N`).
+/// Call it only while holding the directory's lock.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() && name != super::layout::HISTORY => {
+                remove_stale_temporaries(&path)
+            }
+            Ok(t) if t.is_file() && name.starts_with('.') && name.contains(".tmp-") => {
+                let _ = fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Moves `from` to `to`, creating `to`'s directory.
 pub fn move_file(from: &Path, to: &Path) -> Result<(), FsError> {
     if let Some(dir) = to.parent() {

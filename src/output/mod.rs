@@ -4,4 +4,5 @@
 pub mod fsio;
 pub mod inventory;
 pub mod layout;
+pub mod node_toml;
 pub mod secrets;

@@ -4,7 +4,7 @@
 //! a not_before five minutes in the past and a not_after capped at the issuer's. Knows nothing of
 //! files or keystores.
 
-mod der;
+pub(crate) mod der;
 pub mod info;
 
 use std::fmt;

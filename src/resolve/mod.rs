@@ -2,6 +2,8 @@
 //! (topology.md, "What each certificate covers"), aliases and file names. Knows nothing of files
 //! or crypto libraries.
 
+pub mod settings;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::pki::{CertSpec, Role, Subject};

@@ -1,0 +1,6 @@
+//! Node configuration: editing WSO2's files in place (XML, .properties, site.json) so every
+//! value apply does not own stays byte for byte.
+
+pub mod jsonedit;
+pub mod properties;
+pub mod xmledit;

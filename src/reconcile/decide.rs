@@ -1,0 +1,164 @@
+//! Per key-bearing item: keep, renew, reissue or create, and issuing what must be issued.
+
+use std::collections::BTreeSet;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::pki::{Ca, CertInfo, CertSpec, Key, PkiError};
+use crate::topology::KeyType;
+
+use super::*;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn decide(
+    label: &str,
+    node: Option<&str>,
+    lb: Option<&str>,
+    spec: CertSpec,
+    key_type: KeyType,
+    existing: Option<Existing>,
+    ca: Option<&Ca>,
+    now: OffsetDateTime,
+    renew_window: Duration,
+) -> Result<Item, GenerateError> {
+    let (decision, reason) = match &existing {
+        None => (Decision::Create, "new".to_string()),
+        Some(e) => {
+            if e.info.key_type != Some(key_type) {
+                return Err(GenerateError::NeedsRotate {
+                    path: e.path.clone(),
+                    reason: format!(
+                        "its key is {}, the topology asks for {key_type}",
+                        e.info.key
+                    ),
+                });
+            }
+            match ca {
+                Some(ca) if e.info.issuer_der == ca.info().subject_der => {}
+                _ => {
+                    return Err(GenerateError::NeedsRotate {
+                        path: e.path.clone(),
+                        reason: format!(
+                            "it was issued by `{}`, not by the set's CA",
+                            e.info.issuer
+                        ),
+                    })
+                }
+            }
+            if let Some(diff) = names_diff(&spec, &e.info) {
+                (Decision::Reissue, format!("names changed: {diff}"))
+            } else if e.info.not_after - now < renew_window {
+                (
+                    Decision::Renew,
+                    format!(
+                        "expires {} (within renew_before_days)",
+                        date(e.info.not_after)
+                    ),
+                )
+            } else {
+                (
+                    Decision::Keep,
+                    format!("matches the topology; expires {}", date(e.info.not_after)),
+                )
+            }
+        }
+    };
+    Ok(Item {
+        label: label.into(),
+        node: node.map(str::to_string),
+        lb: lb.map(str::to_string),
+        spec,
+        key_type,
+        decision,
+        reason,
+        existing,
+    })
+}
+
+pub(super) fn date(t: OffsetDateTime) -> String {
+    let d = t.date();
+    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+}
+
+/// What differs between the names a spec asks for and those a certificate has.
+pub(super) fn names_diff(spec: &CertSpec, info: &CertInfo) -> Option<String> {
+    let mut diffs = Vec::new();
+    let want: BTreeSet<String> = spec
+        .dns_names
+        .iter()
+        .map(|d| format!("DNS:{d}"))
+        .chain(spec.ip_addresses.iter().map(|ip| format!("IP:{ip}")))
+        .collect();
+    let have: BTreeSet<String> = info
+        .dns_names
+        .iter()
+        .map(|d| format!("DNS:{}", d.to_ascii_lowercase()))
+        .chain(info.ip_addresses.iter().map(|ip| format!("IP:{ip}")))
+        .collect();
+    diffs.extend(want.difference(&have).map(|s| format!("+{s}")));
+    diffs.extend(have.difference(&want).map(|s| format!("-{s}")));
+    let s = &spec.subject;
+    if info.common_names.first() != Some(&s.common_name)
+        || info.organization != s.organization
+        || info.organizational_unit != s.organizational_unit
+        || info.country != s.country
+    {
+        diffs.push(format!("subject is now {}", s.common_name));
+    }
+    (!diffs.is_empty()).then(|| diffs.join(", "))
+}
+
+pub(super) fn issue(
+    item: &mut Item,
+    fresh_key: Option<Key>,
+    ca: &Ca,
+) -> Result<Issued, GenerateError> {
+    let chain_tail = std::iter::once(ca.cert_der().to_vec()).chain(ca.parents().iter().cloned());
+    match (item.decision.clone(), item.existing.take(), fresh_key) {
+        (Decision::Keep, Some(e), _) => Ok(Issued {
+            kept_bytes: e.reusable.map(|b| (e.path, b)),
+            key: e.key,
+            chain: e.chain,
+            info: e.info,
+        }),
+        (Decision::Renew | Decision::Reissue, Some(e), _) => {
+            let der = ca.issue(&item.spec, &e.key)?;
+            let info = CertInfo::from_der(&der).map_err(|r| PkiError::BadCertificate {
+                what: item.label.clone(),
+                reason: r,
+            })?;
+            Ok(Issued {
+                key: e.key,
+                chain: std::iter::once(der).chain(chain_tail).collect(),
+                info,
+                kept_bytes: None,
+            })
+        }
+        (_, _, Some(key)) => {
+            let der = ca.issue(&item.spec, &key)?;
+            let info = CertInfo::from_der(&der).map_err(|r| PkiError::BadCertificate {
+                what: item.label.clone(),
+                reason: r,
+            })?;
+            Ok(Issued {
+                key,
+                chain: std::iter::once(der).chain(chain_tail).collect(),
+                info,
+                kept_bytes: None,
+            })
+        }
+        _ => Err(GenerateError::Pki(PkiError::Issue {
+            subject: item.label.clone(),
+            reason: "internal: no key".into(),
+        })),
+    }
+}
+
+pub(super) fn decision_action(d: &Decision) -> ActionKind {
+    match d {
+        Decision::Keep => ActionKind::Keep,
+        Decision::Renew => ActionKind::Renew,
+        Decision::Reissue => ActionKind::Reissue,
+        Decision::Create => ActionKind::Create,
+    }
+}

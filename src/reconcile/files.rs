@@ -1,0 +1,571 @@
+//! The files of the set: which to keep, create or update, and their bytes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::keystore::{pem, Entry, Keystore, StoreType};
+use crate::output::fsio::Access;
+use crate::output::inventory::{
+    Artifact, ArtifactEntry, ArtifactKind, Inventory, PasswordSource, FORMAT_VERSION,
+};
+use crate::output::layout::{self, LbFile};
+use crate::output::secrets::Secrets;
+use crate::password::Password;
+use crate::pki::{Ca, CertInfo};
+use crate::resolve;
+use crate::topology::{Node, Topology};
+
+use super::*;
+
+pub(super) fn entries_of(store: &Keystore) -> Vec<ArtifactEntry> {
+    store
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let info = CertInfo::from_der(e.cert()?).ok()?;
+            let kind = if matches!(e, Entry::PrivateKey { .. }) {
+                "private-key"
+            } else {
+                "trusted-cert"
+            };
+            Some(ArtifactEntry::new(Some(e.alias()), kind, &info))
+        })
+        .collect()
+}
+
+/// Same entries (alias and certificates), in any order.
+pub(super) fn same_entries(a: &Keystore, b: &Keystore) -> bool {
+    let key = |k: &Keystore| {
+        let mut v: Vec<(String, Vec<Vec<u8>>)> = k
+            .entries
+            .iter()
+            .map(|e| match e {
+                Entry::PrivateKey { alias, chain, .. } => (alias.clone(), chain.clone()),
+                Entry::Trusted { alias, cert } => (alias.clone(), vec![cert.clone()]),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    key(a) == key(b)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn keystore_file(
+    dir: &Path,
+    path: String,
+    kind: ArtifactKind,
+    node: &Node,
+    desired: &Keystore,
+    reuse: Option<&[u8]>,
+    fresh: &dyn Fn() -> Result<Vec<u8>, GenerateError>,
+    password: &Password,
+    role: &'static str,
+    action_if_changed: (ActionKind, String),
+    format: crate::topology::KeystoreFormat,
+) -> Result<FileOut, GenerateError> {
+    let current = std::fs::read(dir.join(&path)).ok();
+    let want_type = store_type_of(format);
+    let (action, reason, bytes) = match (&current, reuse) {
+        (Some(cur), Some(reuse)) if cur == reuse => {
+            (ActionKind::Keep, action_if_changed.1.clone(), None)
+        }
+        (Some(cur), None)
+            if action_if_changed.0 == ActionKind::Keep
+                && StoreType::detect(cur) == Some(want_type)
+                && Keystore::decode(cur, password)
+                    .is_ok_and(|(k, _)| same_entries(&k, desired)) =>
+        {
+            (ActionKind::Keep, action_if_changed.1.clone(), None)
+        }
+        (None, _) => (
+            ActionKind::Create,
+            if action_if_changed.0 == ActionKind::Keep {
+                "new on this node".into()
+            } else {
+                action_if_changed.1.clone()
+            },
+            Some(reuse.map_or_else(fresh, |r| Ok(r.to_vec()))?),
+        ),
+        (Some(_), _) => {
+            let (a, r) = if action_if_changed.0 == ActionKind::Keep {
+                (
+                    ActionKind::Update,
+                    "re-encoded (format, password or entries changed)".to_string(),
+                )
+            } else {
+                action_if_changed.clone()
+            };
+            (a, r, Some(reuse.map_or_else(fresh, |r| Ok(r.to_vec()))?))
+        }
+    };
+    Ok(FileOut {
+        path,
+        kind,
+        node: Some(node.name.clone()),
+        lb: None,
+        access: Access::Secret,
+        bytes,
+        action,
+        reason,
+        store_type: Some(want_type),
+        password: Some(role),
+        entries: entries_of(desired),
+    })
+}
+
+pub(super) fn simple_file(
+    dir: &Path,
+    path: String,
+    kind: ArtifactKind,
+    access: Access,
+    bytes: Vec<u8>,
+    reason_new: &str,
+    entries: Vec<ArtifactEntry>,
+) -> FileOut {
+    let current = std::fs::read(dir.join(&path)).ok();
+    let (action, reason, bytes) = match current {
+        Some(cur) if cur == bytes => (ActionKind::Keep, "unchanged".to_string(), None),
+        Some(_) => (
+            ActionKind::Update,
+            "content changed".to_string(),
+            Some(bytes),
+        ),
+        None => (ActionKind::Create, reason_new.to_string(), Some(bytes)),
+    };
+    FileOut {
+        path,
+        kind,
+        node: None,
+        lb: None,
+        access,
+        bytes,
+        action,
+        reason,
+        store_type: None,
+        password: None,
+        entries,
+    }
+}
+
+pub(super) fn build_files(
+    topology: &Topology,
+    dir: &Path,
+    ca: &Ca,
+    ca_item: Option<&Item>,
+    issued: &[(Item, Issued)],
+    passwords: &Passwords,
+) -> Result<Vec<FileOut>, GenerateError> {
+    let format = topology.keystores.format;
+    let mut files = Vec::new();
+    let ca_info = ca.info();
+    let ca_entry = ArtifactEntry::new(None, "certificate", ca_info);
+    let ca_pem = pem::certs_to_pem([ca.cert_der()]);
+    let ca_created = ca_item.is_some_and(|i| i.decision == Decision::Create);
+    let mut ca_cert = simple_file(
+        dir,
+        layout::CA_CERT.into(),
+        ArtifactKind::CaCert,
+        Access::Public,
+        ca_pem.clone().into_bytes(),
+        "new CA",
+        vec![ca_entry.clone()],
+    );
+    if ca_created {
+        ca_cert.action = ActionKind::Create;
+    }
+    files.push(ca_cert);
+    if topology.ca.is_generated() {
+        let mut key = simple_file(
+            dir,
+            layout::CA_KEY.into(),
+            ArtifactKind::CaKey,
+            Access::Secret,
+            ca.key().pkcs8_pem().as_bytes().to_vec(),
+            "new CA key",
+            Vec::new(),
+        );
+        if !ca_created && dir.join(layout::CA_KEY).exists() {
+            // Never rewrite a key file that exists: its PEM form is not ours to normalise.
+            key.action = ActionKind::Keep;
+            key.reason = "unchanged".into();
+            key.bytes = None;
+        }
+        files.push(key);
+    }
+    let trusted_cas: Vec<&[u8]> = std::iter::once(ca.cert_der())
+        .chain(ca.parents().iter().map(Vec::as_slice))
+        .collect();
+    let bundle_entries = trusted_cas
+        .iter()
+        .filter_map(|c| CertInfo::from_der(c).ok())
+        .map(|i| ArtifactEntry::new(None, "certificate", &i))
+        .collect();
+    files.push(simple_file(
+        dir,
+        layout::CA_BUNDLE.into(),
+        ArtifactKind::CaBundle,
+        Access::Public,
+        pem::certs_to_pem(trusted_cas.iter().copied()).into_bytes(),
+        "new",
+        bundle_entries,
+    ));
+
+    let (primary_item, primary) = issued
+        .iter()
+        .find(|(i, _)| i.label == "primary")
+        .ok_or_else(|| input(dir, "internal: no primary", None))?;
+    let primary_alias = topology.keystores.primary_alias.clone();
+    let primary_store = Keystore {
+        entries: vec![Entry::PrivateKey {
+            alias: primary_alias.clone(),
+            pkcs8: primary.key.pkcs8_der(),
+            chain: primary.chain.clone(),
+        }],
+    };
+    // The primary keystore is the same file on every node: encode it once, copy the bytes.
+    let primary_bytes = std::sync::OnceLock::new();
+    let fresh_primary = || -> Result<Vec<u8>, GenerateError> {
+        if let Some(b) = primary_bytes.get() {
+            return Ok(Clone::clone(b));
+        }
+        let b = primary_store
+            .encode(format, &passwords.primary.password)
+            .map_err(|e| input(dir, e.to_string(), None))?;
+        Ok(primary_bytes.get_or_init(|| b).clone())
+    };
+
+    let mut truststore_entries = Vec::new();
+    for (i, cert) in trusted_cas.iter().enumerate() {
+        let alias = if i == 0 {
+            resolve::ca_alias(topology, 1)
+        } else {
+            format!("{}-parent-{i}", resolve::ca_alias(topology, 1))
+        };
+        truststore_entries.push(Entry::Trusted {
+            alias,
+            cert: cert.to_vec(),
+        });
+    }
+    for alias in resolve::primary_trust_aliases(topology) {
+        truststore_entries.push(Entry::Trusted {
+            alias,
+            cert: primary.chain[0].clone(),
+        });
+    }
+    let truststore = Keystore {
+        entries: truststore_entries,
+    };
+    let trust_bytes = std::sync::OnceLock::new();
+    let fresh_trust = || -> Result<Vec<u8>, GenerateError> {
+        if let Some(b) = trust_bytes.get() {
+            return Ok(Clone::clone(b));
+        }
+        let b = truststore
+            .encode(format, &passwords.truststore.password)
+            .map_err(|e| input(dir, e.to_string(), None))?;
+        Ok(trust_bytes.get_or_init(|| b).clone())
+    };
+    // Bytes of an existing primary keystore / truststore that already say the right thing.
+    let primary_keep = primary_item.decision == Decision::Keep;
+    let mut primary_canonical: Option<Vec<u8>> = None;
+    let mut trust_canonical: Option<Vec<u8>> = None;
+    let want_type = store_type_of(format);
+    for node in &topology.nodes {
+        if primary_keep && primary_canonical.is_none() {
+            let p = dir.join(layout::node_security(
+                &node.name,
+                &layout::primary_file(format),
+            ));
+            if let Ok(b) = std::fs::read(&p) {
+                if StoreType::detect(&b) == Some(want_type)
+                    && Keystore::decode(&b, &passwords.primary.password)
+                        .is_ok_and(|(k, _)| same_entries(&k, &primary_store))
+                {
+                    primary_canonical = Some(b);
+                }
+            }
+        }
+        if trust_canonical.is_none() {
+            let p = dir.join(layout::node_security(
+                &node.name,
+                &layout::truststore_file(format),
+            ));
+            if let Ok(b) = std::fs::read(&p) {
+                if StoreType::detect(&b) == Some(want_type)
+                    && Keystore::decode(&b, &passwords.truststore.password)
+                        .is_ok_and(|(k, _)| same_entries(&k, &truststore))
+                {
+                    trust_canonical = Some(b);
+                }
+            }
+        }
+    }
+    if primary_canonical.is_none() {
+        primary_canonical = Some(fresh_primary()?);
+    }
+    if trust_canonical.is_none() {
+        trust_canonical = Some(fresh_trust()?);
+    }
+    let primary_action = (
+        decision_action(&primary_item.decision),
+        primary_item.reason.clone(),
+    );
+    let tls_items: BTreeMap<&str, &(Item, Issued)> = issued
+        .iter()
+        .filter_map(|x| x.0.node.as_deref().map(|n| (n, x)))
+        .collect();
+
+    let node_files: Vec<Result<Vec<FileOut>, GenerateError>> = topology
+        .nodes
+        .par_iter()
+        .map(|node| {
+            let mut out = Vec::new();
+            out.push(keystore_file(
+                dir,
+                layout::node_security(&node.name, &layout::primary_file(format)),
+                ArtifactKind::PrimaryKeystore,
+                node,
+                &primary_store,
+                primary_canonical.as_deref(),
+                &fresh_primary,
+                &passwords.primary.password,
+                "primary",
+                primary_action.clone(),
+                format,
+            )?);
+            if let (Some((item, tls)), Some(tls_pw)) =
+                (tls_items.get(node.name.as_str()), passwords.tls.as_ref())
+            {
+                let store = Keystore {
+                    entries: vec![Entry::PrivateKey {
+                        alias: node.name.clone(),
+                        pkcs8: tls.key.pkcs8_der(),
+                        chain: tls.chain.clone(),
+                    }],
+                };
+                let path = layout::node_security(&node.name, &layout::tls_file(&node.name, format));
+                let fresh = || {
+                    store
+                        .encode(format, &tls_pw.password)
+                        .map_err(|e| input(dir, e.to_string(), None))
+                };
+                let reuse = tls
+                    .kept_bytes
+                    .as_ref()
+                    .filter(|(p, _)| *p == path)
+                    .map(|(_, b)| b.as_slice());
+                out.push(keystore_file(
+                    dir,
+                    path.clone(),
+                    ArtifactKind::TlsKeystore,
+                    node,
+                    &store,
+                    reuse,
+                    &fresh,
+                    &tls_pw.password,
+                    "tls",
+                    (decision_action(&item.decision), item.reason.clone()),
+                    format,
+                )?);
+            }
+            let trust_action = (ActionKind::Keep, "unchanged".to_string());
+            let mut t = keystore_file(
+                dir,
+                layout::node_security(&node.name, &layout::truststore_file(format)),
+                ArtifactKind::Truststore,
+                node,
+                &truststore,
+                trust_canonical.as_deref(),
+                &fresh_trust,
+                &passwords.truststore.password,
+                "truststore",
+                trust_action,
+                format,
+            )?;
+            if t.action == ActionKind::Update {
+                t.reason = "trusted certificates changed".into();
+            }
+            out.push(t);
+            let mut toml = simple_file(
+                dir,
+                layout::node_toml(&node.name),
+                ArtifactKind::NodeConfig,
+                Access::Public,
+                crate::output::node_toml::render(topology, node).into_bytes(),
+                "new node",
+                Vec::new(),
+            );
+            toml.node = Some(node.name.clone());
+            out.push(toml);
+            Ok(out)
+        })
+        .collect();
+    for f in node_files {
+        files.extend(f?);
+    }
+
+    for (item, lb) in issued.iter().filter(|(i, _)| i.lb.is_some()) {
+        let host = item.lb.clone().unwrap_or_default();
+        let cert_pem = pem::certs_to_pem(lb.chain.iter().map(Vec::as_slice));
+        let key_pem = lb.key.pkcs8_pem();
+        let entry = vec![ArtifactEntry::new(None, "certificate", &lb.info)];
+        let action = decision_action(&item.decision);
+        let file = |file: LbFile, kind, access, bytes: Vec<u8>, entries| {
+            let mut f = simple_file(
+                dir,
+                layout::lb_file(&host, file),
+                kind,
+                access,
+                bytes,
+                &item.reason,
+                entries,
+            );
+            f.lb = Some(host.clone());
+            if f.action != ActionKind::Keep && action != ActionKind::Keep {
+                f.action = action;
+                f.reason = item.reason.clone();
+            }
+            f
+        };
+        let mut key = file(
+            LbFile::Key,
+            ArtifactKind::LbKey,
+            Access::Secret,
+            key_pem.as_bytes().to_vec(),
+            Vec::new(),
+        );
+        if item.decision == Decision::Keep && key.action == ActionKind::Update {
+            // Never rewrite a key file that holds this key: its PEM form is not ours to normalise.
+            (key.action, key.reason, key.bytes) = (ActionKind::Keep, "unchanged".into(), None);
+        }
+        files.push(key);
+        files.push(file(
+            LbFile::Cert,
+            ArtifactKind::LbCert,
+            Access::Public,
+            cert_pem.clone().into_bytes(),
+            entry.clone(),
+        ));
+        files.push(file(
+            LbFile::Ca,
+            ArtifactKind::LbCa,
+            Access::Public,
+            ca_pem.clone().into_bytes(),
+            vec![ca_entry.clone()],
+        ));
+        let mut haproxy = cert_pem.into_bytes();
+        haproxy.extend_from_slice(key_pem.as_bytes());
+        files.push(file(
+            LbFile::Haproxy,
+            ArtifactKind::LbHaproxy,
+            Access::Secret,
+            haproxy,
+            entry,
+        ));
+    }
+
+    let generated: BTreeMap<String, Password> = [
+        ("primary", Some(&passwords.primary)),
+        ("tls", passwords.tls.as_ref()),
+        ("truststore", Some(&passwords.truststore)),
+    ]
+    .into_iter()
+    .filter_map(|(role, r)| {
+        r.filter(|r| r.source == PasswordSource::SecretsFile)
+            .map(|r| (role.to_string(), r.password.clone()))
+    })
+    .collect();
+    if !generated.is_empty() {
+        let text = Secrets {
+            passwords: generated,
+        }
+        .to_toml();
+        files.push(simple_file(
+            dir,
+            layout::SECRETS.into(),
+            ArtifactKind::Secrets,
+            Access::Secret,
+            text.as_bytes().to_vec(),
+            "generated passwords",
+            Vec::new(),
+        ));
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+pub(super) fn build_inventory(
+    topology: &Topology,
+    passwords: &Passwords,
+    files: &[FileOut],
+) -> Inventory {
+    let mut pw = BTreeMap::new();
+    pw.insert("primary".to_string(), passwords.primary.source.clone());
+    if let Some(t) = &passwords.tls {
+        pw.insert("tls".to_string(), t.source.clone());
+    }
+    pw.insert(
+        "truststore".to_string(),
+        passwords.truststore.source.clone(),
+    );
+    let artifacts = files
+        .iter()
+        .map(|f| Artifact {
+            path: f.path.clone(),
+            kind: f.kind,
+            node: f.node.clone(),
+            load_balancer: f.lb.clone(),
+            store_type: f.store_type.map(|t| t.java_type().to_string()),
+            password: f.password.map(str::to_string),
+            entries: f.entries.clone(),
+        })
+        .collect();
+    Inventory {
+        format_version: FORMAT_VERSION,
+        name: topology.name.clone(),
+        product: topology.product.as_str().into(),
+        ca_stage: "stable".into(),
+        passwords: pw,
+        artifacts,
+        topology: serde_json::to_value(topology).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+pub(super) fn summarize(
+    ca: &Ca,
+    issued: &[(Item, Issued)],
+    topology: &Topology,
+) -> Vec<CertSummary> {
+    let format = topology.keystores.format;
+    let mut out = vec![CertSummary {
+        label: "CA".into(),
+        path: layout::CA_CERT.into(),
+        names: Vec::new(),
+        subject: ca.info().subject.clone(),
+        not_after: ca.info().not_after,
+    }];
+    for (item, cert) in issued {
+        let path = if item.label == "primary" {
+            format!(
+                "nodes/*/{}/{}",
+                layout::SECURITY_DIR,
+                layout::primary_file(format)
+            )
+        } else if let Some(n) = &item.node {
+            layout::node_security(n, &layout::tls_file(n, format))
+        } else {
+            layout::lb_dir(&item.label)
+        };
+        out.push(CertSummary {
+            label: item.label.clone(),
+            path,
+            names: cert.info.san_strings(),
+            subject: cert.info.subject.clone(),
+            not_after: cert.info.not_after,
+        });
+    }
+    out
+}

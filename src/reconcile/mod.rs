@@ -1,0 +1,507 @@
+//! Reconcile: bring DIR in line with the topology (`generate`), or say what that would do
+//! (`plan`). Per artifact: create, keep, renew, reissue, update, or needs-rotate, with a reason.
+//!
+//! Keys are never replaced here: renew and reissue re-certify the existing key, a missing key is
+//! created, and a changed key type or CA stops the run with a hint to use `rotate`. Derived files
+//! (truststores, node.toml, inventory.json) are rewritten only when their content changes, so an
+//! unchanged topology changes no file at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::keystore::StoreType;
+use crate::output::fsio::{self, Access, DirLock, FsError, LockError};
+use crate::output::inventory::{Artifact, ArtifactEntry, ArtifactKind, PasswordSource};
+use crate::output::layout::{self};
+use crate::password::{Password, PasswordProblem};
+use crate::pki::{self, Ca, CertInfo, CertSpec, Key, PkiError};
+use crate::resolve;
+use crate::topology::{KeyType, Topology};
+
+mod decide;
+mod files;
+mod state;
+
+use decide::*;
+use files::*;
+use state::*;
+
+/// What to do with DIR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Compute the actions, write nothing.
+    Plan,
+    /// Compute and write.
+    Generate,
+}
+
+/// What reconcile does (or would do) to one artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    Create,
+    Keep,
+    Renew,
+    Reissue,
+    Update,
+    NeedsRotate,
+    Remove,
+}
+
+impl ActionKind {
+    /// The word users see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Create => "create",
+            ActionKind::Keep => "keep",
+            ActionKind::Renew => "renew",
+            ActionKind::Reissue => "reissue",
+            ActionKind::Update => "update",
+            ActionKind::NeedsRotate => "needs-rotate",
+            ActionKind::Remove => "remove",
+        }
+    }
+}
+
+/// One artifact's action.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    pub action: ActionKind,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<String>,
+    pub reason: String,
+}
+
+/// A certificate the run produced or kept, for the summary users see.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertSummary {
+    /// `CA`, `primary`, a node name or a load balancer host.
+    pub label: String,
+    pub path: String,
+    pub names: Vec<String>,
+    pub subject: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+}
+
+/// The result of a reconcile.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub actions: Vec<Action>,
+    /// Certificates of the set after the run.
+    pub certificates: Vec<CertSummary>,
+    /// Roles whose password was generated in this run (recorded in secrets.toml).
+    pub generated_passwords: Vec<String>,
+    /// True when files were written.
+    pub wrote: bool,
+}
+
+impl Outcome {
+    /// How many artifacts got each action.
+    pub fn counts(&self) -> BTreeMap<ActionKind, usize> {
+        let mut counts = BTreeMap::new();
+        for a in &self.actions {
+            *counts.entry(a.action).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// Why reconcile stopped. Each message names the file or variable and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenerateError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{}: {message}", path.display())]
+    Input {
+        path: PathBuf,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("the {role} password variable {variable} is not set, but inventory.json records that the {role} password comes from it")]
+    PasswordUnset { role: String, variable: String },
+    #[error("the {role} password from {source_name} cannot be used: {problem}")]
+    PasswordRefused {
+        role: String,
+        source_name: String,
+        problem: PasswordProblem,
+    },
+    #[error("{path}: {reason}")]
+    NeedsRotate { path: String, reason: String },
+    #[error("{0}")]
+    Pki(#[from] PkiError),
+}
+
+impl GenerateError {
+    /// What the user can do about it, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            GenerateError::Input { hint, .. } => hint.clone(),
+            GenerateError::PasswordUnset { variable, .. } => Some(format!(
+                "export {variable} with the password the keystores were made with"
+            )),
+            GenerateError::PasswordRefused { .. } => Some(
+                "choose another password: at least 6 printable ASCII characters, without `${`"
+                    .into(),
+            ),
+            GenerateError::NeedsRotate { .. } => Some(
+                "run `apim-pki rotate` to replace keys on purpose; generate never replaces a key"
+                    .into(),
+            ),
+            GenerateError::Lock(LockError::Busy(_)) => {
+                Some("wait for the other command to finish".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn input(
+    path: impl Into<PathBuf>,
+    message: impl Into<String>,
+    hint: Option<&str>,
+) -> GenerateError {
+    GenerateError::Input {
+        path: path.into(),
+        message: message.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// A password and where it came from.
+struct Resolved {
+    password: Password,
+    source: PasswordSource,
+    generated: bool,
+}
+
+struct Passwords {
+    primary: Resolved,
+    tls: Option<Resolved>,
+    truststore: Resolved,
+    /// Old values to try when a keystore does not open with the current one.
+    fallbacks: Vec<Password>,
+}
+
+/// A key and certificate chain found in DIR.
+struct Existing {
+    key: Key,
+    chain: Vec<Vec<u8>>,
+    info: CertInfo,
+    /// Where it was found, and the raw bytes when they opened with the current password as the
+    /// configured store type under the expected alias (so the file can stay untouched).
+    path: String,
+    reusable: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    Keep,
+    Renew,
+    Reissue,
+    Create,
+}
+
+/// A key-bearing item: the CA, the primary, a node's TLS key, a load balancer's key.
+struct Item {
+    label: String,
+    node: Option<String>,
+    lb: Option<String>,
+    spec: CertSpec,
+    key_type: KeyType,
+    decision: Decision,
+    reason: String,
+    existing: Option<Existing>,
+}
+
+/// The item after issuing: its key and chain (leaf first).
+struct Issued {
+    key: Key,
+    chain: Vec<Vec<u8>>,
+    info: CertInfo,
+    /// The keystore bytes it was read from, when they can stay as they are.
+    kept_bytes: Option<(String, Vec<u8>)>,
+}
+
+/// One output file.
+struct FileOut {
+    path: String,
+    kind: ArtifactKind,
+    node: Option<String>,
+    lb: Option<String>,
+    access: Access,
+    bytes: Option<Vec<u8>>,
+    action: ActionKind,
+    reason: String,
+    store_type: Option<StoreType>,
+    password: Option<&'static str>,
+    entries: Vec<ArtifactEntry>,
+}
+
+/// Brings `dir` in line with `topology` (or, in [`Mode::Plan`], says what that would do).
+pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome, GenerateError> {
+    let _lock = match mode {
+        Mode::Generate => {
+            let lock = DirLock::acquire(dir)?;
+            fsio::remove_stale_temporaries(dir);
+            Some(lock)
+        }
+        Mode::Plan => None,
+    };
+    let old = read_inventory(dir)?;
+    let secrets = read_secrets(dir)?;
+    let passwords = resolve_passwords(topology, old.as_ref(), &secrets)?;
+    let now = OffsetDateTime::now_utc();
+    let renew_window = Duration::days(i64::from(topology.pki.renew_before_days));
+
+    // The CA: loaded, or created below.
+    let (mut ca, mut ca_item) = load_ca(topology, dir, old.as_ref())?;
+
+    // Every key-bearing item and its decision.
+    let primary_path = old_paths(old.as_ref(), ArtifactKind::PrimaryKeystore, None)
+        .into_iter()
+        .chain(topology.nodes.iter().map(|n| {
+            layout::node_security(&n.name, &layout::primary_file(topology.keystores.format))
+        }))
+        .collect::<Vec<_>>();
+    let want_type = store_type_of(topology.keystores.format);
+    let primary_existing = find_key_entry(
+        dir,
+        &primary_path,
+        &topology.keystores.primary_alias,
+        want_type,
+        &passwords.primary.password,
+        &passwords.fallbacks,
+    )?;
+    if primary_existing.is_none()
+        && old.as_ref().is_some_and(|o| {
+            o.artifacts
+                .iter()
+                .any(|a| a.kind == ArtifactKind::PrimaryKeystore)
+        })
+    {
+        return Err(input(dir.join(&primary_path[0]), "the primary keystore is missing on every node", Some("restore wso2carbon keystore from a node or a backup: a new primary key would make data WSO2 encrypted with the old one unreadable")));
+    }
+    let mut items = vec![decide(
+        "primary",
+        None,
+        None,
+        resolve::primary_cert(topology),
+        topology.keystores.primary_key,
+        primary_existing,
+        ca.as_ref(),
+        now,
+        renew_window,
+    )?];
+    if resolve::per_node_tls(topology) {
+        let tls_password = passwords
+            .tls
+            .as_ref()
+            .map_or(&passwords.primary.password, |t| &t.password);
+        let found: Vec<Result<Option<Existing>, GenerateError>> = topology
+            .nodes
+            .par_iter()
+            .map(|node| {
+                let paths: Vec<String> =
+                    old_paths(old.as_ref(), ArtifactKind::TlsKeystore, Some(&node.name))
+                        .into_iter()
+                        .chain([layout::node_security(
+                            &node.name,
+                            &layout::tls_file(&node.name, topology.keystores.format),
+                        )])
+                        .collect();
+                find_key_entry(
+                    dir,
+                    &paths,
+                    &node.name,
+                    want_type,
+                    tls_password,
+                    &passwords.fallbacks,
+                )
+            })
+            .collect();
+        for (node, existing) in topology.nodes.iter().zip(found) {
+            items.push(decide(
+                &node.name,
+                Some(&node.name),
+                None,
+                resolve::node_cert(topology, node),
+                topology.pki.key,
+                existing?,
+                ca.as_ref(),
+                now,
+                renew_window,
+            )?);
+        }
+    }
+    for lb in &topology.load_balancers {
+        let host = lb.host.to_string();
+        let existing = read_lb_key(dir, &host)?;
+        items.push(decide(
+            &host,
+            None,
+            Some(&host),
+            resolve::lb_cert(topology, &lb.host),
+            topology.pki.key,
+            existing,
+            ca.as_ref(),
+            now,
+            renew_window,
+        )?);
+    }
+
+    // Keys: generate every missing one in parallel, the CA's included.
+    let mut wanted: Vec<KeyType> = items
+        .iter()
+        .filter(|i| i.decision == Decision::Create)
+        .map(|i| i.key_type)
+        .collect();
+    let ca_needs_key = ca.is_none();
+    if ca_needs_key {
+        wanted.push(topology.pki.key);
+    }
+    let mut fresh_keys = pki::generate_keys(&wanted)?;
+    if ca_needs_key {
+        let key = fresh_keys
+            .pop()
+            .ok_or_else(|| input(dir, "internal: no CA key generated", None))?;
+        ca = Some(Ca::create(&resolve::ca_cert(topology, 1), key)?);
+        if let Some(item) = ca_item.as_mut() {
+            item.decision = Decision::Create;
+        }
+    }
+    let ca = ca.ok_or_else(|| input(dir, "internal: no CA", None))?;
+    let mut fresh_keys = fresh_keys.into_iter();
+    let work: Vec<(Item, Option<Key>)> = items
+        .into_iter()
+        .map(|item| {
+            let key = (item.decision == Decision::Create)
+                .then(|| fresh_keys.next())
+                .flatten();
+            (item, key)
+        })
+        .collect();
+    let issued: Vec<(Item, Issued)> = work
+        .into_par_iter()
+        .map(|(mut item, key)| {
+            let issued = issue(&mut item, key, &ca)?;
+            Ok((item, issued))
+        })
+        .collect::<Result<_, GenerateError>>()?;
+
+    // Files.
+    let files = build_files(topology, dir, &ca, ca_item.as_ref(), &issued, &passwords)?;
+    let mut actions: Vec<Action> = files
+        .iter()
+        .map(|f| Action {
+            action: f.action,
+            path: f.path.clone(),
+            node: f.node.clone(),
+            load_balancer: f.lb.clone(),
+            reason: f.reason.clone(),
+        })
+        .collect();
+
+    // Artifacts of the old inventory that the new set no longer has move to history/.
+    let new_paths: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let removed: Vec<&Artifact> = old
+        .as_ref()
+        .map(|o| {
+            o.artifacts
+                .iter()
+                .filter(|a| {
+                    !new_paths.contains(a.path.as_str())
+                        && a.path != layout::INVENTORY
+                        && dir.join(&a.path).exists()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for a in &removed {
+        actions.push(Action {
+            action: ActionKind::Remove,
+            path: a.path.clone(),
+            node: a.node.clone(),
+            load_balancer: a.load_balancer.clone(),
+            reason: "no longer in the topology or format; moved to history/".into(),
+        });
+    }
+
+    let inventory = build_inventory(topology, &passwords, &files);
+    let inventory_bytes = inventory.to_json();
+    let inventory_changed =
+        std::fs::read(dir.join(layout::INVENTORY)).ok().as_deref() != Some(&inventory_bytes[..]);
+    let certificates = summarize(&ca, &issued, topology);
+    let generated_passwords = [
+        ("primary", Some(&passwords.primary)),
+        ("tls", passwords.tls.as_ref()),
+        ("truststore", Some(&passwords.truststore)),
+    ]
+    .into_iter()
+    .filter_map(|(role, r)| r.filter(|r| r.generated).map(|_| role.to_string()))
+    .collect();
+
+    if mode == Mode::Generate {
+        if !removed.is_empty() {
+            let stamp = history_stamp(now);
+            for a in &removed {
+                let to = dir.join(layout::HISTORY).join(&stamp).join(&a.path);
+                fsio::move_file(&dir.join(&a.path), &to)?;
+                remove_empty_parents(dir, &a.path);
+            }
+        }
+        for f in &files {
+            if let Some(bytes) = &f.bytes {
+                fsio::write_atomic(&dir.join(&f.path), bytes, f.access)?;
+            }
+        }
+        if inventory_changed {
+            fsio::write_atomic(
+                &dir.join(layout::INVENTORY),
+                &inventory_bytes,
+                Access::Public,
+            )?;
+        }
+    }
+    Ok(Outcome {
+        actions,
+        certificates,
+        generated_passwords,
+        wrote: mode == Mode::Generate,
+    })
+}
+
+fn store_type_of(format: crate::topology::KeystoreFormat) -> StoreType {
+    if format == crate::topology::KeystoreFormat::Jks {
+        StoreType::Jks
+    } else {
+        StoreType::Pkcs12
+    }
+}
+
+fn history_stamp(now: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
+    now.format(&format)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+fn remove_empty_parents(dir: &Path, rel: &str) {
+    let mut path = dir.join(rel);
+    while path.pop() && path != dir {
+        if std::fs::remove_dir(&path).is_err() {
+            break;
+        }
+    }
+}

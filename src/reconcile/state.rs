@@ -1,0 +1,343 @@
+//! What DIR already holds: inventory, secrets, passwords, the CA and existing keys.
+
+use std::path::Path;
+
+use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
+use crate::output::inventory::{ArtifactKind, Inventory, PasswordSource};
+use crate::output::layout::{self, LbFile};
+use crate::output::secrets::Secrets;
+use crate::password::{Password, PasswordProblem};
+use crate::pki::{Ca, CertInfo, Key, PkiError};
+use crate::resolve;
+use crate::topology::{CaSource, Topology};
+
+use super::*;
+
+pub(super) fn read_inventory(dir: &Path) -> Result<Option<Inventory>, GenerateError> {
+    let path = dir.join(layout::INVENTORY);
+    match std::fs::read(&path) {
+        Ok(bytes) => Inventory::from_json(&bytes).map(Some).map_err(|e| {
+            input(
+                path,
+                format!("inventory.json is corrupt: {e}"),
+                Some("restore it from a backup, or generate into a new directory"),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(input(path, format!("cannot read: {e}"), None)),
+    }
+}
+
+pub(super) fn read_secrets(dir: &Path) -> Result<Secrets, GenerateError> {
+    let path = dir.join(layout::SECRETS);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Secrets::parse(&text).map_err(|e| {
+            input(
+                path,
+                format!("secrets.toml is corrupt: {e}"),
+                Some("restore it from a backup; the keystores cannot be opened without it"),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Secrets::default()),
+        Err(e) => Err(input(path, format!("cannot read: {e}"), None)),
+    }
+}
+
+pub(super) fn resolve_passwords(
+    topology: &Topology,
+    old: Option<&Inventory>,
+    secrets: &Secrets,
+) -> Result<Passwords, GenerateError> {
+    let format = topology.keystores.format;
+    let vars = &topology.passwords;
+    let mut fallbacks = Vec::new();
+    let mut one = |role: &str, var: Option<&String>| -> Result<Resolved, GenerateError> {
+        let recorded = old.and_then(|o| o.passwords.get(role));
+        // Old values, for keystores made before a password source changed.
+        match recorded {
+            Some(PasswordSource::Env { variable }) => {
+                if let Ok(v) = std::env::var(variable) {
+                    fallbacks.push(Password::new(v));
+                }
+            }
+            Some(PasswordSource::SecretsFile) => {
+                fallbacks.extend(secrets.passwords.get(role).cloned())
+            }
+            None => {}
+        }
+        let refused = |source: &PasswordSource, problem| GenerateError::PasswordRefused {
+            role: role.into(),
+            source_name: source.to_string(),
+            problem,
+        };
+        if let Some(variable) = var {
+            match std::env::var(variable) {
+                Ok(value) => {
+                    let source = PasswordSource::Env {
+                        variable: variable.clone(),
+                    };
+                    let password = Password::new(value);
+                    password.check(format).map_err(|p| refused(&source, p))?;
+                    return Ok(Resolved {
+                        password,
+                        source,
+                        generated: false,
+                    });
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(GenerateError::PasswordRefused {
+                        role: role.into(),
+                        source_name: format!("environment variable {variable}"),
+                        problem: PasswordProblem::ControlCharacter,
+                    })
+                }
+                Err(std::env::VarError::NotPresent) => {
+                    if matches!(recorded, Some(PasswordSource::Env { variable: v }) if v == variable)
+                    {
+                        return Err(GenerateError::PasswordUnset {
+                            role: role.into(),
+                            variable: variable.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let source = PasswordSource::SecretsFile;
+        if let Some(password) = secrets.passwords.get(role) {
+            password.check(format).map_err(|p| refused(&source, p))?;
+            return Ok(Resolved {
+                password: password.clone(),
+                source,
+                generated: false,
+            });
+        }
+        let password = Password::generate().map_err(|e| {
+            input(
+                layout::SECRETS,
+                format!("the OS random number generator failed: {e}"),
+                None,
+            )
+        })?;
+        Ok(Resolved {
+            password,
+            source,
+            generated: true,
+        })
+    };
+    let primary = one("primary", vars.primary.as_ref())?;
+    let tls = if resolve::per_node_tls(topology) {
+        Some(one("tls", vars.tls.as_ref())?)
+    } else {
+        None
+    };
+    let truststore = one("truststore", vars.truststore.as_ref())?;
+    Ok(Passwords {
+        primary,
+        tls,
+        truststore,
+        fallbacks,
+    })
+}
+
+/// Paths the old inventory records for `kind` (and `node`).
+pub(super) fn old_paths(
+    old: Option<&Inventory>,
+    kind: ArtifactKind,
+    node: Option<&str>,
+) -> Vec<String> {
+    old.map(|o| {
+        o.artifacts
+            .iter()
+            .filter(|a| a.kind == kind && (node.is_none() || a.node.as_deref() == node))
+            .map(|a| a.path.clone())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+pub(super) fn load_ca(
+    topology: &Topology,
+    dir: &Path,
+    old: Option<&Inventory>,
+) -> Result<(Option<Ca>, Option<Item>), GenerateError> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path).map_err(|e| input(path, format!("cannot read the {what}: {e}"), Some("check the path in [pki.ca]; relative paths start at the topology file's directory")))
+    };
+    let spec = resolve::ca_cert(topology, 1);
+    let existing_cert = std::fs::read(dir.join(layout::CA_CERT)).ok();
+    match &topology.ca {
+        CaSource::External { cert, key } => {
+            let cert_pem = read(cert, "CA certificate")?;
+            let key_pem = read(key, "CA key")?;
+            let ca = Ca::from_pem(&cert_pem, &key_pem, &cert.display().to_string(), &key.display().to_string()).map_err(|e| {
+                input(if matches!(e, PkiError::BadKey { .. }) { key } else { cert }, e.to_string(), Some("[pki.ca] needs the CA certificate (PEM, intermediates after it) and its unencrypted key"))
+            })?;
+            if let Some(existing) = existing_cert
+                .as_ref()
+                .and_then(|b| pem::certs_from_pem(b).ok())
+                .and_then(|c| c.into_iter().next())
+            {
+                if existing != ca.cert_der() {
+                    return Err(GenerateError::NeedsRotate {
+                        path: layout::CA_CERT.into(),
+                        reason: format!("the set was issued by another CA than {}", cert.display()),
+                    });
+                }
+            }
+            Ok((Some(ca), None))
+        }
+        CaSource::Generated => {
+            let key_path = dir.join(layout::CA_KEY);
+            match (existing_cert, std::fs::read(&key_path).ok()) {
+                (Some(cert_pem), Some(key_pem)) => {
+                    let ca = Ca::from_pem(&cert_pem, &key_pem, layout::CA_CERT, layout::CA_KEY)
+                        .map_err(|e| {
+                            input(
+                                dir.join(layout::CA_CERT),
+                                e.to_string(),
+                                Some("restore ca/ca.crt and ca/ca.key from a backup"),
+                            )
+                        })?;
+                    Ok((Some(ca), None))
+                }
+                (None, None)
+                    if old.is_none_or(|o| {
+                        o.artifacts.iter().all(|a| a.kind != ArtifactKind::CaKey)
+                    }) =>
+                {
+                    let item = Item {
+                        label: "CA".into(),
+                        node: None,
+                        lb: None,
+                        key_type: topology.pki.key,
+                        spec,
+                        decision: Decision::Create,
+                        reason: "new CA".into(),
+                        existing: None,
+                    };
+                    Ok((None, Some(item)))
+                }
+                (cert, _) => {
+                    let missing = if cert.is_none() {
+                        layout::CA_CERT
+                    } else {
+                        layout::CA_KEY
+                    };
+                    Err(input(dir.join(missing), "the CA is incomplete: this file is missing", Some("restore ca/ca.crt and ca/ca.key from a backup; a new CA needs `apim-pki rotate --ca begin`")))
+                }
+            }
+        }
+    }
+}
+
+/// Opens the first of `paths` that exists and returns its private-key entry.
+pub(super) fn find_key_entry(
+    dir: &Path,
+    paths: &[String],
+    alias: &str,
+    want: StoreType,
+    password: &Password,
+    fallbacks: &[Password],
+) -> Result<Option<Existing>, GenerateError> {
+    for rel in paths {
+        let path = dir.join(rel);
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let mut opened = None;
+        let mut last_err = None;
+        for (i, candidate) in std::iter::once(password).chain(fallbacks).enumerate() {
+            match Keystore::decode(&bytes, candidate) {
+                Ok(ok) => {
+                    opened = Some((ok, i == 0));
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let ((store, store_type), current_password) = match (opened, last_err) {
+            (Some(o), _) => o,
+            (None, Some(KeystoreError::WrongPassword)) => {
+                return Err(input(path, "the keystore does not open with its password (from secrets.toml or the environment variable in [passwords])", Some("set the variable to the password the set was made with")))
+            }
+            (None, e) => {
+                return Err(input(path, format!("cannot open the keystore: {}", e.map(|e| e.to_string()).unwrap_or_default()), Some("restore the file from a backup, or run `apim-pki rotate` for this node to replace its key")))
+            }
+        };
+        let entry = store.key_entries().next().cloned();
+        let Some(Entry::PrivateKey {
+            alias: found_alias,
+            pkcs8,
+            chain,
+        }) = entry
+        else {
+            return Err(input(
+                path,
+                "the keystore holds no private key entry",
+                Some("restore the file from a backup, or run `apim-pki rotate` for this node"),
+            ));
+        };
+        let key = Key::from_pkcs8_der(&pkcs8, rel)?;
+        let reusable = (current_password
+            && store_type == want
+            && found_alias == alias
+            && store.entries.len() == 1)
+            .then_some(bytes);
+        return Ok(Some(existing_from(
+            key,
+            chain,
+            rel.clone(),
+            reusable,
+            &path,
+        )?));
+    }
+    Ok(None)
+}
+
+pub(super) fn existing_from(
+    key: Key,
+    chain: Vec<Vec<u8>>,
+    path: String,
+    reusable: Option<Vec<u8>>,
+    full: &Path,
+) -> Result<Existing, GenerateError> {
+    let leaf = chain
+        .first()
+        .ok_or_else(|| input(full, "the key entry has no certificate", None))?;
+    let info = CertInfo::from_der(leaf).map_err(|e| input(full, e, None))?;
+    if info.public_key_der != key.public_key_der() {
+        return Err(input(
+            full,
+            "the private key does not belong to its certificate",
+            Some("restore the file from a backup, or rotate its key"),
+        ));
+    }
+    Ok(Existing {
+        key,
+        chain,
+        info,
+        path,
+        reusable,
+    })
+}
+
+pub(super) fn read_lb_key(dir: &Path, host: &str) -> Result<Option<Existing>, GenerateError> {
+    let key_rel = layout::lb_file(host, LbFile::Key);
+    let cert_rel = layout::lb_file(host, LbFile::Cert);
+    let (Ok(key_pem), Ok(cert_pem)) = (
+        std::fs::read(dir.join(&key_rel)),
+        std::fs::read(dir.join(&cert_rel)),
+    ) else {
+        return Ok(None);
+    };
+    let key = Key::from_pem(&key_pem, &key_rel)
+        .map_err(|e| input(dir.join(&key_rel), e.to_string(), None))?;
+    let chain = pem::certs_from_pem(&cert_pem).map_err(|e| input(dir.join(&cert_rel), e, None))?;
+    Ok(Some(existing_from(
+        key,
+        chain,
+        cert_rel,
+        None,
+        &dir.join(&key_rel),
+    )?))
+}

@@ -1,0 +1,502 @@
+//! The settings that tie an API-M 2.6 node to its peers (shared/design/config-2.6.md, "Per
+//! profile"): every value `apply` writes that depends on the topology, with the hosts and ports
+//! each URL names and what serves them. `node.toml` records them; `verify` checks that each host
+//! is covered by the certificate of what answers there.
+
+use serde::Serialize;
+
+use crate::topology::{Node, Product, Profile, Topology};
+
+/// Ports, before offsets.
+pub mod port {
+    pub const MGMT_HTTPS: u16 = 9443;
+    pub const GW_HTTP: u16 = 8280;
+    pub const GW_HTTPS: u16 = 8243;
+    pub const BINARY_TCP: u16 = 9611;
+    pub const BINARY_SSL: u16 = 9711;
+    pub const AMQP: u16 = 5672;
+    pub const THRIFT: u16 = 10397;
+}
+
+/// A configuration file of an API-M 2.6 node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum ConfigFile {
+    Carbon,
+    ApiManager,
+    Jndi,
+}
+
+impl ConfigFile {
+    /// The file, relative to the product home.
+    pub fn path(self) -> &'static str {
+        match self {
+            ConfigFile::Carbon => "repository/conf/carbon.xml",
+            ConfigFile::ApiManager => "repository/conf/api-manager.xml",
+            ConfigFile::Jndi => "repository/conf/jndi.properties",
+        }
+    }
+
+    /// The short name used in node.toml's `setting`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigFile::Carbon => "carbon.xml",
+            ConfigFile::ApiManager => "api-manager.xml",
+            ConfigFile::Jndi => "jndi.properties",
+        }
+    }
+}
+
+/// What answers at a host and port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+pub enum ServedBy {
+    LoadBalancer(String),
+    Node(String),
+}
+
+impl std::fmt::Display for ServedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServedBy::LoadBalancer(h) => write!(f, "load-balancer {h}"),
+            ServedBy::Node(n) => write!(f, "node {n}"),
+        }
+    }
+}
+
+/// One URL inside a setting's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub served_by: ServedBy,
+}
+
+impl Target {
+    /// True when the URL's scheme is TLS (`https://`, `ssl://`).
+    pub fn is_tls(&self) -> bool {
+        self.url.starts_with("https://") || self.url.starts_with("ssl://")
+    }
+}
+
+/// One value apply writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    pub file: ConfigFile,
+    /// Element path below the root element (XML), or the property key (jndi.properties).
+    pub path: String,
+    pub value: String,
+    /// The URLs the value names.
+    pub targets: Vec<Target>,
+}
+
+impl Setting {
+    /// `api-manager.xml: AuthManager/ServerURL`.
+    pub fn label(&self) -> String {
+        format!("{}: {}", self.file.name(), self.path)
+    }
+}
+
+/// Where peers reach a profile: its load balancer (offset 0) or its single node.
+#[derive(Debug, Clone)]
+struct Address {
+    host: String,
+    offset: u16,
+    served_by: ServedBy,
+}
+
+impl Address {
+    fn target(&self, scheme: &str, port: u16, suffix: &str) -> Target {
+        let port = port + self.offset;
+        Target {
+            url: format!("{scheme}://{}:{port}{suffix}", self.host),
+            host: self.host.clone(),
+            port,
+            served_by: self.served_by.clone(),
+        }
+    }
+}
+
+fn node_address(node: &Node) -> Address {
+    Address {
+        host: node.host.to_string(),
+        offset: node.offset,
+        served_by: ServedBy::Node(node.name.clone()),
+    }
+}
+
+fn address(topology: &Topology, profile: Profile) -> Option<Address> {
+    if let Some(lb) = topology.load_balancer_for(profile) {
+        return Some(Address {
+            host: lb.host.to_string(),
+            offset: 0,
+            served_by: ServedBy::LoadBalancer(lb.host.to_string()),
+        });
+    }
+    topology
+        .nodes
+        .iter()
+        .find(|n| n.profile == profile)
+        .map(node_address)
+}
+
+fn nodes_of(topology: &Topology, profile: Profile) -> Vec<&Node> {
+    topology
+        .nodes
+        .iter()
+        .filter(|n| n.profile == profile)
+        .collect()
+}
+
+/// Where the publisher, store and key manager reach gateway management.
+fn gw_mgmt(topology: &Topology) -> Option<Address> {
+    if let Some(manager) = nodes_of(topology, Profile::GatewayManager).first() {
+        return Some(node_address(manager));
+    }
+    address(topology, Profile::GatewayWorker)
+}
+
+/// One setting per URL kind.
+fn setting(file: ConfigFile, path: &str, targets: Vec<Target>, join: &str) -> Setting {
+    let value = targets
+        .iter()
+        .map(|t| t.url.clone())
+        .collect::<Vec<_>>()
+        .join(join);
+    Setting {
+        file,
+        path: path.into(),
+        value,
+        targets,
+    }
+}
+
+fn plain(file: ConfigFile, path: &str, value: impl Into<String>) -> Setting {
+    Setting {
+        file,
+        path: path.into(),
+        value: value.into(),
+        targets: Vec::new(),
+    }
+}
+
+/// TM-GROUP(scheme, port): `scheme://tm:port`, or `{scheme://tm1:port}, {scheme://tm2:port}`.
+fn tm_group(topology: &Topology, path: &str, scheme: &str, port: u16) -> Setting {
+    let tms = nodes_of(topology, Profile::TrafficManager);
+    let targets: Vec<Target> = tms
+        .iter()
+        .map(|n| node_address(n).target(scheme, port, ""))
+        .collect();
+    let value = if targets.len() == 1 {
+        targets[0].url.clone()
+    } else {
+        targets
+            .iter()
+            .map(|t| format!("{{{}}}", t.url))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Setting {
+        file: ConfigFile::ApiManager,
+        path: path.into(),
+        value,
+        targets,
+    }
+}
+
+/// The broker part of AMQP-URL; apply keeps the user and password of the value it replaces
+/// (`USER:PASS` below stands for them).
+pub const AMQP_CREDENTIALS: &str = "USER:PASS";
+
+fn amqp_url(topology: &Topology) -> (String, Vec<Target>) {
+    let tms = nodes_of(topology, Profile::TrafficManager);
+    let targets: Vec<Target> = tms
+        .iter()
+        .map(|n| node_address(n).target("tcp", port::AMQP, ""))
+        .collect();
+    let url = if targets.len() == 1 {
+        format!(
+            "amqp://{AMQP_CREDENTIALS}@clientid/carbon?brokerlist='{}'",
+            targets[0].url
+        )
+    } else {
+        let brokers: Vec<String> = targets
+            .iter()
+            .map(|t| format!("{}?retries='5'%26connectdelay='50'", t.url))
+            .collect();
+        format!("amqp://{AMQP_CREDENTIALS}@clientID/carbon?failover='roundrobin'%26cyclecount='2'%26brokerlist='{}'", brokers.join(";"))
+    };
+    (url, targets)
+}
+
+fn key_validation(topology: &Topology, out: &mut Vec<Setting>, client_side: bool) {
+    let am = ConfigFile::ApiManager;
+    let Some(km) = address(topology, Profile::KeyManager) else {
+        return;
+    };
+    out.push(setting(
+        am,
+        "APIKeyValidator/ServerURL",
+        vec![km.target("https", port::MGMT_HTTPS, "/services/")],
+        "",
+    ));
+    let kms = nodes_of(topology, Profile::KeyManager);
+    if kms.len() == 1 {
+        let km_node = kms[0];
+        out.push(plain(
+            am,
+            "APIKeyValidator/KeyValidatorClientType",
+            "ThriftClient",
+        ));
+        out.push(plain(
+            am,
+            "APIKeyValidator/ThriftServerHost",
+            km_node.host.to_string(),
+        ));
+        if client_side {
+            out.push(plain(
+                am,
+                "APIKeyValidator/ThriftClientPort",
+                (port::THRIFT + km_node.offset).to_string(),
+            ));
+        }
+    } else {
+        out.push(plain(
+            am,
+            "APIKeyValidator/KeyValidatorClientType",
+            "WSClient",
+        ));
+    }
+}
+
+fn gateway_environment(topology: &Topology, out: &mut Vec<Setting>) {
+    let am = ConfigFile::ApiManager;
+    if let Some(gw) = gw_mgmt(topology) {
+        out.push(setting(
+            am,
+            "APIGateway/Environments/Environment/ServerURL",
+            vec![gw.target("https", port::MGMT_HTTPS, "/services/")],
+            "",
+        ));
+        out.push(setting(
+            am,
+            "APIGateway/Environments/Environment/GatewayEndpoint",
+            vec![
+                gw.target("http", port::GW_HTTP, ""),
+                gw.target("https", port::GW_HTTPS, ""),
+            ],
+            ",",
+        ));
+    }
+}
+
+fn throttling_publisher(topology: &Topology, out: &mut Vec<Setting>) {
+    let am = ConfigFile::ApiManager;
+    out.push(plain(
+        am,
+        "ThrottlingConfigurations/EnableAdvanceThrottling",
+        "true",
+    ));
+    out.push(plain(
+        am,
+        "ThrottlingConfigurations/DataPublisher/Enabled",
+        "true",
+    ));
+    out.push(plain(
+        am,
+        "ThrottlingConfigurations/TrafficManager/Type",
+        "Binary",
+    ));
+    out.push(tm_group(
+        topology,
+        "ThrottlingConfigurations/TrafficManager/ReceiverUrlGroup",
+        "tcp",
+        port::BINARY_TCP,
+    ));
+    out.push(tm_group(
+        topology,
+        "ThrottlingConfigurations/TrafficManager/AuthUrlGroup",
+        "ssl",
+        port::BINARY_SSL,
+    ));
+}
+
+/// Every topology-derived setting of `node` (API-M 2.6); empty for other products, whose
+/// deployment.toml is not written yet.
+pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
+    if topology.product != Product::Apim26 {
+        return Vec::new();
+    }
+    let (am, carbon) = (ConfigFile::ApiManager, ConfigFile::Carbon);
+    let mut out = Vec::new();
+    let public_host = topology
+        .load_balancer_for(node.profile)
+        .map_or_else(|| node.host.to_string(), |lb| lb.host.to_string());
+    out.push(plain(carbon, "HostName", public_host.clone()));
+    out.push(plain(carbon, "MgtHostName", public_host));
+    out.push(plain(carbon, "Ports/Offset", node.offset.to_string()));
+    let single_km = nodes_of(topology, Profile::KeyManager).len() == 1;
+    let tm = address(topology, Profile::TrafficManager);
+    let km = address(topology, Profile::KeyManager);
+    match node.profile {
+        Profile::KeyManager => {
+            gateway_environment(topology, &mut out);
+            if single_km {
+                out.push(plain(
+                    am,
+                    "APIKeyValidator/KeyValidatorClientType",
+                    "ThriftClient",
+                ));
+                out.push(plain(am, "APIKeyValidator/EnableThriftServer", "true"));
+                out.push(plain(
+                    am,
+                    "APIKeyValidator/ThriftServerHost",
+                    node.host.to_string(),
+                ));
+                out.push(plain(
+                    am,
+                    "APIKeyValidator/ThriftServerPort",
+                    (port::THRIFT + node.offset).to_string(),
+                ));
+            } else {
+                out.push(plain(
+                    am,
+                    "APIKeyValidator/KeyValidatorClientType",
+                    "WSClient",
+                ));
+                out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
+            }
+        }
+        Profile::Publisher => {
+            out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
+            if let Some(km) = &km {
+                out.push(setting(
+                    am,
+                    "AuthManager/ServerURL",
+                    vec![km.target("https", port::MGMT_HTTPS, "/services/")],
+                    "",
+                ));
+            }
+            throttling_publisher(topology, &mut out);
+            if let Some(tm) = &tm {
+                out.push(setting(
+                    am,
+                    "ThrottlingConfigurations/PolicyDeployer/ServiceURL",
+                    vec![tm.target("https", port::MGMT_HTTPS, "/services/")],
+                    "",
+                ));
+            }
+            out.push(plain(
+                am,
+                "ThrottlingConfigurations/BlockCondition/Enabled",
+                "false",
+            ));
+            out.push(plain(
+                am,
+                "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
+                "false",
+            ));
+            gateway_environment(topology, &mut out);
+            out.push(plain(am, "APIStore/DisplayURL", "true"));
+            if let Some(store) = address(topology, Profile::Store) {
+                out.push(setting(
+                    am,
+                    "APIStore/URL",
+                    vec![store.target("https", port::MGMT_HTTPS, "/store")],
+                    "",
+                ));
+            }
+            let (url, targets) = amqp_url(topology);
+            out.push(Setting {
+                file: ConfigFile::Jndi,
+                path: "connectionfactory.TopicConnectionFactory".into(),
+                value: url,
+                targets,
+            });
+            out.push(plain(
+                ConfigFile::Jndi,
+                "topic.throttleData",
+                "throttleData",
+            ));
+        }
+        Profile::Store => {
+            out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
+            key_validation(topology, &mut out, true);
+            if let Some(km) = &km {
+                out.push(setting(
+                    am,
+                    "AuthManager/ServerURL",
+                    vec![km.target("https", port::MGMT_HTTPS, "/services/")],
+                    "",
+                ));
+            }
+            out.push(plain(
+                am,
+                "ThrottlingConfigurations/EnableAdvanceThrottling",
+                "true",
+            ));
+            out.push(plain(
+                am,
+                "ThrottlingConfigurations/DataPublisher/Enabled",
+                "false",
+            ));
+            out.push(plain(
+                am,
+                "ThrottlingConfigurations/BlockCondition/Enabled",
+                "false",
+            ));
+            out.push(plain(
+                am,
+                "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
+                "false",
+            ));
+            gateway_environment(topology, &mut out);
+            if let Some(gw) = address(topology, Profile::GatewayWorker) {
+                out.push(setting(
+                    am,
+                    "OAuthConfigurations/RevokeAPIURL",
+                    vec![gw.target("https", port::GW_HTTPS, "/revoke")],
+                    "",
+                ));
+            }
+        }
+        Profile::TrafficManager => {
+            out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
+        }
+        Profile::GatewayManager | Profile::GatewayWorker => {
+            out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
+            key_validation(topology, &mut out, true);
+            throttling_publisher(topology, &mut out);
+            out.push(plain(
+                am,
+                "ThrottlingConfigurations/PolicyDeployer/Enabled",
+                "false",
+            ));
+            if let Some(tm) = &tm {
+                out.push(setting(
+                    am,
+                    "ThrottlingConfigurations/PolicyDeployer/ServiceURL",
+                    vec![tm.target("https", port::MGMT_HTTPS, "/services/")],
+                    "",
+                ));
+            }
+            out.push(plain(
+                am,
+                "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
+                "true",
+            ));
+            if let Some(first_tm) = nodes_of(topology, Profile::TrafficManager).first() {
+                out.push(setting(
+                    am,
+                    "ThrottlingConfigurations/JMSConnectionDetails/ServiceURL",
+                    vec![node_address(first_tm).target("tcp", port::AMQP, "")],
+                    "",
+                ));
+            }
+            let (url, targets) = amqp_url(topology);
+            out.push(Setting { file: am, path: "ThrottlingConfigurations/JMSConnectionDetails/JMSConnectionParameters/connectionfactory.TopicConnectionFactory".into(), value: url, targets });
+        }
+        Profile::Devportal | Profile::ControlPlane => {}
+    }
+    out
+}

@@ -1,0 +1,1074 @@
+//! Offline verification of a generated set: reads DIR back (inventory.json tells the topology,
+//! the files and where passwords come from) and checks every certificate against the names used
+//! to reach it, its key, its chain and each truststore. Reports root causes only.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Deserialize;
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::findings::{Code, Finding, Owner, Report};
+use super::hostname::{self, CertNames, Host};
+use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
+use crate::output::inventory::{Inventory, PasswordSource};
+use crate::output::layout::{self, LbFile};
+use crate::output::secrets::Secrets;
+use crate::password::Password;
+use crate::pki::CertInfo;
+use crate::topology::KeystoreFormat;
+
+/// Why verify could not run at all (exit 2); problems inside DIR are findings instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("{}: {message}", path.display())]
+    Input {
+        path: PathBuf,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("the {role} password variable {variable} is not set (inventory.json records the {role} password comes from it)")]
+    PasswordUnset { role: String, variable: String },
+}
+
+impl VerifyError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            VerifyError::Input { hint, .. } => hint.clone(),
+            VerifyError::PasswordUnset { variable, .. } => {
+                Some(format!("export {variable} before running verify"))
+            }
+        }
+    }
+}
+
+/// Options of `verify`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Warn about certificates expiring within this many days (default: renew_before_days).
+    pub warn_days: Option<u32>,
+}
+
+/// The parts of the recorded topology verify needs (its own view; not the generator's types).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SetView {
+    pub name: String,
+    pub pki: PkiView,
+    pub keystores: KeystoresView,
+    pub nodes: Vec<NodeView>,
+    pub load_balancers: Vec<LbView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PkiView {
+    pub renew_before_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeystoresView {
+    pub format: KeystoreFormat,
+    pub tls: String,
+    pub primary_alias: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeView {
+    pub name: String,
+    pub profile: String,
+    pub host: String,
+    #[serde(default)]
+    pub offset: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LbView {
+    pub host: String,
+    pub fronts: String,
+}
+
+impl SetView {
+    /// True when each node has its own TLS keystore.
+    pub fn per_node_tls(&self) -> bool {
+        self.keystores.tls == "per-node"
+    }
+
+    /// The load balancer fronting `profile`.
+    pub fn lb_for(&self, profile: &str) -> Option<&LbView> {
+        self.load_balancers.iter().find(|lb| lb.fronts == profile)
+    }
+
+    /// Where a node's TLS keystore is, and the alias Tomcat should find in it.
+    pub fn tls_file(&self, node: &str) -> (String, String) {
+        let format = self.keystores.format;
+        if self.per_node_tls() {
+            (
+                layout::node_security(node, &layout::tls_file(node, format)),
+                node.to_string(),
+            )
+        } else {
+            (
+                layout::node_security(node, &layout::primary_file(format)),
+                self.keystores.primary_alias.clone(),
+            )
+        }
+    }
+}
+
+/// A set opened for verification: its view, inventory and passwords.
+pub struct OpenedSet {
+    pub dir: PathBuf,
+    pub view: SetView,
+    pub inventory: Inventory,
+    passwords: BTreeMap<String, Password>,
+}
+
+impl OpenedSet {
+    /// Reads inventory.json and the passwords it names; exit-2 errors only.
+    pub fn open(dir: &Path) -> Result<OpenedSet, VerifyError> {
+        let path = dir.join(layout::INVENTORY);
+        let bytes = std::fs::read(&path).map_err(|e| VerifyError::Input {
+            path: path.clone(),
+            message: format!("cannot read: {e}"),
+            hint: Some("point verify at a directory made by `apim-pki generate`".into()),
+        })?;
+        let inventory = Inventory::from_json(&bytes).map_err(|e| VerifyError::Input {
+            path: path.clone(),
+            message: format!("inventory.json is corrupt: {e}"),
+            hint: None,
+        })?;
+        let view: SetView =
+            serde_json::from_value(inventory.topology.clone()).map_err(|e| VerifyError::Input {
+                path: path.clone(),
+                message: format!("inventory.json has no usable topology: {e}"),
+                hint: None,
+            })?;
+        let mut secrets: Option<Secrets> = None;
+        let mut passwords = BTreeMap::new();
+        for (role, source) in &inventory.passwords {
+            let password = match source {
+                PasswordSource::Env { variable } => match std::env::var(variable) {
+                    Ok(v) => Password::new(v),
+                    Err(_) => {
+                        return Err(VerifyError::PasswordUnset {
+                            role: role.clone(),
+                            variable: variable.clone(),
+                        })
+                    }
+                },
+                PasswordSource::SecretsFile => {
+                    if secrets.is_none() {
+                        let spath = dir.join(layout::SECRETS);
+                        let text = std::fs::read_to_string(&spath).map_err(|e| VerifyError::Input {
+                            path: spath.clone(),
+                            message: format!("cannot read: {e}"),
+                            hint: Some("inventory.json records generated passwords here; restore it from a backup".into()),
+                        })?;
+                        secrets = Some(Secrets::parse(&text).map_err(|e| VerifyError::Input {
+                            path: spath,
+                            message: e,
+                            hint: None,
+                        })?);
+                    }
+                    match secrets.as_ref().and_then(|s| s.passwords.get(role)) {
+                        Some(p) => p.clone(),
+                        None => {
+                            return Err(VerifyError::Input {
+                                path: dir.join(layout::SECRETS),
+                                message: format!(
+                                    "has no `{role}` password, which inventory.json says it holds"
+                                ),
+                                hint: None,
+                            })
+                        }
+                    }
+                }
+            };
+            passwords.insert(role.clone(), password);
+        }
+        Ok(OpenedSet {
+            dir: dir.to_path_buf(),
+            view,
+            inventory,
+            passwords,
+        })
+    }
+
+    /// The password for a role (`primary`, `tls`, `truststore`); the primary's when absent.
+    pub fn password(&self, role: &str) -> Option<&Password> {
+        self.passwords
+            .get(role)
+            .or_else(|| self.passwords.get("primary"))
+    }
+}
+
+/// One certificate parsed for checking.
+struct Cert {
+    der: Vec<u8>,
+    info: CertInfo,
+}
+
+impl Cert {
+    fn parse(der: &[u8]) -> Option<Cert> {
+        CertInfo::from_der(der).ok().map(|info| Cert {
+            der: der.to_vec(),
+            info,
+        })
+    }
+}
+
+/// Collects findings and counts checks.
+#[derive(Default)]
+struct Collector {
+    findings: Vec<Finding>,
+    checked: usize,
+}
+
+impl Collector {
+    fn check(&mut self, ok: bool, finding: impl FnOnce() -> Finding) -> bool {
+        self.checked += 1;
+        if !ok {
+            self.findings.push(finding());
+        }
+        ok
+    }
+
+    fn push(&mut self, f: Finding) {
+        self.findings.push(f);
+    }
+
+    fn merge(&mut self, other: Collector) {
+        self.findings.extend(other.findings);
+        self.checked += other.checked;
+    }
+}
+
+/// Opens a keystore file for checking; on failure pushes the finding and returns None.
+fn open_store(
+    dir: &Path,
+    rel: &str,
+    format: KeystoreFormat,
+    password: Option<&Password>,
+    owner: &Owner,
+    c: &mut Collector,
+) -> Option<Keystore> {
+    let bytes = match std::fs::read(dir.join(rel)) {
+        Ok(b) => b,
+        Err(e) => {
+            c.check(false, || {
+                Finding::new(
+                    Code::MissingFile,
+                    owner,
+                    Some(rel),
+                    format!("cannot read the keystore: {e}"),
+                )
+            });
+            return None;
+        }
+    };
+    c.checked += 1;
+    let want = if format == KeystoreFormat::Jks {
+        StoreType::Jks
+    } else {
+        StoreType::Pkcs12
+    };
+    let detected = StoreType::detect(&bytes);
+    if let Some(found) = detected {
+        c.check(found == want, || {
+            Finding::new(Code::WrongKeystoreType, owner, Some(rel), format!("the file is {} but its name and configuration say {}; JDKs before 8u60 and non-Java readers refuse it", found.java_type(), want.java_type()))
+                .expected_actual(want.java_type(), found.java_type())
+        });
+    }
+    let Some(password) = password else {
+        c.push(Finding::new(
+            Code::WrongPassword,
+            owner,
+            Some(rel),
+            "no password is recorded for this keystore",
+        ));
+        return None;
+    };
+    match Keystore::decode(&bytes, password) {
+        Ok((store, _)) => Some(store),
+        Err(KeystoreError::WrongPassword) => {
+            c.push(Finding::new(
+                Code::WrongPassword,
+                owner,
+                Some(rel),
+                "does not open with its recorded password (or the file was tampered with)",
+            ));
+            None
+        }
+        Err(e) => {
+            c.push(Finding::new(
+                Code::CorruptFile,
+                owner,
+                Some(rel),
+                e.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+/// The raw public key bits of a PKCS#8 private key, as in a certificate's SubjectPublicKeyInfo.
+fn public_key_of_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+    };
+    if let Some(rsa) = rsa_public_key_of_pkcs8(pkcs8) {
+        return Some(rsa);
+    }
+    for alg in [
+        &ECDSA_P256_SHA256_ASN1_SIGNING,
+        &ECDSA_P384_SHA384_ASN1_SIGNING,
+    ] {
+        if let Ok(k) = EcdsaKeyPair::from_pkcs8(alg, pkcs8) {
+            return Some(k.public_key().as_ref().to_vec());
+        }
+    }
+    None
+}
+
+/// The RSAPublicKey DER (`SEQUENCE { n, e }`) of an RSA PKCS#8 key of any size, read from its
+/// structure (crypto libraries refuse keys below 2048 bits, which verify must still judge).
+fn rsa_public_key_of_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    use crate::pki::der::{children, read_tlv, wrap};
+    let outer = read_tlv(pkcs8, 0)?;
+    let fields = children(pkcs8, outer)?;
+    let (alg, key) = (fields.get(1)?, fields.get(2)?);
+    let alg_oid = read_tlv(pkcs8, alg.content_start)?;
+    // 1.2.840.113549.1.1.1 rsaEncryption
+    if pkcs8[alg_oid.content_start..alg_oid.end]
+        != [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]
+    {
+        return None;
+    }
+    let rsa = read_tlv(pkcs8, key.content_start)?;
+    let parts = children(pkcs8, rsa)?;
+    let (n, e) = (parts.get(1)?, parts.get(2)?);
+    let mut body = pkcs8[n.start..n.end].to_vec();
+    body.extend_from_slice(&pkcs8[e.start..e.end]);
+    Some(wrap(0x30, &body))
+}
+
+/// True when `cert` carries a valid signature by `issuer`'s key and names it as issuer.
+fn signed_by(cert: &[u8], issuer: &[u8]) -> bool {
+    let (Ok((_, c)), Ok((_, i))) = (
+        X509Certificate::from_der(cert),
+        X509Certificate::from_der(issuer),
+    ) else {
+        return false;
+    };
+    c.issuer().as_raw() == i.subject().as_raw() && c.verify_signature(Some(i.public_key())).is_ok()
+}
+
+/// True when `leaf` chains, through `intermediates`, to one of `anchors`.
+fn chains_to(leaf: &[u8], intermediates: &[Vec<u8>], anchors: &[&[u8]]) -> bool {
+    let mut current = leaf.to_vec();
+    for _ in 0..8 {
+        if anchors
+            .iter()
+            .any(|a| *a == current.as_slice() || signed_by(&current, a))
+        {
+            return true;
+        }
+        match intermediates
+            .iter()
+            .find(|i| **i != current && signed_by(&current, i))
+        {
+            Some(next) => current = next.clone(),
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Checks that apply to every certificate: validity, key strength, signature, WSO2's default.
+fn cert_health(
+    cert: &Cert,
+    owner: &Owner,
+    file: &str,
+    now: OffsetDateTime,
+    warn: Duration,
+    c: &mut Collector,
+) {
+    let i = &cert.info;
+    let subject = || i.subject.clone();
+    c.check(i.not_after >= now, || {
+        Finding::new(
+            Code::Expired,
+            owner,
+            Some(file),
+            format!("`{}` expired on {}", i.subject, i.not_after.date()),
+        )
+        .subject(subject())
+    });
+    c.check(i.not_before <= now, || {
+        Finding::new(
+            Code::NotYetValid,
+            owner,
+            Some(file),
+            format!("`{}` is not valid before {}", i.subject, i.not_before),
+        )
+        .subject(subject())
+    });
+    if i.not_after >= now {
+        c.check(i.not_after - now > warn, || {
+            Finding::new(
+                Code::ExpiresSoon,
+                owner,
+                Some(file),
+                format!("`{}` expires on {}", i.subject, i.not_after.date()),
+            )
+            .subject(subject())
+        });
+    }
+    let weak_key = i.key.starts_with("RSA") && i.key_bits < 2048;
+    c.check(!weak_key, || {
+        Finding::new(
+            Code::WeakKey,
+            owner,
+            Some(file),
+            format!(
+                "`{}` has a {}-bit RSA key; use 2048 bits or more",
+                i.subject, i.key_bits
+            ),
+        )
+        .subject(subject())
+    });
+    let weak_sig = !i.self_issued
+        && (i.signature.contains("sha1")
+            || i.signature.contains("SHA1")
+            || i.signature.contains("md5"));
+    c.check(!weak_sig, || {
+        Finding::new(
+            Code::WeakSignature,
+            owner,
+            Some(file),
+            format!(
+                "`{}` is signed with {}; reissue it with SHA-256",
+                i.subject, i.signature
+            ),
+        )
+        .subject(subject())
+    });
+    let default = i
+        .common_names
+        .iter()
+        .all(|cn| cn.eq_ignore_ascii_case("localhost"))
+        && !i.common_names.is_empty()
+        && i.dns_names
+            .iter()
+            .all(|d| d.eq_ignore_ascii_case("localhost"))
+        && i.ip_addresses.is_empty();
+    c.check(!default, || Finding::new(Code::DefaultCertificate, owner, Some(file), "this is WSO2's shipped default certificate (CN=localhost): replace it with the set's keystores").subject(subject()));
+}
+
+/// Checks that a key entry's key belongs to its certificate.
+fn key_matches(pkcs8: &[u8], cert: &Cert, owner: &Owner, file: &str, c: &mut Collector) -> bool {
+    let cert_key = X509Certificate::from_der(&cert.der)
+        .ok()
+        .map(|(_, x)| x.public_key().subject_public_key.data.to_vec());
+    let ok = public_key_of_pkcs8(pkcs8).is_some() && public_key_of_pkcs8(pkcs8) == cert_key;
+    c.check(ok, || {
+        Finding::new(
+            Code::KeyCertMismatch,
+            owner,
+            Some(file),
+            format!("the private key does not belong to `{}`", cert.info.subject),
+        )
+        .subject(cert.info.subject.clone())
+    })
+}
+
+/// Checks that `cert` is valid for each of `hosts` under JSSE's rules (and warns when only Java's
+/// looser rules accept it).
+fn names_cover(cert: &Cert, hosts: &[String], owner: &Owner, file: &str, c: &mut Collector) {
+    let Ok(names) = CertNames::from_der(&cert.der) else {
+        return;
+    };
+    for host in hosts {
+        let Ok(parsed) = Host::parse(host) else {
+            continue;
+        };
+        let v = hostname::check(&names, &parsed);
+        let covered = cert.info.san_strings().join(", ");
+        c.check(v.java, || {
+            Finding::new(Code::HostnameMismatch, owner, Some(file), format!("does not cover {host} (it covers {covered}): peers reaching it as {host} fail with \"No subject alternative names matching\""))
+                .subject(cert.info.subject.clone())
+                .expected_actual(host.clone(), covered.clone())
+        });
+        if v.java {
+            c.check(v.strict, || Finding::new(Code::JavaOnlyMatch, owner, Some(file), format!("{host} matches only under JSSE's looser rules ({}); strict clients refuse it", v.reason)).subject(cert.info.subject.clone()));
+        }
+    }
+}
+
+/// Verifies a generated set offline.
+pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
+    let now = OffsetDateTime::now_utc();
+    let warn = Duration::days(i64::from(
+        options.warn_days.unwrap_or(set.view.pki.renew_before_days),
+    ));
+    let dir = &set.dir;
+    let view = &set.view;
+    let format = view.keystores.format;
+    let mut c = Collector::default();
+
+    // The CAs the set trusts.
+    let mut anchors: Vec<Vec<u8>> = Vec::new();
+    for rel in [layout::CA_BUNDLE, layout::CA_CERT] {
+        match std::fs::read(dir.join(rel)) {
+            Ok(bytes) => match pem::certs_from_pem(&bytes) {
+                Ok(certs) if !certs.is_empty() => {
+                    for der in certs {
+                        if let Some(cert) = Cert::parse(&der) {
+                            cert_health(&cert, &Owner::Set, rel, now, warn, &mut c);
+                        }
+                        if !anchors.contains(&der) {
+                            anchors.push(der);
+                        }
+                    }
+                }
+                _ => c.push(Finding::new(
+                    Code::CorruptFile,
+                    &Owner::Set,
+                    Some(rel),
+                    "not a PEM certificate file",
+                )),
+            },
+            Err(_) => c.push(Finding::new(
+                Code::MissingFile,
+                &Owner::Set,
+                Some(rel),
+                "missing",
+            )),
+        }
+    }
+    let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
+
+    // Per node, in parallel: open and check its keystores.
+    let nodes: Vec<NodeResult> = view
+        .nodes
+        .par_iter()
+        .map(|node| verify_node(set, node, &anchor_refs, now, warn))
+        .collect();
+    let primaries: Vec<Option<&Vec<u8>>> = nodes.iter().map(|r| r.primary.as_ref()).collect();
+    // The primary certificate most nodes hold is the set's; the others differ.
+    let mut counts: BTreeMap<&Vec<u8>, usize> = BTreeMap::new();
+    for p in primaries.iter().flatten() {
+        *counts.entry(p).or_insert(0) += 1;
+    }
+    let majority = counts
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(p, _)| (*p).clone());
+    let tls_leaves: BTreeMap<&str, Vec<u8>> = view
+        .nodes
+        .iter()
+        .zip(&nodes)
+        .filter_map(|(n, r)| r.tls_leaf.clone().map(|l| (n.name.as_str(), l)))
+        .collect();
+    for (node, result) in view.nodes.iter().zip(nodes) {
+        let NodeResult {
+            findings: collector,
+            primary,
+            trusted,
+            ..
+        } = result;
+        c.merge(collector);
+        if let (Some(p), Some(m)) = (&primary, &majority) {
+            let owner = Owner::Node(node.name.clone());
+            let file = layout::node_security(&node.name, &layout::primary_file(format));
+            c.check(p == m, || Finding::new(Code::PrimaryDiffers, &owner, Some(&file), "this node's primary key is not the one the other nodes share: data encrypted elsewhere will not decrypt here, and tokens it signs fail at the gateway"));
+        }
+        // Truststore must hold the set's primary under both aliases.
+        if let (Some(m), Some(trusted)) = (&majority, &trusted) {
+            verify_truststore_primary(set, node, trusted, m, &mut c);
+        }
+    }
+
+    for lb in &view.load_balancers {
+        verify_lb(set, lb, &anchor_refs, now, warn, &mut c);
+    }
+    verify_peer_hosts(set, &tls_leaves, &mut c);
+    Report::new(set.inventory.ca_stage.clone(), c.findings, c.checked)
+}
+
+fn verify_truststore_primary(
+    set: &OpenedSet,
+    node: &NodeView,
+    trusted: &[(String, Vec<u8>)],
+    primary: &[u8],
+    c: &mut Collector,
+) {
+    let rel = layout::node_security(
+        &node.name,
+        &layout::truststore_file(set.view.keystores.format),
+    );
+    let owner = Owner::Node(node.name.clone());
+    for alias in ["wso2carbon", "gateway_certificate_alias"] {
+        let found = trusted
+            .iter()
+            .any(|(a, cert)| a == alias && cert == primary);
+        c.check(found, || {
+            Finding::new(Code::TruststoreMissingPrimary, &owner, Some(&rel), format!("has no trusted entry `{alias}` holding the primary certificate: gateways then reject JWTs and API keys the key manager signs"))
+                .expected_actual(alias, "absent or another certificate")
+        });
+    }
+}
+
+/// A `[[peer]]` of node.toml, read back on its own terms.
+#[derive(Debug, Deserialize)]
+struct PeerView {
+    setting: String,
+    url: String,
+    host: String,
+    served_by: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeTomlView {
+    #[serde(default)]
+    peer: Vec<PeerView>,
+}
+
+/// config-host-uncovered: every host a TLS URL in any node's settings names is covered by the
+/// certificate of what answers there (the node, or the load balancer and the nodes behind it).
+fn verify_peer_hosts(set: &OpenedSet, tls_leaves: &BTreeMap<&str, Vec<u8>>, c: &mut Collector) {
+    for node in &set.view.nodes {
+        let rel = layout::node_toml(&node.name);
+        let owner = Owner::Node(node.name.clone());
+        let Ok(text) = std::fs::read_to_string(set.dir.join(&rel)) else {
+            c.check(false, || {
+                Finding::new(Code::MissingFile, &owner, Some(&rel), "missing")
+            });
+            continue;
+        };
+        let Ok(parsed) = toml::from_str::<NodeTomlView>(&text) else {
+            c.push(Finding::new(
+                Code::CorruptFile,
+                &owner,
+                Some(&rel),
+                "not a valid node.toml",
+            ));
+            continue;
+        };
+        for peer in parsed
+            .peer
+            .iter()
+            .filter(|p| p.url.starts_with("https://") || p.url.starts_with("ssl://"))
+        {
+            // Each certificate that may answer, and the hosts its own checks already cover
+            // (a mismatch there is reported once, as hostname-mismatch: the root cause).
+            let node_cert = |n: &NodeView| {
+                let mut own = vec![n.host.clone()];
+                own.extend(set.view.lb_for(&n.profile).map(|lb| lb.host.clone()));
+                tls_leaves
+                    .get(n.name.as_str())
+                    .map(|c| (format!("node {}", n.name), c.clone(), own))
+            };
+            let mut certs: Vec<(String, Vec<u8>, Vec<String>)> = Vec::new();
+            if let Some(lb) = peer.served_by.strip_prefix("load-balancer ") {
+                let own = std::fs::read(set.dir.join(layout::lb_file(lb, LbFile::Cert)))
+                    .ok()
+                    .and_then(|b| pem::certs_from_pem(&b).ok())
+                    .and_then(|v| v.into_iter().next());
+                certs.extend(own.map(|c| (format!("load balancer {lb}"), c, vec![lb.to_string()])));
+                if let Some(front) = set.view.load_balancers.iter().find(|l| l.host == lb) {
+                    certs.extend(
+                        set.view
+                            .nodes
+                            .iter()
+                            .filter(|n| n.profile == front.fronts)
+                            .filter_map(node_cert),
+                    );
+                }
+            } else if let Some(name) = peer.served_by.strip_prefix("node ") {
+                certs.extend(
+                    set.view
+                        .nodes
+                        .iter()
+                        .filter(|n| n.name == name)
+                        .filter_map(node_cert),
+                );
+            }
+            // The host the URL really names, not the record's `host` field.
+            let host_text = url_host(&peer.url).unwrap_or(&peer.host);
+            let Ok(host) = Host::parse(host_text) else {
+                continue;
+            };
+            certs.retain(|(_, _, own)| !own.iter().any(|h| h.eq_ignore_ascii_case(host_text)));
+            for (who, der, _) in certs {
+                let Ok(names) = CertNames::from_der(&der) else {
+                    continue;
+                };
+                c.check(hostname::check(&names, &host).java, || {
+                    Finding::new(
+                        Code::ConfigHostUncovered,
+                        &owner,
+                        Some(&rel),
+                        format!(
+                            "{} names {} ({}), but the certificate of {who} does not cover {host}",
+                            peer.setting, peer.url, peer.served_by
+                        ),
+                    )
+                    .expected_actual(host.to_string(), who.clone())
+                });
+            }
+        }
+    }
+}
+
+/// The host part of `scheme://host:port/…` (IPv6 in brackets).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    if let Some(v6) = rest.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| h);
+    }
+    rest.split([':', '/', '?']).next().filter(|h| !h.is_empty())
+}
+
+/// What checking one node found, and what the set-wide checks need from it.
+struct NodeResult {
+    findings: Collector,
+    /// The node's primary certificate.
+    primary: Option<Vec<u8>>,
+    /// The truststore's trusted entries (alias, certificate), when it opened.
+    trusted: Option<Vec<(String, Vec<u8>)>>,
+    /// The certificate the node serves TLS with.
+    tls_leaf: Option<Vec<u8>>,
+}
+
+/// Checks one node.
+fn verify_node(
+    set: &OpenedSet,
+    node: &NodeView,
+    anchors: &[&[u8]],
+    now: OffsetDateTime,
+    warn: Duration,
+) -> NodeResult {
+    let mut c = Collector::default();
+    let dir = &set.dir;
+    let view = &set.view;
+    let format = view.keystores.format;
+    let owner = Owner::Node(node.name.clone());
+
+    // Truststore first: a missing CA there is the root cause of every chain failure below.
+    let trust_rel = layout::node_security(&node.name, &layout::truststore_file(format));
+    let truststore = open_store(
+        dir,
+        &trust_rel,
+        format,
+        set.password("truststore"),
+        &owner,
+        &mut c,
+    );
+    let trusted_entries: Option<Vec<(String, Vec<u8>)>> = truststore.as_ref().map(|t| {
+        t.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Trusted { alias, cert } => Some((alias.clone(), cert.clone())),
+                Entry::PrivateKey { .. } => None,
+            })
+            .collect()
+    });
+    let trusted: Vec<Vec<u8>> = trusted_entries
+        .iter()
+        .flatten()
+        .map(|(_, cert)| cert.clone())
+        .collect();
+    let trust_has_ca = truststore.is_none()
+        || anchors
+            .iter()
+            .any(|a| trusted.iter().any(|t| t.as_slice() == *a));
+    if truststore.is_some() {
+        c.check(trust_has_ca, || Finding::new(Code::TruststoreMissingCa, &owner, Some(&trust_rel), "does not trust the set's CA: every TLS connection from this node fails with \"PKIX path building failed\"").expected_actual("the CA of ca/bundle.crt", format!("{} trusted entries, none of them the CA", trusted.len())));
+    }
+    let trust_refs: Vec<&[u8]> = trusted.iter().map(Vec::as_slice).collect();
+    let check_chain = |chain: &[Vec<u8>], rel: &str, c: &mut Collector| {
+        if truststore.is_none() || !trust_has_ca {
+            return; // root cause already reported
+        }
+        if let Some(leaf) = chain.first() {
+            let ok = chains_to(leaf, &chain[1..], &trust_refs);
+            c.check(ok, || Finding::new(Code::UntrustedChain, &owner, Some(rel), "the certificate does not chain to a CA in this node's truststore (\"PKIX path building failed\")"));
+        }
+    };
+
+    // Primary keystore.
+    let primary_rel = layout::node_security(&node.name, &layout::primary_file(format));
+    let mut primary_cert = None;
+    let mut tls_leaf = None;
+    if let Some(store) = open_store(
+        dir,
+        &primary_rel,
+        format,
+        set.password("primary"),
+        &owner,
+        &mut c,
+    ) {
+        let entry = key_entry(
+            &store,
+            &view.keystores.primary_alias,
+            &owner,
+            &primary_rel,
+            &mut c,
+        );
+        if let Some((pkcs8, chain)) = entry {
+            if let Some(cert) = chain.first().and_then(|d| Cert::parse(d)) {
+                key_matches(pkcs8, &cert, &owner, &primary_rel, &mut c);
+                cert_health(&cert, &owner, &primary_rel, now, warn, &mut c);
+                check_chain(chain, &primary_rel, &mut c);
+                primary_cert = Some(cert.der);
+            }
+        }
+    }
+
+    // The keystore Tomcat serves TLS with: per-node, or the primary in shared mode.
+    let (tls_rel, alias) = view.tls_file(&node.name);
+    let mut hosts = vec![node.host.clone()];
+    if let Some(lb) = view.lb_for(&node.profile) {
+        hosts.push(lb.host.clone());
+    }
+    let tls_store = if view.per_node_tls() {
+        open_store(dir, &tls_rel, format, set.password("tls"), &owner, &mut c)
+    } else {
+        None
+    };
+    let tls_store = if view.per_node_tls() {
+        tls_store
+    } else {
+        // Shared mode: reuse the primary keystore already opened above.
+        std::fs::read(dir.join(&tls_rel)).ok().and_then(|b| {
+            set.password("primary")
+                .and_then(|p| Keystore::decode(&b, p).ok())
+                .map(|(s, _)| s)
+        })
+    };
+    if let Some(store) = tls_store {
+        if let Some((pkcs8, chain)) = key_entry(&store, &alias, &owner, &tls_rel, &mut c) {
+            if let Some(cert) = chain.first().and_then(|d| Cert::parse(d)) {
+                if view.per_node_tls() {
+                    key_matches(pkcs8, &cert, &owner, &tls_rel, &mut c);
+                    cert_health(&cert, &owner, &tls_rel, now, warn, &mut c);
+                    check_chain(chain, &tls_rel, &mut c);
+                }
+                names_cover(&cert, &hosts, &owner, &tls_rel, &mut c);
+                tls_leaf = Some(cert.der);
+            }
+        }
+    }
+    NodeResult {
+        findings: c,
+        primary: primary_cert,
+        trusted: trusted_entries,
+        tls_leaf,
+    }
+}
+
+/// The single private-key entry of a keystore, as Tomcat takes it whatever its alias.
+fn key_entry<'a>(
+    store: &'a Keystore,
+    alias: &str,
+    owner: &Owner,
+    rel: &str,
+    c: &mut Collector,
+) -> Option<(&'a [u8], &'a [Vec<u8>])> {
+    let keys: Vec<&Entry> = store.key_entries().collect();
+    match keys.as_slice() {
+        [] => {
+            c.push(Finding::new(
+                Code::CorruptFile,
+                owner,
+                Some(rel),
+                "holds no private key entry",
+            ));
+            None
+        }
+        [Entry::PrivateKey {
+            alias: found,
+            pkcs8,
+            chain,
+        }] => {
+            c.check(found == alias, || {
+                Finding::new(
+                    Code::AliasMismatch,
+                    owner,
+                    Some(rel),
+                    format!("its key entry is `{found}`, expected `{alias}`"),
+                )
+                .expected_actual(alias, found.clone())
+            });
+            Some((pkcs8.as_slice(), chain.as_slice()))
+        }
+        many => {
+            c.push(Finding::new(
+                Code::CorruptFile,
+                owner,
+                Some(rel),
+                format!(
+                    "holds {} private key entries; Tomcat needs exactly one",
+                    many.len()
+                ),
+            ));
+            None
+        }
+    }
+}
+
+fn verify_lb(
+    set: &OpenedSet,
+    lb: &LbView,
+    anchors: &[&[u8]],
+    now: OffsetDateTime,
+    warn: Duration,
+    c: &mut Collector,
+) {
+    let owner = Owner::LoadBalancer(lb.host.clone());
+    let cert_rel = layout::lb_file(&lb.host, LbFile::Cert);
+    let key_rel = layout::lb_file(&lb.host, LbFile::Key);
+    let read = |rel: &str, c: &mut Collector| match std::fs::read(set.dir.join(rel)) {
+        Ok(b) => Some(b),
+        Err(_) => {
+            c.check(false, || {
+                Finding::new(Code::MissingFile, &owner, Some(rel), "missing")
+            });
+            None
+        }
+    };
+    let (Some(cert_pem), Some(key_pem)) = (read(&cert_rel, c), read(&key_rel, c)) else {
+        return;
+    };
+    let chain = match pem::certs_from_pem(&cert_pem) {
+        Ok(chain) if !chain.is_empty() => chain,
+        _ => {
+            c.push(Finding::new(
+                Code::CorruptFile,
+                &owner,
+                Some(&cert_rel),
+                "not a PEM certificate file",
+            ));
+            return;
+        }
+    };
+    let Some(cert) = Cert::parse(&chain[0]) else {
+        c.push(Finding::new(
+            Code::CorruptFile,
+            &owner,
+            Some(&cert_rel),
+            "the first certificate does not parse",
+        ));
+        return;
+    };
+    use rustls_pki_types::pem::PemObject;
+    match rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(&key_pem) {
+        Ok(key) => {
+            key_matches(key.secret_pkcs8_der(), &cert, &owner, &key_rel, c);
+        }
+        Err(_) => c.push(Finding::new(
+            Code::CorruptFile,
+            &owner,
+            Some(&key_rel),
+            "not a PKCS#8 PEM private key",
+        )),
+    }
+    cert_health(&cert, &owner, &cert_rel, now, warn, c);
+    let ok = chains_to(&chain[0], &chain[1..], anchors);
+    c.check(ok, || {
+        Finding::new(
+            Code::UntrustedChain,
+            &owner,
+            Some(&cert_rel),
+            "does not chain to the set's CA",
+        )
+    });
+    names_cover(&cert, std::slice::from_ref(&lb.host), &owner, &cert_rel, c);
+}
+
+/// A host and port `--live` probes, and what may answer there.
+#[derive(Debug, Clone)]
+pub struct LiveTarget {
+    pub owner: Owner,
+    pub host: String,
+    pub port: u16,
+    /// Leaf certificates acceptable at this endpoint.
+    pub acceptable: Vec<Vec<u8>>,
+}
+
+/// The endpoints `--live` probes (cli.md): each node's 9443, gateways' 8243, traffic managers'
+/// 9711 (plus offsets), each load balancer's 9443 (and 8243 for the gateway's).
+pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
+    let view = &set.view;
+    let leaf_of = |node: &NodeView| -> Option<Vec<u8>> {
+        let (rel, _) = view.tls_file(&node.name);
+        let role = if view.per_node_tls() {
+            "tls"
+        } else {
+            "primary"
+        };
+        let bytes = std::fs::read(set.dir.join(rel)).ok()?;
+        let (store, _) = Keystore::decode(&bytes, set.password(role)?).ok()?;
+        let leaf = store
+            .key_entries()
+            .next()
+            .and_then(|e| e.cert())
+            .map(<[u8]>::to_vec);
+        leaf
+    };
+    let leaves: Vec<Option<Vec<u8>>> = view.nodes.par_iter().map(leaf_of).collect();
+    let mut targets = Vec::new();
+    for (node, leaf) in view.nodes.iter().zip(&leaves) {
+        let acceptable: Vec<Vec<u8>> = leaf.iter().cloned().collect();
+        let mut ports = vec![9443];
+        if node.profile.starts_with("gateway") {
+            ports.push(8243);
+        }
+        if node.profile == "traffic-manager" {
+            ports.push(9711);
+        }
+        for port in ports {
+            targets.push(LiveTarget {
+                owner: Owner::Node(node.name.clone()),
+                host: node.host.clone(),
+                port: port + node.offset,
+                acceptable: acceptable.clone(),
+            });
+        }
+    }
+    for lb in &view.load_balancers {
+        let own = std::fs::read(set.dir.join(layout::lb_file(&lb.host, LbFile::Cert)))
+            .ok()
+            .and_then(|b| pem::certs_from_pem(&b).ok())
+            .and_then(|c| c.into_iter().next());
+        let mut acceptable: Vec<Vec<u8>> = own.into_iter().collect();
+        for (node, leaf) in view.nodes.iter().zip(&leaves) {
+            if node.profile == lb.fronts {
+                acceptable.extend(leaf.iter().cloned());
+            }
+        }
+        let mut ports = vec![9443];
+        if lb.fronts == "gateway-worker" {
+            ports.push(8243);
+        }
+        for port in ports {
+            targets.push(LiveTarget {
+                owner: Owner::LoadBalancer(lb.host.clone()),
+                host: lb.host.clone(),
+                port,
+                acceptable: acceptable.clone(),
+            });
+        }
+    }
+    targets
+}
+
+/// Parses a host for reporting (IP or DNS).
+pub fn is_ip(host: &str) -> bool {
+    host.parse::<IpAddr>().is_ok()
+}
