@@ -4,12 +4,8 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apim_pki::verify::live::{probe_all, Endpoint, ProbeError};
@@ -196,111 +192,9 @@ fn ca_signed_jks(tool: &Path, dir: &Path) -> (PathBuf, Vec<Vec<u8>>) {
     (store, vec![leaf, ca_der])
 }
 
-/// A running `TlsServe`: its port, its stdout lines so far (collected by a thread), and its
-/// stdin, whose closing stops it.
-struct Server {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    port: u16,
-    lines: mpsc::Receiver<String>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(java: &Path, store: &Path, store_type: &str, protocols: Option<&str>) -> Server {
-        let mut cmd = Command::new(java);
-        cmd.arg("-cp")
-            .arg(java::helpers_dir())
-            .arg("TlsServe")
-            .arg(store)
-            .args([store_type, PASS_ENV])
-            .args(protocols)
-            .env(PASS_ENV, PASS)
-            .env("LC_ALL", "C.UTF-8")
-            .env_remove("JAVA_TOOL_OPTIONS")
-            .env_remove("_JAVA_OPTIONS")
-            .env_remove("JDK_JAVA_OPTIONS")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", java.display()));
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            stdin,
-            port: 0,
-            lines,
-            reader: Some(reader),
-        };
-        let first = server.next_line(Duration::from_secs(60));
-        server.port = first
-            .as_deref()
-            .and_then(|l| l.strip_prefix("PORT "))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("TlsServe did not print its port: {first:?}"));
-        server
-    }
-
-    fn next_line(&self, wait: Duration) -> Option<String> {
-        self.lines.recv_timeout(wait).ok()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// Closes stdin, waits for the exit (killing it after 30 s) and returns the remaining
-    /// stdout lines.
-    fn stop(mut self) -> Vec<String> {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(status.success(), "TlsServe exited with {status}");
-                    break;
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!("TlsServe did not exit after its stdin closed");
-                }
-            }
-        }
-        if let Some(reader) = self.reader.take() {
-            reader.join().expect("stdout reader");
-        }
-        self.lines.try_iter().collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.reader.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Probes `server` as `HOST` (with SNI) and as `127.0.0.1` (without), expects `chain` from
 /// both, and returns the server's log lines.
-fn probe_expecting(server: Server, chain: &[Vec<u8>], protocol: &str) -> Vec<String> {
+fn probe_expecting(server: java::TlsServer, chain: &[Vec<u8>], protocol: &str) -> Vec<String> {
     let endpoints = [
         Endpoint {
             name: HOST.to_string(),
@@ -380,14 +274,14 @@ fn probe_records_the_chain_jsse_serves() {
         "JKS",
         &["-keyalg", "RSA", "-keysize", "2048"],
     );
-    let server = Server::start(&java17, &store, "JKS", None);
+    let server = java::TlsServer::start(&java17, &store, "JKS", PASS, None);
     probe_expecting(server, std::slice::from_ref(&cert), "TLSv1.3");
 
     // A CA-signed chain, TLS 1.2 only (what WSO2 API Manager 2.6 on Java 8 speaks).
     let (store, chain) = ca_signed_jks(&tool, dir.path());
-    let server = Server::start(&java17, &store, "JKS", Some("TLSv1.2"));
+    let server = java::TlsServer::start(&java17, &store, "JKS", PASS, Some("TLSv1.2"));
     probe_expecting(server, &chain, "TLSv1.2");
-    let server = Server::start(&java17, &store, "JKS", None);
+    let server = java::TlsServer::start(&java17, &store, "JKS", PASS, None);
     probe_expecting(server, &chain, "TLSv1.3");
 }
 
@@ -409,9 +303,9 @@ fn probe_records_the_chain_jdk11_serves() {
         &["-keyalg", "EC", "-groupname", "secp256r1"],
     );
     let java11 = home.join("bin/java");
-    let server = Server::start(&java11, &store, "PKCS12", Some("TLSv1.2"));
+    let server = java::TlsServer::start(&java11, &store, "PKCS12", PASS, Some("TLSv1.2"));
     probe_expecting(server, std::slice::from_ref(&cert), "TLSv1.2");
-    let server = Server::start(&java11, &store, "PKCS12", None);
+    let server = java::TlsServer::start(&java11, &store, "PKCS12", PASS, None);
     probe_expecting(server, std::slice::from_ref(&cert), "TLSv1.3");
 }
 
@@ -428,7 +322,7 @@ fn a_stopped_jsse_server_is_a_quick_connect_error() {
         "JKS",
         &["-keyalg", "RSA", "-keysize", "2048"],
     );
-    let server = Server::start(&java::jdk17_java(), &store, "JKS", None);
+    let server = java::TlsServer::start(&java::jdk17_java(), &store, "JKS", PASS, None);
     let addr = server.addr();
     server.stop();
     // Nothing listens any more: a connect error, quickly.

