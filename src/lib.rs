@@ -14,5 +14,6 @@ pub mod password;
 pub mod pki;
 pub mod reconcile;
 pub mod resolve;
+pub mod set;
 pub mod topology;
 pub mod verify;

@@ -98,6 +98,22 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Install one node's keystores into an unpacked API-M 2.6 and write its configuration.
+    Apply {
+        dir: PathBuf,
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        apim_home: PathBuf,
+        /// Print what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Variable holding the node's current truststore password, when carbon.xml keeps it in secure vault.
+        #[arg(long)]
+        existing_truststore_password_env: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// List the entries of a JKS, PKCS#12 or PEM file.
     Inspect {
         file: PathBuf,
@@ -186,6 +202,21 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             });
             verify_cmd(&dir, live, warn_days, format)
         }
+        Command::Apply {
+            dir,
+            node,
+            apim_home,
+            dry_run,
+            existing_truststore_password_env,
+            format,
+        } => apply_cmd(
+            &dir,
+            &node,
+            &apim_home,
+            dry_run,
+            existing_truststore_password_env,
+            format,
+        ),
         Command::CheckHost {
             file,
             hosts,
@@ -510,4 +541,39 @@ fn check_host_cmd(
     } else {
         ExitCode::from(1)
     })
+}
+
+fn apply_cmd(
+    dir: &Path,
+    node: &str,
+    home: &Path,
+    dry_run: bool,
+    truststore_env: Option<String>,
+    format: Format,
+) -> Result<ExitCode, Failure> {
+    use apim_pki::config::apim26;
+    let existing_truststore_password = match truststore_env {
+        Some(var) => Some(
+            read_password(Some(var), None)?
+                .ok_or_else(|| Failure::new("no truststore password", None))?,
+        ),
+        None => None,
+    };
+    let options = apim26::ApplyOptions {
+        dry_run,
+        existing_truststore_password,
+    };
+    let report = apim26::apply(dir, node, home, &options).map_err(|e| {
+        let hint = e.hint();
+        Failure::new(e, hint)
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let printed = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout)),
+        Format::Text => apim26::render_text(&report, &mut stdout),
+    };
+    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! Node configuration: editing WSO2's files in place (XML, .properties, site.json) so every
 //! value apply does not own stays byte for byte.
 
+pub mod apim26;
 pub mod jsonedit;
 pub mod properties;
 pub mod xmledit;

@@ -901,6 +901,37 @@ impl XmlDoc {
             .collect()
     }
 
+    /// The paths (local names from the root, no predicates) of every element whose local name
+    /// is `local`, each once, in document order: for files whose nesting varies by version.
+    pub fn paths_named(&self, local: &str) -> Vec<String> {
+        let mut parent = vec![None; self.elements.len()];
+        for (i, e) in self.elements.iter().enumerate() {
+            for &c in &e.children {
+                parent[c] = Some(i);
+            }
+        }
+        let mut out: Vec<String> = Vec::new();
+        for (i, e) in self
+            .elements
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.local == local)
+        {
+            let mut names = vec![e.local.as_str()];
+            let mut cur = parent[i];
+            while let Some(p) = cur {
+                names.push(self.elements[p].local.as_str());
+                cur = parent[p];
+            }
+            names.reverse();
+            let path = names.join("/");
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+        out
+    }
+
     /// True when an element matching `path` carries a secure-vault marker (an attribute whose
     /// local name is `secretAlias`): its text is then a placeholder, not the real value.
     pub fn is_secured(&self, path: &str) -> bool {

@@ -206,3 +206,14 @@ pub(crate) fn rsa_modulus_bits(rsa_public_key: &[u8]) -> Option<usize> {
     let first = bytes.iter().position(|b| *b != 0)?;
     Some((bytes.len() - first) * 8 - bytes[first].leading_zeros() as usize)
 }
+
+/// True when `cert` names `issuer` as its issuer and carries a valid signature by its key.
+pub fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
+    let (Ok((_, c)), Ok((_, i))) = (
+        X509Certificate::from_der(cert),
+        X509Certificate::from_der(issuer),
+    ) else {
+        return false;
+    };
+    c.issuer().as_raw() == i.subject().as_raw() && c.verify_signature(Some(i.public_key())).is_ok()
+}

@@ -34,7 +34,10 @@ pub(super) fn decide(
                 });
             }
             match ca {
-                Some(ca) if e.info.issuer_der == ca.info().subject_der => {}
+                Some(ca)
+                    if e.chain.first().is_some_and(|leaf| {
+                        crate::pki::info::is_issued_by(leaf, ca.cert_der())
+                    }) => {}
                 _ => {
                     return Err(GenerateError::NeedsRotate {
                         path: e.path.clone(),

@@ -250,14 +250,17 @@ struct FileOut {
 
 /// Brings `dir` in line with `topology` (or, in [`Mode::Plan`], says what that would do).
 pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome, GenerateError> {
-    let _lock = match mode {
-        Mode::Generate => {
+    // Lock an existing DIR now; a new one is created and locked only once every input checked
+    // out, so bad input never leaves a directory behind.
+    let mut lock = match mode {
+        Mode::Generate if dir.is_dir() => {
             let lock = DirLock::acquire(dir)?;
             fsio::remove_stale_temporaries(dir);
             Some(lock)
         }
-        Mode::Plan => None,
+        _ => None,
     };
+    let strays = std::sync::Mutex::new(Vec::new());
     let old = read_inventory(dir)?;
     let secrets = read_secrets(dir)?;
     let passwords = resolve_passwords(topology, old.as_ref(), &secrets)?;
@@ -282,6 +285,8 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
         want_type,
         &passwords.primary.password,
         &passwords.fallbacks,
+        old.as_ref(),
+        &strays,
     )?;
     if primary_existing.is_none()
         && old.as_ref().is_some_and(|o| {
@@ -327,6 +332,8 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
                     want_type,
                     tls_password,
                     &passwords.fallbacks,
+                    old.as_ref(),
+                    &strays,
                 )
             })
             .collect();
@@ -451,7 +458,30 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
     .filter_map(|(role, r)| r.filter(|r| r.generated).map(|_| role.to_string()))
     .collect();
 
+    let strays = strays.into_inner().unwrap_or_default();
+    for path in &strays {
+        actions.push(Action {
+            action: ActionKind::Remove,
+            path: path.clone(),
+            node: None,
+            load_balancer: None,
+            reason: "does not open and inventory.json does not record it (left by an interrupted run); moved to history/".into(),
+        });
+    }
+
     if mode == Mode::Generate {
+        if lock.is_none() {
+            lock = Some(DirLock::acquire(dir)?);
+        }
+        if !strays.is_empty() {
+            let stamp = history_stamp(now);
+            for path in &strays {
+                fsio::move_file(
+                    &dir.join(path),
+                    &dir.join(layout::HISTORY).join(&stamp).join(path),
+                )?;
+            }
+        }
         if !removed.is_empty() {
             let stamp = history_stamp(now);
             for a in &removed {
@@ -460,7 +490,16 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
                 remove_empty_parents(dir, &a.path);
             }
         }
-        for f in &files {
+        // Passwords and the CA key first: an interrupted run must leave keystores it can open
+        // and a CA it can use; inventory.json last.
+        let rank = |f: &&FileOut| match f.kind {
+            ArtifactKind::Secrets => 0,
+            ArtifactKind::CaKey => 1,
+            _ => 2,
+        };
+        let mut ordered: Vec<&FileOut> = files.iter().collect();
+        ordered.sort_by_key(rank);
+        for f in ordered {
             if let Some(bytes) = &f.bytes {
                 fsio::write_atomic(&dir.join(&f.path), bytes, f.access)?;
             }
@@ -477,7 +516,7 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
         actions,
         certificates,
         generated_passwords,
-        wrote: mode == Mode::Generate,
+        wrote: lock.is_some(),
     })
 }
 

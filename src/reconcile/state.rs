@@ -230,7 +230,10 @@ pub(super) fn load_ca(
     }
 }
 
-/// Opens the first of `paths` that exists and returns its private-key entry.
+/// Opens the first of `paths` that exists and returns its private-key entry. A file that does
+/// not open and that inventory.json does not record (left by an interrupted first run) is
+/// pushed to `strays` and skipped instead of stopping the run.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn find_key_entry(
     dir: &Path,
     paths: &[String],
@@ -238,6 +241,8 @@ pub(super) fn find_key_entry(
     want: StoreType,
     password: &Password,
     fallbacks: &[Password],
+    old: Option<&Inventory>,
+    strays: &std::sync::Mutex<Vec<String>>,
 ) -> Result<Option<Existing>, GenerateError> {
     for rel in paths {
         let path = dir.join(rel);
@@ -255,8 +260,15 @@ pub(super) fn find_key_entry(
                 Err(e) => last_err = Some(e),
             }
         }
+        let recorded = old.is_some_and(|o| o.artifact(rel).is_some());
         let ((store, store_type), current_password) = match (opened, last_err) {
             (Some(o), _) => o,
+            (None, _) if !recorded => {
+                if let Ok(mut s) = strays.lock() {
+                    s.push(rel.clone());
+                }
+                continue;
+            }
             (None, Some(KeystoreError::WrongPassword)) => {
                 return Err(input(path, "the keystore does not open with its password (from secrets.toml or the environment variable in [passwords])", Some("set the variable to the password the set was made with")))
             }

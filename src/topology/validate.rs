@@ -87,28 +87,68 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Topology, TopologyError> 
         let message = e.message().trim().replace("unknown field", "unknown key");
         cx.error(
             e.span().map(|s| s.start),
-            key_at(text, e.span().map(|s| s.start)),
+            key_at(text, e.span().map(|s| s.start), e.message()),
             message,
             Some(
-                "see shared/design/topology.md, or `apim-pki init` for a commented example".into(),
+                "`apim-pki init` prints a commented example topology; `apim-pki init --ha` the full HA one".into(),
             ),
         )
     })?;
     build(&cx, raw)
 }
 
-/// The key at `offset` (for parse errors): the word before `=` on that line, or the table header.
-fn key_at(text: &str, offset: Option<usize>) -> String {
-    let Some(offset) = offset else {
+/// The key a parse error is about, as `table.key` (`node[2].hots`, `pki.kye`, `name`): the
+/// field the message names (missing or unknown), else the key on the error's line, inside the
+/// table that holds `offset`.
+fn key_at(text: &str, offset: Option<usize>, message: &str) -> String {
+    let Some(offset) = offset.map(|o| o.min(text.len())) else {
         return "(file)".into();
     };
-    let line_start = text[..offset.min(text.len())]
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next().unwrap_or("").trim();
-    match line.split_once('=') {
-        Some((key, _)) if !line.starts_with('[') => key.trim().to_string(),
-        _ => line.trim_matches(|c| c == '[' || c == ']').to_string(),
+    // The innermost table header at or before the error, numbering arrays of tables.
+    let mut table = String::new();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut pos = 0;
+    let mut line_at_error = "";
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if pos > offset {
+            break;
+        }
+        line_at_error = trimmed;
+        if let Some(name) = trimmed
+            .strip_prefix("[[")
+            .and_then(|t| t.split("]]").next())
+        {
+            let name = name.trim().to_string();
+            let n = counts.entry(name.clone()).or_insert(0);
+            *n += 1;
+            table = format!("{name}[{n}]");
+        } else if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.split(']').next()) {
+            table = name.trim().to_string();
+        }
+        pos += line.len();
+    }
+    let named = ["missing field `", "unknown field `", "duplicate key `"]
+        .iter()
+        .find_map(|p| {
+            message
+                .split(p)
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+        });
+    let field = match named {
+        Some(f) => f.to_string(),
+        None if !line_at_error.starts_with('[') && !line_at_error.starts_with('#') => line_at_error
+            .split_once('=')
+            .map(|(k, _)| k.trim().to_string())
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    match (table.is_empty(), field.is_empty()) {
+        (true, true) => "(file)".into(),
+        (true, false) => field,
+        (false, true) => table,
+        (false, false) => format!("{table}.{field}"),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -14,196 +14,17 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::findings::{Code, Finding, Owner, Report};
 use super::hostname::{self, CertNames, Host};
 use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
-use crate::output::inventory::{Inventory, PasswordSource};
 use crate::output::layout::{self, LbFile};
-use crate::output::secrets::Secrets;
 use crate::password::Password;
 use crate::pki::CertInfo;
+pub use crate::set::{LbView, NodeView, OpenedSet, SetError, SetView};
 use crate::topology::KeystoreFormat;
-
-/// Why verify could not run at all (exit 2); problems inside DIR are findings instead.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifyError {
-    #[error("{}: {message}", path.display())]
-    Input {
-        path: PathBuf,
-        message: String,
-        hint: Option<String>,
-    },
-    #[error("the {role} password variable {variable} is not set (inventory.json records the {role} password comes from it)")]
-    PasswordUnset { role: String, variable: String },
-}
-
-impl VerifyError {
-    /// What the user can do about it.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            VerifyError::Input { hint, .. } => hint.clone(),
-            VerifyError::PasswordUnset { variable, .. } => {
-                Some(format!("export {variable} before running verify"))
-            }
-        }
-    }
-}
 
 /// Options of `verify`.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Warn about certificates expiring within this many days (default: renew_before_days).
     pub warn_days: Option<u32>,
-}
-
-/// The parts of the recorded topology verify needs (its own view; not the generator's types).
-#[derive(Debug, Clone, Deserialize)]
-pub struct SetView {
-    pub name: String,
-    pub pki: PkiView,
-    pub keystores: KeystoresView,
-    pub nodes: Vec<NodeView>,
-    pub load_balancers: Vec<LbView>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct PkiView {
-    pub renew_before_days: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct KeystoresView {
-    pub format: KeystoreFormat,
-    pub tls: String,
-    pub primary_alias: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct NodeView {
-    pub name: String,
-    pub profile: String,
-    pub host: String,
-    #[serde(default)]
-    pub offset: u16,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LbView {
-    pub host: String,
-    pub fronts: String,
-}
-
-impl SetView {
-    /// True when each node has its own TLS keystore.
-    pub fn per_node_tls(&self) -> bool {
-        self.keystores.tls == "per-node"
-    }
-
-    /// The load balancer fronting `profile`.
-    pub fn lb_for(&self, profile: &str) -> Option<&LbView> {
-        self.load_balancers.iter().find(|lb| lb.fronts == profile)
-    }
-
-    /// Where a node's TLS keystore is, and the alias Tomcat should find in it.
-    pub fn tls_file(&self, node: &str) -> (String, String) {
-        let format = self.keystores.format;
-        if self.per_node_tls() {
-            (
-                layout::node_security(node, &layout::tls_file(node, format)),
-                node.to_string(),
-            )
-        } else {
-            (
-                layout::node_security(node, &layout::primary_file(format)),
-                self.keystores.primary_alias.clone(),
-            )
-        }
-    }
-}
-
-/// A set opened for verification: its view, inventory and passwords.
-pub struct OpenedSet {
-    pub dir: PathBuf,
-    pub view: SetView,
-    pub inventory: Inventory,
-    passwords: BTreeMap<String, Password>,
-}
-
-impl OpenedSet {
-    /// Reads inventory.json and the passwords it names; exit-2 errors only.
-    pub fn open(dir: &Path) -> Result<OpenedSet, VerifyError> {
-        let path = dir.join(layout::INVENTORY);
-        let bytes = std::fs::read(&path).map_err(|e| VerifyError::Input {
-            path: path.clone(),
-            message: format!("cannot read: {e}"),
-            hint: Some("point verify at a directory made by `apim-pki generate`".into()),
-        })?;
-        let inventory = Inventory::from_json(&bytes).map_err(|e| VerifyError::Input {
-            path: path.clone(),
-            message: format!("inventory.json is corrupt: {e}"),
-            hint: None,
-        })?;
-        let view: SetView =
-            serde_json::from_value(inventory.topology.clone()).map_err(|e| VerifyError::Input {
-                path: path.clone(),
-                message: format!("inventory.json has no usable topology: {e}"),
-                hint: None,
-            })?;
-        let mut secrets: Option<Secrets> = None;
-        let mut passwords = BTreeMap::new();
-        for (role, source) in &inventory.passwords {
-            let password = match source {
-                PasswordSource::Env { variable } => match std::env::var(variable) {
-                    Ok(v) => Password::new(v),
-                    Err(_) => {
-                        return Err(VerifyError::PasswordUnset {
-                            role: role.clone(),
-                            variable: variable.clone(),
-                        })
-                    }
-                },
-                PasswordSource::SecretsFile => {
-                    if secrets.is_none() {
-                        let spath = dir.join(layout::SECRETS);
-                        let text = std::fs::read_to_string(&spath).map_err(|e| VerifyError::Input {
-                            path: spath.clone(),
-                            message: format!("cannot read: {e}"),
-                            hint: Some("inventory.json records generated passwords here; restore it from a backup".into()),
-                        })?;
-                        secrets = Some(Secrets::parse(&text).map_err(|e| VerifyError::Input {
-                            path: spath,
-                            message: e,
-                            hint: None,
-                        })?);
-                    }
-                    match secrets.as_ref().and_then(|s| s.passwords.get(role)) {
-                        Some(p) => p.clone(),
-                        None => {
-                            return Err(VerifyError::Input {
-                                path: dir.join(layout::SECRETS),
-                                message: format!(
-                                    "has no `{role}` password, which inventory.json says it holds"
-                                ),
-                                hint: None,
-                            })
-                        }
-                    }
-                }
-            };
-            passwords.insert(role.clone(), password);
-        }
-        Ok(OpenedSet {
-            dir: dir.to_path_buf(),
-            view,
-            inventory,
-            passwords,
-        })
-    }
-
-    /// The password for a role (`primary`, `tls`, `truststore`); the primary's when absent.
-    pub fn password(&self, role: &str) -> Option<&Password> {
-        self.passwords
-            .get(role)
-            .or_else(|| self.passwords.get("primary"))
-    }
 }
 
 /// One certificate parsed for checking.
