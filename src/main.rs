@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use apim_pki::inspect;
 use apim_pki::password::Password;
-use apim_pki::reconcile::{self, ActionKind, Mode, Outcome};
+use apim_pki::reconcile::{self, Mode};
 use apim_pki::topology::{Product, Topology};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -255,7 +255,7 @@ fn reconcile_cmd(
         )
         .map_err(std::io::Error::other)
         .and_then(|_| writeln!(stdout)),
-        Format::Text => print_outcome(
+        Format::Text => apim_pki::reconcile::render_text(
             &mut stdout,
             &topology,
             out,
@@ -266,95 +266,6 @@ fn reconcile_cmd(
     };
     printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_outcome(
-    w: &mut dyn Write,
-    topology: &Topology,
-    out: &Path,
-    outcome: &Outcome,
-    mode: Mode,
-    seconds: f64,
-) -> std::io::Result<()> {
-    let counts = outcome.counts();
-    let changed: usize = counts
-        .iter()
-        .filter(|(k, _)| **k != ActionKind::Keep)
-        .map(|(_, n)| n)
-        .sum();
-    if mode == Mode::Plan {
-        for a in &outcome.actions {
-            writeln!(w, "{:<12} {}  ({})", a.action.as_str(), a.path, a.reason)?;
-        }
-        let summary: Vec<String> = counts
-            .iter()
-            .map(|(k, n)| format!("{n} {}", k.as_str()))
-            .collect();
-        writeln!(w, "\nplan: {}; nothing written", summary.join(", "))?;
-        return Ok(());
-    }
-    if changed == 0 {
-        writeln!(
-            w,
-            "{} is up to date: {} files checked, none changed",
-            out.display(),
-            outcome.actions.len()
-        )?;
-        return Ok(());
-    }
-    writeln!(
-        w,
-        "Generated {} ({}, {} nodes, {} load balancers) in {} in {seconds:.2} s",
-        topology.name,
-        topology.product.as_str(),
-        topology.nodes.len(),
-        topology.load_balancers.len(),
-        out.display()
-    )?;
-    writeln!(w)?;
-    for c in &outcome.certificates {
-        let names = if c.names.is_empty() {
-            c.subject.clone()
-        } else {
-            c.names
-                .iter()
-                .map(|n| n.trim_start_matches("DNS:").trim_start_matches("IP:"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        writeln!(
-            w,
-            "  {:<10} {:<52} {}  (expires {})",
-            c.label,
-            c.path,
-            names,
-            c.not_after.date()
-        )?;
-    }
-    writeln!(w)?;
-    let summary: Vec<String> = counts
-        .iter()
-        .map(|(k, n)| {
-            format!(
-                "{n} {}",
-                if *k == ActionKind::Keep {
-                    "kept"
-                } else {
-                    k.as_str()
-                }
-            )
-        })
-        .collect();
-    writeln!(w, "{}", summary.join(", "))?;
-    if !outcome.generated_passwords.is_empty() {
-        writeln!(
-            w,
-            "Passwords ({}) were generated into {}/secrets.toml (mode 0600): keep it safe and out of version control.",
-            outcome.generated_passwords.join(", "),
-            out.display()
-        )?;
-    }
-    Ok(())
 }
 
 fn read_password(env: Option<String>, file: Option<PathBuf>) -> Result<Option<Password>, Failure> {

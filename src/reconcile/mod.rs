@@ -24,10 +24,12 @@ use crate::topology::{KeyType, Topology};
 
 mod decide;
 mod files;
+mod report;
 mod state;
 
 use decide::*;
 use files::*;
+pub use report::render_text;
 use state::*;
 
 /// What to do with DIR.
