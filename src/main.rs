@@ -35,6 +35,13 @@ enum Rules {
     Strict,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum CaStepArg {
+    Begin,
+    Finish,
+    Retire,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print a commented example topology.
@@ -59,6 +66,30 @@ enum Command {
         topology: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Replace keys and certificates on purpose: nodes, load balancers, the primary's
+    /// certificate, or a staged CA rollover. Reconciles like generate first.
+    Rotate {
+        topology: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// New key and certificate for this node (repeatable).
+        #[arg(long = "node")]
+        nodes: Vec<String>,
+        /// New key and certificate for this load balancer (repeatable).
+        #[arg(long = "load-balancer")]
+        load_balancers: Vec<String>,
+        /// Re-certify the primary key with a new validity; the key stays.
+        #[arg(long)]
+        primary_cert: bool,
+        /// Staged CA rollover step.
+        #[arg(long, value_enum)]
+        ca: Option<CaStepArg>,
+        /// Say what would happen; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -174,12 +205,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             topology,
             out,
             format,
-        } => reconcile_cmd(&topology, &out, Mode::Plan, format),
+        } => reconcile_cmd(&topology, &out, Mode::Plan, None, format),
         Command::Generate {
             topology,
             out,
             format,
-        } => reconcile_cmd(&topology, &out, Mode::Generate, format),
+        } => reconcile_cmd(&topology, &out, Mode::Generate, None, format),
         Command::Inspect {
             file,
             password_env,
@@ -201,6 +232,25 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 timeout,
             });
             verify_cmd(&dir, live, warn_days, format)
+        }
+        Command::Rotate {
+            topology,
+            out,
+            nodes,
+            load_balancers,
+            primary_cert,
+            ca,
+            dry_run,
+            format,
+        } => {
+            let ca = ca.map(|c| match c {
+                CaStepArg::Begin => reconcile::CaStep::Begin,
+                CaStepArg::Finish => reconcile::CaStep::Finish,
+                CaStepArg::Retire => reconcile::CaStep::Retire,
+            });
+            let rotation = reconcile::Rotation::new(nodes, load_balancers, primary_cert, ca);
+            let mode = if dry_run { Mode::Plan } else { Mode::Generate };
+            reconcile_cmd(&topology, &out, mode, Some(&rotation), format)
         }
         Command::Apply {
             dir,
@@ -239,11 +289,16 @@ fn reconcile_cmd(
     topology_path: &Path,
     out: &Path,
     mode: Mode,
+    rotation: Option<&reconcile::Rotation>,
     format: Format,
 ) -> Result<ExitCode, Failure> {
     let started = Instant::now();
     let topology = load_topology(topology_path)?;
-    let outcome = reconcile::reconcile(&topology, out, mode).map_err(|e| {
+    let result = match rotation {
+        Some(r) => reconcile::rotate(&topology, out, r, mode),
+        None => reconcile::reconcile(&topology, out, mode),
+    };
+    let outcome = result.map_err(|e| {
         let hint = e.hint();
         Failure::new(e, hint)
     })?;

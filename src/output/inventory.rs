@@ -17,14 +17,21 @@ pub struct Inventory {
     pub format_version: u32,
     pub name: String,
     pub product: String,
-    /// `stable`, or a CA rollover stage.
+    /// `stable`, or a CA rollover stage (`rollover-begun`, `rollover-finished`).
     pub ca_stage: String,
+    /// The generation of the issuing CA: 1, then 2 after the first rollover, …
+    #[serde(default = "first_generation")]
+    pub ca_generation: u32,
     /// Where each password (`primary`, `tls`, `truststore`) comes from.
     pub passwords: BTreeMap<String, PasswordSource>,
     /// Every file of the set, sorted by path.
     pub artifacts: Vec<Artifact>,
     /// The resolved topology the set was made from.
     pub topology: serde_json::Value,
+}
+
+fn first_generation() -> u32 {
+    1
 }
 
 /// Where a password comes from.
@@ -72,6 +79,9 @@ pub enum ArtifactKind {
     CaCert,
     CaKey,
     CaBundle,
+    CaNextCert,
+    CaNextKey,
+    CaPreviousCert,
     PrimaryKeystore,
     TlsKeystore,
     Truststore,

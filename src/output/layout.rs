@@ -6,6 +6,11 @@ use crate::topology::KeystoreFormat;
 pub const CA_CERT: &str = "ca/ca.crt";
 pub const CA_KEY: &str = "ca/ca.key";
 pub const CA_BUNDLE: &str = "ca/bundle.crt";
+/// The next CA during a rollover (between `rotate --ca begin` and `finish`).
+pub const CA_NEXT_CERT: &str = "ca/next/ca.crt";
+pub const CA_NEXT_KEY: &str = "ca/next/ca.key";
+/// The previous CA during a rollover (between `rotate --ca finish` and `retire`).
+pub const CA_PREVIOUS_CERT: &str = "ca/previous/ca.crt";
 pub const SECRETS: &str = "secrets.toml";
 pub const INVENTORY: &str = "inventory.json";
 pub const LOCK: &str = ".lock";

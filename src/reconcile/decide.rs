@@ -10,11 +10,61 @@ use crate::topology::KeyType;
 use super::*;
 
 #[allow(clippy::too_many_arguments)]
+/// What `rotate` forces on an item, whatever the topology says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Force {
+    /// A new key and certificate (the old files go to history/).
+    NewKey(String),
+    /// A new certificate for the same key (new validity, or a new issuing CA).
+    Recertify(String),
+}
+
+/// What every decision needs to know.
+pub(super) struct DecideCtx<'a> {
+    /// The issuing CA (after any rollover step), when it exists yet.
+    pub ca: Option<&'a Ca>,
+    pub now: OffsetDateTime,
+    pub renew_window: Duration,
+}
+
+/// Who an item belongs to.
+pub(super) struct Owner<'a> {
+    pub label: &'a str,
+    pub node: Option<&'a str>,
+    pub lb: Option<&'a str>,
+}
+
 pub(super) fn decide(
-    label: &str,
-    node: Option<&str>,
-    lb: Option<&str>,
+    owner: Owner,
     spec: CertSpec,
+    key_type: KeyType,
+    existing: Option<Existing>,
+    cx: &DecideCtx,
+    force: Option<Force>,
+) -> Result<Item, GenerateError> {
+    let Owner { label, node, lb } = owner;
+    let (ca, now, renew_window) = (cx.ca, cx.now, cx.renew_window);
+    let item = |decision, reason: String, existing| Item {
+        label: label.into(),
+        node: node.map(str::to_string),
+        lb: lb.map(str::to_string),
+        spec: spec.clone(),
+        key_type,
+        decision,
+        reason,
+        existing,
+    };
+    match (force, existing) {
+        (Some(Force::NewKey(why)), _) => Ok(item(Decision::Create, why, None)),
+        (Some(Force::Recertify(why)), Some(e)) => Ok(item(Decision::Reissue, why, Some(e))),
+        (_, existing) => decide_by_topology(item, &spec, key_type, existing, ca, now, renew_window),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_by_topology(
+    item: impl Fn(Decision, String, Option<Existing>) -> Item,
+    spec: &CertSpec,
     key_type: KeyType,
     existing: Option<Existing>,
     ca: Option<&Ca>,
@@ -48,7 +98,7 @@ pub(super) fn decide(
                     })
                 }
             }
-            if let Some(diff) = names_diff(&spec, &e.info) {
+            if let Some(diff) = names_diff(spec, &e.info) {
                 (Decision::Reissue, format!("names changed: {diff}"))
             } else if e.info.not_after - now < renew_window {
                 (
@@ -66,16 +116,7 @@ pub(super) fn decide(
             }
         }
     };
-    Ok(Item {
-        label: label.into(),
-        node: node.map(str::to_string),
-        lb: lb.map(str::to_string),
-        spec,
-        key_type,
-        decision,
-        reason,
-        existing,
-    })
+    Ok(item(decision, reason, existing))
 }
 
 pub(super) fn date(t: OffsetDateTime) -> String {

@@ -153,54 +153,116 @@ pub(super) fn simple_file(
 pub(super) fn build_files(
     topology: &Topology,
     dir: &Path,
-    ca: &Ca,
+    cas: &Cas,
     ca_item: Option<&Item>,
     issued: &[(Item, Issued)],
     passwords: &Passwords,
 ) -> Result<Vec<FileOut>, GenerateError> {
     let format = topology.keystores.format;
     let mut files = Vec::new();
-    let ca_info = ca.info();
-    let ca_entry = ArtifactEntry::new(None, "certificate", ca_info);
-    let ca_pem = pem::certs_to_pem([ca.cert_der()]);
+    let ca = &cas.current;
     let ca_created = ca_item.is_some_and(|i| i.decision == Decision::Create);
-    let mut ca_cert = simple_file(
-        dir,
-        layout::CA_CERT.into(),
+    let cert_file = |rel: &str, kind, der: &[u8], why: &str| {
+        let entries = CertInfo::from_der(der)
+            .map(|i| vec![ArtifactEntry::new(None, "certificate", &i)])
+            .unwrap_or_default();
+        simple_file(
+            dir,
+            rel.into(),
+            kind,
+            Access::Public,
+            pem::certs_to_pem([der]).into_bytes(),
+            why,
+            entries,
+        )
+    };
+    // A key file is rewritten only when it holds another key: its PEM form is not ours to
+    // normalise.
+    let key_file = |rel: &str, kind, key: &Key, why: &str| {
+        let mut f = simple_file(
+            dir,
+            rel.into(),
+            kind,
+            Access::Secret,
+            key.pkcs8_pem().as_bytes().to_vec(),
+            why,
+            Vec::new(),
+        );
+        let same = std::fs::read(dir.join(rel))
+            .ok()
+            .and_then(|b| Key::from_pem(&b, rel).ok())
+            .is_some_and(|k| k.public_key_der() == key.public_key_der());
+        if same {
+            (f.action, f.reason, f.bytes) = (ActionKind::Keep, "unchanged".into(), None);
+        }
+        f
+    };
+    let mut ca_cert = cert_file(
+        layout::CA_CERT,
         ArtifactKind::CaCert,
-        Access::Public,
-        ca_pem.clone().into_bytes(),
+        ca.cert_der(),
         "new CA",
-        vec![ca_entry.clone()],
     );
     if ca_created {
         ca_cert.action = ActionKind::Create;
     }
     files.push(ca_cert);
     if topology.ca.is_generated() {
-        let mut key = simple_file(
-            dir,
-            layout::CA_KEY.into(),
+        files.push(key_file(
+            layout::CA_KEY,
             ArtifactKind::CaKey,
-            Access::Secret,
-            ca.key().pkcs8_pem().as_bytes().to_vec(),
+            ca.key(),
             "new CA key",
-            Vec::new(),
-        );
-        if !ca_created && dir.join(layout::CA_KEY).exists() {
-            // Never rewrite a key file that exists: its PEM form is not ours to normalise.
-            key.action = ActionKind::Keep;
-            key.reason = "unchanged".into();
-            key.bytes = None;
-        }
-        files.push(key);
+        ));
     }
-    let trusted_cas: Vec<&[u8]> = std::iter::once(ca.cert_der())
-        .chain(ca.parents().iter().map(Vec::as_slice))
-        .collect();
+    if let Some(next) = &cas.next {
+        files.push(cert_file(
+            layout::CA_NEXT_CERT,
+            ArtifactKind::CaNextCert,
+            next.cert_der(),
+            "CA rollover: the next CA, trusted everywhere",
+        ));
+        files.push(key_file(
+            layout::CA_NEXT_KEY,
+            ArtifactKind::CaNextKey,
+            next.key(),
+            "CA rollover: the next CA's key",
+        ));
+    }
+    if let Some(previous) = &cas.previous {
+        files.push(cert_file(
+            layout::CA_PREVIOUS_CERT,
+            ArtifactKind::CaPreviousCert,
+            previous,
+            "CA rollover: the previous CA, trusted until retire",
+        ));
+    }
+    // Every CA the truststores trust, with its alias: the issuing CA (and the chain above a CA
+    // you bring), then the next or previous generation during a rollover.
+    let current_alias = resolve::ca_alias(topology, cas.generation);
+    let mut trusted_cas: Vec<(String, &[u8])> = vec![(current_alias.clone(), ca.cert_der())];
+    trusted_cas.extend(
+        ca.parents()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("{current_alias}-parent-{}", i + 1), p.as_slice())),
+    );
+    if let Some(next) = &cas.next {
+        trusted_cas.push((
+            resolve::ca_alias(topology, cas.generation + 1),
+            next.cert_der(),
+        ));
+    }
+    if let Some(previous) = &cas.previous {
+        trusted_cas.push((
+            resolve::ca_alias(topology, cas.generation.saturating_sub(1)),
+            previous.as_slice(),
+        ));
+    }
+    let bundle_pem = pem::certs_to_pem(trusted_cas.iter().map(|(_, c)| *c));
     let bundle_entries = trusted_cas
         .iter()
-        .filter_map(|c| CertInfo::from_der(c).ok())
+        .filter_map(|(_, c)| CertInfo::from_der(c).ok())
         .map(|i| ArtifactEntry::new(None, "certificate", &i))
         .collect();
     files.push(simple_file(
@@ -208,10 +270,16 @@ pub(super) fn build_files(
         layout::CA_BUNDLE.into(),
         ArtifactKind::CaBundle,
         Access::Public,
-        pem::certs_to_pem(trusted_cas.iter().copied()).into_bytes(),
+        bundle_pem.clone().into_bytes(),
         "new",
         bundle_entries,
     ));
+    // A load balancer re-encrypting to the nodes trusts what they trust.
+    let bundle_entries_lb: Vec<ArtifactEntry> = trusted_cas
+        .iter()
+        .filter_map(|(_, c)| CertInfo::from_der(c).ok())
+        .map(|i| ArtifactEntry::new(None, "certificate", &i))
+        .collect();
 
     let (primary_item, primary) = issued
         .iter()
@@ -237,18 +305,13 @@ pub(super) fn build_files(
         Ok(primary_bytes.get_or_init(|| b).clone())
     };
 
-    let mut truststore_entries = Vec::new();
-    for (i, cert) in trusted_cas.iter().enumerate() {
-        let alias = if i == 0 {
-            resolve::ca_alias(topology, 1)
-        } else {
-            format!("{}-parent-{i}", resolve::ca_alias(topology, 1))
-        };
-        truststore_entries.push(Entry::Trusted {
-            alias,
+    let mut truststore_entries: Vec<Entry> = trusted_cas
+        .iter()
+        .map(|(alias, cert)| Entry::Trusted {
+            alias: alias.clone(),
             cert: cert.to_vec(),
-        });
-    }
+        })
+        .collect();
     for alias in resolve::primary_trust_aliases(topology) {
         truststore_entries.push(Entry::Trusted {
             alias,
@@ -453,8 +516,8 @@ pub(super) fn build_files(
             LbFile::Ca,
             ArtifactKind::LbCa,
             Access::Public,
-            ca_pem.clone().into_bytes(),
-            vec![ca_entry.clone()],
+            bundle_pem.clone().into_bytes(),
+            bundle_entries_lb.clone(),
         ));
         let mut haproxy = cert_pem.into_bytes();
         haproxy.extend_from_slice(key_pem.as_bytes());
@@ -501,6 +564,7 @@ pub(super) fn build_inventory(
     topology: &Topology,
     passwords: &Passwords,
     files: &[FileOut],
+    cas: &Cas,
 ) -> Inventory {
     let mut pw = BTreeMap::new();
     pw.insert("primary".to_string(), passwords.primary.source.clone());
@@ -527,7 +591,8 @@ pub(super) fn build_inventory(
         format_version: FORMAT_VERSION,
         name: topology.name.clone(),
         product: topology.product.as_str().into(),
-        ca_stage: "stable".into(),
+        ca_stage: cas.stage.as_str().into(),
+        ca_generation: cas.generation,
         passwords: pw,
         artifacts,
         topology: serde_json::to_value(topology).unwrap_or(serde_json::Value::Null),

@@ -41,6 +41,91 @@ pub enum Mode {
     Generate,
 }
 
+/// A step of the staged CA rollover (cli.md, "CA rollover").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaStep {
+    /// Create the next CA and trust it everywhere.
+    Begin,
+    /// Make the next CA the issuing one and re-certify every leaf under it.
+    Finish,
+    /// Stop trusting the previous CA.
+    Retire,
+}
+
+/// Where a set is in a CA rollover; recorded in inventory.json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaStage {
+    Stable,
+    /// `rotate --ca begin` ran: the next CA is trusted, leaves still come from the current one.
+    Begun,
+    /// `rotate --ca finish` ran: leaves come from the new CA, the previous one is still trusted.
+    Finished,
+}
+
+impl CaStage {
+    /// The name inventory.json and verify use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaStage::Stable => "stable",
+            CaStage::Begun => "rollover-begun",
+            CaStage::Finished => "rollover-finished",
+        }
+    }
+
+    fn parse(text: &str) -> Option<CaStage> {
+        [CaStage::Stable, CaStage::Begun, CaStage::Finished]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// What `rotate` forces after reconciling like generate.
+#[derive(Debug, Clone, Default)]
+pub struct Rotation {
+    /// Nodes that get new keys.
+    pub nodes: Vec<String>,
+    /// Load balancers (by host) that get new keys.
+    pub load_balancers: Vec<String>,
+    /// Re-certify the primary key with a new validity (the key stays).
+    pub primary_cert: bool,
+    /// A CA rollover step.
+    pub ca: Option<CaStep>,
+    /// With none of the above: new keys for every node and load balancer.
+    pub everything: bool,
+}
+
+impl Rotation {
+    /// `rotate` with these options; with none, every node and load balancer is re-keyed.
+    pub fn new(
+        nodes: Vec<String>,
+        load_balancers: Vec<String>,
+        primary_cert: bool,
+        ca: Option<CaStep>,
+    ) -> Rotation {
+        let everything =
+            nodes.is_empty() && load_balancers.is_empty() && !primary_cert && ca.is_none();
+        Rotation {
+            nodes,
+            load_balancers,
+            primary_cert,
+            ca,
+            everything,
+        }
+    }
+
+    fn rekeys_node(&self, name: &str) -> bool {
+        self.everything || self.nodes.iter().any(|n| n == name)
+    }
+
+    fn rekeys_lb(&self, host: &str) -> bool {
+        self.everything
+            || self
+                .load_balancers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+    }
+}
+
 /// What reconcile does (or would do) to one artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -142,6 +227,8 @@ pub enum GenerateError {
     NeedsRotate { path: String, reason: String },
     #[error("{0}")]
     Pki(#[from] PkiError),
+    #[error("{message}")]
+    Refused { message: String, hint: String },
 }
 
 impl GenerateError {
@@ -163,6 +250,7 @@ impl GenerateError {
             GenerateError::Lock(LockError::Busy(_)) => {
                 Some("wait for the other command to finish".into())
             }
+            GenerateError::Refused { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }
@@ -252,6 +340,80 @@ struct FileOut {
 
 /// Brings `dir` in line with `topology` (or, in [`Mode::Plan`], says what that would do).
 pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome, GenerateError> {
+    run(topology, dir, mode, &Rotation::default())
+}
+
+/// `rotate`: reconciles like generate, then forces what `rotation` asks (cli.md).
+pub fn rotate(
+    topology: &Topology,
+    dir: &Path,
+    rotation: &Rotation,
+    mode: Mode,
+) -> Result<Outcome, GenerateError> {
+    for name in &rotation.nodes {
+        if topology.node(name).is_none() {
+            let names: Vec<&str> = topology.nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(GenerateError::Refused {
+                message: format!("--node {name}: the topology has no such node"),
+                hint: format!("nodes: {}", names.join(", ")),
+            });
+        }
+    }
+    for host in &rotation.load_balancers {
+        if !topology
+            .load_balancers
+            .iter()
+            .any(|lb| lb.host.to_string().eq_ignore_ascii_case(host))
+        {
+            let hosts: Vec<String> = topology
+                .load_balancers
+                .iter()
+                .map(|lb| lb.host.to_string())
+                .collect();
+            return Err(GenerateError::Refused {
+                message: format!("--load-balancer {host}: the topology has no such load balancer"),
+                hint: format!(
+                    "load balancers: {}",
+                    if hosts.is_empty() {
+                        "none".into()
+                    } else {
+                        hosts.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    if rotation.ca.is_some() && !topology.ca.is_generated() {
+        return Err(GenerateError::Refused {
+            message: "rotate --ca rolls over the CA apim-pki created; this topology brings its own ([pki.ca])".into(),
+            hint: "point [pki.ca] at the new CA and run `apim-pki rotate` to re-key every node under it".into(),
+        });
+    }
+    run(topology, dir, mode, rotation)
+}
+
+/// The CAs of a set: the issuing one, and during a rollover the next or the previous one.
+pub(super) struct Cas {
+    current: Ca,
+    generation: u32,
+    stage: CaStage,
+    next: Option<Ca>,
+    previous: Option<Vec<u8>>,
+}
+
+fn refused(message: &str, hint: &str) -> GenerateError {
+    GenerateError::Refused {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+fn run(
+    topology: &Topology,
+    dir: &Path,
+    mode: Mode,
+    rotation: &Rotation,
+) -> Result<Outcome, GenerateError> {
     // Lock an existing DIR now; a new one is created and locked only once every input checked
     // out, so bad input never leaves a directory behind.
     let mut lock = match mode {
@@ -269,8 +431,92 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
     let now = OffsetDateTime::now_utc();
     let renew_window = Duration::days(i64::from(topology.pki.renew_before_days));
 
-    // The CA: loaded, or created below.
+    // The CA: loaded (with any rollover in progress), or created below; then the rollover step.
     let (mut ca, mut ca_item) = load_ca(topology, dir, old.as_ref())?;
+    let mut stage = match old.as_ref() {
+        Some(o) => CaStage::parse(&o.ca_stage).ok_or_else(|| {
+            input(
+                dir.join(layout::INVENTORY),
+                format!("unknown ca_stage `{}`", o.ca_stage),
+                None,
+            )
+        })?,
+        None => CaStage::Stable,
+    };
+    let mut generation = old.as_ref().map_or(1, |o| o.ca_generation);
+    let (mut next, mut previous) = load_rollover(dir, stage)?;
+    let mut recertify_all = None;
+    match rotation.ca {
+        None => {}
+        Some(CaStep::Begin) => {
+            if stage != CaStage::Stable || ca.is_none() {
+                return Err(refused(
+                    &format!(
+                        "rotate --ca begin: the CA rollover is already {}",
+                        stage.as_str()
+                    ),
+                    "finish it with `rotate --ca finish`, then `rotate --ca retire`",
+                ));
+            }
+            next = Some(Ca::create(
+                &resolve::ca_cert(topology, generation + 1),
+                Key::generate(topology.pki.key)?,
+            )?);
+            stage = CaStage::Begun;
+        }
+        Some(CaStep::Finish) => {
+            let (Some(new_ca), Some(old_ca)) = (next.take(), ca.take()) else {
+                return Err(refused(
+                    "rotate --ca finish: no rollover has begun",
+                    "run `rotate --ca begin` first, and ship the truststores to every node",
+                ));
+            };
+            previous = Some(old_ca.cert_der().to_vec());
+            ca = Some(new_ca);
+            generation += 1;
+            stage = CaStage::Finished;
+            recertify_all = Some(format!(
+                "CA rollover: re-certified under {}",
+                resolve::ca_cert(topology, generation).subject.common_name
+            ));
+        }
+        Some(CaStep::Retire) => {
+            if stage != CaStage::Finished {
+                let hint = if stage == CaStage::Begun {
+                    "run `rotate --ca finish` first"
+                } else {
+                    "start with `rotate --ca begin`"
+                };
+                return Err(refused(
+                    &format!(
+                        "rotate --ca retire: the rollover is {}, not finished",
+                        stage.as_str()
+                    ),
+                    hint,
+                ));
+            }
+            previous = None;
+            stage = CaStage::Stable;
+        }
+    }
+    let cx = DecideCtx {
+        ca: ca.as_ref(),
+        now,
+        renew_window,
+    };
+    let force = |rekey: bool, recertify: bool| -> Option<Force> {
+        if rekey {
+            Some(Force::NewKey("rotate: new key and certificate".into()))
+        } else if let Some(why) = &recertify_all {
+            Some(Force::Recertify(why.clone()))
+        } else if recertify {
+            Some(Force::Recertify(
+                "rotate --primary-cert: new validity, same key".into(),
+            ))
+        } else {
+            None
+        }
+    };
 
     // Every key-bearing item and its decision.
     let primary_path = old_paths(old.as_ref(), ArtifactKind::PrimaryKeystore, None)
@@ -300,15 +546,16 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
         return Err(input(dir.join(&primary_path[0]), "the primary keystore is missing on every node", Some("restore wso2carbon keystore from a node or a backup: a new primary key would make data WSO2 encrypted with the old one unreadable")));
     }
     let mut items = vec![decide(
-        "primary",
-        None,
-        None,
+        Owner {
+            label: "primary",
+            node: None,
+            lb: None,
+        },
         resolve::primary_cert(topology),
         topology.keystores.primary_key,
         primary_existing,
-        ca.as_ref(),
-        now,
-        renew_window,
+        &cx,
+        force(false, rotation.primary_cert),
     )?];
     if resolve::per_node_tls(topology) {
         let tls_password = passwords
@@ -341,15 +588,16 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
             .collect();
         for (node, existing) in topology.nodes.iter().zip(found) {
             items.push(decide(
-                &node.name,
-                Some(&node.name),
-                None,
+                Owner {
+                    label: &node.name,
+                    node: Some(&node.name),
+                    lb: None,
+                },
                 resolve::node_cert(topology, node),
                 topology.pki.key,
                 existing?,
-                ca.as_ref(),
-                now,
-                renew_window,
+                &cx,
+                force(rotation.rekeys_node(&node.name), false),
             )?);
         }
     }
@@ -357,15 +605,16 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
         let host = lb.host.to_string();
         let existing = read_lb_key(dir, &host)?;
         items.push(decide(
-            &host,
-            None,
-            Some(&host),
+            Owner {
+                label: &host,
+                node: None,
+                lb: Some(&host),
+            },
             resolve::lb_cert(topology, &lb.host),
             topology.pki.key,
             existing,
-            ca.as_ref(),
-            now,
-            renew_window,
+            &cx,
+            force(rotation.rekeys_lb(&host), false),
         )?);
     }
 
@@ -384,7 +633,7 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
         let key = fresh_keys
             .pop()
             .ok_or_else(|| input(dir, "internal: no CA key generated", None))?;
-        ca = Some(Ca::create(&resolve::ca_cert(topology, 1), key)?);
+        ca = Some(Ca::create(&resolve::ca_cert(topology, generation), key)?);
         if let Some(item) = ca_item.as_mut() {
             item.decision = Decision::Create;
         }
@@ -407,9 +656,16 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
             Ok((item, issued))
         })
         .collect::<Result<_, GenerateError>>()?;
+    let cas = Cas {
+        current: ca,
+        generation,
+        stage,
+        next,
+        previous,
+    };
 
     // Files.
-    let files = build_files(topology, dir, &ca, ca_item.as_ref(), &issued, &passwords)?;
+    let files = build_files(topology, dir, &cas, ca_item.as_ref(), &issued, &passwords)?;
     let mut actions: Vec<Action> = files
         .iter()
         .map(|f| Action {
@@ -446,11 +702,11 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
         });
     }
 
-    let inventory = build_inventory(topology, &passwords, &files);
+    let inventory = build_inventory(topology, &passwords, &files, &cas);
     let inventory_bytes = inventory.to_json();
     let inventory_changed =
         std::fs::read(dir.join(layout::INVENTORY)).ok().as_deref() != Some(&inventory_bytes[..]);
-    let certificates = summarize(&ca, &issued, topology);
+    let certificates = summarize(&cas.current, &issued, topology);
     let generated_passwords = [
         ("primary", Some(&passwords.primary)),
         ("tls", passwords.tls.as_ref()),
@@ -501,9 +757,21 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
         };
         let mut ordered: Vec<&FileOut> = files.iter().collect();
         ordered.sort_by_key(rank);
+        // The previous version of every file replaced is kept under history/ for rollback.
+        let stamp = history_stamp(now);
         for f in ordered {
             if let Some(bytes) = &f.bytes {
-                fsio::write_atomic(&dir.join(&f.path), bytes, f.access)?;
+                let target = dir.join(&f.path);
+                if let Ok(previous) = std::fs::read(&target) {
+                    if previous != *bytes {
+                        fsio::write_atomic(
+                            &dir.join(layout::HISTORY).join(&stamp).join(&f.path),
+                            &previous,
+                            Access::Secret,
+                        )?;
+                    }
+                }
+                fsio::write_atomic(&target, bytes, f.access)?;
             }
         }
         if inventory_changed {

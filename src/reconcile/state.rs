@@ -353,3 +353,45 @@ pub(super) fn read_lb_key(dir: &Path, host: &str) -> Result<Option<Existing>, Ge
         &dir.join(&key_rel),
     )?))
 }
+
+/// The rollover CAs of `stage`: the next CA (cert and key) once begun, the previous CA's
+/// certificate once finished.
+pub(super) fn load_rollover(
+    dir: &Path,
+    stage: CaStage,
+) -> Result<(Option<Ca>, Option<Vec<u8>>), GenerateError> {
+    let hint = Some("restore the ca/ directory from a backup (history/ holds earlier versions)");
+    match stage {
+        CaStage::Stable => Ok((None, None)),
+        CaStage::Begun => {
+            let read = |rel: &str| {
+                std::fs::read(dir.join(rel)).map_err(|e| {
+                    input(
+                        dir.join(rel),
+                        format!("the rollover has begun but this file cannot be read: {e}"),
+                        hint,
+                    )
+                })
+            };
+            let (cert, key) = (read(layout::CA_NEXT_CERT)?, read(layout::CA_NEXT_KEY)?);
+            let next = Ca::from_pem(&cert, &key, layout::CA_NEXT_CERT, layout::CA_NEXT_KEY)
+                .map_err(|e| input(dir.join(layout::CA_NEXT_CERT), e.to_string(), hint))?;
+            Ok((Some(next), None))
+        }
+        CaStage::Finished => {
+            let rel = layout::CA_PREVIOUS_CERT;
+            let bytes = std::fs::read(dir.join(rel)).map_err(|e| {
+                input(
+                    dir.join(rel),
+                    format!("the rollover has finished but this file cannot be read: {e}"),
+                    hint,
+                )
+            })?;
+            let cert = pem::certs_from_pem(&bytes)
+                .ok()
+                .and_then(|c| c.into_iter().next())
+                .ok_or_else(|| input(dir.join(rel), "not a PEM certificate", hint))?;
+            Ok((None, Some(cert)))
+        }
+    }
+}
