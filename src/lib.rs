@@ -6,6 +6,7 @@
 //! own checks.
 
 pub mod config;
+pub mod corporate;
 pub mod init;
 pub mod inspect;
 pub mod keystore;

@@ -93,6 +93,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// For a corporate CA: write a key (0600) and a CSR for every node and load balancer.
+    Csr {
+        topology: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Take the signed certificates back (PEM file or directory, intermediates included) and
+    /// assemble keystores and truststores.
+    ImportSigned {
+        dir: PathBuf,
+        #[arg(long)]
+        certs: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// Check a generated set: names, keys, chains, truststores, validity (and live endpoints).
     Verify {
         dir: PathBuf,
@@ -252,6 +269,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let mode = if dry_run { Mode::Plan } else { Mode::Generate };
             reconcile_cmd(&topology, &out, mode, Some(&rotation), format)
         }
+        Command::Csr {
+            topology,
+            out,
+            format,
+        } => csr_cmd(&topology, &out, format),
+        Command::ImportSigned { dir, certs, format } => import_signed_cmd(&dir, &certs, format),
         Command::Apply {
             dir,
             node,
@@ -539,6 +562,70 @@ fn apply_cmd(
             .map_err(std::io::Error::other)
             .and_then(|_| writeln!(stdout)),
         Format::Text => apim26::render_text(&report, &mut stdout),
+    };
+    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn csr_cmd(topology_path: &Path, out: &Path, format: Format) -> Result<ExitCode, Failure> {
+    let topology = load_topology(topology_path)?;
+    let written = apim_pki::corporate::write_csrs(topology_path, &topology, out).map_err(|e| {
+        let hint = e.hint();
+        Failure::new(e, hint)
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let printed = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, &written)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout)),
+        Format::Text => (|| {
+            let width = written.iter().map(|w| w.csr.len()).max().unwrap_or(0);
+            for w in &written {
+                let key = if w.new_key { "new key" } else { "key kept" };
+                writeln!(
+                    stdout,
+                    "  {:<width$}  {}  ({key})",
+                    w.csr,
+                    w.names.join(" ")
+                )?;
+            }
+            writeln!(
+                stdout,
+                "\n{} CSRs in {}/csr. Have your CA sign them (keep subject and SANs), then:",
+                written.len(),
+                out.display()
+            )?;
+            writeln!(stdout, "  apim-pki import-signed {} --certs SIGNED.pem   (leaf certificates plus the CA chain)", out.display())
+        })(),
+    };
+    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_signed_cmd(dir: &Path, certs: &Path, format: Format) -> Result<ExitCode, Failure> {
+    let started = Instant::now();
+    let outcome = apim_pki::corporate::import_signed(dir, certs).map_err(|e| {
+        let hint = e.hint();
+        Failure::new(e, hint)
+    })?;
+    let topology_path = dir.join(apim_pki::corporate::CSR_TOPOLOGY);
+    let topology = load_topology(&topology_path)?;
+    let mut stdout = std::io::stdout().lock();
+    let printed = match format {
+        Format::Json => serde_json::to_writer_pretty(
+            &mut stdout,
+            &serde_json::json!({ "actions": outcome.actions }),
+        )
+        .map_err(std::io::Error::other)
+        .and_then(|_| writeln!(stdout)),
+        Format::Text => reconcile::render_text(
+            &mut stdout,
+            &topology,
+            dir,
+            &outcome,
+            Mode::Generate,
+            started.elapsed().as_secs_f64(),
+        ),
     };
     printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
     Ok(ExitCode::SUCCESS)

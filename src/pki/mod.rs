@@ -276,10 +276,11 @@ fn random_serial() -> Result<SerialNumber, getrandom::Error> {
 }
 
 /// A CA that issues certificates: its certificate, key, and the chain above it (for a CA you
-/// bring, e.g. a corporate intermediate).
+/// bring, e.g. a corporate intermediate). A corporate CA that signs CSRs elsewhere has no key
+/// here: it anchors chains but issues nothing.
 pub struct Ca {
     cert_der: Vec<u8>,
-    key: Key,
+    key: Option<Key>,
     parents: Vec<Vec<u8>>,
     info: CertInfo,
 }
@@ -356,7 +357,25 @@ impl Ca {
         }
         Ok(Ca {
             cert_der,
-            key,
+            key: Some(key),
+            parents,
+            info,
+        })
+    }
+
+    /// A CA known only by its certificate (and the chain above it): it signs elsewhere.
+    pub fn without_key(
+        cert_der: Vec<u8>,
+        parents: Vec<Vec<u8>>,
+        what: &str,
+    ) -> Result<Ca, PkiError> {
+        let info = CertInfo::from_der(&cert_der).map_err(|reason| PkiError::BadCertificate {
+            what: what.into(),
+            reason,
+        })?;
+        Ok(Ca {
+            cert_der,
+            key: None,
             parents,
             info,
         })
@@ -372,9 +391,9 @@ impl Ca {
         &self.parents
     }
 
-    /// The CA's key.
-    pub fn key(&self) -> &Key {
-        &self.key
+    /// The CA's key, when apim-pki holds it.
+    pub fn key(&self) -> Option<&Key> {
+        self.key.as_ref()
     }
 
     /// Parsed facts about the CA certificate.
@@ -388,10 +407,13 @@ impl Ca {
             subject: spec.subject.common_name.clone(),
             reason,
         };
+        let Some(ca_key) = &self.key else {
+            return Err(err(format!("`{}` signs elsewhere: send a CSR (`apim-pki csr`) and import the signed certificate (`apim-pki import-signed`)", self.info.subject)));
+        };
         let params = spec.params(OffsetDateTime::now_utc(), Some(self.info.not_after))?;
         let issuer = rcgen::Issuer::from_ca_cert_der(
             &CertificateDer::from(self.cert_der.as_slice()),
-            &self.key.pair,
+            &ca_key.pair,
         )
         .map_err(|e| err(e.to_string()))?;
         let cert = params
@@ -405,8 +427,37 @@ impl Ca {
             return Ok(der);
         }
         der::replace_issuer(&der, &self.info.subject_der, |tbs| {
-            rcgen::SigningKey::sign(&self.key.pair, tbs).map_err(|e| err(e.to_string()))
+            rcgen::SigningKey::sign(&ca_key.pair, tbs).map_err(|e| err(e.to_string()))
         })
         .ok_or_else(|| err("rcgen produced malformed DER".into()))?
     }
+}
+
+/// A self-signed certificate for `key` (the primary, when the CA signs elsewhere).
+pub fn self_signed(spec: &CertSpec, key: &Key) -> Result<Vec<u8>, PkiError> {
+    let params = spec.params(OffsetDateTime::now_utc(), None)?;
+    params
+        .self_signed(&key.pair)
+        .map(|c| c.der().to_vec())
+        .map_err(|e| PkiError::Issue {
+            subject: spec.subject.common_name.clone(),
+            reason: e.to_string(),
+        })
+}
+
+/// A certificate signing request for `key` with `spec`'s subject and names, PEM.
+pub fn csr_pem(spec: &CertSpec, key: &Key) -> Result<String, PkiError> {
+    let err = |e: rcgen::Error| PkiError::Issue {
+        subject: spec.subject.common_name.clone(),
+        reason: e.to_string(),
+    };
+    let mut params = spec.params(OffsetDateTime::now_utc(), None)?;
+    // The CA chooses serial and validity, and adds its own key identifier.
+    params.serial_number = None;
+    params.use_authority_key_identifier_extension = false;
+    params
+        .serialize_request(&key.pair)
+        .map_err(err)?
+        .pem()
+        .map_err(err)
 }

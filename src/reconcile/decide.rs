@@ -84,6 +84,11 @@ fn decide_by_topology(
                 });
             }
             match ca {
+                // With a CA that signs elsewhere, the primary is self-signed.
+                Some(ca)
+                    if ca.key().is_none()
+                        && e.info.self_issued
+                        && crate::pki::info::is_issued_by(&e.chain[0], &e.chain[0]) => {}
                 Some(ca)
                     if e.chain.first().is_some_and(|leaf| {
                         crate::pki::info::is_issued_by(leaf, ca.cert_der())
@@ -158,6 +163,17 @@ pub(super) fn issue(
     ca: &Ca,
 ) -> Result<Issued, GenerateError> {
     let chain_tail = std::iter::once(ca.cert_der().to_vec()).chain(ca.parents().iter().cloned());
+    // With a CA that signs elsewhere (corporate CSR flow), the primary is self-signed: it is
+    // trusted through the truststores' wso2carbon entries, not through a chain.
+    let self_signed_primary = ca.key().is_none() && item.label == "primary";
+    let sign = |spec: &CertSpec, key: &Key| -> Result<Vec<Vec<u8>>, PkiError> {
+        if self_signed_primary {
+            return Ok(vec![crate::pki::self_signed(spec, key)?]);
+        }
+        Ok(std::iter::once(ca.issue(spec, key)?)
+            .chain(chain_tail.clone())
+            .collect())
+    };
     match (item.decision.clone(), item.existing.take(), fresh_key) {
         (Decision::Keep, Some(e), _) => Ok(Issued {
             kept_bytes: e.reusable.map(|b| (e.path, b)),
@@ -166,27 +182,27 @@ pub(super) fn issue(
             info: e.info,
         }),
         (Decision::Renew | Decision::Reissue, Some(e), _) => {
-            let der = ca.issue(&item.spec, &e.key)?;
-            let info = CertInfo::from_der(&der).map_err(|r| PkiError::BadCertificate {
+            let chain = sign(&item.spec, &e.key)?;
+            let info = CertInfo::from_der(&chain[0]).map_err(|r| PkiError::BadCertificate {
                 what: item.label.clone(),
                 reason: r,
             })?;
             Ok(Issued {
                 key: e.key,
-                chain: std::iter::once(der).chain(chain_tail).collect(),
+                chain,
                 info,
                 kept_bytes: None,
             })
         }
         (_, _, Some(key)) => {
-            let der = ca.issue(&item.spec, &key)?;
-            let info = CertInfo::from_der(&der).map_err(|r| PkiError::BadCertificate {
+            let chain = sign(&item.spec, &key)?;
+            let info = CertInfo::from_der(&chain[0]).map_err(|r| PkiError::BadCertificate {
                 what: item.label.clone(),
                 reason: r,
             })?;
             Ok(Issued {
                 key,
-                chain: std::iter::once(der).chain(chain_tail).collect(),
+                chain,
                 info,
                 kept_bytes: None,
             })

@@ -207,11 +207,11 @@ pub(super) fn build_files(
         ca_cert.action = ActionKind::Create;
     }
     files.push(ca_cert);
-    if topology.ca.is_generated() {
+    if let (true, Some(key)) = (topology.ca.is_generated(), ca.key()) {
         files.push(key_file(
             layout::CA_KEY,
             ArtifactKind::CaKey,
-            ca.key(),
+            key,
             "new CA key",
         ));
     }
@@ -222,12 +222,14 @@ pub(super) fn build_files(
             next.cert_der(),
             "CA rollover: the next CA, trusted everywhere",
         ));
-        files.push(key_file(
-            layout::CA_NEXT_KEY,
-            ArtifactKind::CaNextKey,
-            next.key(),
-            "CA rollover: the next CA's key",
-        ));
+        if let Some(key) = next.key() {
+            files.push(key_file(
+                layout::CA_NEXT_KEY,
+                ArtifactKind::CaNextKey,
+                key,
+                "CA rollover: the next CA's key",
+            ));
+        }
     }
     if let Some(previous) = &cas.previous {
         files.push(cert_file(

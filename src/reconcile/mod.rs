@@ -126,6 +126,14 @@ impl Rotation {
     }
 }
 
+/// Certificates a corporate CA signed, matched to the keys `csr` made (`import-signed`).
+pub struct Imported {
+    /// The issuing CA, then the certificates above it (intermediates, root), DER.
+    pub ca_chain: Vec<Vec<u8>>,
+    /// Per node name or load-balancer host: its key and its chain (leaf first).
+    pub leaves: BTreeMap<String, (Key, Vec<Vec<u8>>)>,
+}
+
 /// What reconcile does (or would do) to one artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -340,7 +348,7 @@ struct FileOut {
 
 /// Brings `dir` in line with `topology` (or, in [`Mode::Plan`], says what that would do).
 pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome, GenerateError> {
-    run(topology, dir, mode, &Rotation::default())
+    run(topology, dir, mode, &Rotation::default(), None)
 }
 
 /// `rotate`: reconciles like generate, then forces what `rotation` asks (cli.md).
@@ -389,7 +397,22 @@ pub fn rotate(
             hint: "point [pki.ca] at the new CA and run `apim-pki rotate` to re-key every node under it".into(),
         });
     }
-    run(topology, dir, mode, rotation)
+    run(topology, dir, mode, rotation, None)
+}
+
+/// `import-signed`: assembles the set around certificates a corporate CA signed.
+pub fn import(
+    topology: &Topology,
+    dir: &Path,
+    imported: &Imported,
+) -> Result<Outcome, GenerateError> {
+    run(
+        topology,
+        dir,
+        Mode::Generate,
+        &Rotation::default(),
+        Some(imported),
+    )
 }
 
 /// The CAs of a set: the issuing one, and during a rollover the next or the previous one.
@@ -413,6 +436,7 @@ fn run(
     dir: &Path,
     mode: Mode,
     rotation: &Rotation,
+    imported: Option<&Imported>,
 ) -> Result<Outcome, GenerateError> {
     // Lock an existing DIR now; a new one is created and locked only once every input checked
     // out, so bad input never leaves a directory behind.
@@ -431,8 +455,34 @@ fn run(
     let now = OffsetDateTime::now_utc();
     let renew_window = Duration::days(i64::from(topology.pki.renew_before_days));
 
+    // A set signed by a corporate CA is renewed through csr and import-signed, never here.
+    let old_imported = old
+        .as_ref()
+        .is_some_and(|o| o.topology["ca"]["kind"] == "imported");
+    if old_imported && imported.is_none() {
+        return Err(refused(
+            "this set's certificates are signed by your corporate CA; apim-pki cannot issue them",
+            "renew or change them with `apim-pki csr TOPOLOGY --out DIR`, then `apim-pki import-signed DIR --certs SIGNED.pem`",
+        ));
+    }
+
     // The CA: loaded (with any rollover in progress), or created below; then the rollover step.
-    let (mut ca, mut ca_item) = load_ca(topology, dir, old.as_ref())?;
+    let (mut ca, mut ca_item) = match imported {
+        Some(imp) => {
+            let (issuing, parents) = imp.ca_chain.split_first().ok_or_else(|| {
+                input(dir, "no CA certificate among the signed certificates", None)
+            })?;
+            (
+                Some(Ca::without_key(
+                    issuing.clone(),
+                    parents.to_vec(),
+                    "the issuing CA",
+                )?),
+                None,
+            )
+        }
+        None => load_ca(topology, dir, old.as_ref())?,
+    };
     let mut stage = match old.as_ref() {
         Some(o) => CaStage::parse(&o.ca_stage).ok_or_else(|| {
             input(
@@ -503,6 +553,18 @@ fn run(
         ca: ca.as_ref(),
         now,
         renew_window,
+    };
+    let imported_leaf = |label: &str, path: String| -> Option<Existing> {
+        let (key, chain) = imported?.leaves.get(label)?;
+        let info = CertInfo::from_der(chain.first()?).ok()?;
+        let key = Key::from_pkcs8_der(&key.pkcs8_der(), label).ok()?;
+        Some(Existing {
+            key,
+            chain: chain.clone(),
+            info,
+            path,
+            reusable: None,
+        })
     };
     let force = |rekey: bool, recertify: bool| -> Option<Force> {
         if rekey {
@@ -595,7 +657,10 @@ fn run(
                 },
                 resolve::node_cert(topology, node),
                 topology.pki.key,
-                existing?,
+                match imported_leaf(&node.name, format!("csr/{}.key", node.name)) {
+                    Some(e) => Some(e),
+                    None => existing?,
+                },
                 &cx,
                 force(rotation.rekeys_node(&node.name), false),
             )?);
@@ -603,7 +668,10 @@ fn run(
     }
     for lb in &topology.load_balancers {
         let host = lb.host.to_string();
-        let existing = read_lb_key(dir, &host)?;
+        let existing = match imported_leaf(&host, format!("csr/{host}.key")) {
+            Some(e) => Some(e),
+            None => read_lb_key(dir, &host)?,
+        };
         items.push(decide(
             Owner {
                 label: &host,

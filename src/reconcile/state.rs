@@ -166,6 +166,11 @@ pub(super) fn load_ca(
     let spec = resolve::ca_cert(topology, 1);
     let existing_cert = std::fs::read(dir.join(layout::CA_CERT)).ok();
     match &topology.ca {
+        CaSource::Imported => Err(input(
+            dir.join(layout::CA_CERT),
+            "this set is signed by a corporate CA",
+            Some("use `apim-pki import-signed` to change it"),
+        )),
         CaSource::External { cert, key } => {
             let cert_pem = read(cert, "CA certificate")?;
             let key_pem = read(key, "CA key")?;

@@ -300,6 +300,8 @@ pub enum CaSource {
     /// The user's CA: PEM certificate (intermediates after it) and key, resolved against the
     /// topology file's directory.
     External { cert: PathBuf, key: PathBuf },
+    /// A corporate CA that signs CSRs elsewhere (`csr`, then `import-signed`).
+    Imported,
 }
 
 /// Keystore settings (`[keystores]`).
