@@ -492,3 +492,281 @@ fn passphrase_protected_ca_key_is_exit_2_and_writes_nothing() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The CSR flow: a corporate CA that signs elsewhere (`csr`, then `import-signed`).
+
+/// The minimal example plus a load balancer, without `[pki.ca]`.
+fn csr_topology_text() -> String {
+    format!(
+        "{}\n[[load_balancer]]\nhost = \"{LB_HOST}\"\nfronts = \"gateway-worker\"\n",
+        minimal_example()
+    )
+}
+
+/// Signs every CSR in `out/csr/` with the corporate intermediate into `signed/`, plus the chain.
+fn sign_all(corp: &Corp, out: &Path, signed: &Path) {
+    std::fs::create_dir_all(signed).expect("mkdir signed");
+    for entry in std::fs::read_dir(out.join("csr")).expect("csr dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "csr") {
+            let name = path
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned();
+            openssl(
+                &corp.dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    s(&path),
+                    "-CA",
+                    "int.pem",
+                    "-CAkey",
+                    "int.key",
+                    "-set_serial",
+                    "0x1234",
+                    "-days",
+                    "365",
+                    "-sha256",
+                    "-copy_extensions",
+                    "copyall",
+                    "-out",
+                    s(&signed.join(format!("{name}.pem"))),
+                ],
+            );
+        }
+    }
+    std::fs::copy(corp.path("chain.pem"), signed.join("chain.pem")).expect("copy chain");
+}
+
+#[test]
+fn csr_flow_assembles_a_set_that_chains_to_the_corporate_root() {
+    if !tools_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corp = Corp::new(tmp.path(), KeyForm::RsaPkcs8);
+    let topo = write_topology(tmp.path(), &csr_topology_text());
+    let out = tmp.path().join("out");
+    let r = run(&["csr", s(&topo), "--out", s(&out)], &[]);
+    assert_eq!(r.code, 0, "csr: {}", r.stderr);
+    // A key (0600) and a CSR per node and load balancer, with the node's subject and names.
+    for name in ["km", "publisher", "store", "tm", "gateway", LB_HOST] {
+        let key = out.join(format!("csr/{name}.key"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&key).expect("key").permissions(),
+        ) & 0o777;
+        assert_eq!(mode, 0o600, "{name}.key");
+        let text = openssl(
+            &corp.dir,
+            &[
+                "req",
+                "-in",
+                s(&out.join(format!("csr/{name}.csr"))),
+                "-noout",
+                "-text",
+                "-verify",
+            ],
+        );
+        assert!(text.contains("DNS:"), "{name}.csr has SANs:\n{text}");
+    }
+    let km_req = openssl(
+        &corp.dir,
+        &["req", "-in", s(&out.join("csr/km.csr")), "-noout", "-text"],
+    );
+    assert!(
+        km_req.contains(&format!("CN = {KM_HOST}")) || km_req.contains(&format!("CN={KM_HOST}")),
+        "{km_req}"
+    );
+    assert!(km_req.contains(&format!("DNS:{KM_HOST}")), "{km_req}");
+    // A second csr keeps every key.
+    let key_before = std::fs::read(out.join("csr/km.key")).expect("key");
+    assert_eq!(run(&["csr", s(&topo), "--out", s(&out)], &[]).code, 0);
+    assert_eq!(
+        std::fs::read(out.join("csr/km.key")).expect("key"),
+        key_before,
+        "csr replaced a key"
+    );
+
+    let signed = tmp.path().join("signed");
+    sign_all(&corp, &out, &signed);
+    let r = run(&["import-signed", s(&out), "--certs", s(&signed)], &[]);
+    assert_eq!(r.code, 0, "import-signed: {}\n{}", r.stdout, r.stderr);
+
+    // Keystores hold leaf + intermediate + root; keytool and JSSE accept them.
+    let pw = secrets(&out);
+    let listing = java::keytool_list(&java::jdk17_keytool(), &out.join(KM_TLS), &pw["tls"])
+        .expect("keytool lists km");
+    assert!(listing.contains("Certificate chain length: 3"), "{listing}");
+    let (store, _) = Keystore::decode(
+        &std::fs::read(out.join(KM_TLS)).expect("km"),
+        &Password::new(pw["tls"].clone()),
+    )
+    .expect("opens");
+    let Some(Entry::PrivateKey { chain, .. }) = store.key_entries().next() else {
+        panic!("no key entry")
+    };
+    assert_eq!(chain[1], corp.der("int.pem"));
+    assert_eq!(chain[2], corp.der("root.pem"));
+    check_leaf(&corp, tmp.path(), "km", &chain[0]);
+    let results = java::tls_probe(
+        &java::jdk17_java(),
+        &out.join(KM_TLS),
+        "JKS",
+        &pw["tls"],
+        &out.join(KM_TRUSTSTORE),
+        "JKS",
+        &pw["truststore"],
+        &[KM_HOST, "publisher.dev.acme.internal"],
+    );
+    assert!(results[KM_HOST].is_ok(), "JSSE handshake: {results:?}");
+    assert!(
+        results["publisher.dev.acme.internal"].is_err(),
+        "{results:?}"
+    );
+    // The set verifies, and generate refuses to re-issue it.
+    let v = run(&["verify", s(&out)], &[]);
+    assert_eq!(v.code, 0, "verify: {}", v.stdout);
+    let g = run(&["generate", s(&topo), "--out", s(&out)], &[]);
+    assert_eq!(g.code, 2, "{}", g.stderr);
+    assert!(g.stderr.contains("import-signed"), "{}", g.stderr);
+    // Importing again changes nothing.
+    let before = snapshot(&out);
+    assert_eq!(
+        run(&["import-signed", s(&out), "--certs", s(&signed)], &[]).code,
+        0
+    );
+    assert_eq!(before, snapshot(&out));
+}
+
+#[test]
+fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
+    if !tools_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corp = Corp::new(tmp.path(), KeyForm::RsaPkcs8);
+    let topo = write_topology(tmp.path(), &csr_topology_text());
+    let out = tmp.path().join("out");
+    assert_eq!(run(&["csr", s(&topo), "--out", s(&out)], &[]).code, 0);
+    let signed = tmp.path().join("signed");
+    sign_all(&corp, &out, &signed);
+
+    // km's key, but the publisher's names.
+    let wrong_names = tmp.path().join("wrong-names");
+    std::fs::create_dir_all(&wrong_names).expect("mkdir");
+    for f in std::fs::read_dir(&signed).expect("signed") {
+        let p = f.expect("entry").path();
+        std::fs::copy(&p, wrong_names.join(p.file_name().expect("name"))).expect("copy");
+    }
+    openssl(
+        &corp.dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            s(&out.join("csr/km.key")),
+            "-subj",
+            "/CN=publisher.dev.acme.internal",
+            "-addext",
+            "subjectAltName=DNS:publisher.dev.acme.internal",
+            "-out",
+            "km-wrong.csr",
+        ],
+    );
+    openssl(
+        &corp.dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "km-wrong.csr",
+            "-CA",
+            "int.pem",
+            "-CAkey",
+            "int.key",
+            "-set_serial",
+            "7",
+            "-days",
+            "30",
+            "-copy_extensions",
+            "copyall",
+            "-out",
+            s(&wrong_names.join("km.pem")),
+        ],
+    );
+    let before = snapshot(&out);
+    let r = run(&["import-signed", s(&out), "--certs", s(&wrong_names)], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("km") && r.stderr.contains(&format!("DNS:{KM_HOST}")),
+        "names the node and the missing name: {}",
+        r.stderr
+    );
+    assert_eq!(before, snapshot(&out), "nothing written");
+
+    // A certificate for a key no CSR of this set holds.
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir_all(&foreign).expect("mkdir");
+    for f in std::fs::read_dir(&signed).expect("signed") {
+        let p = f.expect("entry").path();
+        std::fs::copy(&p, foreign.join(p.file_name().expect("name"))).expect("copy");
+    }
+    openssl(
+        &corp.dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "foreign.key",
+            "-subj",
+            &format!("/CN={KM_HOST}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{KM_HOST}"),
+            "-out",
+            "foreign.csr",
+        ],
+    );
+    openssl(
+        &corp.dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "foreign.csr",
+            "-CA",
+            "int.pem",
+            "-CAkey",
+            "int.key",
+            "-set_serial",
+            "8",
+            "-days",
+            "30",
+            "-copy_extensions",
+            "copyall",
+            "-out",
+            s(&foreign.join("km.pem")),
+        ],
+    );
+    let r = run(&["import-signed", s(&out), "--certs", s(&foreign)], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("matches no key"), "{}", r.stderr);
+    assert_eq!(before, snapshot(&out), "nothing written");
+
+    // A certificate missing for one CSR.
+    std::fs::remove_file(signed.join("tm.pem")).expect("rm");
+    let r = run(&["import-signed", s(&out), "--certs", s(&signed)], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no signed certificate for tm"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(before, snapshot(&out), "nothing written");
+}
