@@ -57,6 +57,9 @@ pub struct ApplyReport {
     pub backup: Option<PathBuf>,
     /// Files that hold passwords, now mode 0600.
     pub secret_files: Vec<String>,
+    /// Password elements secure vault holds: apply left them; re-encrypt their aliases with
+    /// WSO2's cipher tool to the set's passwords.
+    pub secure_vault: Vec<String>,
 }
 
 /// Why apply stopped before writing anything (exit 2).
@@ -158,9 +161,17 @@ fn is_secret(what: &str) -> bool {
 
 fn shown(what: &str, value: &str) -> String {
     if is_secret(what) {
-        "********".into()
-    } else {
-        value.to_string()
+        return "********".into();
+    }
+    // An AMQP URL carries the broker's user and password: never show them.
+    match value
+        .find("amqp://")
+        .and_then(|i| value[i..].find('@').map(|j| (i + 7, i + j)))
+    {
+        Some((start, end)) if start <= end => {
+            format!("{}****:****{}", &value[..start], &value[end..])
+        }
+        _ => value.to_string(),
     }
 }
 
@@ -200,6 +211,8 @@ struct XmlFile<'d> {
     rel: &'static str,
     doc: &'d XmlDoc,
     edits: Edits<'d>,
+    /// Password elements left alone because secure vault holds them.
+    vault: Vec<String>,
 }
 
 impl XmlFile<'_> {
@@ -210,20 +223,19 @@ impl XmlFile<'_> {
         }
     }
 
-    fn refuse_secured(&self, path: &str) -> Result<(), ApplyError> {
-        if self.doc.is_secured(path) {
-            return Err(input(
-                self.rel,
-                format!("{path} is protected by secure vault (svns:secretAlias)"),
-                Some("update the alias's value with WSO2's cipher tool, or remove the secretAlias attribute so apply can write the password"),
-            ));
-        }
-        Ok(())
-    }
-
     fn set(&mut self, path: &str, value: &str) -> Result<(), ApplyError> {
-        if is_secret(path) {
-            self.refuse_secured(path)?;
+        // A password in secure vault stays there: the element holds an alias, and the value
+        // must be re-encrypted with WSO2's cipher tool.
+        if is_secret(path) && self.doc.is_secured(path) {
+            let alias = self
+                .doc
+                .attrs(path, "secretAlias")
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            self.vault
+                .push(format!("{}: {path} (alias {alias})", self.rel));
+            return Ok(());
         }
         let created = CREATED_WHEN_MISSING.iter().any(|c| path.ends_with(c));
         let result = if created {
@@ -272,6 +284,7 @@ fn plan_xml(
     rel: &'static str,
     read_from: &str,
     required: bool,
+    vault: &std::cell::RefCell<Vec<String>>,
     edit: impl FnOnce(&mut XmlFile) -> Result<(), ApplyError>,
 ) -> Result<Option<Planned>, ApplyError> {
     let bytes = match std::fs::read(home.join(read_from)) {
@@ -297,8 +310,10 @@ fn plan_xml(
         rel,
         doc: &doc,
         edits: Edits::new(&doc),
+        vault: Vec::new(),
     };
     edit(&mut file)?;
+    vault.borrow_mut().extend(std::mem::take(&mut file.vault));
     let (new_text, changes) = file.edits.apply().map_err(|e| ApplyError::Element {
         file: rel.to_string(),
         source: e,
@@ -445,13 +460,14 @@ pub fn apply(
     let settings = node_settings(&set, &node.name)?;
     let format = set.view.keystores.format;
     let mut planned: Vec<Planned> = Vec::new();
+    let vault = std::cell::RefCell::new(Vec::new());
 
     // carbon.xml
     let carbon_settings: Vec<&(String, String, String)> = settings
         .iter()
         .filter(|(f, _, _)| f == "carbon.xml")
         .collect();
-    planned.extend(plan_xml(apim_home, CARBON, CARBON, true, |x| {
+    planned.extend(plan_xml(apim_home, CARBON, CARBON, true, &vault, |x| {
         x.store(
             "Server/Security/KeyStore",
             &stores.primary,
@@ -482,22 +498,29 @@ pub fn apply(
     })?);
 
     // catalina-server.xml: the HTTPS connector serves the TLS keystore.
-    planned.extend(plan_xml(apim_home, CATALINA, CATALINA, true, |x| {
-        let connector = "Server/Service/Connector[@port='9443']";
-        if x.doc.count(connector) == 0 {
-            return Err(x.err(EditError::NotFound {
-                path: connector.into(),
-            }));
-        }
-        let existing = x.doc.attrs(connector, "keystoreFile");
-        x.set_attr(
-            connector,
-            "keystoreFile",
-            &keystore_path(existing.first().map(String::as_str), &stores.tls.file),
-        )?;
-        x.set_attr(connector, "keystorePass", stores.tls.password.expose())?;
-        x.set_attr(connector, "keystoreType", stores.tls.java_type)
-    })?);
+    planned.extend(plan_xml(
+        apim_home,
+        CATALINA,
+        CATALINA,
+        true,
+        &vault,
+        |x| {
+            let connector = "Server/Service/Connector[@port='9443']";
+            if x.doc.count(connector) == 0 {
+                return Err(x.err(EditError::NotFound {
+                    path: connector.into(),
+                }));
+            }
+            let existing = x.doc.attrs(connector, "keystoreFile");
+            x.set_attr(
+                connector,
+                "keystoreFile",
+                &keystore_path(existing.first().map(String::as_str), &stores.tls.file),
+            )?;
+            x.set_attr(connector, "keystorePass", stores.tls.password.expose())?;
+            x.set_attr(connector, "keystoreType", stores.tls.java_type)
+        },
+    )?);
 
     // axis2.xml (on a traffic manager, axis2_TM.xml takes its place first).
     let is_tm = node.profile == "traffic-manager";
@@ -506,30 +529,37 @@ pub fn apply(
     } else {
         AXIS2
     };
-    planned.extend(plan_xml(apim_home, AXIS2, axis2_source, true, |x| {
-        for transport in ["transportReceiver", "transportSender"] {
-            let base = format!("axisconfig/{transport}[@name='https']");
-            x.store(
-                &format!("{base}/parameter[@name='keystore']/KeyStore"),
-                &stores.tls,
-                "Location",
-                "Type",
-                false,
-            )?;
-            x.set(
-                &format!("{base}/parameter[@name='keystore']/KeyStore/KeyPassword"),
-                stores.tls.password.expose(),
-            )?;
-            x.store(
-                &format!("{base}/parameter[@name='truststore']/TrustStore"),
-                &stores.trust,
-                "Location",
-                "Type",
-                false,
-            )?;
-        }
-        Ok(())
-    })?);
+    planned.extend(plan_xml(
+        apim_home,
+        AXIS2,
+        axis2_source,
+        true,
+        &vault,
+        |x| {
+            for transport in ["transportReceiver", "transportSender"] {
+                let base = format!("axisconfig/{transport}[@name='https']");
+                x.store(
+                    &format!("{base}/parameter[@name='keystore']/KeyStore"),
+                    &stores.tls,
+                    "Location",
+                    "Type",
+                    false,
+                )?;
+                x.set(
+                    &format!("{base}/parameter[@name='keystore']/KeyStore/KeyPassword"),
+                    stores.tls.password.expose(),
+                )?;
+                x.store(
+                    &format!("{base}/parameter[@name='truststore']/TrustStore"),
+                    &stores.trust,
+                    "Location",
+                    "Type",
+                    false,
+                )?;
+            }
+            Ok(())
+        },
+    )?);
     if is_tm && apim_home.join(REGISTRY_TM).exists() {
         let bytes = std::fs::read(apim_home.join(REGISTRY_TM)).map_err(|e| {
             input(
@@ -556,25 +586,32 @@ pub fn apply(
         .iter()
         .filter(|(f, _, _)| f == "api-manager.xml")
         .collect();
-    planned.extend(plan_xml(apim_home, API_MANAGER, API_MANAGER, true, |x| {
-        for (_, path, value) in &am_settings {
-            let mut full = format!("APIManager/{path}");
-            // Older files keep the URL groups inside DataPublisher.
-            if let Some(rest) = path.strip_prefix("ThrottlingConfigurations/TrafficManager/") {
-                let old_layout =
-                    format!("APIManager/ThrottlingConfigurations/DataPublisher/{rest}");
-                if x.doc.count(&full) == 0 && x.doc.count(&old_layout) > 0 {
-                    full = old_layout;
+    planned.extend(plan_xml(
+        apim_home,
+        API_MANAGER,
+        API_MANAGER,
+        true,
+        &vault,
+        |x| {
+            for (_, path, value) in &am_settings {
+                let mut full = format!("APIManager/{path}");
+                // Older files keep the URL groups inside DataPublisher.
+                if let Some(rest) = path.strip_prefix("ThrottlingConfigurations/TrafficManager/") {
+                    let old_layout =
+                        format!("APIManager/ThrottlingConfigurations/DataPublisher/{rest}");
+                    if x.doc.count(&full) == 0 && x.doc.count(&old_layout) > 0 {
+                        full = old_layout;
+                    }
                 }
+                let existing = x.doc.texts(&full);
+                x.set(
+                    &full,
+                    &with_amqp_credentials(value, existing.first().map(String::as_str)),
+                )?;
             }
-            let existing = x.doc.texts(&full);
-            x.set(
-                &full,
-                &with_amqp_credentials(value, existing.first().map(String::as_str)),
-            )?;
-        }
-        Ok(())
-    })?);
+            Ok(())
+        },
+    )?);
 
     // jndi.properties (publisher).
     let jndi_settings: Vec<&(String, String, String)> = settings
@@ -612,7 +649,7 @@ pub fn apply(
     }
 
     // Other files that hold keystore passwords, where the profile left them.
-    planned.extend(plan_xml(apim_home, BROKER, BROKER, false, |x| {
+    planned.extend(plan_xml(apim_home, BROKER, BROKER, false, &vault, |x| {
         for ssl in x.doc.paths_named("sslConnection") {
             let existing = x.doc.texts(&format!("{ssl}/keyStore/location"));
             x.set(
@@ -635,46 +672,78 @@ pub fn apply(
         }
         Ok(())
     })?);
-    planned.extend(plan_xml(apim_home, DATA_BRIDGE, DATA_BRIDGE, false, |x| {
-        for p in x.doc.paths_named("keyStoreLocation") {
-            let existing = x.doc.texts(&p);
-            x.set(
-                &p,
-                &keystore_path(existing.first().map(String::as_str), &stores.tls.file),
-            )?;
-        }
-        for p in x.doc.paths_named("keyStorePassword") {
-            x.set(&p, stores.tls.password.expose())?;
-        }
-        Ok(())
-    })?);
-    planned.extend(plan_xml(apim_home, DATA_AGENT, DATA_AGENT, false, |x| {
-        for p in x.doc.paths_named("TrustStore") {
-            let existing = x.doc.texts(&p);
-            x.set(
-                &p,
-                &keystore_path(existing.first().map(String::as_str), &stores.trust.file),
-            )?;
-        }
-        for p in x.doc.paths_named("TrustStorePassword") {
-            x.set(&p, stores.trust.password.expose())?;
-        }
-        Ok(())
-    })?);
-    planned.extend(plan_xml(apim_home, IDENTITY, IDENTITY, false, |x| {
-        for p in x.doc.paths_named("ThirftBasedEntitlementConfig") {
-            let existing = x.doc.texts(&format!("{p}/KeyStore/Location"));
-            x.set(
-                &format!("{p}/KeyStore/Location"),
-                &keystore_path(existing.first().map(String::as_str), &stores.primary.file),
-            )?;
-            x.set(
-                &format!("{p}/KeyStore/Password"),
-                stores.primary.password.expose(),
-            )?;
-        }
-        Ok(())
-    })?);
+    planned.extend(plan_xml(
+        apim_home,
+        DATA_BRIDGE,
+        DATA_BRIDGE,
+        false,
+        &vault,
+        |x| {
+            for p in x.doc.paths_named("keyStoreLocation") {
+                let existing = x.doc.texts(&p);
+                x.set(
+                    &p,
+                    &keystore_path(existing.first().map(String::as_str), &stores.tls.file),
+                )?;
+            }
+            for p in x.doc.paths_named("keyStorePassword") {
+                x.set(&p, stores.tls.password.expose())?;
+            }
+            Ok(())
+        },
+    )?);
+    planned.extend(plan_xml(
+        apim_home,
+        DATA_AGENT,
+        DATA_AGENT,
+        false,
+        &vault,
+        |x| {
+            // WSO2's data agent spells these `TrustSore` / `TrustSorePassword`; accept both.
+            for p in x
+                .doc
+                .paths_named("TrustSore")
+                .into_iter()
+                .chain(x.doc.paths_named("TrustStore"))
+            {
+                let existing = x.doc.texts(&p);
+                x.set(
+                    &p,
+                    &keystore_path(existing.first().map(String::as_str), &stores.trust.file),
+                )?;
+            }
+            for p in x
+                .doc
+                .paths_named("TrustSorePassword")
+                .into_iter()
+                .chain(x.doc.paths_named("TrustStorePassword"))
+            {
+                x.set(&p, stores.trust.password.expose())?;
+            }
+            Ok(())
+        },
+    )?);
+    planned.extend(plan_xml(
+        apim_home,
+        IDENTITY,
+        IDENTITY,
+        false,
+        &vault,
+        |x| {
+            for p in x.doc.paths_named("ThirftBasedEntitlementConfig") {
+                let existing = x.doc.texts(&format!("{p}/KeyStore/Location"));
+                x.set(
+                    &format!("{p}/KeyStore/Location"),
+                    &keystore_path(existing.first().map(String::as_str), &stores.primary.file),
+                )?;
+                x.set(
+                    &format!("{p}/KeyStore/Password"),
+                    stores.primary.password.expose(),
+                )?;
+            }
+            Ok(())
+        },
+    )?);
     if let Ok(bytes) = std::fs::read(apim_home.join(ENDPOINT_CONFIG)) {
         let mut props = Properties::from_bytes(&bytes);
         let mut changes = Vec::new();
@@ -808,6 +877,7 @@ pub fn apply(
             .filter(|p| p.secret)
             .map(|p| p.rel.clone())
             .collect(),
+        secure_vault: vault.into_inner(),
     };
     if options.dry_run || planned.is_empty() {
         return Ok(report);
@@ -878,7 +948,9 @@ fn merge_truststore(
     let managed: Vec<&str> = ours.entries.iter().map(Entry::alias).collect();
 
     // The node's current truststore, as carbon.xml names it, with carbon.xml's password.
-    let carbon = std::fs::read_to_string(home.join(CARBON)).unwrap_or_default();
+    let carbon_bytes = std::fs::read(home.join(CARBON))
+        .map_err(|e| input(home.join(CARBON), format!("cannot read: {e}"), None))?;
+    let (carbon, _) = decode_xml(&carbon_bytes, CARBON, home)?;
     let doc = XmlDoc::parse(&carbon)
         .map_err(|e| input(home.join(CARBON), format!("not well-formed XML: {e}"), None))?;
     let location = doc
@@ -1003,6 +1075,12 @@ pub fn render_text(report: &ApplyReport, out: &mut dyn std::io::Write) -> std::i
                 Some(old) => writeln!(out, "             {}: {old} → {}", c.what, c.new)?,
                 None => writeln!(out, "             {}: {}", c.what, c.new)?,
             }
+        }
+    }
+    if !report.secure_vault.is_empty() {
+        writeln!(out, "Secure vault holds these passwords; apply left them. Re-encrypt each alias with WSO2's cipher tool to the set's password:")?;
+        for v in &report.secure_vault {
+            writeln!(out, "  {v}")?;
         }
     }
     if report.dry_run {

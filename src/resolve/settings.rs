@@ -269,7 +269,9 @@ fn key_validation(topology: &Topology, out: &mut Vec<Setting>, client_side: bool
     }
 }
 
-fn gateway_environment(topology: &Topology, out: &mut Vec<Setting>) {
+/// The gateway environment's management URL, and (for the publisher and store, which show it
+/// to users) its endpoints.
+fn gateway_environment(topology: &Topology, out: &mut Vec<Setting>, with_endpoints: bool) {
     let am = ConfigFile::ApiManager;
     if let Some(gw) = gw_mgmt(topology) {
         out.push(setting(
@@ -278,6 +280,9 @@ fn gateway_environment(topology: &Topology, out: &mut Vec<Setting>) {
             vec![gw.target("https", port::MGMT_HTTPS, "/services/")],
             "",
         ));
+        if !with_endpoints {
+            return;
+        }
         out.push(setting(
             am,
             "APIGateway/Environments/Environment/GatewayEndpoint",
@@ -340,7 +345,7 @@ pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
     let km = address(topology, Profile::KeyManager);
     match node.profile {
         Profile::KeyManager => {
-            gateway_environment(topology, &mut out);
+            gateway_environment(topology, &mut out, false);
             if single_km {
                 out.push(plain(
                     am,
@@ -396,7 +401,7 @@ pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
                 "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
                 "false",
             ));
-            gateway_environment(topology, &mut out);
+            gateway_environment(topology, &mut out, true);
             out.push(plain(am, "APIStore/DisplayURL", "true"));
             if let Some(store) = address(topology, Profile::Store) {
                 out.push(setting(
@@ -450,7 +455,7 @@ pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
                 "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
                 "false",
             ));
-            gateway_environment(topology, &mut out);
+            gateway_environment(topology, &mut out, true);
             if let Some(gw) = address(topology, Profile::GatewayWorker) {
                 out.push(setting(
                     am,
