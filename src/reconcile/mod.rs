@@ -196,6 +196,8 @@ pub struct Outcome {
     pub generated_passwords: Vec<String>,
     /// True when files were written.
     pub wrote: bool,
+    /// What the run did, for the summary line: `Generated`, `Rotated` or `Imported`.
+    pub verb: &'static str,
 }
 
 impl Outcome {
@@ -855,6 +857,18 @@ fn run(
         certificates,
         generated_passwords,
         wrote: lock.is_some(),
+        verb: if imported.is_some() {
+            "Imported"
+        } else if rotation.ca.is_some()
+            || rotation.primary_cert
+            || rotation.everything
+            || !rotation.nodes.is_empty()
+            || !rotation.load_balancers.is_empty()
+        {
+            "Rotated"
+        } else {
+            "Generated"
+        },
     })
 }
 

@@ -74,7 +74,8 @@ pub fn render_text(
     }
     writeln!(
         w,
-        "Generated {} ({}: {} nodes, {} load balancers) in {} in {seconds:.2} s\n",
+        "{} {} ({}: {} nodes, {} load balancers) in {} in {seconds:.2} s\n",
+        outcome.verb,
         topology.name,
         topology.product.as_str(),
         topology.nodes.len(),
