@@ -37,7 +37,6 @@ fn fs_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Erro
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), FsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(fs_err(dir, "cannot create the directory"))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -49,15 +48,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), FsE
         Access::Secret => 0o600,
         Access::Public => 0o644,
     };
-    let result = (|| {
-        let mut file = OpenOptions::new()
+    let open = || {
+        OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
+            .open(&tmp)
+    };
+    // Directories are created only when missing: on big sets metadata calls dominate.
+    let mut file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(fs_err(dir, "cannot create the directory"))?;
+            open()
+        }
+        other => other,
+    }
+    .map_err(fs_err(path, "cannot write"))?;
+    let result = (|| {
         // The mode given to open() is filtered by the umask; set it exactly.
-        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        file.write_all(bytes)?;
+        drop(file);
         fs::rename(&tmp, path)
     })();
     result.map_err(|e| {

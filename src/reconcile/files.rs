@@ -1,7 +1,6 @@
 //! The files of the set: which to keep, create or update, and their bytes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use rayon::prelude::*;
 
@@ -54,7 +53,7 @@ pub(super) fn same_entries(a: &Keystore, b: &Keystore) -> bool {
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn keystore_file(
-    dir: &Path,
+    dir: Dir,
     path: String,
     kind: ArtifactKind,
     node: &Node,
@@ -66,7 +65,7 @@ pub(super) fn keystore_file(
     action_if_changed: (ActionKind, String),
     format: crate::topology::KeystoreFormat,
 ) -> Result<FileOut, GenerateError> {
-    let current = std::fs::read(dir.join(&path)).ok();
+    let current = dir.read(&path);
     let want_type = store_type_of(format);
     let (action, reason, bytes) = match (&current, reuse) {
         (Some(cur), Some(reuse)) if cur == reuse => {
@@ -117,7 +116,7 @@ pub(super) fn keystore_file(
 }
 
 pub(super) fn simple_file(
-    dir: &Path,
+    dir: Dir,
     path: String,
     kind: ArtifactKind,
     access: Access,
@@ -125,7 +124,7 @@ pub(super) fn simple_file(
     reason_new: &str,
     entries: Vec<ArtifactEntry>,
 ) -> FileOut {
-    let current = std::fs::read(dir.join(&path)).ok();
+    let current = dir.read(&path);
     let (action, reason, bytes) = match current {
         Some(cur) if cur == bytes => (ActionKind::Keep, "unchanged".to_string(), None),
         Some(_) => (
@@ -152,7 +151,7 @@ pub(super) fn simple_file(
 
 pub(super) fn build_files(
     topology: &Topology,
-    dir: &Path,
+    dir: Dir,
     cas: &Cas,
     ca_item: Option<&Item>,
     issued: &[(Item, Issued)],
@@ -188,8 +187,8 @@ pub(super) fn build_files(
             why,
             Vec::new(),
         );
-        let same = std::fs::read(dir.join(rel))
-            .ok()
+        let same = dir
+            .read(rel)
             .and_then(|b| Key::from_pem(&b, rel).ok())
             .is_some_and(|k| k.public_key_der() == key.public_key_der());
         if same {
@@ -336,38 +335,30 @@ pub(super) fn build_files(
     // Bytes of an existing primary keystore / truststore that already say the right thing.
     let primary_keep = primary_item.decision == Decision::Keep;
     let mut primary_canonical: Option<Vec<u8>> = None;
-    let mut trust_canonical: Option<Vec<u8>> = None;
+    let mut trust_canonical: Option<Vec<u8>>;
     let want_type = store_type_of(format);
-    for node in &topology.nodes {
-        if primary_keep && primary_canonical.is_none() {
-            let p = dir.join(layout::node_security(
-                &node.name,
-                &layout::primary_file(format),
-            ));
-            if let Ok(b) = std::fs::read(&p) {
-                if StoreType::detect(&b) == Some(want_type)
-                    && Keystore::decode(&b, &passwords.primary.password)
-                        .is_ok_and(|(k, _)| same_entries(&k, &primary_store))
-                {
-                    primary_canonical = Some(b);
-                }
-            }
-        }
-        if trust_canonical.is_none() {
-            let p = dir.join(layout::node_security(
-                &node.name,
-                &layout::truststore_file(format),
-            ));
-            if let Ok(b) = std::fs::read(&p) {
-                if StoreType::detect(&b) == Some(want_type)
-                    && Keystore::decode(&b, &passwords.truststore.password)
-                        .is_ok_and(|(k, _)| same_entries(&k, &truststore))
-                {
-                    trust_canonical = Some(b);
-                }
-            }
-        }
+    // Every node holds copies of the same two files: look at the first one found, decode it
+    // once, and reuse its bytes when it already says the right thing.
+    let first_existing = |file: &str| {
+        topology
+            .nodes
+            .iter()
+            .map(|n| layout::node_security(&n.name, file))
+            .find(|rel| dir.has(rel))
+            .and_then(|rel| dir.read(&rel))
+    };
+    if primary_keep {
+        primary_canonical = first_existing(&layout::primary_file(format)).filter(|b| {
+            StoreType::detect(b) == Some(want_type)
+                && Keystore::decode(b, &passwords.primary.password)
+                    .is_ok_and(|(k, _)| same_entries(&k, &primary_store))
+        });
     }
+    trust_canonical = first_existing(&layout::truststore_file(format)).filter(|b| {
+        StoreType::detect(b) == Some(want_type)
+            && Keystore::decode(b, &passwords.truststore.password)
+                .is_ok_and(|(k, _)| same_entries(&k, &truststore))
+    });
     if primary_canonical.is_none() {
         primary_canonical = Some(fresh_primary()?);
     }

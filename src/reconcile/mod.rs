@@ -451,8 +451,11 @@ fn run(
         _ => None,
     };
     let strays = std::sync::Mutex::new(Vec::new());
-    let old = read_inventory(dir)?;
-    let secrets = read_secrets(dir)?;
+    let index = Dir::index(dir);
+    let root = dir;
+    let dir = Dir::new(root, &index);
+    let old = read_inventory(root)?;
+    let secrets = read_secrets(root)?;
     let passwords = resolve_passwords(topology, old.as_ref(), &secrets)?;
     let now = OffsetDateTime::now_utc();
     let renew_window = Duration::days(i64::from(topology.pki.renew_before_days));
@@ -496,7 +499,7 @@ fn run(
         None => CaStage::Stable,
     };
     let mut generation = old.as_ref().map_or(1, |o| o.ca_generation);
-    let (mut next, mut previous) = load_rollover(dir, stage)?;
+    let (mut next, mut previous) = load_rollover(root, stage)?;
     let mut recertify_all = None;
     match rotation.ca {
         None => {}
@@ -799,7 +802,7 @@ fn run(
 
     if mode == Mode::Generate {
         if lock.is_none() {
-            lock = Some(DirLock::acquire(dir)?);
+            lock = Some(DirLock::acquire(root)?);
         }
         if !strays.is_empty() {
             let stamp = history_stamp(now);
@@ -815,7 +818,7 @@ fn run(
             for a in &removed {
                 let to = dir.join(layout::HISTORY).join(&stamp).join(&a.path);
                 fsio::move_file(&dir.join(&a.path), &to)?;
-                remove_empty_parents(dir, &a.path);
+                remove_empty_parents(root, &a.path);
             }
         }
         // Passwords and the CA key first: an interrupted run must leave keystores it can open
@@ -825,13 +828,12 @@ fn run(
             ArtifactKind::CaKey => 1,
             _ => 2,
         };
-        let mut ordered: Vec<&FileOut> = files.iter().collect();
-        ordered.sort_by_key(rank);
         // The previous version of every file replaced is kept under history/ for rollback.
         let stamp = history_stamp(now);
-        for f in ordered {
-            if let Some(bytes) = &f.bytes {
-                let target = dir.join(&f.path);
+        let write = |f: &FileOut| -> Result<(), GenerateError> {
+            let Some(bytes) = &f.bytes else { return Ok(()) };
+            let target = dir.join(&f.path);
+            if dir.has(&f.path) {
                 if let Ok(previous) = std::fs::read(&target) {
                     if previous != *bytes {
                         fsio::write_atomic(
@@ -841,9 +843,14 @@ fn run(
                         )?;
                     }
                 }
-                fsio::write_atomic(&target, bytes, f.access)?;
             }
-        }
+            Ok(fsio::write_atomic(&target, bytes, f.access)?)
+        };
+        let (first, rest): (Vec<&FileOut>, Vec<&FileOut>) = files.iter().partition(|f| rank(f) < 2);
+        let mut first = first;
+        first.sort_by_key(rank);
+        first.into_iter().try_for_each(write)?;
+        rest.into_par_iter().try_for_each(write)?;
         if inventory_changed {
             fsio::write_atomic(
                 &dir.join(layout::INVENTORY),

@@ -13,6 +13,70 @@ use crate::topology::{CaSource, Topology};
 
 use super::*;
 
+/// DIR, with the list of files it held when the run started: checking a file that is not
+/// there costs no system call (on big sets, metadata calls dominate).
+#[derive(Clone, Copy)]
+pub(super) struct Dir<'a> {
+    pub root: &'a Path,
+    files: &'a std::collections::HashSet<String>,
+}
+
+impl<'a> Dir<'a> {
+    /// Lists every file below `root` (history/ aside), relative, with `/`.
+    pub fn index(root: &Path) -> std::collections::HashSet<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut std::collections::HashSet<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() && path != root.join(layout::HISTORY) => {
+                        walk(root, &path, out)
+                    }
+                    Ok(t) if t.is_file() => {
+                        if let Ok(rel) = path.strip_prefix(root) {
+                            out.insert(rel.to_string_lossy().replace('\\', "/"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = std::collections::HashSet::new();
+        walk(root, root, &mut out);
+        out
+    }
+
+    pub fn new(root: &'a Path, files: &'a std::collections::HashSet<String>) -> Dir<'a> {
+        Dir { root, files }
+    }
+
+    /// The full path of `rel`.
+    pub fn join(&self, rel: impl AsRef<Path>) -> std::path::PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The bytes of `rel`, when it existed at the start and still reads.
+    pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        if !self.files.contains(rel) {
+            return None;
+        }
+        std::fs::read(self.root.join(rel)).ok()
+    }
+
+    /// True when `rel` existed at the start.
+    pub fn has(&self, rel: &str) -> bool {
+        self.files.contains(rel)
+    }
+}
+
+impl From<Dir<'_>> for std::path::PathBuf {
+    fn from(dir: Dir<'_>) -> std::path::PathBuf {
+        dir.root.to_path_buf()
+    }
+}
+
 pub(super) fn read_inventory(dir: &Path) -> Result<Option<Inventory>, GenerateError> {
     let path = dir.join(layout::INVENTORY);
     match std::fs::read(&path) {
@@ -157,14 +221,14 @@ pub(super) fn old_paths(
 
 pub(super) fn load_ca(
     topology: &Topology,
-    dir: &Path,
+    dir: Dir,
     old: Option<&Inventory>,
 ) -> Result<(Option<Ca>, Option<Item>), GenerateError> {
     let read = |path: &Path, what: &str| {
         std::fs::read(path).map_err(|e| input(path, format!("cannot read the {what}: {e}"), Some("check the path in [pki.ca]; relative paths start at the topology file's directory")))
     };
     let spec = resolve::ca_cert(topology, 1);
-    let existing_cert = std::fs::read(dir.join(layout::CA_CERT)).ok();
+    let existing_cert = dir.read(layout::CA_CERT);
     match &topology.ca {
         CaSource::Imported => Err(input(
             dir.join(layout::CA_CERT),
@@ -191,47 +255,43 @@ pub(super) fn load_ca(
             }
             Ok((Some(ca), None))
         }
-        CaSource::Generated => {
-            let key_path = dir.join(layout::CA_KEY);
-            match (existing_cert, std::fs::read(&key_path).ok()) {
-                (Some(cert_pem), Some(key_pem)) => {
-                    let ca = Ca::from_pem(&cert_pem, &key_pem, layout::CA_CERT, layout::CA_KEY)
-                        .map_err(|e| {
-                            input(
-                                dir.join(layout::CA_CERT),
-                                e.to_string(),
-                                Some("restore ca/ca.crt and ca/ca.key from a backup"),
-                            )
-                        })?;
-                    Ok((Some(ca), None))
-                }
-                (None, None)
-                    if old.is_none_or(|o| {
-                        o.artifacts.iter().all(|a| a.kind != ArtifactKind::CaKey)
-                    }) =>
-                {
-                    let item = Item {
-                        label: "CA".into(),
-                        node: None,
-                        lb: None,
-                        key_type: topology.pki.key,
-                        spec,
-                        decision: Decision::Create,
-                        reason: "new CA".into(),
-                        existing: None,
-                    };
-                    Ok((None, Some(item)))
-                }
-                (cert, _) => {
-                    let missing = if cert.is_none() {
-                        layout::CA_CERT
-                    } else {
-                        layout::CA_KEY
-                    };
-                    Err(input(dir.join(missing), "the CA is incomplete: this file is missing", Some("restore ca/ca.crt and ca/ca.key from a backup; a new CA needs `apim-pki rotate --ca begin`")))
-                }
+        CaSource::Generated => match (existing_cert, dir.read(layout::CA_KEY)) {
+            (Some(cert_pem), Some(key_pem)) => {
+                let ca = Ca::from_pem(&cert_pem, &key_pem, layout::CA_CERT, layout::CA_KEY)
+                    .map_err(|e| {
+                        input(
+                            dir.join(layout::CA_CERT),
+                            e.to_string(),
+                            Some("restore ca/ca.crt and ca/ca.key from a backup"),
+                        )
+                    })?;
+                Ok((Some(ca), None))
             }
-        }
+            (None, None)
+                if old
+                    .is_none_or(|o| o.artifacts.iter().all(|a| a.kind != ArtifactKind::CaKey)) =>
+            {
+                let item = Item {
+                    label: "CA".into(),
+                    node: None,
+                    lb: None,
+                    key_type: topology.pki.key,
+                    spec,
+                    decision: Decision::Create,
+                    reason: "new CA".into(),
+                    existing: None,
+                };
+                Ok((None, Some(item)))
+            }
+            (cert, _) => {
+                let missing = if cert.is_none() {
+                    layout::CA_CERT
+                } else {
+                    layout::CA_KEY
+                };
+                Err(input(dir.join(missing), "the CA is incomplete: this file is missing", Some("restore ca/ca.crt and ca/ca.key from a backup; a new CA needs `apim-pki rotate --ca begin`")))
+            }
+        },
     }
 }
 
@@ -240,7 +300,7 @@ pub(super) fn load_ca(
 /// pushed to `strays` and skipped instead of stopping the run.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn find_key_entry(
-    dir: &Path,
+    dir: Dir,
     paths: &[String],
     alias: &str,
     want: StoreType,
@@ -251,7 +311,7 @@ pub(super) fn find_key_entry(
 ) -> Result<Option<Existing>, GenerateError> {
     for rel in paths {
         let path = dir.join(rel);
-        let Ok(bytes) = std::fs::read(&path) else {
+        let Some(bytes) = dir.read(rel) else {
             continue;
         };
         let mut opened = None;
@@ -338,13 +398,11 @@ pub(super) fn existing_from(
     })
 }
 
-pub(super) fn read_lb_key(dir: &Path, host: &str) -> Result<Option<Existing>, GenerateError> {
+pub(super) fn read_lb_key(dir: Dir, host: &str) -> Result<Option<Existing>, GenerateError> {
     let key_rel = layout::lb_file(host, LbFile::Key);
     let cert_rel = layout::lb_file(host, LbFile::Cert);
-    let (Ok(key_pem), Ok(cert_pem)) = (
-        std::fs::read(dir.join(&key_rel)),
-        std::fs::read(dir.join(&cert_rel)),
-    ) else {
+    let (Ok(key_pem), Ok(cert_pem)) = (dir.read(&key_rel).ok_or(()), dir.read(&cert_rel).ok_or(()))
+    else {
         return Ok(None);
     };
     let key = Key::from_pem(&key_pem, &key_rel)
