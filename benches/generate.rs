@@ -13,7 +13,8 @@
 //! RSA key generation is very noisy (it searches for primes), so every figure
 //! is a median of several runs. `BENCH_QUICK=1` runs each once and skips
 //! keytool (a smoke test). The binary measured is the one cargo builds for
-//! this bench (bench profile = release: `target/release/apim-pki`).
+//! this bench (bench profile = release: `target/release/apim-pki`), or the one
+//! named by `APIM_PKI_BENCH_BIN`.
 //!
 //! Run without cargo's `--bench` flag (`cargo test --benches`, `cargo test
 //! --all-targets`) it does nothing unless `BENCH_QUICK=1` is set, so that test
@@ -27,7 +28,9 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use rayon::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_apim-pki");
+/// The binary cargo built for this bench; `APIM_PKI_BENCH_BIN` overrides it
+/// (to measure another build, e.g. a saved copy, against the same baselines).
+const CARGO_BIN: &str = env!("CARGO_BIN_EXE_apim-pki");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The password variables of examples/ha.toml and of the 1,000-node topology:
 /// removed from the children's environment so that passwords are generated.
@@ -121,12 +124,17 @@ fn main() {
             big_reps: 3,
         }
     };
+    let bin = std::env::var_os("APIM_PKI_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CARGO_BIN));
+    let bin = bin.as_path();
     let root = Path::new(ROOT);
+    let load_start = load_average();
     let threads = rayon::current_num_threads();
     eprintln!(
         "generate bench: {} cores, binary {}{}",
         threads,
-        BIN,
+        bin.display(),
         if cfg.quick { ", BENCH_QUICK=1" } else { "" }
     );
 
@@ -159,7 +167,7 @@ fn main() {
     let generate = time_runs(
         "apim-pki generate ha.toml (18 RSA-2048)",
         cfg.generate_reps,
-        |out| apim_generate(&ha, out),
+        |out| apim_generate(bin, &ha, out),
     );
 
     // Baselines.
@@ -209,7 +217,7 @@ fn main() {
         &format!("apim-pki generate {BIG_NODES} nodes (p256, jks)"),
         cfg.big_reps,
         |out| {
-            let rss = apim_generate_rss(&big_toml, out, gnu_time)?;
+            let rss = apim_generate_rss(bin, &big_toml, out, gnu_time)?;
             if let Some(kib) = rss {
                 max_rss_kib = Some(max_rss_kib.map_or(kib, |m| m.max(kib)));
             }
@@ -220,6 +228,11 @@ fn main() {
     if big.note.is_some() {
         max_rss_kib = None;
     }
+    println!(
+        "\n1-min load average at start {}, at end {} (above ~0.5 the figures are noisy)",
+        load_start.as_deref().unwrap_or("n/a"),
+        load_average().as_deref().unwrap_or("n/a")
+    );
     print_report(
         &floor,
         &generate,
@@ -232,9 +245,19 @@ fn main() {
     let failed = [&generate, &keytool, &openssl, &big]
         .iter()
         .any(|r| r.note.as_deref().is_some_and(|n| n.starts_with("FAILED")));
+    // Now delete every run's output.
+    if let Ok(mut kept) = KEPT.lock() {
+        kept.clear();
+    }
     if failed {
         std::process::exit(1);
     }
+}
+
+/// The 1-minute load average (Linux), to tell a quiet run from a busy one.
+fn load_average() -> Option<String> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    s.split_whitespace().next().map(str::to_owned)
 }
 
 fn skipped(label: &str, why: &str) -> Row {
@@ -245,6 +268,18 @@ fn skipped(label: &str, why: &str) -> Row {
     }
 }
 
+/// Outputs of every run, deleted when the bench ends.
+static KEPT: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+/// A run's output directory.
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 /// Runs `f` `reps` times, each time into a fresh empty directory, and times it.
 /// The first failure ends the series; the row then says why.
 fn time_runs(label: &str, reps: usize, mut f: impl FnMut(&Path) -> Result<(), String>) -> Row {
@@ -252,6 +287,18 @@ fn time_runs(label: &str, reps: usize, mut f: impl FnMut(&Path) -> Result<(), St
     let mut note = None;
     for _ in 0..reps {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Deleting a big tree makes the filesystem busy for a while (ext4 discards): keep every
+        // output until the whole bench is done, so no run pays for the previous one's cleanup.
+        let dir = KEPT
+            .lock()
+            .map(|mut kept| {
+                kept.push(dir);
+                kept.last()
+                    .map(|d| d.path().to_path_buf())
+                    .unwrap_or_default()
+            })
+            .expect("bench dirs");
+        let dir = Dir(dir);
         let t = Instant::now();
         let result = f(dir.path());
         let elapsed = t.elapsed();
@@ -303,8 +350,8 @@ fn expect_keystores(dir: &Path) -> Result<(), String> {
     }
 }
 
-fn apim_command(topology: &Path, out: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+fn apim_command(bin: &Path, topology: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.arg("generate").arg(topology).arg("--out").arg(out);
     for var in PASSWORD_VARS {
         cmd.env_remove(var);
@@ -313,23 +360,26 @@ fn apim_command(topology: &Path, out: &Path) -> Command {
     cmd
 }
 
-fn apim_generate(topology: &Path, out: &Path) -> Result<(), String> {
-    let output = apim_command(topology, out)
+fn apim_generate(bin: &Path, topology: &Path, out: &Path) -> Result<(), String> {
+    let what = bin.display().to_string();
+    let output = apim_command(bin, topology, out)
         .output()
-        .map_err(|e| format!("cannot run {BIN}: {e}"))?;
-    check(&output, BIN)
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    check(&output, &what)
 }
 
 /// Runs `apim-pki generate`, under GNU time when there is one, and returns its
 /// peak RSS in KiB: from `/usr/bin/time -v`, or else from the child's VmHWM
 /// polled in /proc (Linux), or None.
 fn apim_generate_rss(
+    bin: &Path,
     topology: &Path,
     out: &Path,
     gnu_time: Option<&Path>,
 ) -> Result<Option<u64>, String> {
+    let what = bin.display().to_string();
     if let Some(time) = gnu_time {
-        let inner = apim_command(topology, out);
+        let inner = apim_command(bin, topology, out);
         let mut cmd = Command::new(time);
         cmd.arg("-v")
             .arg(inner.get_program())
@@ -342,7 +392,7 @@ fn apim_generate_rss(
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", time.display()))?;
-        check(&output, BIN)?;
+        check(&output, &what)?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Ok(stderr.lines().find_map(|l| {
             l.trim()
@@ -350,11 +400,11 @@ fn apim_generate_rss(
                 .and_then(|v| v.trim().parse().ok())
         }));
     }
-    let mut child = apim_command(topology, out)
+    let mut child = apim_command(bin, topology, out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {BIN}: {e}"))?;
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
     let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
     let mut hwm = None;
     let status = loop {
@@ -382,7 +432,7 @@ fn apim_generate_rss(
             })
             .unwrap_or_default(),
     };
-    check(&output, BIN)?;
+    check(&output, &what)?;
     Ok(hwm)
 }
 
