@@ -145,3 +145,27 @@ fn a_new_load_balancer_reissues_the_nodes_behind_it_with_the_same_keys() {
         .join("load-balancers/gw.lb.acme.internal/haproxy.pem")
         .exists());
 }
+
+#[test]
+fn every_init_example_generates_and_verifies() {
+    for product in ["apim-2.6", "apim-3.2", "apim-4.x"] {
+        for ha in [false, true] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let mut args = vec!["init", "--product", product];
+            if ha {
+                args.push("--ha");
+            }
+            let init = run(&args, &[]);
+            assert_eq!(init.code, 0, "init {args:?}: {}", init.stderr);
+            assert!(
+                init.stdout.contains(product),
+                "init {args:?} names its product"
+            );
+            let topo = write_topology(tmp.path(), &init.stdout);
+            let out = tmp.path().join("out");
+            generate(&topo, &out, &[]);
+            let v = run(&["verify", out.to_str().unwrap()], &[]);
+            assert_eq!(v.code, 0, "verify after init {args:?}: {}", v.stdout);
+        }
+    }
+}
