@@ -176,6 +176,22 @@ enum Command {
     },
 }
 
+/// Prints `value` as JSON, or for people through `text`.
+fn emit<T: serde::Serialize>(
+    format: Format,
+    value: &T,
+    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    let printed = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, value)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout)),
+        Format::Text => text(&mut stdout),
+    };
+    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))
+}
+
 /// An error for the user: what went wrong, and what to do.
 struct Failure {
     message: String,
@@ -325,24 +341,20 @@ fn reconcile_cmd(
         let hint = e.hint();
         Failure::new(e, hint)
     })?;
-    let mut stdout = std::io::stdout().lock();
-    let printed = match format {
-        Format::Json => serde_json::to_writer_pretty(
-            &mut stdout,
-            &serde_json::json!({ "actions": outcome.actions }),
-        )
-        .map_err(std::io::Error::other)
-        .and_then(|_| writeln!(stdout)),
-        Format::Text => apim_pki::reconcile::render_text(
-            &mut stdout,
-            &topology,
-            out,
-            &outcome,
-            mode,
-            started.elapsed().as_secs_f64(),
-        ),
-    };
-    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    emit(
+        format,
+        &serde_json::json!({ "actions": outcome.actions }),
+        |w| {
+            apim_pki::reconcile::render_text(
+                w,
+                &topology,
+                out,
+                &outcome,
+                mode,
+                started.elapsed().as_secs_f64(),
+            )
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -395,14 +407,7 @@ fn inspect_cmd(
     };
     let listing = inspect::inspect(&bytes, password.as_ref())
         .map_err(|e| Failure::new(format!("{}: {e}", file.display()), None))?;
-    let mut stdout = std::io::stdout().lock();
-    let printed = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, &listing)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(stdout)),
-        Format::Text => inspect::render_text(&listing, &mut stdout),
-    };
-    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    emit(format, &listing, |w| inspect::render_text(&listing, w))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -440,14 +445,7 @@ fn verify_cmd(
             std::time::Duration::from_secs_f64(live.timeout),
         );
     }
-    let mut stdout = std::io::stdout().lock();
-    let printed = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(stdout)),
-        Format::Text => report.render_text(&set.view.name, &mut stdout),
-    };
-    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    emit(format, &report, |w| report.render_text(&set.view.name, w))?;
     Ok(if report.ok {
         ExitCode::SUCCESS
     } else {
@@ -499,28 +497,21 @@ fn check_host_cmd(
     let name = file.display().to_string();
     let report = apim_pki::verify::check_host(&name, &bytes, password.as_ref(), hosts)
         .map_err(|e| Failure::new(format!("{name}: {e}"), None))?;
-    let mut stdout = std::io::stdout().lock();
-    let printed = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(stdout)),
-        Format::Text => (|| {
-            writeln!(stdout, "{}  {}", report.file, report.subject)?;
-            for h in &report.hosts {
-                let yes = |b: bool| if b { "yes" } else { "no " };
-                writeln!(
-                    stdout,
-                    "  {:<32} java: {}  strict: {}  {}",
-                    h.host,
-                    yes(h.java),
-                    yes(h.strict),
-                    h.reason
-                )?;
-            }
-            Ok(())
-        })(),
-    };
-    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    emit(format, &report, |w| {
+        writeln!(w, "{}  {}", report.file, report.subject)?;
+        for h in &report.hosts {
+            let yes = |b: bool| if b { "yes" } else { "no " };
+            writeln!(
+                w,
+                "  {:<32} java: {}  strict: {}  {}",
+                h.host,
+                yes(h.java),
+                yes(h.strict),
+                h.reason
+            )?;
+        }
+        Ok(())
+    })?;
     let pass = report.hosts.iter().all(|h| match rules {
         Rules::Java => h.java,
         Rules::Strict => h.strict,
@@ -556,14 +547,7 @@ fn apply_cmd(
         let hint = e.hint();
         Failure::new(e, hint)
     })?;
-    let mut stdout = std::io::stdout().lock();
-    let printed = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(stdout)),
-        Format::Text => apim26::render_text(&report, &mut stdout),
-    };
-    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    emit(format, &report, |w| apim26::render_text(&report, w))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -573,32 +557,20 @@ fn csr_cmd(topology_path: &Path, out: &Path, format: Format) -> Result<ExitCode,
         let hint = e.hint();
         Failure::new(e, hint)
     })?;
-    let mut stdout = std::io::stdout().lock();
-    let printed = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, &written)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(stdout)),
-        Format::Text => (|| {
-            let width = written.iter().map(|w| w.csr.len()).max().unwrap_or(0);
-            for w in &written {
-                let key = if w.new_key { "new key" } else { "key kept" };
-                writeln!(
-                    stdout,
-                    "  {:<width$}  {}  ({key})",
-                    w.csr,
-                    w.names.join(" ")
-                )?;
-            }
-            writeln!(
-                stdout,
-                "\n{} CSRs in {}/csr. Have your CA sign them (keep subject and SANs), then:",
-                written.len(),
-                out.display()
-            )?;
-            writeln!(stdout, "  apim-pki import-signed {} --certs SIGNED.pem   (leaf certificates plus the CA chain)", out.display())
-        })(),
-    };
-    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    emit(format, &written, |w| {
+        let width = written.iter().map(|c| c.csr.len()).max().unwrap_or(0);
+        for c in &written {
+            let key = if c.new_key { "new key" } else { "key kept" };
+            writeln!(w, "  {:<width$}  {}  ({key})", c.csr, c.names.join(" "))?;
+        }
+        writeln!(
+            w,
+            "\n{} CSRs in {}/csr. Have your CA sign them (keep subject and SANs), then:",
+            written.len(),
+            out.display()
+        )?;
+        writeln!(w, "  apim-pki import-signed {} --certs SIGNED.pem   (leaf certificates plus the CA chain)", out.display())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -610,23 +582,19 @@ fn import_signed_cmd(dir: &Path, certs: &Path, format: Format) -> Result<ExitCod
     })?;
     let topology_path = dir.join(apim_pki::corporate::CSR_TOPOLOGY);
     let topology = load_topology(&topology_path)?;
-    let mut stdout = std::io::stdout().lock();
-    let printed = match format {
-        Format::Json => serde_json::to_writer_pretty(
-            &mut stdout,
-            &serde_json::json!({ "actions": outcome.actions }),
-        )
-        .map_err(std::io::Error::other)
-        .and_then(|_| writeln!(stdout)),
-        Format::Text => reconcile::render_text(
-            &mut stdout,
-            &topology,
-            dir,
-            &outcome,
-            Mode::Generate,
-            started.elapsed().as_secs_f64(),
-        ),
-    };
-    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))?;
+    emit(
+        format,
+        &serde_json::json!({ "actions": outcome.actions }),
+        |w| {
+            reconcile::render_text(
+                w,
+                &topology,
+                dir,
+                &outcome,
+                Mode::Generate,
+                started.elapsed().as_secs_f64(),
+            )
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,7 @@ use super::hostname::{self, CertNames, Host};
 use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
 use crate::output::layout::{self, LbFile};
 use crate::password::Password;
+use crate::pki::info::is_issued_by;
 use crate::pki::CertInfo;
 pub use crate::set::{LbView, NodeView, OpenedSet, SetError, SetView};
 use crate::topology::KeystoreFormat;
@@ -177,30 +178,19 @@ fn rsa_public_key_of_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
     Some(wrap(0x30, &body))
 }
 
-/// True when `cert` carries a valid signature by `issuer`'s key and names it as issuer.
-fn signed_by(cert: &[u8], issuer: &[u8]) -> bool {
-    let (Ok((_, c)), Ok((_, i))) = (
-        X509Certificate::from_der(cert),
-        X509Certificate::from_der(issuer),
-    ) else {
-        return false;
-    };
-    c.issuer().as_raw() == i.subject().as_raw() && c.verify_signature(Some(i.public_key())).is_ok()
-}
-
 /// True when `leaf` chains, through `intermediates`, to one of `anchors`.
 fn chains_to(leaf: &[u8], intermediates: &[Vec<u8>], anchors: &[&[u8]]) -> bool {
     let mut current = leaf.to_vec();
     for _ in 0..8 {
         if anchors
             .iter()
-            .any(|a| *a == current.as_slice() || signed_by(&current, a))
+            .any(|a| *a == current.as_slice() || is_issued_by(&current, a))
         {
             return true;
         }
         match intermediates
             .iter()
-            .find(|i| **i != current && signed_by(&current, i))
+            .find(|i| **i != current && is_issued_by(&current, i))
         {
             Some(next) => current = next.clone(),
             None => return false,
