@@ -169,3 +169,66 @@ fn every_init_example_generates_and_verifies() {
         }
     }
 }
+
+#[test]
+fn apim_4x_nodes_get_a_deployment_toml_that_names_their_keystores_and_peers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let init = run(&["init", "--product", "apim-4.x", "--ha"], &[]);
+    // Name the password variables, so deployment.toml must refer to them, never hold them.
+    let text = format!(
+        "{}\n[passwords]\nprimary = \"APIM_PRIMARY_PASSWORD\"\ntls = \"APIM_TLS_PASSWORD\"\ntruststore = \"APIM_TRUSTSTORE_PASSWORD\"\n",
+        init.stdout.replace("# [passwords]", "# (passwords below)")
+    );
+    let topo = write_topology(tmp.path(), &text);
+    let out = tmp.path().join("out");
+    let env = [
+        ("APIM_PRIMARY_PASSWORD", "primary-from-env-1"),
+        ("APIM_TLS_PASSWORD", "tls-from-env-22"),
+        ("APIM_TRUSTSTORE_PASSWORD", "trust-from-env-3"),
+    ];
+    generate(&topo, &out, &env);
+    let file = out.join("nodes/gw1/repository/conf/deployment.toml");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&file)
+            .expect("deployment.toml")
+            .permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o600);
+    let doc: toml::Table = std::fs::read_to_string(&file)
+        .expect("read")
+        .parse()
+        .expect("valid TOML");
+    let tls = &doc["keystore"]["tls"];
+    assert_eq!(tls["file_name"].as_str(), Some("gw1-tls.p12"));
+    assert_eq!(tls["alias"].as_str(), Some("gw1"));
+    assert_eq!(tls["password"].as_str(), Some("$env{APIM_TLS_PASSWORD}"));
+    assert_eq!(
+        doc["truststore"]["file_name"].as_str(),
+        Some("client-truststore.p12")
+    );
+    assert_eq!(
+        doc["server"]["hostname"].as_str(),
+        Some("gw.acme.internal"),
+        "the gateway's load balancer"
+    );
+    assert!(
+        doc["apim"]["key_manager"]["service_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://cp.acme.internal:9443/")),
+        "{doc:#?}"
+    );
+    assert!(
+        !doc.contains_key("secrets"),
+        "no [secrets] when every password comes from the environment"
+    );
+    for (path, bytes) in snapshot(&out) {
+        for (_, pw) in env {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(pw),
+                "{path} holds a password from the environment"
+            );
+        }
+    }
+    let v = run(&["verify", out.to_str().unwrap()], &env);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+}

@@ -90,6 +90,7 @@ pub enum ArtifactKind {
     LbCa,
     LbHaproxy,
     NodeConfig,
+    DeploymentConfig,
     Secrets,
 }
 

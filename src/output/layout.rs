@@ -44,6 +44,11 @@ pub fn node_toml(node: &str) -> String {
     format!("nodes/{node}/node.toml")
 }
 
+/// A node's deployment.toml (API-M 3.2 and 4.x).
+pub fn deployment_toml(node: &str) -> String {
+    format!("nodes/{node}/repository/conf/deployment.toml")
+}
+
 /// A file in a node's security directory.
 pub fn node_security(node: &str, file: &str) -> String {
     format!("nodes/{node}/{SECURITY_DIR}/{file}")

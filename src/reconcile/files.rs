@@ -456,6 +456,32 @@ pub(super) fn build_files(
             );
             toml.node = Some(node.name.clone());
             out.push(toml);
+            // API-M 3.2 and 4.x: the node's deployment.toml (its [secrets] hold passwords).
+            use crate::config::deployment_toml::{Passwords as DtPasswords, Secret};
+            fn secret(r: &Resolved) -> Secret<'_> {
+                match &r.source {
+                    PasswordSource::Env { variable } => Secret::Env(variable),
+                    PasswordSource::SecretsFile => Secret::Value(r.password.expose()),
+                }
+            }
+            let pw = DtPasswords {
+                primary: secret(&passwords.primary),
+                tls: secret(passwords.tls.as_ref().unwrap_or(&passwords.primary)),
+                truststore: secret(&passwords.truststore),
+            };
+            if let Some(text) = crate::config::deployment_toml::render(topology, node, &pw) {
+                let mut f = simple_file(
+                    dir,
+                    layout::deployment_toml(&node.name),
+                    ArtifactKind::DeploymentConfig,
+                    Access::Secret,
+                    text.into_bytes(),
+                    "new node",
+                    Vec::new(),
+                );
+                f.node = Some(node.name.clone());
+                out.push(f);
+            }
             Ok(out)
         })
         .collect();
