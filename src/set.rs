@@ -32,9 +32,9 @@ impl SetError {
     pub fn hint(&self) -> Option<String> {
         match self {
             SetError::Input { hint, .. } => hint.clone(),
-            SetError::PasswordUnset { variable, .. } => {
-                Some(format!("export {variable} before running verify"))
-            }
+            SetError::PasswordUnset { variable, .. } => Some(format!(
+                "export {variable} with the password the set was made with"
+            )),
         }
     }
 }

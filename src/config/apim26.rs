@@ -453,6 +453,22 @@ pub fn apply(
                 Some(&format!("nodes: {}", names.join(", "))),
             )
         })?;
+    if set.inventory.product != "apim-2.6" {
+        return Err(input(
+            dir.join(layout::INVENTORY),
+            format!(
+                "apply edits API-M 2.6's XML files; this set is for {}",
+                set.inventory.product
+            ),
+            Some(&format!(
+                "copy {} into the product home: it holds deployment.toml and the keystores",
+                set.dir
+                    .join(layout::node_dir(node_name))
+                    .join("repository")
+                    .display()
+            )),
+        ));
+    }
     if !apim_home.join(CARBON).exists() {
         return Err(input(apim_home.join(CARBON), "not found", Some("--apim-home must be the root of an unpacked API-M 2.6 (the directory holding bin/ and repository/)")));
     }
