@@ -1,9 +1,11 @@
 //! apim-pki: certificates, keystores and configuration for distributed WSO2 API Manager.
 //!
-//! The data flows one way: [`topology`] parses and validates the topology file, [`plan`]
-//! resolves what every node needs, [`pki`] makes keys and certificates, [`keystore`] encodes
-//! them for Java, [`output`] writes the set atomically, and [`verify`] reads it back with its
-//! own checks.
+//! The data flows one way: [`topology`] parses and validates the topology file, [`resolve`]
+//! says what every certificate and node setting must be, [`reconcile`] decides per artifact
+//! (create, keep, renew, reissue, update) using [`pki`] for keys and certificates and
+//! [`keystore`] to encode them for Java, and [`output`] writes the set atomically. [`verify`]
+//! reads a set back with its own checks (through [`set`]); [`config`] ties it into each node's
+//! configuration; [`corporate`] handles a CA that signs elsewhere.
 
 pub mod config;
 pub mod corporate;

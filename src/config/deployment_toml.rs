@@ -1,7 +1,7 @@
 //! deployment.toml for API-M 3.2 and 4.x: the node's keystores, host, offset, and the URLs of its
 //! peers, rendered deterministically.
 //!
-//! Plain string building: every value goes through [`toml_str`] so it is escaped, and the same
+//! Plain string building: every value goes through `toml_str` so it is escaped, and the same
 //! topology always gives the same bytes. Passwords never appear in the sections that use them:
 //! those hold `$secret{alias}` references, and a `[secrets]` table at the end holds the values as
 //! `alias = "[plain-text]"`, which WSO2's cipher tool encrypts in place.

@@ -1,6 +1,6 @@
 //! The topology file: parsing, validation and the resolved model the rest of apim-pki trusts.
 //!
-//! Two stages, as in ripgrep's low-level and high-level arguments: [`raw`] holds what the file
+//! Two stages, as in ripgrep's low-level and high-level arguments: `raw` holds what the file
 //! says (with positions), [`Topology`] holds what it means after every rule of
 //! shared/design/topology.md has been checked. Knows nothing of crypto or files beyond reading
 //! the topology itself.
