@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 
 use crate::output::layout;
+use crate::resolve::settings::{address, node_address, nodes_of, port, Address};
 use crate::topology::{Node, Product, Profile, TlsMode, Topology};
 
 /// Where a password comes from, as deployment.toml refers to it.
@@ -50,18 +51,6 @@ fn reference(alias: &str, secret: Secret) -> String {
         Secret::Env(var) => format!("$env{{{var}}}"),
         Secret::Value(_) => secret_ref(alias),
     }
-}
-
-/// Ports, before offsets.
-mod port {
-    pub const MGMT_HTTPS: u16 = 9443;
-    pub const GW_HTTP: u16 = 8280;
-    pub const GW_HTTPS: u16 = 8243;
-    pub const WS: u16 = 9099;
-    pub const WSS: u16 = 8099;
-    pub const BINARY_TCP: u16 = 9611;
-    pub const BINARY_SSL: u16 = 9711;
-    pub const AMQP: u16 = 5672;
 }
 
 /// Secret aliases used in `$secret{…}` references and the `[secrets]` table.
@@ -156,63 +145,6 @@ fn toml_str(s: &str) -> String {
 /// `$secret{alias}`.
 fn secret_ref(alias: &str) -> String {
     format!("$secret{{{alias}}}")
-}
-
-/// A host as it goes into a URL: IPv6 addresses in brackets.
-fn url_host(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
-}
-
-/// Where peers reach something: a host and the offset its ports carry.
-#[derive(Debug, Clone)]
-struct Address {
-    host: String,
-    offset: u16,
-}
-
-impl Address {
-    fn url(&self, scheme: &str, port: u16, suffix: &str) -> String {
-        let port = u32::from(port) + u32::from(self.offset);
-        format!("{scheme}://{}:{port}{suffix}", url_host(&self.host))
-    }
-
-    fn services(&self) -> String {
-        self.url("https", port::MGMT_HTTPS, "/services/")
-    }
-}
-
-fn node_address(node: &Node) -> Address {
-    Address {
-        host: node.host.to_string(),
-        offset: node.offset,
-    }
-}
-
-/// A profile's address: its load balancer (offset 0), else its first node.
-fn address(topology: &Topology, profile: Profile) -> Option<Address> {
-    if let Some(lb) = topology.load_balancer_for(profile) {
-        return Some(Address {
-            host: lb.host.to_string(),
-            offset: 0,
-        });
-    }
-    topology
-        .nodes
-        .iter()
-        .find(|n| n.profile == profile)
-        .map(node_address)
-}
-
-fn nodes_of(topology: &Topology, profile: Profile) -> Vec<&Node> {
-    topology
-        .nodes
-        .iter()
-        .filter(|n| n.profile == profile)
-        .collect()
 }
 
 fn has(topology: &Topology, profile: Profile) -> bool {

@@ -16,6 +16,8 @@ pub mod port {
     pub const BINARY_SSL: u16 = 9711;
     pub const AMQP: u16 = 5672;
     pub const THRIFT: u16 = 10397;
+    pub const WS: u16 = 9099;
+    pub const WSS: u16 = 8099;
 }
 
 /// A configuration file of an API-M 2.6 node.
@@ -99,25 +101,41 @@ impl Setting {
 
 /// Where peers reach a profile: its load balancer (offset 0) or its single node.
 #[derive(Debug, Clone)]
-struct Address {
+pub(crate) struct Address {
     host: String,
     offset: u16,
     served_by: ServedBy,
 }
 
 impl Address {
+    /// `scheme://host:port+offset suffix`, an IPv6 host in brackets.
+    pub(crate) fn url(&self, scheme: &str, port: u16, suffix: &str) -> String {
+        let port = u32::from(port) + u32::from(self.offset);
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{port}{suffix}")
+    }
+
+    /// Its admin services URL (`https://…:9443/services/`).
+    pub(crate) fn services(&self) -> String {
+        self.url("https", port::MGMT_HTTPS, "/services/")
+    }
+
     fn target(&self, scheme: &str, port: u16, suffix: &str) -> Target {
-        let port = port + self.offset;
         Target {
-            url: format!("{scheme}://{}:{port}{suffix}", self.host),
+            url: self.url(scheme, port, suffix),
             host: self.host.clone(),
-            port,
+            port: port + self.offset,
             served_by: self.served_by.clone(),
         }
     }
 }
 
-fn node_address(node: &Node) -> Address {
+/// A node as its peers reach it.
+pub(crate) fn node_address(node: &Node) -> Address {
     Address {
         host: node.host.to_string(),
         offset: node.offset,
@@ -125,7 +143,8 @@ fn node_address(node: &Node) -> Address {
     }
 }
 
-fn address(topology: &Topology, profile: Profile) -> Option<Address> {
+/// A profile as its peers reach it: its load balancer (offset 0), else its first node.
+pub(crate) fn address(topology: &Topology, profile: Profile) -> Option<Address> {
     if let Some(lb) = topology.load_balancer_for(profile) {
         return Some(Address {
             host: lb.host.to_string(),
@@ -140,7 +159,8 @@ fn address(topology: &Topology, profile: Profile) -> Option<Address> {
         .map(node_address)
 }
 
-fn nodes_of(topology: &Topology, profile: Profile) -> Vec<&Node> {
+/// The nodes with `profile`.
+pub(crate) fn nodes_of(topology: &Topology, profile: Profile) -> Vec<&Node> {
     topology
         .nodes
         .iter()
