@@ -51,13 +51,27 @@ pub(super) fn same_entries(a: &Keystore, b: &Keystore) -> bool {
     key(a) == key(b)
 }
 
+/// A keystore's wanted content, with its inventory entries parsed once (the primary keystore
+/// and the truststore are the same on every node).
+pub(super) struct Desired {
+    store: Keystore,
+    entries: Vec<ArtifactEntry>,
+}
+
+impl Desired {
+    pub fn new(store: Keystore) -> Desired {
+        let entries = entries_of(&store);
+        Desired { store, entries }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn keystore_file(
     dir: Dir,
     path: String,
     kind: ArtifactKind,
     node: &Node,
-    desired: &Keystore,
+    desired: &Desired,
     reuse: Option<&[u8]>,
     fresh: &dyn Fn() -> Result<Vec<u8>, GenerateError>,
     password: &Password,
@@ -75,7 +89,7 @@ pub(super) fn keystore_file(
             if action_if_changed.0 == ActionKind::Keep
                 && StoreType::detect(cur) == Some(want_type)
                 && Keystore::decode(cur, password)
-                    .is_ok_and(|(k, _)| same_entries(&k, desired)) =>
+                    .is_ok_and(|(k, _)| same_entries(&k, &desired.store)) =>
         {
             (ActionKind::Keep, action_if_changed.1.clone(), None)
         }
@@ -111,7 +125,7 @@ pub(super) fn keystore_file(
         reason,
         store_type: Some(want_type),
         password: Some(role),
-        entries: entries_of(desired),
+        entries: desired.entries.clone(),
     })
 }
 
@@ -369,6 +383,8 @@ pub(super) fn build_files(
         decision_action(&primary_item.decision),
         primary_item.reason.clone(),
     );
+    let primary_desired = Desired::new(primary_store.clone());
+    let trust_desired = Desired::new(truststore.clone());
     let tls_items: BTreeMap<&str, &(Item, Issued)> = issued
         .iter()
         .filter_map(|x| x.0.node.as_deref().map(|n| (n, x)))
@@ -384,7 +400,7 @@ pub(super) fn build_files(
                 layout::node_security(&node.name, &layout::primary_file(format)),
                 ArtifactKind::PrimaryKeystore,
                 node,
-                &primary_store,
+                &primary_desired,
                 primary_canonical.as_deref(),
                 &fresh_primary,
                 &passwords.primary.password,
@@ -395,16 +411,17 @@ pub(super) fn build_files(
             if let (Some((item, tls)), Some(tls_pw)) =
                 (tls_items.get(node.name.as_str()), passwords.tls.as_ref())
             {
-                let store = Keystore {
+                let desired = Desired::new(Keystore {
                     entries: vec![Entry::PrivateKey {
                         alias: node.name.clone(),
                         pkcs8: tls.key.pkcs8_der(),
                         chain: tls.chain.clone(),
                     }],
-                };
+                });
                 let path = layout::node_security(&node.name, &layout::tls_file(&node.name, format));
                 let fresh = || {
-                    store
+                    desired
+                        .store
                         .encode(format, &tls_pw.password)
                         .map_err(|e| input(dir, e.to_string(), None))
                 };
@@ -418,7 +435,7 @@ pub(super) fn build_files(
                     path.clone(),
                     ArtifactKind::TlsKeystore,
                     node,
-                    &store,
+                    &desired,
                     reuse,
                     &fresh,
                     &tls_pw.password,
@@ -433,7 +450,7 @@ pub(super) fn build_files(
                 layout::node_security(&node.name, &layout::truststore_file(format)),
                 ArtifactKind::Truststore,
                 node,
-                &truststore,
+                &trust_desired,
                 trust_canonical.as_deref(),
                 &fresh_trust,
                 &passwords.truststore.password,
