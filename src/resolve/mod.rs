@@ -7,7 +7,7 @@ pub mod settings;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::pki::{CertSpec, Role, Subject};
-use crate::topology::{HostName, KeystoreFormat, Node, Profile, TlsMode, Topology};
+use crate::topology::{HostName, Node, TlsMode, Topology};
 
 /// The certificate a node's TLS keystore must hold.
 pub fn node_cert(topology: &Topology, node: &Node) -> CertSpec {
@@ -120,23 +120,6 @@ pub fn primary_trust_aliases(topology: &Topology) -> Vec<String> {
 /// Whether nodes get their own TLS keystore.
 pub fn per_node_tls(topology: &Topology) -> bool {
     topology.keystores.tls == TlsMode::PerNode
-}
-
-/// The seed's start order of profiles: key manager, publisher, store, traffic manager, gateway.
-pub fn start_rank(profile: Profile) -> u8 {
-    match profile {
-        Profile::KeyManager | Profile::ControlPlane => 0,
-        Profile::Publisher => 1,
-        Profile::Store | Profile::Devportal => 2,
-        Profile::TrafficManager => 3,
-        Profile::GatewayManager => 4,
-        Profile::GatewayWorker => 5,
-    }
-}
-
-/// The keystore type name for configuration files.
-pub fn java_type(format: KeystoreFormat) -> &'static str {
-    format.java_type()
 }
 
 fn push_host(host: &HostName, dns: &mut Vec<String>, ips: &mut Vec<IpAddr>) {

@@ -3,7 +3,6 @@
 //! to reach it, its key, its chain and each truststore. Reports root causes only.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -877,9 +876,4 @@ pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
         }
     }
     targets
-}
-
-/// Parses a host for reporting (IP or DNS).
-pub fn is_ip(host: &str) -> bool {
-    host.parse::<IpAddr>().is_ok()
 }
