@@ -19,4 +19,5 @@ pub mod reconcile;
 pub mod resolve;
 pub mod set;
 pub mod topology;
+pub mod vault;
 pub mod verify;
