@@ -551,3 +551,86 @@ impl Drop for TlsServer {
         }
     }
 }
+
+/// What `VaultDecrypt` (tests/java/VaultDecrypt.java) made of one alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultAlias {
+    /// Decrypted: SHA-256 (hex) of the plaintext, and whether it opens the vault keystore.
+    Ok { sha256: String, opens: bool },
+    /// The runtime got no bytes (wrong key or scheme) and resolves the alias to its own name.
+    Empty,
+    /// An exception, as `Class: message`.
+    Fail(String),
+}
+
+/// One vault's outcome: `Ok(alias → result)`, or `Err(message)` when it cannot be set up.
+pub type VaultCaseResult = Result<BTreeMap<String, VaultAlias>, String>;
+
+/// Runs `VaultDecrypt` with `java` on several vaults (`cases`: name, secret-conf.properties,
+/// cipher-text.properties), each decrypted from scratch as WSO2's secure vault runtime does at
+/// start-up, with `home` as the working directory for relative paths and `pass` as store and
+/// key password. One JVM for all cases.
+pub fn vault_decrypt(
+    java: &Path,
+    home: &Path,
+    cases: &[(String, PathBuf, PathBuf)],
+    pass: &str,
+) -> BTreeMap<String, VaultCaseResult> {
+    let mut cmd = Command::new(java);
+    cmd.arg("-cp")
+        .arg(helpers_dir())
+        .arg("VaultDecrypt")
+        .arg(home)
+        .arg(KS_PASS_ENV)
+        .env(KS_PASS_ENV, pass);
+    for (name, conf, texts) in cases {
+        cmd.arg(name).arg(conf).arg(texts);
+    }
+    let what = format!("VaultDecrypt on {}", java.display());
+    let out = run(cmd, &what);
+    let stdout = text(&out.stdout);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{what} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    let mut results: BTreeMap<String, VaultCaseResult> = BTreeMap::new();
+    for line in stdout.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let case = parts.next().unwrap_or("").to_string();
+        let kind = parts.next().unwrap_or("");
+        let alias = parts.next().unwrap_or("").to_string();
+        let rest = parts.next().unwrap_or("");
+        let result = match kind {
+            "SETUP" => {
+                results.insert(case, Err(rest.to_string()));
+                continue;
+            }
+            "OK" => {
+                let field = |name: &str| {
+                    rest.split(' ')
+                        .find_map(|f| f.strip_prefix(name))
+                        .unwrap_or_else(|| panic!("{what}: no {name} in {line:?}"))
+                        .to_string()
+                };
+                VaultAlias::Ok {
+                    sha256: field("sha256="),
+                    opens: field("opens=") == "yes",
+                }
+            }
+            "EMPTY" => VaultAlias::Empty,
+            "FAIL" => VaultAlias::Fail(rest.to_string()),
+            _ => panic!("{what}: unexpected line {line:?}"),
+        };
+        if let Ok(map) = results.entry(case).or_insert_with(|| Ok(BTreeMap::new())) {
+            map.insert(alias, result);
+        }
+    }
+    for (name, _, _) in cases {
+        results
+            .entry(name.clone())
+            .or_insert_with(|| Ok(BTreeMap::new()));
+    }
+    results
+}
