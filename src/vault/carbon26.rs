@@ -11,6 +11,7 @@
 //! and `xmlns:svns="http://org.wso2.securevault/configuration"` on the root element.
 
 use super::VaultError;
+use crate::config::xmledit::{Edits, XmlDoc};
 
 /// The namespace declared on the root element of a secured XML file.
 pub const SVNS_NAMESPACE: &str = "http://org.wso2.securevault/configuration";
@@ -222,6 +223,12 @@ impl AliasSpec {
         )
     }
 
+    /// The path for apim-pki's XML editor (`config::xmledit`): the XPath without `//`; its
+    /// `[@attr]` and `[@name='v']` predicates mean the same there.
+    pub fn edit_path(&self) -> &'static str {
+        self.xpath.trim_start_matches('/')
+    }
+
     /// The element path the XPath selects, without `//` or a trailing `[@attr]` predicate
     /// (`Server/Security/KeyStore/Password`), for apim-pki's XML editor.
     pub fn element_path(&self) -> &'static str {
@@ -231,6 +238,97 @@ impl AliasSpec {
             None => p,
         }
     }
+}
+
+/// What a covered field of a 2.6 XML file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldState {
+    /// A password in clear (the value as written).
+    Plain(String),
+    /// In the vault under `alias` (the element carries `svns:secretAlias`).
+    Secured { alias: String },
+    /// The file has no such field (nothing to secure).
+    Missing,
+}
+
+fn xml_error(file: &'static str, e: impl std::fmt::Display) -> VaultError {
+    VaultError::Xml {
+        file,
+        reason: e.to_string(),
+    }
+}
+
+/// The state of every field of [`ALIASES_26`] that lives in `file` (a path relative to the
+/// home, as in the table), read from its `text`. For `verify`: `Plain` is a
+/// `plaintext-password`, `Secured` under another alias than the table's will not resolve.
+pub fn field_states(
+    file: &str,
+    text: &str,
+) -> Result<Vec<(&'static AliasSpec, FieldState)>, VaultError> {
+    let specs: Vec<&'static AliasSpec> = ALIASES_26.iter().filter(|s| s.file == file).collect();
+    let Some(first) = specs.first() else {
+        return Ok(Vec::new());
+    };
+    let doc = XmlDoc::parse(text).map_err(|e| xml_error(first.file, e))?;
+    Ok(specs
+        .into_iter()
+        .map(|spec| {
+            let path = spec.edit_path();
+            let state = if doc.count(path) == 0 {
+                FieldState::Missing
+            } else if doc.is_secured(path) {
+                let alias = doc.attrs(path, "secretAlias").into_iter().next();
+                FieldState::Secured {
+                    alias: alias.unwrap_or_default(),
+                }
+            } else {
+                let values = match spec.attribute {
+                    Some(attr) => doc.attrs(path, attr),
+                    None => doc.texts(path),
+                };
+                FieldState::Plain(values.into_iter().next().unwrap_or_default())
+            };
+            (spec, state)
+        })
+        .collect())
+}
+
+/// `text` of `file` with the fields of `aliases` secured as `ciphertool.sh -Dconfigure` leaves
+/// them: value `password`, `svns:secretAlias="alias"` on the element, `xmlns:svns` on the root.
+/// Every other byte stays (apim-pki's lossless editor; the cipher tool re-serialises the whole
+/// document instead). Running it again changes nothing. An alias of another file, or a field
+/// the file does not have, is an error.
+pub fn secure_xml(file: &str, text: &str, aliases: &[&str]) -> Result<String, VaultError> {
+    let mut specs = Vec::with_capacity(aliases.len());
+    for alias in aliases {
+        let spec = alias_spec(alias)
+            .filter(|s| s.file == file)
+            .ok_or_else(|| VaultError::BadAlias {
+                alias: alias.to_string(),
+                reason: "it is not a 2.6 vault alias of this file",
+            })?;
+        specs.push(spec);
+    }
+    let Some(first) = specs.first() else {
+        return Ok(text.to_string());
+    };
+    let doc = XmlDoc::parse(text).map_err(|e| xml_error(first.file, e))?;
+    let mut edits = Edits::new(&doc);
+    for spec in &specs {
+        let path = spec.edit_path();
+        match spec.attribute {
+            Some(attr) => edits.set_attr(path, attr, PLACEHOLDER),
+            None => edits.set_text(path, PLACEHOLDER),
+        }
+        .and_then(|()| edits.set_attr(path, SECRET_ALIAS_ATTRIBUTE, spec.alias))
+        .map_err(|e| xml_error(spec.file, e))?;
+    }
+    let root = first.edit_path().split('/').next().unwrap_or_default();
+    edits
+        .set_attr(root, "xmlns:svns", SVNS_NAMESPACE)
+        .map_err(|e| xml_error(first.file, e))?;
+    let (out, _) = edits.apply().map_err(|e| xml_error(first.file, e))?;
+    Ok(out)
 }
 
 /// One active line of `cipher-tool.properties`, parsed as `CipherTool.secureVaultConfigTokens`
@@ -404,6 +502,88 @@ mod tests {
         }
         let tomcat = alias_spec("Server.Service.Connector.keystorePass").unwrap();
         assert_eq!(tomcat.element_path(), "Server/Service/Connector");
+    }
+
+    /// Each field exists once in WSO2's real 2.6.0 file and holds the stock password there.
+    #[test]
+    fn every_alias_selects_one_field_of_the_real_2_6_files() {
+        use crate::config::xmledit::XmlDoc;
+        for spec in &ALIASES_26 {
+            let Some(text) = reference_file(spec.file) else {
+                return;
+            };
+            let doc = XmlDoc::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", spec.file));
+            assert_eq!(doc.count(spec.edit_path()), 1, "{}", spec.alias);
+            let values = match spec.attribute {
+                Some(attr) => doc.attrs(spec.edit_path(), attr),
+                None => doc.texts(spec.edit_path()),
+            };
+            assert_eq!(values, ["wso2carbon"], "{}", spec.alias);
+            assert!(!doc.is_secured(spec.edit_path()), "{}", spec.alias);
+        }
+    }
+
+    /// Securing WSO2's real carbon.xml, catalina-server.xml and axis2.xml: every field ends up
+    /// in the vault under its alias, nothing else changes, and a second run is a no-op.
+    #[test]
+    fn secure_xml_on_the_real_2_6_files() {
+        for file in [CARBON, CATALINA, AXIS2] {
+            let Some(text) = reference_file(file) else {
+                return;
+            };
+            let aliases: Vec<&str> = ALIASES_26
+                .iter()
+                .filter(|s| s.file == file)
+                .map(|s| s.alias)
+                .collect();
+            let before = field_states(file, &text).unwrap();
+            assert!(before
+                .iter()
+                .all(|(_, st)| *st == FieldState::Plain("wso2carbon".into())));
+            let out = secure_xml(file, &text, &aliases).unwrap();
+            for (spec, st) in field_states(file, &out).unwrap() {
+                assert_eq!(
+                    st,
+                    FieldState::Secured {
+                        alias: spec.alias.into()
+                    },
+                    "{file}"
+                );
+            }
+            assert!(out.contains(&format!("xmlns:svns=\"{SVNS_NAMESPACE}\"")));
+            assert_eq!(
+                secure_xml(file, &out, &aliases).unwrap(),
+                out,
+                "{file}: idempotent"
+            );
+            let changed = text
+                .lines()
+                .zip(out.lines())
+                .filter(|(a, b)| a != b)
+                .count();
+            // Each field's line (a multi-line tag may gain the alias on its last attribute's
+            // line) and the root's: nothing else.
+            let n = aliases.len();
+            assert!(
+                (n + 1..=2 * n + 1).contains(&changed),
+                "{file}: {changed} lines changed for {n} fields"
+            );
+            assert_eq!(text.lines().count(), out.lines().count(), "{file}");
+        }
+    }
+
+    #[test]
+    fn secure_xml_refuses_foreign_aliases_and_missing_fields() {
+        let err = secure_xml(
+            CARBON,
+            "<Server/>",
+            &["Server.Service.Connector.keystorePass"],
+        );
+        assert!(matches!(err, Err(VaultError::BadAlias { .. })));
+        let err = secure_xml(CARBON, "<Server/>", &["Carbon.Security.KeyStore.Password"]);
+        assert!(matches!(err, Err(VaultError::Xml { .. })), "{err:?}");
+        let states = field_states(CARBON, "<Server><Security/></Server>").unwrap();
+        assert!(states.iter().all(|(_, s)| *s == FieldState::Missing));
     }
 
     #[test]

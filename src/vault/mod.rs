@@ -217,6 +217,9 @@ pub enum VaultError {
     /// A secret alias that the configuration syntax cannot carry.
     #[error("secret alias {alias:?} is not valid: {reason}")]
     BadAlias { alias: String, reason: &'static str },
+    /// An XML file cannot be read or edited as the vault needs.
+    #[error("{file}: {reason}")]
+    Xml { file: &'static str, reason: String },
     /// A file apim-pki parses is malformed.
     #[error("{file} line {line}: {reason}")]
     Parse {
