@@ -10,7 +10,9 @@
 //!   `$secret{alias}` references;
 //! - [`cipher_text`]: `cipher-text.properties`, the runtime's secret repository;
 //! - [`secret_conf`]: `secret-conf.properties`, which tells the runtime the key and scheme;
-//! - [`javaprops`]: `java.util.Properties` escaping and parsing, for those files.
+//! - [`javaprops`]: `java.util.Properties` escaping and parsing, for those files;
+//! - [`startup`]: the `password-tmp` / `password-persist` file that gives the JVM the vault
+//!   key's password.
 //!
 //! Every fact here is taken from WSO2's sources at the tags each [`Release`] ships; see
 //! `docs/secure-vault.md` for the citations.
@@ -21,6 +23,7 @@ pub mod cipher_text;
 pub mod javaprops;
 pub mod secret_conf;
 pub mod secrets_toml;
+pub mod startup;
 
 pub use cipher::{decrypt, encrypt, Ciphertext};
 
