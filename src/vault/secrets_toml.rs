@@ -111,6 +111,56 @@ pub fn parse(deployment_toml: &str) -> Result<Vec<(String, SecretValue)>, VaultE
     Ok(out)
 }
 
+/// Checks that `[secrets]` survives a later manual `ciphertool.sh -Dconfigure`: the header is
+/// exactly `[secrets]` (the tool compares the trimmed line) and nothing but `alias = "value"`
+/// lines and blank lines follow it. cipher-tool 1.1.26 and 1.1.28 (API-M 4.4, 4.6) end the
+/// section on `line.matches("[.+]")`, which no table header matches, so they rewrite every later
+/// non-blank line, comments and other tables included, to `key = "null"`. `Ok` when there is
+/// no `[secrets]`; the error names the first offending line.
+pub fn check_layout(deployment_toml: &str) -> Result<(), VaultError> {
+    let mut lines = deployment_toml.lines().enumerate();
+    let header = lines.by_ref().find(|(_, l)| {
+        let t = l.trim();
+        t == "[secrets]" || (t.starts_with("[secrets]") && !t.starts_with("[secrets."))
+    });
+    let Some((header_no, header)) = header else {
+        return Ok(());
+    };
+    if header.trim() != "[secrets]" {
+        return Err(VaultError::Parse {
+            file: FILE,
+            line: header_no + 1,
+            reason: "the [secrets] header must be alone on its line; WSO2's cipher tool \
+                     compares the whole line"
+                .into(),
+        });
+    }
+    for (no, line) in lines {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let reason = if t.starts_with('[') {
+            "a table follows [secrets]; keep [secrets] last"
+        } else if t.starts_with('#') {
+            "a comment inside [secrets]; keep comments above the table"
+        } else if !t.contains('=') {
+            "a line of [secrets] that is not `alias = \"value\"`"
+        } else {
+            continue;
+        };
+        return Err(VaultError::Parse {
+            file: FILE,
+            line: no + 1,
+            reason: format!(
+                "{reason} (WSO2's cipher tool 1.1.26/1.1.28, shipped with API-M 4.4/4.6, \
+                 rewrites every line after the [secrets] header to key = \"null\")"
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +202,22 @@ mod tests {
             ]
         );
         assert!(entry_line("a", "not base64\"").is_err());
+    }
+
+    #[test]
+    fn layout_survives_the_cipher_tool() {
+        assert!(check_layout("[server]\nx = 1\n").is_ok());
+        assert!(check_layout("[server]\nx = 1\n\n[secrets]\na = \"QUJD==\"\n\n").is_ok());
+        let err = check_layout("[secrets]\na = \"x\"\n[server]\nb = 1\n").unwrap_err();
+        assert!(err.to_string().contains("line 3") && err.to_string().contains("last"));
+        let err = check_layout("[secrets]\n# note\na = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let err = check_layout("[secrets] # x\na = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("alone"), "{err}");
+        assert!(
+            check_layout("[secrets.x]\n").is_ok(),
+            "not the [secrets] table"
+        );
     }
 
     #[test]
