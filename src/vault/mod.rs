@@ -27,7 +27,9 @@ pub mod startup;
 
 pub use cipher::{decrypt, encrypt, Ciphertext};
 
-/// An API Manager release line whose secure vault was read from WSO2's sources.
+/// An API Manager release whose secure vault was read from WSO2's sources (at the tag named).
+/// Releases in between (4.1–4.3, 4.5) were not read; from 3.2 on every release here behaves the
+/// same for encryption, so a caller maps them to the nearest one.
 ///
 /// The releases differ in where ciphertexts live (XML + `cipher-text.properties` for 2.6,
 /// `[secrets]` in deployment.toml from 3.2 on) and in which keystore the cipher tool picks;
@@ -40,10 +42,9 @@ pub enum Release {
     Apim32,
     /// 4.0.0: carbon-kernel 4.6.2, org.wso2.securevault 1.1.3, cipher-tool 1.1.15.
     Apim40,
-    /// 4.4.0 (and the 4.1–4.3 line): carbon-kernel 4.9.27, org.wso2.securevault 1.1.7,
-    /// cipher-tool 1.1.26.
+    /// 4.4.0: carbon-kernel 4.9.27, org.wso2.securevault 1.1.7, cipher-tool 1.1.26.
     Apim44,
-    /// 4.6.0 split distributions (4.5+): carbon-kernel 4.9.33, org.wso2.securevault 1.1.7,
+    /// 4.6.0 split distributions: carbon-kernel 4.9.33, org.wso2.securevault 1.1.7,
     /// cipher-tool 1.1.28.
     Apim46,
 }
