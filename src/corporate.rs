@@ -102,14 +102,14 @@ pub fn write_csrs(
     if topology.keystores.tls == TlsMode::Shared {
         return Err(input(topology_path, "keystores.tls = \"shared\" serves TLS with the primary key, which stays self-signed in the CSR flow", Some("use tls = \"per-node\" with a corporate CA")));
     }
-    let text = std::fs::read(topology_path)
+    let text = crate::input::read(topology_path, crate::input::Limit::Topology)
         .map_err(|e| input(topology_path, format!("cannot read: {e}"), None))?;
     let wanted = requests(topology);
     let keys: Vec<Result<(Key, bool), CorporateError>> = wanted
         .par_iter()
         .map(|(name, _)| {
             let path = dir.join(CSR_DIR).join(format!("{name}.key"));
-            match std::fs::read(&path) {
+            match crate::input::read(&path, crate::input::Limit::Certificate) {
                 Ok(pem) => Key::from_pem(&pem, &path.display().to_string())
                     .map(|k| (k, false))
                     .map_err(|e| {
@@ -172,8 +172,8 @@ fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CorporateError> {
     };
     let mut certs = Vec::new();
     for file in files {
-        let bytes =
-            std::fs::read(&file).map_err(|e| input(&file, format!("cannot read: {e}"), None))?;
+        let bytes = crate::input::read(&file, crate::input::Limit::Certificate)
+            .map_err(|e| input(&file, format!("cannot read: {e}"), None))?;
         if !pem::is_pem(&bytes) {
             continue;
         }
@@ -196,13 +196,14 @@ fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CorporateError> {
 /// names do not match its node, and assembles keystores and truststores.
 pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, CorporateError> {
     let topo_path = dir.join(CSR_TOPOLOGY);
-    let text = std::fs::read_to_string(&topo_path).map_err(|e| {
-        input(
-            &topo_path,
-            format!("cannot read: {e}"),
-            Some("run `apim-pki csr TOPOLOGY --out DIR` first"),
-        )
-    })?;
+    let text =
+        crate::input::read_to_string(&topo_path, crate::input::Limit::Topology).map_err(|e| {
+            input(
+                &topo_path,
+                format!("cannot read: {e}"),
+                Some("run `apim-pki csr TOPOLOGY --out DIR` first"),
+            )
+        })?;
     let mut topology =
         Topology::parse(&text, &topo_path).map_err(|e| input(&topo_path, e.to_string(), None))?;
     topology.ca = CaSource::Imported;
@@ -219,7 +220,7 @@ pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, Corporate
     let mut keys: BTreeMap<String, (Key, CertSpec)> = BTreeMap::new();
     for (name, spec) in requests(&topology) {
         let path = dir.join(CSR_DIR).join(format!("{name}.key"));
-        let pem = std::fs::read(&path).map_err(|e| {
+        let pem = crate::input::read(&path, crate::input::Limit::Certificate).map_err(|e| {
             input(
                 &path,
                 format!("cannot read: {e}"),

@@ -9,7 +9,10 @@
 
 pub mod config;
 pub mod corporate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod init;
+pub mod input;
 pub mod inspect;
 pub mod keystore;
 pub mod output;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use apim_pki::input::{self, Limit};
 use apim_pki::inspect;
 use apim_pki::password::Password;
 use apim_pki::reconcile::{self, Mode};
@@ -182,14 +183,25 @@ fn emit<T: serde::Serialize>(
     value: &T,
     text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    let printed = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, value)
+    write_stdout(|stdout| match format {
+        Format::Json => serde_json::to_writer_pretty(&mut *stdout, value)
             .map_err(std::io::Error::other)
             .and_then(|_| writeln!(stdout)),
-        Format::Text => text(&mut stdout),
-    };
-    printed.map_err(|e| Failure::new(format!("cannot write to stdout: {e}"), None))
+        Format::Text => text(stdout),
+    })
+}
+
+/// Writes to stdout and flushes. A reader that went away (EPIPE, as in `| head`) ends the
+/// output quietly: the work is done and the command keeps its status. Any other failure (a full
+/// device) is an error, exit 2. Never a panic, unlike `print!`.
+fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(format!("cannot write to stdout: {e}"), None))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// An error for the user: what went wrong, and what to do.
@@ -208,18 +220,26 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(f) => {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "error: {}", f.message);
-            if let Some(h) = f.hint {
-                let _ = writeln!(err, "hint: {h}");
-            }
-            ExitCode::from(2)
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => e.exit(),
+        // --help and --version: to stdout, with the same care as every other output.
+        Err(e) => {
+            let printed = write_stdout(|_| e.print());
+            return printed.map_or_else(fail, |()| ExitCode::from(e.exit_code() as u8));
         }
+    };
+    run(cli).unwrap_or_else(fail)
+}
+
+/// Reports a failure on stderr: exit 2.
+fn fail(f: Failure) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {}", f.message);
+    if let Some(h) = f.hint {
+        let _ = writeln!(err, "hint: {h}");
     }
+    ExitCode::from(2)
 }
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
@@ -231,7 +251,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     None,
                 )
             })?;
-            print!("{}", apim_pki::init::example(product, ha));
+            let example = apim_pki::init::example(product, ha);
+            write_stdout(|w| w.write_all(example.as_bytes()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {
@@ -370,7 +391,7 @@ fn read_password(env: Option<String>, file: Option<PathBuf>) -> Result<Option<Pa
             });
     }
     if let Some(path) = file {
-        let mut text = std::fs::read_to_string(&path).map_err(|e| {
+        let mut text = input::read_to_string(&path, Limit::Password).map_err(|e| {
             Failure::new(
                 format!("{}: cannot read the password file: {e}", path.display()),
                 None,
@@ -398,7 +419,7 @@ fn inspect_cmd(
     password_file: Option<PathBuf>,
     format: Format,
 ) -> Result<ExitCode, Failure> {
-    let bytes = std::fs::read(file)
+    let bytes = input::read(file, Limit::Certificate)
         .map_err(|e| Failure::new(format!("{}: cannot read: {e}", file.display()), None))?;
     let password = if inspect::needs_password(&bytes) {
         read_password(password_env, password_file)?
@@ -469,7 +490,7 @@ fn connect_overrides(
         })?);
     }
     if let Some(path) = &live.connect_file {
-        let text = std::fs::read_to_string(path)
+        let text = input::read_to_string(path, Limit::ConnectFile)
             .map_err(|e| Failure::new(format!("{}: cannot read: {e}", path.display()), None))?;
         overrides.extend(
             live::parse_connect_file(&text)
@@ -487,7 +508,7 @@ fn check_host_cmd(
     password_file: Option<PathBuf>,
     format: Format,
 ) -> Result<ExitCode, Failure> {
-    let bytes = std::fs::read(file)
+    let bytes = input::read(file, Limit::Certificate)
         .map_err(|e| Failure::new(format!("{}: cannot read: {e}", file.display()), None))?;
     let password = if inspect::needs_password(&bytes) {
         read_password(password_env, password_file)?

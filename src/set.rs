@@ -117,10 +117,12 @@ impl OpenedSet {
     /// Reads inventory.json and the passwords it names; exit-2 errors only.
     pub fn open(dir: &Path) -> Result<OpenedSet, SetError> {
         let path = dir.join(layout::INVENTORY);
-        let bytes = std::fs::read(&path).map_err(|e| SetError::Input {
-            path: path.clone(),
-            message: format!("cannot read: {e}"),
-            hint: Some("point verify at a directory made by `apim-pki generate`".into()),
+        let bytes = crate::input::read(&path, crate::input::Limit::SetFile).map_err(|e| {
+            SetError::Input {
+                path: path.clone(),
+                message: format!("cannot read: {e}"),
+                hint: Some("point verify at a directory made by `apim-pki generate`".into()),
+            }
         })?;
         let inventory = Inventory::from_json(&bytes).map_err(|e| SetError::Input {
             path: path.clone(),
@@ -149,7 +151,7 @@ impl OpenedSet {
                 PasswordSource::SecretsFile => {
                     if secrets.is_none() {
                         let spath = dir.join(layout::SECRETS);
-                        let text = std::fs::read_to_string(&spath).map_err(|e| SetError::Input {
+                        let text = crate::input::read_to_string(&spath, crate::input::Limit::SetFile).map_err(|e| SetError::Input {
                             path: spath.clone(),
                             message: format!("cannot read: {e}"),
                             hint: Some("inventory.json records generated passwords here; restore it from a backup".into()),

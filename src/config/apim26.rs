@@ -287,7 +287,7 @@ fn plan_xml(
     vault: &std::cell::RefCell<Vec<String>>,
     edit: impl FnOnce(&mut XmlFile) -> Result<(), ApplyError>,
 ) -> Result<Option<Planned>, ApplyError> {
-    let bytes = match std::fs::read(home.join(read_from)) {
+    let bytes = match crate::input::read(home.join(read_from), crate::input::Limit::Config) {
         Ok(b) => b,
         Err(_) if !required => return Ok(None),
         Err(e) => {
@@ -365,7 +365,7 @@ fn with_amqp_credentials(value: &str, existing: Option<&str>) -> String {
 fn node_settings(set: &OpenedSet, node: &str) -> Result<Vec<(String, String, String)>, ApplyError> {
     let rel = layout::node_toml(node);
     let path = set.dir.join(&rel);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = crate::input::read_to_string(&path, crate::input::Limit::SetFile).map_err(|e| {
         input(
             &path,
             format!("cannot read: {e}"),
@@ -577,13 +577,14 @@ pub fn apply(
         },
     )?);
     if is_tm && apim_home.join(REGISTRY_TM).exists() {
-        let bytes = std::fs::read(apim_home.join(REGISTRY_TM)).map_err(|e| {
-            input(
-                apim_home.join(REGISTRY_TM),
-                format!("cannot read: {e}"),
-                None,
-            )
-        })?;
+        let bytes = crate::input::read(apim_home.join(REGISTRY_TM), crate::input::Limit::Config)
+            .map_err(|e| {
+                input(
+                    apim_home.join(REGISTRY_TM),
+                    format!("cannot read: {e}"),
+                    None,
+                )
+            })?;
         planned.push(Planned {
             rel: REGISTRY.into(),
             bytes,
@@ -635,7 +636,7 @@ pub fn apply(
         .filter(|(f, _, _)| f == "jndi.properties")
         .collect();
     if !jndi_settings.is_empty() {
-        let bytes = std::fs::read(apim_home.join(JNDI))
+        let bytes = crate::input::read(apim_home.join(JNDI), crate::input::Limit::Config)
             .map_err(|e| input(apim_home.join(JNDI), format!("cannot read: {e}"), None))?;
         let mut props = Properties::from_bytes(&bytes);
         let mut changes = Vec::new();
@@ -760,7 +761,9 @@ pub fn apply(
             Ok(())
         },
     )?);
-    if let Ok(bytes) = std::fs::read(apim_home.join(ENDPOINT_CONFIG)) {
+    if let Ok(bytes) =
+        crate::input::read(apim_home.join(ENDPOINT_CONFIG), crate::input::Limit::Config)
+    {
         let mut props = Properties::from_bytes(&bytes);
         let mut changes = Vec::new();
         let location = |p: &Properties, key: &str, file: &str| keystore_path(p.get(key), file);
@@ -806,7 +809,7 @@ pub fn apply(
         }
     }
     for rel in SITE_JSON {
-        let Ok(bytes) = std::fs::read(apim_home.join(rel)) else {
+        let Ok(bytes) = crate::input::read(apim_home.join(rel), crate::input::Limit::Config) else {
             continue;
         };
         let mut text = String::from_utf8(bytes)
@@ -854,7 +857,7 @@ pub fn apply(
     let security = |file: &str| format!("{}/{file}", layout::SECURITY_DIR);
     for store in [&stores.primary, &stores.tls] {
         let from = set.dir.join(layout::node_security(&node.name, &store.file));
-        let bytes = std::fs::read(&from).map_err(|e| {
+        let bytes = crate::input::read(&from, crate::input::Limit::Keystore).map_err(|e| {
             input(
                 &from,
                 format!("cannot read: {e}"),
@@ -862,7 +865,10 @@ pub fn apply(
             )
         })?;
         let rel = security(&store.file);
-        if std::fs::read(apim_home.join(&rel)).ok().as_deref() != Some(&bytes[..])
+        if crate::input::read(apim_home.join(&rel), crate::input::Limit::Keystore)
+            .ok()
+            .as_deref()
+            != Some(&bytes[..])
             && !planned.iter().any(|p| p.rel == rel)
         {
             planned.push(Planned {
@@ -908,7 +914,9 @@ pub fn apply(
     let backup = apim_home.join(".apim-pki-backup").join(stamp);
     for p in &planned {
         for rel in std::iter::once(&p.rel).chain(p.consumes.as_ref()) {
-            if let Ok(original) = std::fs::read(apim_home.join(rel)) {
+            if let Ok(original) =
+                crate::input::read(apim_home.join(rel), crate::input::Limit::Config)
+            {
                 fsio::write_atomic(&backup.join(rel), &original, Access::Secret)?;
             }
         }
@@ -957,14 +965,14 @@ fn merge_truststore(
     let ours_path = set
         .dir
         .join(layout::node_security(&node.name, &stores.trust.file));
-    let ours_bytes = std::fs::read(&ours_path)
+    let ours_bytes = crate::input::read(&ours_path, crate::input::Limit::Keystore)
         .map_err(|e| input(&ours_path, format!("cannot read: {e}"), None))?;
     let (ours, _) = Keystore::decode(&ours_bytes, &stores.trust.password)
         .map_err(|e| input(&ours_path, e.to_string(), None))?;
     let managed: Vec<&str> = ours.entries.iter().map(Entry::alias).collect();
 
     // The node's current truststore, as carbon.xml names it, with carbon.xml's password.
-    let carbon_bytes = std::fs::read(home.join(CARBON))
+    let carbon_bytes = crate::input::read(home.join(CARBON), crate::input::Limit::Config)
         .map_err(|e| input(home.join(CARBON), format!("cannot read: {e}"), None))?;
     let (carbon, _) = decode_xml(&carbon_bytes, CARBON, home)?;
     let doc = XmlDoc::parse(&carbon)
@@ -980,7 +988,7 @@ fn merge_truststore(
     let target_rel = format!("{}/{}", layout::SECURITY_DIR, stores.trust.file);
     let mut entries: Vec<Entry> = Vec::new();
     let mut existing_same_file: Option<Vec<u8>> = None;
-    if let Ok(bytes) = std::fs::read(home.join(&current_rel)) {
+    if let Ok(bytes) = crate::input::read(home.join(&current_rel), crate::input::Limit::Keystore) {
         let password = if doc.is_secured("Server/Security/TrustStore/Password") {
             options.existing_truststore_password.clone().ok_or_else(|| {
                 input(home.join(CARBON), "the truststore password is kept in secure vault", Some("pass --existing-truststore-password-env VAR with the current truststore password"))

@@ -778,7 +778,10 @@ fn run(
     let inventory = build_inventory(topology, &passwords, &files, &cas);
     let inventory_bytes = inventory.to_json();
     let inventory_changed =
-        std::fs::read(dir.join(layout::INVENTORY)).ok().as_deref() != Some(&inventory_bytes[..]);
+        crate::input::read(dir.join(layout::INVENTORY), crate::input::Limit::SetFile)
+            .ok()
+            .as_deref()
+            != Some(&inventory_bytes[..]);
     let certificates = summarize(&cas.current, &issued, topology);
     let generated_passwords = [
         ("primary", Some(&passwords.primary)),
@@ -834,7 +837,7 @@ fn run(
             let Some(bytes) = &f.bytes else { return Ok(()) };
             let target = dir.join(&f.path);
             if dir.has(&f.path) {
-                if let Ok(previous) = std::fs::read(&target) {
+                if let Ok(previous) = crate::input::read(&target, crate::input::Limit::Keystore) {
                     if previous != *bytes {
                         fsio::write_atomic(
                             &dir.join(layout::HISTORY).join(&stamp).join(&f.path),

@@ -62,7 +62,7 @@ impl<'a> Dir<'a> {
         if !self.files.contains(rel) {
             return None;
         }
-        std::fs::read(self.root.join(rel)).ok()
+        crate::input::read(self.root.join(rel), crate::input::Limit::Keystore).ok()
     }
 
     /// True when `rel` existed at the start.
@@ -79,7 +79,7 @@ impl From<Dir<'_>> for std::path::PathBuf {
 
 pub(super) fn read_inventory(dir: &Path) -> Result<Option<Inventory>, GenerateError> {
     let path = dir.join(layout::INVENTORY);
-    match std::fs::read(&path) {
+    match crate::input::read(&path, crate::input::Limit::SetFile) {
         Ok(bytes) => Inventory::from_json(&bytes).map(Some).map_err(|e| {
             input(
                 path,
@@ -94,7 +94,7 @@ pub(super) fn read_inventory(dir: &Path) -> Result<Option<Inventory>, GenerateEr
 
 pub(super) fn read_secrets(dir: &Path) -> Result<Secrets, GenerateError> {
     let path = dir.join(layout::SECRETS);
-    match std::fs::read_to_string(&path) {
+    match crate::input::read_to_string(&path, crate::input::Limit::SetFile) {
         Ok(text) => Secrets::parse(&text).map_err(|e| {
             input(
                 path,
@@ -225,7 +225,7 @@ pub(super) fn load_ca(
     old: Option<&Inventory>,
 ) -> Result<(Option<Ca>, Option<Item>), GenerateError> {
     let read = |path: &Path, what: &str| {
-        std::fs::read(path).map_err(|e| input(path, format!("cannot read the {what}: {e}"), Some("check the path in [pki.ca]; relative paths start at the topology file's directory")))
+        crate::input::read(path, crate::input::Limit::Certificate).map_err(|e| input(path, format!("cannot read the {what}: {e}"), Some("check the path in [pki.ca]; relative paths start at the topology file's directory")))
     };
     let spec = resolve::ca_cert(topology, 1);
     let existing_cert = dir.read(layout::CA_CERT);
@@ -428,7 +428,7 @@ pub(super) fn load_rollover(
         CaStage::Stable => Ok((None, None)),
         CaStage::Begun => {
             let read = |rel: &str| {
-                std::fs::read(dir.join(rel)).map_err(|e| {
+                crate::input::read(dir.join(rel), crate::input::Limit::Certificate).map_err(|e| {
                     input(
                         dir.join(rel),
                         format!("the rollover has begun but this file cannot be read: {e}"),
@@ -443,13 +443,14 @@ pub(super) fn load_rollover(
         }
         CaStage::Finished => {
             let rel = layout::CA_PREVIOUS_CERT;
-            let bytes = std::fs::read(dir.join(rel)).map_err(|e| {
-                input(
-                    dir.join(rel),
-                    format!("the rollover has finished but this file cannot be read: {e}"),
-                    hint,
-                )
-            })?;
+            let bytes = crate::input::read(dir.join(rel), crate::input::Limit::Certificate)
+                .map_err(|e| {
+                    input(
+                        dir.join(rel),
+                        format!("the rollover has finished but this file cannot be read: {e}"),
+                        hint,
+                    )
+                })?;
             let cert = pem::certs_from_pem(&bytes)
                 .ok()
                 .and_then(|c| c.into_iter().next())

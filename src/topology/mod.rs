@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 pub use names::HostName;
 use serde::Serialize;
 
-/// The highest WSO2 port a node listens on (Thrift); every port plus its offset must stay ≤ 65535.
-pub const HIGHEST_PORT: u32 = 10397;
+/// The highest port a WSO2 node listens on before its offset: JMX's RMI server port (carbon.xml
+/// `Ports/JMX/RMIServerPort` in 2.6, `monitoring.jmx.rmi_server_port` in 3.2 and 4.x, both
+/// 11111), above Thrift (10397) and the embedded LDAP (10389). Every port plus the offset must
+/// stay at or below 65535.
+pub const HIGHEST_PORT: u32 = 11111;
 
 /// A topology file that breaks a rule: the file, the line, the key and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -358,15 +361,19 @@ pub struct Topology {
 impl Topology {
     /// Reads and validates a topology file.
     pub fn load(path: &Path) -> Result<Topology, TopologyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TopologyError {
-            file: path.to_path_buf(),
-            line: None,
-            key: "(file)".into(),
-            message: format!("cannot read the topology: {e}"),
-            hint: Some(
-                "check the path; `apim-pki init > topology.toml` writes a starting point".into(),
-            ),
-        })?;
+        let text =
+            crate::input::read_to_string(path, crate::input::Limit::Topology).map_err(|e| {
+                TopologyError {
+                    file: path.to_path_buf(),
+                    line: None,
+                    key: "(file)".into(),
+                    message: format!("cannot read the topology: {e}"),
+                    hint: Some(
+                        "check the path; `apim-pki init > topology.toml` writes a starting point"
+                            .into(),
+                    ),
+                }
+            })?;
         Topology::parse(&text, path)
     }
 

@@ -6,6 +6,10 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::names::{is_san_dns_name, HostName};
+use crate::input::{excerpt, excerpt_within};
+
+/// The longest parser message quoted whole (it may quote a value of the file).
+const MESSAGE_CHARS: usize = 300;
 use super::raw::{RawTopology, S};
 use super::*;
 
@@ -39,7 +43,7 @@ impl Ctx<'_> {
         TopologyError {
             file: self.file.to_path_buf(),
             line: offset.map(|o| self.line(o)),
-            key: key.into(),
+            key: excerpt(&key.into()),
             message: message.into(),
             hint,
         }
@@ -58,7 +62,7 @@ impl Ctx<'_> {
                 key,
                 format!(
                     "`{}` is not one of: {}",
-                    value.get_ref(),
+                    excerpt(value.get_ref()),
                     allowed.join(", ")
                 ),
             )
@@ -84,7 +88,10 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Topology, TopologyError> 
         .collect();
     let cx = Ctx { file, line_starts };
     let raw: RawTopology = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().replace("unknown field", "unknown key");
+        let message = excerpt_within(
+            &e.message().trim().replace("unknown field", "unknown key"),
+            MESSAGE_CHARS,
+        );
         cx.error(
             e.span().map(|s| s.start),
             key_at(text, e.span().map(|s| s.start), e.message()),
@@ -161,6 +168,13 @@ fn build(cx: &Ctx, raw: RawTopology) -> Result<Topology, TopologyError> {
             "the deployment name must be a non-empty line of text",
         ));
     }
+    if name.chars().count() > MAX_DEPLOYMENT_NAME {
+        return Err(cx.err(
+            &raw.name,
+            "name",
+            format!("the deployment name has {} characters; at most {MAX_DEPLOYMENT_NAME}: it starts the common name of the CA and primary certificates (64 characters at most, RFC 5280)", name.chars().count()),
+        ));
+    }
     let products: Vec<_> = Product::ALL.iter().map(|p| p.as_str()).collect();
     let product = cx.choice(&raw.product, "product", Product::parse, &products)?;
 
@@ -220,7 +234,7 @@ fn pki_settings(cx: &Ctx, raw: &RawTopology) -> Result<PkiSettings, TopologyErro
                 "pki.country",
                 format!(
                     "`{}` is not a two-letter country code such as \"US\"",
-                    c.get_ref()
+                    excerpt(c.get_ref())
                 ),
             ))
         }
@@ -233,6 +247,11 @@ fn pki_settings(cx: &Ctx, raw: &RawTopology) -> Result<PkiSettings, TopologyErro
             {
                 Err(cx.err(s, key, "must be a non-empty line of text"))
             }
+            Some(s) if s.get_ref().trim().chars().count() > MAX_SUBJECT_ATTRIBUTE => Err(cx.err(
+                s,
+                key,
+                format!("has {} characters; at most {MAX_SUBJECT_ATTRIBUTE} (RFC 5280's bound for O and OU)", s.get_ref().trim().chars().count()),
+            )),
             s => Ok(s.as_ref().map(|s| s.get_ref().trim().to_string())),
         }
     };
@@ -291,7 +310,20 @@ fn keystore_settings(
             return Err(cx.err(
                 a,
                 "keystores.primary_alias",
-                format!("`{}` is not a lower-case alias of [a-z0-9._-]", a.get_ref()),
+                format!(
+                    "`{}` is not a lower-case alias of [a-z0-9._-]",
+                    excerpt(a.get_ref())
+                ),
+            ))
+        }
+        Some(a) if a.get_ref().len() > MAX_NAME => {
+            return Err(cx.err(
+                a,
+                "keystores.primary_alias",
+                format!(
+                    "the alias has {} characters; at most {MAX_NAME}",
+                    a.get_ref().len()
+                ),
             ))
         }
         Some(a) => a.get_ref().clone(),
@@ -337,7 +369,10 @@ fn password_variables(cx: &Ctx, raw: &RawTopology) -> Result<PasswordVariables, 
                 Err(cx.error(
                     Some(s.span().start),
                     key,
-                    format!("`{}` is not an environment variable name", s.get_ref()),
+                    format!(
+                        "`{}` is not an environment variable name",
+                        excerpt(s.get_ref())
+                    ),
                     Some(
                         "name the variable that holds the password, never the password itself"
                             .into(),
@@ -381,8 +416,16 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
                 &n.name,
                 key("name"),
                 format!(
-                    "`{name}` must be lower case [a-z0-9-]: it names a directory and a key alias"
+                    "`{}` must be lower case [a-z0-9-]: it names a directory and a key alias",
+                    excerpt(name)
                 ),
+            ));
+        }
+        if name.len() > MAX_NAME {
+            return Err(cx.err(
+                &n.name,
+                key("name"),
+                format!("the name has {} characters; at most {MAX_NAME}: it names the node's directory, its TLS keystore file and its key alias", name.len()),
             ));
         }
         if let Some(first) = names.insert(name.clone(), i) {
@@ -404,25 +447,30 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
                 key("host"),
                 format!(
                     "`{}` is neither a valid DNS name (RFC 1123) nor an IP address",
-                    n.host.get_ref()
+                    excerpt(n.host.get_ref())
                 ),
             )
         })?;
+        if host == HostName::Dns("localhost".into()) && raw.pki.include_localhost == Some(false) {
+            return Err(cx.error(
+                Some(n.host.span().start),
+                key("host"),
+                "`localhost` as a node's host needs pki.include_localhost = true: otherwise its certificate names only localhost and looks like WSO2's shipped default (CN=localhost)",
+                Some("give the node the name its peers resolve, or drop include_localhost = false".into()),
+            ));
+        }
         let ip = match &n.ip {
             Some(ip) => Some(ip.get_ref().trim().parse::<IpAddr>().map_err(|_| {
                 cx.err(
                     ip,
                     key("ip"),
-                    format!("`{}` is not an IPv4 or IPv6 address", ip.get_ref()),
+                    format!("`{}` is not an IPv4 or IPv6 address", excerpt(ip.get_ref())),
                 )
             })?),
             None => None,
         };
         let offset = match &n.offset {
-            Some(o) if *o.get_ref() < 0 || *o.get_ref() as u32 + HIGHEST_PORT > 65_535 => {
-                return Err(cx.err(o, key("offset"), format!("offset {} puts ports past 65535 (the highest port, Thrift, is {HIGHEST_PORT}); use 0 to {}", o.get_ref(), 65_535 - HIGHEST_PORT)))
-            }
-            Some(o) => *o.get_ref() as u16,
+            Some(o) => offset(cx, o, &key("offset"))?,
             None => 0,
         };
         if let Some(first) = hosts.insert((host.clone(), offset), i) {
@@ -445,7 +493,7 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
                     format!("node[{}].extra_sans[{}]", i + 1, j + 1),
                     format!(
                         "`{}` is not a DNS name or a `*.` wildcard over at least two labels",
-                        san.get_ref()
+                        excerpt(san.get_ref())
                     ),
                 ));
             }
@@ -465,6 +513,59 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
     Ok(nodes)
 }
 
+/// The longest deployment name: the CA's common name is `NAME CA G<n>`, and a common name holds
+/// at most 64 characters (RFC 5280's ub-common-name).
+const MAX_DEPLOYMENT_NAME: usize = 48;
+/// The longest organization or organizational unit (RFC 5280's ub-organization-name).
+const MAX_SUBJECT_ATTRIBUTE: usize = 64;
+/// The longest node name or key alias: a DNS label's length, far below the 255 bytes a file
+/// name may hold once apim-pki adds `-tls.jks` and its temporary-file decoration.
+const MAX_NAME: usize = 63;
+/// The longest load-balancer host: it names the `csr/HOST.key` and `csr/HOST.csr` files, and
+/// an atomic write first creates `.NAME.tmp-PID-N` beside them; 255 bytes (the usual file-name
+/// limit) minus that decoration and the extension leaves 200 with room to spare.
+const MAX_LB_HOST: usize = 200;
+
+/// A load balancer's host must name files (so it has a length limit) and must not be
+/// `localhost`: its certificate would be one `verify` cannot tell from WSO2's shipped default
+/// (CN=localhost), and peers on other machines could not reach it.
+fn lb_host_fits(cx: &Ctx, at: &S<String>, host: &HostName, key: &str) -> Result<(), TopologyError> {
+    let text = host.to_string();
+    if text == "localhost" {
+        return Err(cx.error(
+            Some(at.span().start),
+            key,
+            "`localhost` cannot be a load balancer's host: peers on other machines cannot reach it, and its certificate would look like WSO2's shipped default (CN=localhost)",
+            Some("use the name clients and peers resolve to the load balancer".into()),
+        ));
+    }
+    if text.len() > MAX_LB_HOST {
+        return Err(cx.err(
+            at,
+            key,
+            format!("the host has {} characters; a load balancer's host may have at most {MAX_LB_HOST}: it names the load balancer's files", text.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A node's port offset: every port the node listens on, plus it, stays at or below 65535.
+fn offset(cx: &Ctx, o: &S<i64>, key: &str) -> Result<u16, TopologyError> {
+    let highest = 65_535 - HIGHEST_PORT;
+    match u16::try_from(*o.get_ref()) {
+        Ok(offset) if u32::from(offset) <= highest => Ok(offset),
+        _ => Err(cx.error(
+            Some(o.span().start),
+            key,
+            format!(
+                "offset {} is out of range: the highest port a node listens on ({HIGHEST_PORT}, JMX RMI) plus the offset must stay at or below 65535",
+                o.get_ref()
+            ),
+            Some(format!("use an offset from 0 to {highest}")),
+        )),
+    }
+}
+
 fn load_balancers(
     cx: &Ctx,
     raw: &RawTopology,
@@ -480,10 +581,11 @@ fn load_balancers(
                 key("host"),
                 format!(
                     "`{}` is neither a valid DNS name (RFC 1123) nor an IP address",
-                    lb.host.get_ref()
+                    excerpt(lb.host.get_ref())
                 ),
             )
         })?;
+        lb_host_fits(cx, &lb.host, &host, &key("host"))?;
         if let Some(node) = nodes.iter().find(|n| n.host == host) {
             return Err(cx.err(
                 &lb.host,

@@ -77,7 +77,7 @@ fn open_store(
     owner: &Owner,
     c: &mut Collector,
 ) -> Option<Keystore> {
-    let bytes = match std::fs::read(dir.join(rel)) {
+    let bytes = match crate::input::read(dir.join(rel), crate::input::Limit::Keystore) {
         Ok(b) => b,
         Err(e) => {
             c.check(false, || {
@@ -333,7 +333,7 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
     // The CAs the set trusts.
     let mut anchors: Vec<Vec<u8>> = Vec::new();
     for rel in [layout::CA_BUNDLE, layout::CA_CERT] {
-        match std::fs::read(dir.join(rel)) {
+        match crate::input::read(dir.join(rel), crate::input::Limit::Certificate) {
             Ok(bytes) => match pem::certs_from_pem(&bytes) {
                 Ok(certs) if !certs.is_empty() => {
                     for der in certs {
@@ -454,7 +454,9 @@ fn verify_peer_hosts(set: &OpenedSet, tls_leaves: &BTreeMap<&str, Vec<u8>>, c: &
     for node in &set.view.nodes {
         let rel = layout::node_toml(&node.name);
         let owner = Owner::Node(node.name.clone());
-        let Ok(text) = std::fs::read_to_string(set.dir.join(&rel)) else {
+        let Ok(text) =
+            crate::input::read_to_string(set.dir.join(&rel), crate::input::Limit::SetFile)
+        else {
             c.check(false, || {
                 Finding::new(Code::MissingFile, &owner, Some(&rel), "missing")
             });
@@ -485,10 +487,13 @@ fn verify_peer_hosts(set: &OpenedSet, tls_leaves: &BTreeMap<&str, Vec<u8>>, c: &
             };
             let mut certs: Vec<(String, Vec<u8>, Vec<String>)> = Vec::new();
             if let Some(lb) = peer.served_by.strip_prefix("load-balancer ") {
-                let own = std::fs::read(set.dir.join(layout::lb_file(lb, LbFile::Cert)))
-                    .ok()
-                    .and_then(|b| pem::certs_from_pem(&b).ok())
-                    .and_then(|v| v.into_iter().next());
+                let own = crate::input::read(
+                    set.dir.join(layout::lb_file(lb, LbFile::Cert)),
+                    crate::input::Limit::Certificate,
+                )
+                .ok()
+                .and_then(|b| pem::certs_from_pem(&b).ok())
+                .and_then(|v| v.into_iter().next());
                 certs.extend(own.map(|c| (format!("load balancer {lb}"), c, vec![lb.to_string()])));
                 if let Some(front) = set.view.load_balancers.iter().find(|l| l.host == lb) {
                     certs.extend(
@@ -655,11 +660,13 @@ fn verify_node(
         tls_store
     } else {
         // Shared mode: reuse the primary keystore already opened above.
-        std::fs::read(dir.join(&tls_rel)).ok().and_then(|b| {
-            set.password("primary")
-                .and_then(|p| Keystore::decode(&b, p).ok())
-                .map(|(s, _)| s)
-        })
+        crate::input::read(dir.join(&tls_rel), crate::input::Limit::Keystore)
+            .ok()
+            .and_then(|b| {
+                set.password("primary")
+                    .and_then(|p| Keystore::decode(&b, p).ok())
+                    .map(|(s, _)| s)
+            })
     };
     if let Some(store) = tls_store {
         if let Some((pkcs8, chain)) = key_entry(&store, &alias, &owner, &tls_rel, &mut c) {
@@ -743,7 +750,10 @@ fn verify_lb(
     let owner = Owner::LoadBalancer(lb.host.clone());
     let cert_rel = layout::lb_file(&lb.host, LbFile::Cert);
     let key_rel = layout::lb_file(&lb.host, LbFile::Key);
-    let read = |rel: &str, c: &mut Collector| match std::fs::read(set.dir.join(rel)) {
+    let read = |rel: &str, c: &mut Collector| match crate::input::read(
+        set.dir.join(rel),
+        crate::input::Limit::Certificate,
+    ) {
         Ok(b) => Some(b),
         Err(_) => {
             c.check(false, || {
@@ -822,7 +832,7 @@ pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
         } else {
             "primary"
         };
-        let bytes = std::fs::read(set.dir.join(rel)).ok()?;
+        let bytes = crate::input::read(set.dir.join(rel), crate::input::Limit::Keystore).ok()?;
         let (store, _) = Keystore::decode(&bytes, set.password(role)?).ok()?;
         let leaf = store
             .key_entries()
@@ -852,10 +862,13 @@ pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
         }
     }
     for lb in &view.load_balancers {
-        let own = std::fs::read(set.dir.join(layout::lb_file(&lb.host, LbFile::Cert)))
-            .ok()
-            .and_then(|b| pem::certs_from_pem(&b).ok())
-            .and_then(|c| c.into_iter().next());
+        let own = crate::input::read(
+            set.dir.join(layout::lb_file(&lb.host, LbFile::Cert)),
+            crate::input::Limit::Certificate,
+        )
+        .ok()
+        .and_then(|b| pem::certs_from_pem(&b).ok())
+        .and_then(|c| c.into_iter().next());
         let mut acceptable: Vec<Vec<u8>> = own.into_iter().collect();
         for (node, leaf) in view.nodes.iter().zip(&leaves) {
             if node.profile == lb.fronts {

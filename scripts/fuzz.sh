@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs one fuzz target of apim-pki under libFuzzer for a set time, on the stable toolchain.
+#
+#   scripts/fuzz.sh TARGET SECONDS     (TARGET: topology jks pkcs12 pem xml properties site_json toml)
+#   scripts/fuzz.sh all SECONDS        (each target in turn, SECONDS each)
+#
+# The build instruments the code with SanitizerCoverage through stable rustc flags (what
+# `cargo fuzz build -s none` does, without cargo-fuzz or nightly) and links libFuzzer from the
+# libfuzzer-sys crate; debug assertions and overflow checks are on. The corpus starts from
+# fuzz/seeds/TARGET (committed) plus, for the XML, properties and site.json editors, WSO2's real
+# files under ../shared/reference/wso2 when present; it grows in fuzz/corpus/TARGET. Crashes,
+# hangs (over 10 s per input) and allocations over 2 GiB are saved in fuzz/artifacts/TARGET.
+#
+# The last line is the summary, e.g.
+#   fuzz topology: 1234567 executions in 600 s, 0 crashes, corpus 412 inputs
+# Exit 0 when no crash was found, 1 otherwise, 2 on usage or build errors.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+targets=(topology jks pkcs12 pem xml properties site_json toml)
+usage() { echo "usage: $0 {${targets[*]}|all} SECONDS" >&2; exit 2; }
+[[ $# -eq 2 && $2 =~ ^[0-9]+$ ]] || usage
+if [[ $1 == all ]]; then
+    status=0
+    for t in "${targets[@]}"; do "$0" "$t" "$2" || status=1; done
+    exit $status
+fi
+target=$1
+[[ " ${targets[*]} " == *" $target "* ]] || usage
+seconds=$2
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares -Cforce-frame-pointers=yes"
+# --target keeps the instrumentation out of build scripts.
+(cd "$root/fuzz" && cargo build --release --quiet --target "$host") || {
+    echo "fuzz $target: build failed" >&2
+    exit 2
+}
+bin="$root/fuzz/target/$host/release/fuzz"
+
+corpus="$root/fuzz/corpus/$target"
+artifacts="$root/fuzz/artifacts/$target"
+mkdir -p "$corpus" "$artifacts"
+seeds=("$root/fuzz/seeds/$target")
+reference="$root/../shared/reference/wso2"
+if [[ -d $reference ]]; then
+    extra="$root/fuzz/corpus/$target-reference"
+    mkdir -p "$extra"
+    case $target in
+        xml) find "$reference" -name '*.xml' -size -200k -exec cp -t "$extra" {} + 2>/dev/null || true ;;
+        properties) find "$reference" -name '*.properties' -size -200k -exec cp -t "$extra" {} + 2>/dev/null || true ;;
+        site_json) find "$reference" -name 'site.json' -exec sh -c 'for f; do cp "$f" "$0/$(echo "$f" | md5sum | cut -c1-12).json"; done' "$extra" {} + ;;
+        toml) find "$reference" -name '*.toml' -size -200k -exec sh -c 'for f; do cp "$f" "$0/$(echo "$f" | md5sum | cut -c1-12).toml"; done' "$extra" {} + ;;
+    esac
+    seeds+=("$extra")
+fi
+
+log="$root/fuzz/artifacts/$target.log"
+set +e
+APIM_FUZZ_TARGET=$target "$bin" "$corpus" "${seeds[@]}" \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+    -max_len=65536 -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1
+code=$?
+set -e
+runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+elapsed=$(sed -n 's/^stat::.*//;s/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+crashes=$(find "$artifacts" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' -o -name 'slow-unit-*' \) | wc -l)
+size=$(find "$corpus" -type f | wc -l)
+if [[ $code -ne 0 && $crashes -eq 0 ]]; then
+    echo "fuzz $target: libFuzzer exited $code without an artifact; see $log" >&2
+    tail -20 "$log" >&2
+    crashes=1
+fi
+echo "fuzz $target: ${runs:-0} executions in ${elapsed:-$seconds} s, $crashes crashes, corpus $size inputs (log fuzz/artifacts/$target.log)"
+[[ $crashes -eq 0 ]]
