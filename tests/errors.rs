@@ -488,8 +488,17 @@ fn rows() -> Vec<Row> {
         ));
     }
 
-    // --- Every port plus its offset stays at or below 65535 (Thrift 10397). ---
-    for bad in ["55139", "-1", "70000"] {
+    // --- Every port plus its offset stays at or below 65535 (JMX RMI 11111, the highest). ---
+    // 4294967296 and 4294967297 would wrap to 0 and 1 in 32 bits, 65536 to 0 in 16.
+    for bad in [
+        "54425",
+        "-1",
+        "65536",
+        "70000",
+        "4294967296",
+        "4294967297",
+        "9223372036854775807",
+    ] {
         let t = after(b, KM_HOST, &format!("offset = {bad}"));
         rows.push(row(
             format!("offset {bad}"),
@@ -541,6 +550,106 @@ fn rows() -> Vec<Row> {
         let t = tables(b, table);
         rows.push(row(format!("{full} out of range"), t, full, key, 1, ""));
     }
+
+    // --- Lengths: names become file names, certificate names and aliases (issue 8 item 10). ---
+    let long_name = format!("name = \"{}\"", "n".repeat(250));
+    let t = edit(b, KM_NAME, &long_name);
+    rows.push(row(
+        "250-character node name",
+        t,
+        "node[1].name",
+        &long_name,
+        1,
+        "at most 63",
+    ));
+    let t = edit(b, KM_NAME, &format!("name = \"{}\"", "n".repeat(64)));
+    rows.push(row(
+        "64-character node name",
+        t,
+        "node[1].name",
+        "nnnn",
+        1,
+        "at most 63",
+    ));
+    let t = edit(
+        b,
+        "name = \"acme-dev\"",
+        &format!("name = \"{}\"", "d".repeat(49)),
+    );
+    rows.push(row(
+        "49-character deployment name",
+        t,
+        "name",
+        "dddd",
+        1,
+        "at most 48",
+    ));
+    let t = tables(b, &format!("[pki]\norganization = \"{}\"", "O".repeat(65)));
+    rows.push(row(
+        "65-character organization",
+        t,
+        "pki.organization",
+        "OOOO",
+        1,
+        "at most 64",
+    ));
+    let t = tables(
+        b,
+        &format!("[keystores]\nprimary_alias = \"{}\"", "a".repeat(64)),
+    );
+    rows.push(row(
+        "64-character alias",
+        t,
+        "keystores.primary_alias",
+        "aaaa",
+        1,
+        "at most 63",
+    ));
+    // A valid 217-character DNS name, too long to name the load balancer's files.
+    let long_host = [
+        "h".repeat(63),
+        "h".repeat(63),
+        "h".repeat(63),
+        "acme.internal".into(),
+    ]
+    .join(".");
+    let t = append(
+        b,
+        &format!("[[load_balancer]]\nhost = \"{long_host}\"\nfronts = \"key-manager\""),
+    );
+    rows.push(row(
+        "217-character load balancer host",
+        t,
+        "load_balancer[1].host",
+        &long_host,
+        1,
+        "at most 200",
+    ));
+    // --- Hosts whose certificates verify cannot tell from WSO2's default (CN=localhost). ---
+    let t = append(
+        b,
+        "[[load_balancer]]\nhost = \"LocalHost\"\nfronts = \"key-manager\"",
+    );
+    rows.push(row(
+        "load balancer host localhost",
+        t,
+        "load_balancer[1].host",
+        "LocalHost",
+        1,
+        "localhost",
+    ));
+    let t = tables(
+        &edit(b, KM_HOST, "host = \"localhost\""),
+        "[pki]\ninclude_localhost = false",
+    );
+    rows.push(row(
+        "node host localhost without include_localhost",
+        t,
+        "node[1].host",
+        "host = \"localhost\"",
+        1,
+        "include_localhost",
+    ));
 
     // --- primary_key is an RSA type; every enum-valued key. ---
     for bad in ["ecdsa-p256", "ecdsa-p384", "rsa-1024"] {
@@ -913,7 +1022,16 @@ fn valid_edge_cases_are_accepted() {
             "wildcard extra SAN over the whole leftmost label",
             after(b, KM_HOST, "extra_sans = [\"*.apis.acme.internal\", \"km.acme.internal\"]"),
         ),
-        ("largest offset 55138", after(b, KM_HOST, "offset = 55138")),
+        ("largest offset 54424", after(b, KM_HOST, "offset = 54424")),
+        ("63-character node name", edit(b, KM_NAME, &format!("name = \"{}\"", "n".repeat(63)))),
+        (
+            "48-character deployment name",
+            edit(b, "name = \"acme-dev\"", &format!("name = \"{}\"", "d".repeat(48))),
+        ),
+        (
+            "node host localhost with include_localhost (the default)",
+            edit(b, KM_HOST, "host = \"localhost\""),
+        ),
         ("ip IPv6", after(b, KM_HOST, "ip = \"fd00::1\"")),
         (
             "renew_before_days one below validity_days",

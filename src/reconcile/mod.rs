@@ -454,6 +454,7 @@ fn run(
     let index = Dir::index(dir);
     let root = dir;
     let dir = Dir::new(root, &index);
+    dir.check_sizes()?;
     let old = read_inventory(root)?;
     let secrets = read_secrets(root)?;
     let passwords = resolve_passwords(topology, old.as_ref(), &secrets)?;

@@ -65,6 +65,24 @@ impl<'a> Dir<'a> {
         crate::input::read(self.root.join(rel), crate::input::Limit::Keystore).ok()
     }
 
+    /// Refuses a set holding a file larger than apim-pki reads: [`Dir::read`] would see it as
+    /// missing and replace it. One metadata call per file, none of them per key.
+    pub fn check_sizes(&self) -> Result<(), GenerateError> {
+        let limit = crate::input::Limit::Keystore;
+        for rel in self.files {
+            let path = self.root.join(rel);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > limit.bytes()) {
+                let too_large = crate::input::read(&path, limit).err();
+                return Err(input(
+                    path,
+                    format!("cannot read: {}", too_large.map(|e| e.to_string()).unwrap_or_default()),
+                    Some("apim-pki never writes a file that large: move it out of the set or restore it from a backup"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// True when `rel` existed at the start.
     pub fn has(&self, rel: &str) -> bool {
         self.files.contains(rel)
