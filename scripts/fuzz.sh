@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh TARGET SECONDS     (TARGET: topology jks pkcs12 pem xml properties site_json toml)
 #   scripts/fuzz.sh all SECONDS        (each target in turn, SECONDS each)
+#   FUZZ_NO_BUILD=1 scripts/fuzz.sh …  (reuse the last build)
 #
 # The build instruments the code with SanitizerCoverage through stable rustc flags (what
 # `cargo fuzz build -s none` does, without cargo-fuzz or nightly) and links libFuzzer from the
@@ -19,25 +20,34 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 targets=(topology jks pkcs12 pem xml properties site_json toml)
 usage() { echo "usage: $0 {${targets[*]}|all} SECONDS" >&2; exit 2; }
-[[ $# -eq 2 && $2 =~ ^[0-9]+$ ]] || usage
+[[ $# -eq 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage
+host=$(rustc -vV | sed -n 's/^host: //p')
+export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares -Cforce-frame-pointers=yes"
+# --target keeps the instrumentation out of build scripts. FUZZ_NO_BUILD=1 reuses the last build.
+if [[ ${FUZZ_NO_BUILD:-} != 1 ]]; then
+    (cd "$root/fuzz" && cargo build --release --quiet --target "$host") || {
+        echo "fuzz $1: build failed" >&2
+        exit 2
+    }
+fi
 if [[ $1 == all ]]; then
-    status=0
-    for t in "${targets[@]}"; do "$0" "$t" "$2" || status=1; done
+    status=0 total=0 crashes=0
+    for t in "${targets[@]}"; do
+        line=$(FUZZ_NO_BUILD=1 "$0" "$t" "$2" | tail -1) || status=1
+        echo "$line"
+        runs=$(sed -n 's/^fuzz [a-z_]*: \([0-9]*\) executions.*/\1/p' <<<"$line")
+        found=$(sed -n 's/.* \([0-9]*\) crashes.*/\1/p' <<<"$line")
+        total=$((total + ${runs:-0})) crashes=$((crashes + ${found:-1}))
+    done
+    echo "fuzz all: $total executions in ${#targets[@]} targets x $2 s, $crashes crashes"
     exit $status
 fi
 target=$1
 [[ " ${targets[*]} " == *" $target "* ]] || usage
 seconds=$2
 
-host=$(rustc -vV | sed -n 's/^host: //p')
-export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
--Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
--Cllvm-args=-sanitizer-coverage-trace-compares -Cforce-frame-pointers=yes"
-# --target keeps the instrumentation out of build scripts.
-(cd "$root/fuzz" && cargo build --release --quiet --target "$host") || {
-    echo "fuzz $target: build failed" >&2
-    exit 2
-}
 bin="$root/fuzz/target/$host/release/fuzz"
 
 corpus="$root/fuzz/corpus/$target"

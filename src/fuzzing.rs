@@ -100,15 +100,21 @@ pub fn properties(data: &[u8]) {
     let _ = again.get("connectionfactory.TopicConnectionFactory");
 }
 
-/// The `site.json` editor: a string set in place reads back unchanged on a second set.
+/// The `site.json` editor: no panic on any text; on well-formed JSON, a string set in place
+/// keeps the document well-formed and reads back unchanged on a second set. (The editor works
+/// on text and does not judge malformed JSON, which WSO2 itself would refuse.)
 pub fn site_json(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let well_formed = serde_json::from_str::<serde_json::Value>(text).is_ok();
     let mut text = text.to_string();
     let value = "wso2carbon.p12\"\\\u{1}";
-    if let Ok(Some(_)) = jsonedit::set_string(&mut text, "ssoConfiguration", "keyStoreName", value)
-    {
+    let set = jsonedit::set_string(&mut text, "ssoConfiguration", "keyStoreName", value);
+    if well_formed && matches!(set, Ok(Some(_))) {
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+            panic!("the edit broke well-formed JSON: {e}");
+        }
         let again = jsonedit::set_string(&mut text, "ssoConfiguration", "keyStoreName", value);
         assert_eq!(again, Ok(None), "a value just set must read back");
     }
