@@ -151,6 +151,22 @@ fn endless_connect_file_is_refused() {
         "/dev/zero",
     ]);
     assert_refused(&r, &["/dev/zero", "1 MiB", "connect file"]);
+    // A 900,000-character line is quoted as an excerpt.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("connect");
+    std::fs::write(&file, format!("km:9443={}\n", "9".repeat(900_000))).expect("write");
+    let r = run(
+        &[
+            "verify",
+            s(shared_set()),
+            "--live",
+            "--connect-file",
+            s(&file),
+        ],
+        &[],
+    );
+    assert_refused(&r, &[s(&file), "line 1"]);
+    assert!(r.stderr.len() < 2_000, "{} bytes of stderr", r.stderr.len());
 }
 
 #[test]

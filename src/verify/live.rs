@@ -156,8 +156,10 @@ pub fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, String> {
         if content.is_empty() {
             continue;
         }
-        let ((host, port), addr) =
-            parse_connect(content).map_err(|e| format!("line {line_no}: {e}"))?;
+        let ((host, port), addr) = parse_connect(content).map_err(|e| {
+            // The message quotes the line: keep a long one to an excerpt.
+            format!("line {line_no}: {}", crate::input::excerpt_within(&e, 300))
+        })?;
         let earlier = out
             .iter()
             .zip(&lines_of)
