@@ -400,34 +400,68 @@ fn profile_names(product: Product) -> Vec<&'static str> {
     product.profiles().iter().map(|(p, _)| p.as_str()).collect()
 }
 
+/// A node name: `[a-z0-9-]`, 1 to [`MAX_NAME`] characters.
+fn node_name<'a>(cx: &Ctx, at: &'a S<String>, key: &str) -> Result<&'a String, TopologyError> {
+    let name = at.get_ref();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(cx.err(
+            at,
+            key,
+            format!(
+                "`{}` must be lower case [a-z0-9-]: it names a directory and a key alias",
+                excerpt(name)
+            ),
+        ));
+    }
+    if name.len() > MAX_NAME {
+        return Err(cx.err(
+            at,
+            key,
+            format!("the name has {} characters; at most {MAX_NAME}: it names the node's directory, its TLS keystore file and its key alias", name.len()),
+        ));
+    }
+    Ok(name)
+}
+
+/// A node's host: a DNS name or an IP address; `localhost` only with `include_localhost`.
+fn node_host(
+    cx: &Ctx,
+    at: &S<String>,
+    key: &str,
+    include_localhost: Option<bool>,
+) -> Result<HostName, TopologyError> {
+    let host = HostName::parse(at.get_ref().trim()).ok_or_else(|| {
+        cx.err(
+            at,
+            key,
+            format!(
+                "`{}` is neither a valid DNS name (RFC 1123) nor an IP address",
+                excerpt(at.get_ref())
+            ),
+        )
+    })?;
+    if host == HostName::Dns("localhost".into()) && include_localhost == Some(false) {
+        return Err(cx.error(
+            Some(at.span().start),
+            key,
+            "`localhost` as a node's host needs pki.include_localhost = true: otherwise its certificate names only localhost and looks like WSO2's shipped default (CN=localhost)",
+            Some("give the node the name its peers resolve, or drop include_localhost = false".into()),
+        ));
+    }
+    Ok(host)
+}
+
 fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, TopologyError> {
     let mut nodes = Vec::with_capacity(raw.node.len());
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut hosts: HashMap<(HostName, u16), usize> = HashMap::new();
     for (i, n) in raw.node.iter().enumerate() {
         let key = |field: &str| format!("node[{}].{field}", i + 1);
-        let name = n.name.get_ref();
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(cx.err(
-                &n.name,
-                key("name"),
-                format!(
-                    "`{}` must be lower case [a-z0-9-]: it names a directory and a key alias",
-                    excerpt(name)
-                ),
-            ));
-        }
-        if name.len() > MAX_NAME {
-            return Err(cx.err(
-                &n.name,
-                key("name"),
-                format!("the name has {} characters; at most {MAX_NAME}: it names the node's directory, its TLS keystore file and its key alias", name.len()),
-            ));
-        }
+        let name = node_name(cx, &n.name, &key("name"))?;
         if let Some(first) = names.insert(name.clone(), i) {
             return Err(cx.err(
                 &n.name,
@@ -441,24 +475,7 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
             |s| Profile::parse(s, product),
             &profile_names(product),
         )?;
-        let host = HostName::parse(n.host.get_ref().trim()).ok_or_else(|| {
-            cx.err(
-                &n.host,
-                key("host"),
-                format!(
-                    "`{}` is neither a valid DNS name (RFC 1123) nor an IP address",
-                    excerpt(n.host.get_ref())
-                ),
-            )
-        })?;
-        if host == HostName::Dns("localhost".into()) && raw.pki.include_localhost == Some(false) {
-            return Err(cx.error(
-                Some(n.host.span().start),
-                key("host"),
-                "`localhost` as a node's host needs pki.include_localhost = true: otherwise its certificate names only localhost and looks like WSO2's shipped default (CN=localhost)",
-                Some("give the node the name its peers resolve, or drop include_localhost = false".into()),
-            ));
-        }
+        let host = node_host(cx, &n.host, &key("host"), raw.pki.include_localhost)?;
         let ip = match &n.ip {
             Some(ip) => Some(ip.get_ref().trim().parse::<IpAddr>().map_err(|_| {
                 cx.err(
