@@ -66,7 +66,66 @@ pub(super) fn encode(
     writer.write().map_err(bad)
 }
 
+/// The most key-derivation iterations a PKCS#12 file may ask for, summed over its MAC and every
+/// encryption whose parameters are visible before decryption. keytool asks 10,000 per KDF (one
+/// for the MAC, one per key, one for the certificates), OpenSSL 2,048: a keystore of 500 keys
+/// stays under. p12-keystore caps each KDF at 1,000,000, but not their number, so without this a
+/// small hostile file could keep `inspect` or `verify` busy for hours.
+const MAX_KDF_ITERATIONS: u64 = 5_000_000;
+
+/// Sums the iteration counts of `der`: every INTEGER that directly follows an OCTET STRING in
+/// a constructed value (PBES1 and PBKDF2 parameters, MacData), descending into OCTET STRINGs
+/// that hold DER (PKCS#12 wraps its SafeContents so). `None` once past the budget.
+fn kdf_iterations(der: &[u8], depth: u8, total: &mut u64) -> Option<()> {
+    let mut rest = der;
+    let mut after_octets = false;
+    while let Some((tag, content, next)) = tlv(rest) {
+        rest = next;
+        if tag == 0x02 && after_octets {
+            let value = content.iter().fold(0u64, |v, b| {
+                v.saturating_mul(256).saturating_add(u64::from(*b))
+            });
+            *total = total.saturating_add(if content.len() > 8 { u64::MAX } else { value });
+        } else if depth < 32 && (tag & 0x20 != 0 || (tag == 0x04 && content.first() == Some(&0x30)))
+        {
+            kdf_iterations(content, depth + 1, total)?;
+        }
+        if *total > MAX_KDF_ITERATIONS {
+            return None;
+        }
+        after_octets = tag == 0x04;
+    }
+    Some(())
+}
+
+/// One DER tag-length-value at the start of `der`: (tag, content, what follows). `None` when
+/// malformed (then p12-keystore reports it).
+fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    if tag & 0x1F == 0x1F {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        0..=0x7F => (usize::from(first), rest),
+        0x81..=0x84 => {
+            let n = usize::from(first & 0x7F);
+            let bytes = rest.get(..n)?;
+            let len = bytes.iter().fold(0usize, |v, b| (v << 8) | usize::from(*b));
+            (len, &rest[n..])
+        }
+        _ => return None,
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
 pub(super) fn decode(bytes: &[u8], password: &Password) -> Result<Keystore, KeystoreError> {
+    let mut iterations = 0;
+    if kdf_iterations(bytes, 0, &mut iterations).is_none() {
+        return Err(KeystoreError::Corrupt(format!(
+            "it asks for more than {MAX_KDF_ITERATIONS} key-derivation iterations in all; keytool writes 10,000 per key"
+        )));
+    }
     let store = KeyStore::from_pkcs12(bytes, password.expose(), Pkcs12ImportPolicy::Relaxed)
         .map_err(|e| match e {
             p12_keystore::error::Error::MacError(_) => KeystoreError::WrongPassword,
@@ -88,4 +147,58 @@ pub(super) fn decode(bytes: &[u8], password: &Password) -> Result<Keystore, Keys
         })
         .collect();
     Ok(Keystore { entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n @ 0..=0x7F => out.push(n as u8),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    #[test]
+    fn real_keystores_stay_within_the_kdf_budget_and_open() {
+        let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/pkcs12");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(seeds).expect("fuzz/seeds/pkcs12") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+            let mut total = 0;
+            assert!(kdf_iterations(&bytes, 0, &mut total).is_some());
+            // The MAC and at least one encryption are found, at keytool's 10,000 each.
+            assert!(total >= 20_000, "{total}");
+            if seen == 0 {
+                decode(&bytes, &Password::new("changeit".into())).expect("opens");
+            }
+            seen += 1;
+        }
+        assert!(seen > 0);
+    }
+
+    #[test]
+    fn a_file_asking_for_too_many_kdf_iterations_is_refused_before_any() {
+        // Six PBE parameter sets of 1,000,000 iterations each, nested in an OCTET STRING.
+        let params = der(
+            0x30,
+            &[der(0x04, &[7; 8]), der(0x02, &[0x0F, 0x42, 0x40])].concat(),
+        );
+        let inner = der(0x30, &params.repeat(6));
+        let file = der(0x30, &[der(0x02, &[3]), der(0x04, &inner)].concat());
+        let started = std::time::Instant::now();
+        let err = decode(&file, &Password::new("changeit".into())).expect_err("refused");
+        assert!(
+            err.to_string().contains("key-derivation iterations"),
+            "{err}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        let mut total = 0;
+        assert!(kdf_iterations(&der(0x30, &params.repeat(5)), 0, &mut total).is_some());
+        assert_eq!(total, 5_000_000);
+    }
 }
