@@ -15,6 +15,7 @@ pub mod init;
 pub mod input;
 pub mod inspect;
 pub mod keystore;
+pub mod lb;
 pub mod output;
 pub mod password;
 pub mod pki;

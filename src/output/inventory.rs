@@ -89,6 +89,8 @@ pub enum ArtifactKind {
     LbKey,
     LbCa,
     LbHaproxy,
+    LbNginxConf,
+    LbHaproxyCfg,
     NodeConfig,
     DeploymentConfig,
     Secrets,

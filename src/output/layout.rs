@@ -59,18 +59,23 @@ pub fn lb_dir(host: &str) -> String {
     format!("load-balancers/{host}")
 }
 
-/// The files of a load balancer: certificate chain, key, CA, and HAProxy's combined PEM.
+/// The files of a load balancer: certificate chain, key, CA, HAProxy's combined PEM, and its
+/// nginx and HAProxy configurations.
 pub fn lb_file(host: &str, file: LbFile) -> String {
     format!("load-balancers/{host}/{}", file.name())
 }
 
-/// One of a load balancer's PEM files.
+/// One of a load balancer's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LbFile {
     Cert,
     Key,
     Ca,
     Haproxy,
+    /// nginx server blocks and upstreams (an http-context include).
+    NginxConf,
+    /// HAProxy frontends and backends.
+    HaproxyCfg,
 }
 
 impl LbFile {
@@ -81,6 +86,8 @@ impl LbFile {
             LbFile::Key => "tls.key",
             LbFile::Ca => "ca.crt",
             LbFile::Haproxy => "haproxy.pem",
+            LbFile::NginxConf => "nginx.conf",
+            LbFile::HaproxyCfg => "haproxy.cfg",
         }
     }
 }

@@ -564,6 +564,7 @@ pub(super) fn build_files(
             haproxy,
             entry,
         ));
+        files.extend(lb_configs(topology, dir, &host));
     }
 
     let generated: BTreeMap<String, Password> = [
@@ -594,6 +595,46 @@ pub(super) fn build_files(
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+/// A load balancer's nginx.conf and haproxy.cfg: they name files by path, so a new key or a CA
+/// rollover changes their content only when the topology changes.
+fn lb_configs(topology: &Topology, dir: Dir, host: &str) -> Vec<FileOut> {
+    let Some(lb) = topology
+        .load_balancers
+        .iter()
+        .find(|l| l.host.to_string() == host)
+    else {
+        return Vec::new();
+    };
+    let plan = crate::lb::plan(topology, lb);
+    [
+        (
+            LbFile::NginxConf,
+            ArtifactKind::LbNginxConf,
+            crate::lb::nginx::render(&plan),
+        ),
+        (
+            LbFile::HaproxyCfg,
+            ArtifactKind::LbHaproxyCfg,
+            crate::lb::haproxy::render(&plan),
+        ),
+    ]
+    .into_iter()
+    .map(|(file, kind, text)| {
+        let mut f = simple_file(
+            dir,
+            layout::lb_file(host, file),
+            kind,
+            Access::Public,
+            text.into_bytes(),
+            "new load balancer configuration",
+            Vec::new(),
+        );
+        f.lb = Some(host.to_string());
+        f
+    })
+    .collect()
 }
 
 pub(super) fn build_inventory(

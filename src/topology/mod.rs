@@ -343,6 +343,57 @@ pub struct Node {
 pub struct LoadBalancer {
     pub host: HostName,
     pub fronts: Profile,
+    /// How requests stay on one node (docs/load-balancers.md).
+    pub affinity: Affinity,
+    /// The load balancer's own affinity cookie (with `affinity = "cookie"`).
+    pub affinity_cookie: String,
+    /// Where the load balancer's files live on the load-balancer host.
+    pub files: LbPaths,
+}
+
+/// Session affinity of a load balancer (the seed: mandatory in front of publishers and stores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Affinity {
+    /// The load balancer's own cookie names the node.
+    Cookie,
+    /// The client's address picks the node (WSO2 servers calling admin services keep only
+    /// JSESSIONID, not a load balancer's cookie).
+    Source,
+    /// Every request may go to any node.
+    None,
+}
+
+impl Affinity {
+    /// Every value, in the order users see them.
+    pub const ALL: [Affinity; 3] = [Affinity::Cookie, Affinity::Source, Affinity::None];
+
+    /// The name used in topology files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Affinity::Cookie => "cookie",
+            Affinity::Source => "source",
+            Affinity::None => "none",
+        }
+    }
+
+    /// Parses an affinity name.
+    pub fn parse(text: &str) -> Option<Affinity> {
+        Affinity::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+}
+
+/// Absolute paths of a load balancer's files on its own host (what its configurations name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LbPaths {
+    /// Certificate chain (`tls.crt`).
+    pub cert: String,
+    /// Private key (`tls.key`).
+    pub key: String,
+    /// The CA bundle it verifies the nodes with (`ca.crt`).
+    pub ca: String,
+    /// HAProxy's certificate plus key (`haproxy.pem`).
+    pub haproxy_pem: String,
 }
 
 /// A validated topology: every rule of topology.md holds.

@@ -79,4 +79,11 @@ pub(super) struct RawNode {
 pub(super) struct RawLoadBalancer {
     pub host: S<String>,
     pub fronts: S<String>,
+    pub affinity: Option<S<String>>,
+    pub affinity_cookie: Option<S<String>>,
+    pub cert_dir: Option<S<String>>,
+    pub cert_file: Option<S<String>>,
+    pub key_file: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    pub haproxy_pem_file: Option<S<String>>,
 }

@@ -13,6 +13,8 @@ const MESSAGE_CHARS: usize = 300;
 use super::raw::{RawTopology, S};
 use super::*;
 
+mod lb_keys;
+
 /// Turns byte offsets into 1-based line numbers and builds errors.
 struct Ctx<'a> {
     file: &'a Path,
@@ -642,7 +644,15 @@ fn load_balancers(
                 ),
             ));
         }
-        lbs.push(LoadBalancer { host, fronts });
+        let (affinity, affinity_cookie, files) =
+            lb_keys::lb_settings(cx, lb, i, &host.to_string(), fronts, product, nodes)?;
+        lbs.push(LoadBalancer {
+            host,
+            fronts,
+            affinity,
+            affinity_cookie,
+            files,
+        });
     }
     Ok(lbs)
 }

@@ -67,6 +67,7 @@ fn tool_usable(tool: &str) -> bool {
         "java" | "javac" => &["-version"],
         "keytool" => &["-help"],
         "openssl" => &["version"],
+        "nginx" | "haproxy" => &["-v"],
         _ => &["--version"],
     };
     Command::new(tool)

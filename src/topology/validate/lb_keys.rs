@@ -1,0 +1,112 @@
+//! The load-balancer keys beyond `host` and `fronts` (docs/load-balancers.md): session affinity,
+//! its cookie, and where the load balancer's files live on its host. Each bad value names its key
+//! and line.
+
+use super::super::raw::{RawLoadBalancer, S};
+use super::Ctx;
+use crate::lb;
+use crate::topology::{Affinity, LbPaths, Node, Product, Profile, TopologyError};
+
+/// Affinity, cookie and file paths of `[[load_balancer]]` number `i` (0-based).
+pub(super) fn lb_settings(
+    cx: &Ctx,
+    raw: &RawLoadBalancer,
+    i: usize,
+    host: &str,
+    fronts: Profile,
+    product: Product,
+    nodes: &[Node],
+) -> Result<(Affinity, String, LbPaths), TopologyError> {
+    let key = |field: &str| format!("load_balancer[{}].{field}", i + 1);
+    let workers = nodes
+        .iter()
+        .filter(|n| n.profile == Profile::GatewayWorker)
+        .count();
+    let has_manager = nodes.iter().any(|n| n.profile == Profile::GatewayManager);
+    let in_ha = lb::gateway_managers_in_ha(product, workers, has_manager);
+    let affinity = match &raw.affinity {
+        None => lb::default_affinity(fronts, in_ha),
+        Some(v) => {
+            let names: Vec<&str> = Affinity::ALL.iter().map(|a| a.as_str()).collect();
+            let a = cx.choice(v, &key("affinity"), Affinity::parse, &names)?;
+            if let (Affinity::None, Some(why)) = (a, lb::affinity_required(fronts, in_ha)) {
+                return Err(cx.error(
+                    Some(v.span().start),
+                    key("affinity"),
+                    format!("`none` is not allowed in front of `{fronts}`: {why}"),
+                    Some("use \"cookie\" (browsers) or \"source\" (WSO2 servers as clients), or leave the key out".into()),
+                ));
+            }
+            a
+        }
+    };
+    let cookie = match &raw.affinity_cookie {
+        None => lb::DEFAULT_COOKIE.to_string(),
+        Some(v) => cookie_name(cx, v, &key("affinity_cookie"))?,
+    };
+    let dir = match &raw.cert_dir {
+        None => lb::default_cert_dir(host),
+        Some(v) => lb_path(cx, v, &key("cert_dir"))?,
+    };
+    let mut files = lb::paths_in(&dir);
+    for (value, field, slot) in [
+        (&raw.cert_file, "cert_file", &mut files.cert),
+        (&raw.key_file, "key_file", &mut files.key),
+        (&raw.ca_file, "ca_file", &mut files.ca),
+        (
+            &raw.haproxy_pem_file,
+            "haproxy_pem_file",
+            &mut files.haproxy_pem,
+        ),
+    ] {
+        if let Some(v) = value {
+            *slot = lb_path(cx, v, &key(field))?;
+        }
+    }
+    Ok((affinity, cookie, files))
+}
+
+/// A cookie name nginx can read as `$cookie_NAME` and HAProxy can insert: `[A-Za-z0-9_]`, not
+/// WSO2's own session cookie.
+fn cookie_name(cx: &Ctx, v: &S<String>, key: &str) -> Result<String, TopologyError> {
+    let name = v.get_ref().trim();
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(cx.err(
+            v,
+            key,
+            format!("`{name}` is not a cookie name of 1 to 64 letters, digits or `_`"),
+        ));
+    }
+    if name.eq_ignore_ascii_case("JSESSIONID") {
+        return Err(cx.error(
+            Some(v.span().start),
+            key,
+            "JSESSIONID is WSO2's own session cookie; the load balancer's cookie needs another name",
+            Some(format!("leave the key out (default {})", lb::DEFAULT_COOKIE)),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// An absolute path on the load-balancer host that both nginx and HAProxy read unquoted.
+fn lb_path(cx: &Ctx, v: &S<String>, key: &str) -> Result<String, TopologyError> {
+    let path = v.get_ref();
+    let bad = path
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "\"'`;{}#$\\".contains(*c));
+    if !path.starts_with('/') || path.len() > 1024 || bad.is_some() || path == "/" {
+        let why = match bad {
+            Some(c) => format!("contains {c:?}, which nginx or HAProxy would misread"),
+            None => "is not an absolute path".to_string(),
+        };
+        return Err(cx.err(
+            v,
+            key,
+            format!("`{path}` {why}: it names a file on the load-balancer host"),
+        ));
+    }
+    Ok(path.trim_end_matches('/').to_string())
+}
