@@ -75,6 +75,10 @@ pub struct NodeView {
 pub struct LbView {
     pub host: String,
     pub fronts: String,
+    /// Where its files live on the load-balancer host (absent in sets made before the
+    /// load-balancer configurations were).
+    #[serde(default)]
+    pub files: Option<crate::topology::LbPaths>,
 }
 
 impl SetView {

@@ -40,8 +40,14 @@ fn spawn(mut cmd: Command, what: &str) -> Guard {
     Guard { child }
 }
 
+/// nginx or haproxy: on PATH, else where Debian puts them (/usr/sbin is not on every user's PATH).
+fn tool(name: &str) -> PathBuf {
+    java::which(name).unwrap_or_else(|| Path::new("/usr/sbin").join(name))
+}
+
 fn tools_present() -> bool {
-    java::require("nginx") && java::require("haproxy")
+    java::require(tool("nginx").to_str().unwrap())
+        && java::require(tool("haproxy").to_str().unwrap())
 }
 
 /// Topologies the configuration checks run on: every product, HA everywhere, offsets, an IPv6
@@ -226,14 +232,14 @@ fn nginx_t_and_haproxy_c_accept_every_generated_configuration() {
         // Every load balancer of the set in one nginx: their names do not collide.
         let main = nginx_main(tmp.path(), &includes, false);
         check(
-            Command::new("nginx")
+            Command::new(tool("nginx"))
                 .args(["-t", "-q", "-e", "stderr", "-c"])
                 .arg(&main),
             &format!("nginx -t ({label})"),
         );
         for cfg in &cfgs {
             check(
-                Command::new("haproxy")
+                Command::new(tool("haproxy"))
                     .arg("-c")
                     .arg("-q")
                     .arg("-f")
@@ -301,12 +307,21 @@ fn start_backends(password: &str, groups: &[(&str, PathBuf, usize, usize)]) -> B
     }
 }
 
+/// A loopback port nothing listens on now and that this process has not handed out before
+/// (two listeners of one test on the same port would mix a TLS and a plain frontend).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 fn wait_listening(ports: &[u16], what: &str, log: &Path) {
@@ -465,7 +480,7 @@ fn start_nginx(dir: &Path, confs: &[(String, String)]) -> Guard {
         })
         .collect();
     let main = nginx_main(dir, &includes, true);
-    let mut cmd = Command::new("nginx");
+    let mut cmd = Command::new(tool("nginx"));
     cmd.args(["-e", "stderr", "-c"])
         .arg(&main)
         .stdin(Stdio::null())
@@ -476,7 +491,7 @@ fn start_nginx(dir: &Path, confs: &[(String, String)]) -> Guard {
 
 fn start_haproxy(dir: &Path, confs: &[(String, String)]) -> Guard {
     std::fs::create_dir_all(dir).unwrap();
-    let mut cmd = Command::new("haproxy");
+    let mut cmd = Command::new(tool("haproxy"));
     cmd.arg("-db");
     for (name, text) in confs {
         let p = dir.join(name);
@@ -658,4 +673,180 @@ fn nginx_and_haproxy_reencrypt_verify_and_stick_in_front_of_jsse_nodes() {
     }
     drop(fetch);
     drop(servers);
+}
+
+/// A small 2.6 set with publisher and key-manager load balancers (JKS, P-256: quick).
+fn small_set(tmp: &Path) -> (PathBuf, PathBuf) {
+    let set = tmp.join("set");
+    let mut t = String::from("name = \"v\"\nproduct = \"apim-2.6\"\n[pki]\nkey = \"ecdsa-p256\"\n");
+    for (name, profile) in [
+        ("km1", "key-manager"),
+        ("km2", "key-manager"),
+        ("pub1", "publisher"),
+        ("pub2", "publisher"),
+        ("store1", "store"),
+        ("tm1", "traffic-manager"),
+        ("gw1", "gateway-worker"),
+    ] {
+        t.push_str(&format!(
+            "[[node]]\nname = \"{name}\"\nprofile = \"{profile}\"\nhost = \"{name}.nodes.test\"\n"
+        ));
+    }
+    t.push_str("[[load_balancer]]\nhost = \"km.lb.test\"\nfronts = \"key-manager\"\n");
+    t.push_str("[[load_balancer]]\nhost = \"pub.lb.test\"\nfronts = \"publisher\"\n");
+    let topo = cli::write_topology(tmp, &t);
+    cli::generate(&topo, &set, &[]);
+    (topo, set)
+}
+
+/// `verify --format json`: exit code and finding codes.
+fn verify_codes(set: &Path) -> (i32, Vec<String>) {
+    let r = cli::run(&["verify", set.to_str().unwrap(), "--format", "json"], &[]);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("verify json: {e}\n{}{}", r.stdout, r.stderr));
+    let codes = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect();
+    (r.code, codes)
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{}: no `{from}`", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn verify_reads_the_configurations_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, set) = small_set(tmp.path());
+    assert_eq!(verify_codes(&set), (0, vec![]), "a fresh set is clean");
+    let lbs = set.join("load-balancers");
+    let cases: Vec<(&str, PathBuf, &str, &str)> = vec![
+        (
+            "lb-backend-missing",
+            lbs.join("pub.lb.test/nginx.conf"),
+            "server pub2.nodes.test:9443;",
+            "server pub3.nodes.test:9443;",
+        ),
+        (
+            "lb-backend-missing",
+            lbs.join("km.lb.test/haproxy.cfg"),
+            "server km1 km1.nodes.test:9443",
+            "server km1 km1.nodes.test:9444",
+        ),
+        (
+            "lb-name-uncovered",
+            lbs.join("pub.lb.test/nginx.conf"),
+            "    pub1 pub1.nodes.test;",
+            "    pub1 pub2.nodes.test;",
+        ),
+        (
+            "lb-name-uncovered",
+            lbs.join("km.lb.test/haproxy.cfg"),
+            "verifyhost km2.nodes.test",
+            "verifyhost km1.nodes.test",
+        ),
+        (
+            "lb-foreign-trust",
+            lbs.join("pub.lb.test/haproxy.cfg"),
+            "ca-file /etc/apim-pki/pub.lb.test/ca.crt",
+            "ca-file /etc/ssl/certs/ca-certificates.crt",
+        ),
+        (
+            "lb-verify-off",
+            lbs.join("km.lb.test/nginx.conf"),
+            "proxy_ssl_verify on;",
+            "proxy_ssl_verify off;",
+        ),
+        (
+            "corrupt-file",
+            lbs.join("km.lb.test/nginx.conf"),
+            "upstream",
+            "upstream {",
+        ),
+    ];
+    for (code, file, from, to) in cases {
+        let saved = std::fs::read(&file).unwrap();
+        edit(&file, from, to);
+        let (exit, codes) = verify_codes(&set);
+        assert_eq!(exit, 1, "{code}: {codes:?}");
+        assert!(
+            codes.iter().all(|c| c == code),
+            "{} `{from}` → `{to}`: want only {code}, got {codes:?}",
+            file.display()
+        );
+        assert!(
+            !codes.is_empty(),
+            "{}: `{from}` → `{to}` not found",
+            file.display()
+        );
+        std::fs::write(&file, saved).unwrap();
+    }
+    // A CA bundle with a CA from outside the set; then one without the set's CA.
+    let bundle = lbs.join("pub.lb.test/ca.crt");
+    let saved = std::fs::read(&bundle).unwrap();
+    // The key manager load balancer's own certificate (the first of its chain): not a CA.
+    let chain = std::fs::read_to_string(set.join("load-balancers/km.lb.test/tls.crt")).unwrap();
+    let end = "-----END CERTIFICATE-----\n";
+    let foreign = chain.as_bytes()[..chain.find(end).unwrap() + end.len()].to_vec();
+    std::fs::write(&bundle, [saved.clone(), foreign.clone()].concat()).unwrap();
+    assert_eq!(
+        verify_codes(&set),
+        (1, vec!["lb-foreign-trust".to_string()])
+    );
+    std::fs::write(&bundle, &foreign).unwrap();
+    let (_, codes) = verify_codes(&set);
+    assert!(
+        codes.contains(&"truststore-missing-ca".to_string()),
+        "{codes:?}"
+    );
+    std::fs::write(&bundle, saved).unwrap();
+    std::fs::remove_file(lbs.join("km.lb.test/haproxy.cfg")).unwrap();
+    assert_eq!(verify_codes(&set), (1, vec!["missing-file".to_string()]));
+}
+
+#[test]
+fn rotation_and_ca_rollover_keep_the_configurations_right() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (topo, set) = small_set(tmp.path());
+    let conf = |f: &str| std::fs::read(set.join("load-balancers/pub.lb.test").join(f)).unwrap();
+    let configs = (conf("nginx.conf"), conf("haproxy.cfg"));
+    let ca_count = || {
+        let text = String::from_utf8(conf("ca.crt")).unwrap();
+        text.matches("BEGIN CERTIFICATE").count()
+    };
+    assert_eq!(ca_count(), 1);
+    let rotate = |args: &[&str]| {
+        let mut all = vec![
+            "rotate",
+            topo.to_str().unwrap(),
+            "--out",
+            set.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let r = cli::run(&all, &[]);
+        assert_eq!(r.code, 0, "rotate {args:?}: {}{}", r.stdout, r.stderr);
+    };
+    // Stages: the bundle the configurations name follows them; the configurations stay.
+    for (step, cas) in [("begin", 2), ("finish", 2), ("retire", 1)] {
+        rotate(&["--ca", step]);
+        assert_eq!(ca_count(), cas, "after --ca {step}");
+        assert_eq!(
+            std::fs::read(set.join("load-balancers/pub.lb.test/ca.crt")).unwrap(),
+            std::fs::read(set.join("ca/bundle.crt")).unwrap()
+        );
+        assert_eq!(
+            (conf("nginx.conf"), conf("haproxy.cfg")),
+            configs,
+            "after --ca {step}"
+        );
+        assert_eq!(verify_codes(&set), (0, vec![]), "after --ca {step}");
+    }
+    rotate(&["--load-balancer", "pub.lb.test", "--node", "pub1"]);
+    assert_eq!((conf("nginx.conf"), conf("haproxy.cfg")), configs);
+    assert_eq!(verify_codes(&set), (0, vec![]));
 }

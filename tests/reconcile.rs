@@ -84,20 +84,28 @@ fn adding_an_ha_node_touches_only_what_derives_from_it() {
             )
         })
         .collect();
+    // The gateway load balancer's configurations gain gw3 as a backend.
+    let lb_configs = [
+        "load-balancers/gw.acme.internal/haproxy.cfg",
+        "load-balancers/gw.acme.internal/nginx.conf",
+    ];
     assert!(
-        changed.iter().all(|c| c.contains("nodes/gw3/")),
-        "plan wants more than gw3's files: {changed:?}"
+        changed
+            .iter()
+            .all(|c| c.contains("nodes/gw3/")
+                || lb_configs.iter().any(|l| *c == format!("update {l}"))),
+        "plan wants more than gw3's files and its load balancer's configurations: {changed:?}"
     );
     assert_eq!(
         changed.len(),
-        4,
-        "gw3 needs primary, tls, truststore, node.toml: {changed:?}"
+        6,
+        "gw3 needs primary, tls, truststore, node.toml; its load balancer two configurations: {changed:?}"
     );
 
     generate(&topo, &out, &[]);
     let after = snapshot(&out);
     for (path, bytes) in &before {
-        if path != "inventory.json" {
+        if path != "inventory.json" && !lb_configs.contains(&path.as_str()) {
             assert_eq!(after.get(path), Some(bytes), "{path} changed");
         }
     }

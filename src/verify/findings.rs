@@ -36,6 +36,10 @@ pub enum Code {
     AliasMismatch,
     LiveUnreachable,
     LiveCertDiffers,
+    LbBackendMissing,
+    LbNameUncovered,
+    LbForeignTrust,
+    LbVerifyOff,
 }
 
 impl Code {
@@ -63,6 +67,10 @@ impl Code {
             Code::AliasMismatch => "alias-mismatch",
             Code::LiveUnreachable => "live-unreachable",
             Code::LiveCertDiffers => "live-cert-differs",
+            Code::LbBackendMissing => "lb-backend-missing",
+            Code::LbNameUncovered => "lb-name-uncovered",
+            Code::LbForeignTrust => "lb-foreign-trust",
+            Code::LbVerifyOff => "lb-verify-off",
         }
     }
 

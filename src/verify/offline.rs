@@ -2,6 +2,8 @@
 //! the files and where passwords come from) and checks every certificate against the names used
 //! to reach it, its key, its chain and each truststore. Reports root causes only.
 
+mod lb_configs;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -405,6 +407,7 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
 
     for lb in &view.load_balancers {
         verify_lb(set, lb, &anchor_refs, now, warn, &mut c);
+        lb_configs::verify_lb_configs(set, lb, &anchor_refs, &tls_leaves, &mut c);
     }
     verify_peer_hosts(set, &tls_leaves, &mut c);
     Report::new(set.inventory.ca_stage.clone(), c.findings, c.checked)

@@ -110,3 +110,113 @@ fn lb_path(cx: &Ctx, v: &S<String>, key: &str) -> Result<String, TopologyError> 
     }
     Ok(path.trim_end_matches('/').to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::topology::{Affinity, Topology, TopologyError};
+    use std::path::Path;
+
+    const BASE: &str = "name = \"t\"\nproduct = \"apim-2.6\"\n\
+        [[node]]\nname = \"km\"\nprofile = \"key-manager\"\nhost = \"km.test\"\n\
+        [[node]]\nname = \"p1\"\nprofile = \"publisher\"\nhost = \"p1.test\"\n\
+        [[node]]\nname = \"p2\"\nprofile = \"publisher\"\nhost = \"p2.test\"\n\
+        [[node]]\nname = \"s\"\nprofile = \"store\"\nhost = \"s.test\"\n\
+        [[node]]\nname = \"tm\"\nprofile = \"traffic-manager\"\nhost = \"tm.test\"\n\
+        [[node]]\nname = \"g1\"\nprofile = \"gateway-worker\"\nhost = \"g1.test\"\n\
+        [[node]]\nname = \"g2\"\nprofile = \"gateway-worker\"\nhost = \"g2.test\"\n\
+        [[load_balancer]]\nhost = \"gw.test\"\nfronts = \"gateway-worker\"\n\
+        [[load_balancer]]\nhost = \"pub.test\"\nfronts = \"publisher\"\n";
+
+    fn parse(extra: &str) -> Result<Topology, TopologyError> {
+        Topology::parse(&format!("{BASE}{extra}"), Path::new("t.toml"))
+    }
+
+    fn err(extra: &str) -> TopologyError {
+        parse(extra).expect_err("must be refused")
+    }
+
+    #[test]
+    fn defaults() {
+        let t = parse("").unwrap();
+        let pubs = t
+            .load_balancers
+            .iter()
+            .find(|l| l.host.to_string() == "pub.test")
+            .unwrap();
+        assert_eq!(pubs.affinity, Affinity::Cookie);
+        assert_eq!(pubs.affinity_cookie, "APIMLB");
+        assert_eq!(pubs.files.ca, "/etc/apim-pki/pub.test/ca.crt");
+        assert_eq!(pubs.files.haproxy_pem, "/etc/apim-pki/pub.test/haproxy.pem");
+        // Two gateway workers, no gateway manager: managers in HA, stick by address.
+        assert_eq!(t.load_balancers[0].affinity, Affinity::Source);
+    }
+
+    #[test]
+    fn overrides() {
+        let t = parse("affinity_cookie = \"PUB_1\"\ncert_dir = \"/srv/lb/\"\nca_file = \"/srv/ca/bundle.pem\"\n").unwrap();
+        let lb = &t.load_balancers[1];
+        assert_eq!(lb.affinity_cookie, "PUB_1");
+        assert_eq!(lb.files.cert, "/srv/lb/tls.crt");
+        assert_eq!(lb.files.ca, "/srv/ca/bundle.pem");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let line = BASE.lines().count() + 1;
+        for (extra, key, words) in [
+            (
+                "affinity = \"none\"\n",
+                "load_balancer[2].affinity",
+                "mandatory",
+            ),
+            (
+                "affinity = \"sticky\"\n",
+                "load_balancer[2].affinity",
+                "not one of",
+            ),
+            (
+                "affinity_cookie = \"a-b\"\n",
+                "load_balancer[2].affinity_cookie",
+                "cookie name",
+            ),
+            (
+                "affinity_cookie = \"jsessionid\"\n",
+                "load_balancer[2].affinity_cookie",
+                "WSO2's own",
+            ),
+            (
+                "cert_dir = \"etc/lb\"\n",
+                "load_balancer[2].cert_dir",
+                "absolute",
+            ),
+            (
+                "key_file = \"/etc/my lb/k\"\n",
+                "load_balancer[2].key_file",
+                "misread",
+            ),
+            (
+                "ca_file = \"/etc/x;y\"\n",
+                "load_balancer[2].ca_file",
+                "misread",
+            ),
+        ] {
+            let e = err(extra);
+            assert_eq!(e.key, key, "{extra}");
+            assert_eq!(e.line, Some(line), "{extra}");
+            assert!(e.to_string().contains(words), "{extra}: {e}");
+        }
+        let e = err("unknown_key = 1\n");
+        assert!(e.to_string().contains("unknown_key"), "{e}");
+    }
+
+    #[test]
+    fn gateway_managers_in_ha_need_affinity() {
+        let text = BASE.replace(
+            "fronts = \"gateway-worker\"\n",
+            "fronts = \"gateway-worker\"\naffinity = \"none\"\n",
+        );
+        let e = Topology::parse(&text, Path::new("t.toml")).unwrap_err();
+        assert_eq!(e.key, "load_balancer[1].affinity");
+        assert!(e.to_string().contains("gateway managers in HA"), "{e}");
+    }
+}
