@@ -209,6 +209,11 @@ fn nginx_t_and_haproxy_c_accept_every_generated_configuration() {
             .1;
         let topo = cli::write_topology(tmp.path(), &text);
         cli::generate(&topo, &set, &[]);
+        assert_eq!(
+            verify_codes(&set),
+            (0, vec![]),
+            "{label}: verify reads its configurations back clean"
+        );
         let mut includes = Vec::new();
         let mut cfgs = Vec::new();
         let lbs: Vec<PathBuf> = std::fs::read_dir(set.join("load-balancers"))
@@ -612,6 +617,13 @@ fn nginx_and_haproxy_reencrypt_verify_and_stick_in_front_of_jsse_nodes() {
             format!("cp.{file}"),
             render(&bad, &lb_file("cp.lb.test", file)),
         )];
+        // cp2 down (nothing listens where it should be): pinned clients move to cp1.
+        let mut down = cp_wiring(0);
+        down.backends[1].2 = free_port();
+        let down_conf = vec![(
+            format!("cp.{file}"),
+            render(&down, &lb_file("cp.lb.test", file)),
+        )];
         let start = if kind == "nginx" {
             start_nginx
         } else {
@@ -621,11 +633,13 @@ fn nginx_and_haproxy_reencrypt_verify_and_stick_in_front_of_jsse_nodes() {
         let dir_b = tmp.path().join(format!("{kind}-b"));
         let _a = start(&dir_a, &good);
         let _b = start(&dir_b, &swapped);
+        let _c = start(&tmp.path().join(format!("{kind}-c")), &down_conf);
         let ports: Vec<u16> = cp
             .listens
             .iter()
             .chain(&gw.listens)
             .chain(&bad.listens)
+            .chain(&down.listens)
             .map(|l| l.2)
             .collect();
         wait_listening(&ports, kind, &dir_a.join("error.log"));
@@ -670,6 +684,16 @@ fn nginx_and_haproxy_reencrypt_verify_and_stick_in_front_of_jsse_nodes() {
         let (status, body, _) =
             fetch.get(&format!("https://cp.lb.test:{}/", bad.listens[0].2), None);
         assert!(status == "502" || status == "503", "{kind}: a node serving another node's certificate must be refused, got {status} {body}");
+        // Passive (nginx: retry on the next node) or active (HAProxy: redispatch) failover.
+        let down_url = format!("https://cp.lb.test:{}/", down.listens[0].2);
+        for _ in 0..3 {
+            let (status, body, set) = fetch.get(&down_url, Some("APIMLB=cp2"));
+            assert_eq!(
+                (status.as_str(), body.as_str()),
+                ("200", "cp1"),
+                "{kind}: a client pinned to a dead node must reach the other ({set})"
+            );
+        }
     }
     drop(fetch);
     drop(servers);

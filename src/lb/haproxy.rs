@@ -108,7 +108,8 @@ fn backend(plan: &LbPlan, port: &LbPort, out: &mut String) {
             let _ = write!(out, " cookie {}", b.name);
         }
         if tls {
-            let _ = write!(out, " verifyhost {} sni str({})", b.host, b.host);
+            let name = b.tls_name(&plan.host);
+            let _ = write!(out, " verifyhost {name} sni str({name})");
         }
         out.push('\n');
     }

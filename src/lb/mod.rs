@@ -141,6 +141,17 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// The name the load balancer verifies this node's certificate against: its host, or, for a
+    /// node whose host is an IP address, the load balancer's host (nginx and HAProxy match DNS
+    /// names only; every node certificate carries its load balancer's host as a DNS SAN).
+    pub fn tls_name<'a>(&'a self, lb_host: &'a str) -> &'a str {
+        if self.host.parse::<std::net::IpAddr>().is_ok() {
+            lb_host
+        } else {
+            &self.host
+        }
+    }
+
     /// `host:port` of this node for a load-balancer port (IPv6 bracketed).
     pub fn address(&self, port: u16) -> String {
         let port = u32::from(port) + u32::from(self.offset);
@@ -281,6 +292,12 @@ pub(crate) mod tests {
             offset: 1,
         };
         assert_eq!(v6.address(8243), "[fd00::1]:8244");
+        assert_eq!(
+            v6.tls_name("lb.test"),
+            "lb.test",
+            "IP hosts are verified by the LB's name"
+        );
+        assert_eq!(p.backends[0].tls_name("lb.test"), "n1.example.test");
         assert_eq!(paths_in("/x/").ca, "/x/ca.crt");
     }
 }

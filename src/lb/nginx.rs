@@ -125,7 +125,7 @@ fn selection(plan: &LbPlan, out: &mut String) {
         }
         out.push_str("}\n");
     };
-    let hosts = |i: usize| plan.backends[i].host.clone();
+    let hosts = |i: usize| plan.backends[i].tls_name(&plan.host).to_string();
     let next = |i: usize| plan.backends[(i + 1) % n].name.clone();
     map(&pick, &format!("{s}_host"), &hosts);
     map(&pick, &format!("{s}_alt"), &next);

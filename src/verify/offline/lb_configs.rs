@@ -84,6 +84,7 @@ pub(super) fn verify_lb_configs(
                 let cx = Config {
                     rel: &rel,
                     owner: &owner,
+                    lb_host: &lb.host,
                     files,
                     leaves,
                     routes: &routes,
@@ -108,6 +109,7 @@ pub(super) fn verify_lb_configs(
 struct Config<'a> {
     rel: &'a str,
     owner: &'a Owner,
+    lb_host: &'a str,
     files: &'a LbPaths,
     leaves: &'a BTreeMap<&'a str, Vec<u8>>,
     routes: &'a [read::Route],
@@ -151,7 +153,15 @@ impl Config<'_> {
         }
     }
 
+    /// The name must be one the node's certificate covers. The name `generate` writes is right
+    /// by definition: a certificate that does not cover it is the node's finding (root causes
+    /// only).
     fn check_name(&self, b: &Backend, addr: &str, name: Option<&str>, c: &mut Collector) {
+        let expected = b.tls_name(self.lb_host);
+        if name.is_some_and(|n| n.eq_ignore_ascii_case(expected)) {
+            c.checked += 1;
+            return;
+        }
         let Some(leaf) = self.leaves.get(b.name.as_str()) else {
             return; // the node's keystore has its own finding
         };
@@ -164,7 +174,7 @@ impl Config<'_> {
         let shown = name.unwrap_or("(a name the configuration does not tell)");
         c.check(covered, || {
             Finding::new(Code::LbNameUncovered, self.owner, Some(self.rel), format!("node {} at {addr} is verified as {shown}, which its certificate does not cover: the load balancer refuses the node (502/503)", b.name))
-                .expected_actual(b.host.clone(), shown.to_string())
+                .expected_actual(expected.to_string(), shown.to_string())
         });
     }
 }
