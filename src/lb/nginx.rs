@@ -104,16 +104,21 @@ fn selection(plan: &LbPlan, out: &mut String) {
             let _ = writeln!(out, "    {} {};", b.name, b.name);
         }
         out.push_str("}\n");
-        let _ = writeln!(out, "map $cookie_{} ${s}_set_cookie {{", plan.cookie);
-        let _ = writeln!(
-            out,
-            "    default \"{}\";",
-            cookie_value(plan, &format!("${{{s}_node}}"))
-        );
-        for b in &plan.backends {
-            let _ = writeln!(out, "    {} \"\";", b.name);
+        // Set when the cookie is absent or names no node; `Secure` only on TLS ports (a
+        // browser drops a Secure cookie from plain HTTP).
+        for (suffix, tls) in [("", true), ("_plain", false)] {
+            let _ = writeln!(
+                out,
+                "map $cookie_{} ${s}_set_cookie{suffix} {{",
+                plan.cookie
+            );
+            let value = cookie_value(plan, &format!("${{{s}_node}}"), tls);
+            let _ = writeln!(out, "    default \"{value}\";");
+            for b in &plan.backends {
+                let _ = writeln!(out, "    {} \"\";", b.name);
+            }
+            out.push_str("}\n");
         }
-        out.push_str("}\n");
         format!("{s}_node")
     } else {
         format!("{s}_spread")
@@ -137,9 +142,10 @@ fn selection(plan: &LbPlan, out: &mut String) {
     out.push('\n');
 }
 
-fn cookie_value(plan: &LbPlan, node: &str) -> String {
+fn cookie_value(plan: &LbPlan, node: &str, tls: bool) -> String {
+    let secure = if tls { " Secure;" } else { "" };
     format!(
-        "{}={node}; Path=/; Secure; HttpOnly; SameSite=Lax",
+        "{}={node}; Path=/;{secure} HttpOnly; SameSite=Lax",
         plan.cookie
     )
 }
@@ -201,7 +207,9 @@ fn server(plan: &LbPlan, port: &LbPort, out: &mut String) {
     let s = plan.slug();
     let _ = writeln!(out, "    proxy_set_header Upgrade $http_upgrade;\n    proxy_set_header Connection ${s}_connection;");
     let retry = format!("@{s}_{}_retry", port.port);
-    let cookie = (plan.affinity == Affinity::Cookie).then(|| format!("${s}_set_cookie"));
+    let tls = port.scheme == Scheme::Https;
+    let plain = if tls { "" } else { "_plain" };
+    let cookie = (plan.affinity == Affinity::Cookie).then(|| format!("${s}_set_cookie{plain}"));
     location(
         plan,
         port,
@@ -213,7 +221,7 @@ fn server(plan: &LbPlan, port: &LbPort, out: &mut String) {
         out,
     );
     let alt_cookie = (plan.affinity == Affinity::Cookie)
-        .then(|| format!("\"{}\"", cookie_value(plan, &format!("${{{s}_alt}}"))));
+        .then(|| format!("\"{}\"", cookie_value(plan, &format!("${{{s}_alt}}"), tls)));
     let alt = format!("{s}_alt");
     location(
         plan,
@@ -295,6 +303,24 @@ mod tests {
             text.contains("add_header Set-Cookie \"APIMLB=${apim_lb_example_test_alt}; Path=/;")
         );
         assert!(!text.contains("8243"));
+        assert!(text.contains("add_header Set-Cookie $apim_lb_example_test_set_cookie always;"));
+    }
+
+    #[test]
+    fn plain_ports_set_the_cookie_without_secure() {
+        let text = render(&sample(
+            Affinity::Cookie,
+            Profile::GatewayManager,
+            Product::Apim26,
+        ));
+        let plain = text.split("listen 8280;").nth(1).unwrap();
+        let plain = plain.split("\nserver {").next().unwrap();
+        assert!(
+            plain.contains("add_header Set-Cookie $apim_lb_example_test_set_cookie_plain always;")
+        );
+        assert!(plain
+            .contains("\"APIMLB=${apim_lb_example_test_alt}; Path=/; HttpOnly; SameSite=Lax\""));
+        assert!(text.contains("map $cookie_APIMLB $apim_lb_example_test_set_cookie_plain {\n    default \"APIMLB=${apim_lb_example_test_node}; Path=/; HttpOnly;"));
     }
 
     #[test]
