@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{chains_to, Collector};
+use crate::input::{self, Limit};
 use crate::keystore::pem;
 use crate::lb::{self, read, Backend, Scheme};
 use crate::output::inventory::ArtifactKind;
@@ -67,17 +68,9 @@ pub(super) fn verify_lb_configs(
         if !recorded {
             continue;
         }
-        let text = match std::fs::read(set.dir.join(&rel)) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(_) => {
-                c.push(Finding::new(
-                    Code::MissingFile,
-                    &owner,
-                    Some(&rel),
-                    "missing",
-                ));
-                continue;
-            }
+        let text = match read_lb_file(set, &rel, Limit::Config, &owner, c) {
+            Some(b) => String::from_utf8_lossy(&b).into_owned(),
+            None => continue,
         };
         match reader(&text) {
             Ok(routes) => {
@@ -190,13 +183,7 @@ fn verify_bundle(
     c: &mut Collector,
 ) {
     let rel = layout::lb_file(&lb.host, LbFile::Ca);
-    let Ok(bytes) = std::fs::read(set.dir.join(&rel)) else {
-        c.push(Finding::new(
-            Code::MissingFile,
-            owner,
-            Some(&rel),
-            "missing",
-        ));
+    let Some(bytes) = read_lb_file(set, &rel, Limit::Certificate, owner, c) else {
         return;
     };
     let Ok(certs) = pem::certs_from_pem(&bytes) else {
@@ -223,6 +210,29 @@ fn verify_bundle(
             c.check(chains_to(leaf, &[], &bundle), || {
                 Finding::new(Code::TruststoreMissingCa, owner, Some(&rel), format!("does not hold the CA that issued node {}'s certificate: the load balancer refuses it", n.name))
             });
+        }
+    }
+}
+
+/// Reads one of a load balancer's files with the size cap of its kind. A file that is absent
+/// is `missing-file`; one that cannot be read (too large, unreadable) is `corrupt-file`.
+fn read_lb_file(
+    set: &OpenedSet,
+    rel: &str,
+    limit: Limit,
+    owner: &Owner,
+    c: &mut Collector,
+) -> Option<Vec<u8>> {
+    match input::read(set.dir.join(rel), limit) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            let (code, detail) = if e.kind() == std::io::ErrorKind::NotFound {
+                (Code::MissingFile, "missing".to_string())
+            } else {
+                (Code::CorruptFile, format!("cannot be read: {e}"))
+            };
+            c.push(Finding::new(code, owner, Some(rel), &detail));
+            None
         }
     }
 }
