@@ -1167,7 +1167,7 @@ fn check_host_input_errors_exit_2() {
     let pem_path = set.scratch("pem").join("km.pem");
     std::fs::write(&pem_path, kpem::certs_to_pem([leaf])).unwrap();
 
-    for bad in ["a..b", "km.dev.acme.internal."] {
+    for bad in ["a..b", "km.dev.acme.internal..", "."] {
         let r = check_host(&pem_path, &[KM_HOST, bad], &[]);
         assert_eq!(r.code, 2, "{bad}: {}{}", r.stdout, r.stderr);
         assert!(
@@ -1180,6 +1180,30 @@ fn check_host_input_errors_exit_2() {
     let r = check_host(&set.scratch("pem").join("absent.pem"), &[KM_HOST], &[]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("absent.pem"), "{}", r.stderr);
+}
+
+/// `host.` (one trailing dot): JDK 17 drops the dot and accepts, JDK 11.0.10 refuses the name
+/// (`tests/jsse_host_texts.rs` measures both); check-host follows JDK 17 and says so.
+#[test]
+fn check_host_drops_one_trailing_dot_as_jdk17_does() {
+    let set = Set::new(&minimal_example());
+    let store = set.read_store(&tls(KM), "tls");
+    let leaf = store.key_entries().next().and_then(Entry::cert).unwrap();
+    let pem_path = set.scratch("pem").join("km.pem");
+    std::fs::write(&pem_path, kpem::certs_to_pem([leaf])).unwrap();
+    let dotted = format!("{KM_HOST}.");
+    let (code, json, verdicts) =
+        check_host_json(&pem_path, &[&dotted, "other.dev.acme.internal."], &[], &[]);
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(
+        verdicts,
+        v(&[(&dotted, true, true), ("other.dev.acme.internal.", false, false)])
+    );
+    let reason = json["hosts"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("JDK 11.0.10 refuses") && reason.contains("trailing dot"),
+        "{reason}"
+    );
 }
 
 #[test]

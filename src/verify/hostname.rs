@@ -149,6 +149,22 @@ pub struct Verdict {
     pub reason: String,
 }
 
+/// The message of the `CertificateException` JSSE (`sun.security.util.HostnameChecker`, JDK 11
+/// and 17 alike) throws when `names` do not cover `host`, as a client's log shows it after
+/// `javax.net.ssl.SSLHandshakeException: `. Checked against both JDKs by
+/// `tests/jsse_host_texts.rs`.
+pub fn jsse_refusal(names: &CertNames, host: &Host) -> String {
+    match host {
+        Host::Ip(_) if names.dns_sans.is_empty() && names.ip_sans.is_empty() => {
+            "No subject alternative names present".into()
+        }
+        Host::Ip(ip) => format!("No subject alternative names matching IP address {ip} found"),
+        Host::Dns(h) if names.dns_sans.is_empty() => format!("No name matching {h} found"),
+        Host::Dns(h) => format!("No subject alternative DNS name matching {h} found."),
+    }
+}
+
+/// Both verdicts, the name that matched and a reason, for `host` against `names`.
 pub fn check(names: &CertNames, host: &Host) -> Verdict {
     let java = java_match(names, host);
     let strict = strict_match(names, host);
@@ -569,6 +585,37 @@ mod tests {
         assert_eq!(
             idn_to_unicode("XN--BCHER-KVA.Example").as_deref(),
             Some("bücher.example")
+        );
+    }
+
+    #[test]
+    fn jsse_refusal_texts() {
+        let sans = CertNames {
+            common_names: vec!["gw1.acme.internal".into()],
+            dns_sans: vec!["gw1.acme.internal".into()],
+            ip_sans: vec!["10.0.0.1".parse().unwrap()],
+        };
+        let dns = Host::parse("gw2.acme.internal").unwrap();
+        let ip = Host::parse("10.0.0.2").unwrap();
+        assert_eq!(
+            jsse_refusal(&sans, &dns),
+            "No subject alternative DNS name matching gw2.acme.internal found."
+        );
+        assert_eq!(
+            jsse_refusal(&sans, &ip),
+            "No subject alternative names matching IP address 10.0.0.2 found"
+        );
+        let cn_only = CertNames {
+            common_names: vec!["gw1.acme.internal".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            jsse_refusal(&cn_only, &dns),
+            "No name matching gw2.acme.internal found"
+        );
+        assert_eq!(
+            jsse_refusal(&cn_only, &ip),
+            "No subject alternative names present"
         );
     }
 

@@ -45,6 +45,29 @@ pub enum CheckHostError {
     Host(#[from] HostError),
 }
 
+/// What check-host says about a host written with a trailing dot (`gw.acme.internal.`).
+///
+/// Measured by `tests/jsse_host_texts.rs` with `SSLSocket` and `HttpsURLConnection`, both with
+/// HTTPS host-name checking:
+///
+/// | JDK     | `gw.acme.internal.` against `DNS:gw.acme.internal`                       |
+/// | ------- | ------------------------------------------------------------------------ |
+/// | 17.0.15 | accepted: the trailing dot is dropped before SNI and host-name checking  |
+/// | 11.0.10 | refused: `SSLHandshakeException: Illegal given domain name: <host>.`     |
+///
+/// check-host's `java` verdict is JDK 17's (cli.md), so it drops the dot, as curl does too, and
+/// says in the reason that JDK 11.0.10 refuses the name.
+pub const TRAILING_DOT_NOTE: &str = "the trailing dot is dropped, as JDK 17 and curl do; \
+JDK 11.0.10 refuses a host name ending in a dot with \"Illegal given domain name\"";
+
+/// `host` without one trailing dot (the DNS root), which JDK 17 ignores.
+fn absolute_to_relative(host: &str) -> &str {
+    match host.strip_suffix('.') {
+        Some(h) if !h.is_empty() && !h.ends_with('.') => h,
+        _ => host,
+    }
+}
+
 /// Checks whether the certificate in `bytes` (PEM, or a keystore's single key entry) is valid
 /// for each host, under JSSE's rules and under RFC 6125.
 pub fn check_host(
@@ -56,7 +79,7 @@ pub fn check_host(
     // Validate every host before anything else: a bad host is an input error.
     let parsed: Vec<Host> = hosts
         .iter()
-        .map(|h| Host::parse(h))
+        .map(|h| Host::parse(absolute_to_relative(h)))
         .collect::<Result<_, _>>()?;
     let listing = inspect::inspect(bytes, password)?;
     let keys: Vec<_> = listing
@@ -81,12 +104,17 @@ pub fn check_host(
         .zip(&parsed)
         .map(|(text, host)| {
             let v = hostname::check(&names, host);
+            let reason = if absolute_to_relative(text).len() < text.len() {
+                format!("{} ({TRAILING_DOT_NOTE})", v.reason)
+            } else {
+                v.reason
+            };
             HostResult {
                 host: text.clone(),
                 java: v.java,
                 strict: v.strict,
                 matched: v.matched,
-                reason: v.reason,
+                reason,
             }
         })
         .collect();

@@ -311,7 +311,8 @@ fn names_cover(cert: &Cert, hosts: &[String], owner: &Owner, file: &str, c: &mut
         let v = hostname::check(&names, &parsed);
         let covered = cert.info.san_strings().join(", ");
         c.check(v.java, || {
-            Finding::new(Code::HostnameMismatch, owner, Some(file), format!("does not cover {host} (it covers {covered}): peers reaching it as {host} fail with \"No subject alternative names matching\""))
+            let refusal = hostname::jsse_refusal(&names, &parsed);
+            Finding::new(Code::HostnameMismatch, owner, Some(file), format!("does not cover {host} (it covers {covered}): Java peers reaching it as {host} fail with \"{refusal}\""))
                 .subject(cert.info.subject.clone())
                 .expected_actual(host.clone(), covered.clone())
         });
