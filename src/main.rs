@@ -450,7 +450,8 @@ fn verify_cmd(
         let hint = e.hint();
         Failure::new(e, hint)
     })?;
-    let mut report = verify_set(&set, &Options { warn_days });
+    let mut report =
+        apim_pki::verify::name_password_sources(&set, verify_set(&set, &Options { warn_days }));
     if let Some(live) = live {
         let overrides = connect_overrides(&live)?;
         if !(live.timeout > 0.0 && live.timeout <= 600.0) {
@@ -479,23 +480,30 @@ fn connect_overrides(
 ) -> Result<Vec<apim_pki::verify::live::ConnectOverride>, Failure> {
     use apim_pki::verify::live;
     let mut overrides = Vec::new();
+    let conflict = |e: String| Failure::new(e, None);
     for spec in &live.connect {
-        overrides.push(live::parse_connect(spec).map_err(|e| {
+        let one = live::parse_connect(spec).map_err(|e| {
             Failure::new(
                 format!("--connect {spec}: {e}"),
                 Some(
                     "write HOST:PORT=ADDR:PORT, e.g. km.acme.internal:9443=127.0.0.1:19443".into(),
                 ),
             )
-        })?);
+        })?;
+        live::merge_overrides(&mut overrides, vec![one], &format!("--connect {spec}"))
+            .map_err(conflict)?;
     }
     if let Some(path) = &live.connect_file {
-        let text = input::read_to_string(path, Limit::ConnectFile)
-            .map_err(|e| Failure::new(format!("{}: cannot read: {e}", path.display()), None))?;
-        overrides.extend(
-            live::parse_connect_file(&text)
-                .map_err(|e| Failure::new(format!("{}: {e}", path.display()), None))?,
-        );
+        let text = input::read_to_string(path, Limit::ConnectFile).map_err(|e| {
+            Failure::new(
+                format!("--connect-file {}: cannot read it: {e}", path.display()),
+                None,
+            )
+        })?;
+        let lines = live::parse_connect_file(&text)
+            .map_err(|e| Failure::new(format!("{}: {e}", path.display()), None))?;
+        live::merge_overrides(&mut overrides, lines, &path.display().to_string())
+            .map_err(conflict)?;
     }
     Ok(overrides)
 }

@@ -94,7 +94,11 @@ fn check_jdk(java_bin: &Path, major: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let ks = keystore(dir.path());
     let hosts_file = dir.path().join("hosts");
-    std::fs::write(&hosts_file, format!("127.0.0.1 {COVERED} {DOTTED} {OTHER}\n")).expect("hosts");
+    std::fs::write(
+        &hosts_file,
+        format!("127.0.0.1 {COVERED} {DOTTED} {OTHER}\n"),
+    )
+    .expect("hosts");
     let out = Command::new(java_bin)
         .arg(format!("-Djdk.net.hosts.file={}", hosts_file.display()))
         .arg("-cp")

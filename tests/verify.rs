@@ -1197,7 +1197,10 @@ fn check_host_drops_one_trailing_dot_as_jdk17_does() {
     assert_eq!(code, 1, "{json}");
     assert_eq!(
         verdicts,
-        v(&[(&dotted, true, true), ("other.dev.acme.internal.", false, false)])
+        v(&[
+            (&dotted, true, true),
+            ("other.dev.acme.internal.", false, false)
+        ])
     );
     let reason = json["hosts"][0]["reason"].as_str().unwrap();
     assert!(

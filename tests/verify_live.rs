@@ -135,6 +135,19 @@ fn live_probe_finds_the_served_certificate_and_the_dead_endpoints() {
         findings.contains(&("live-cert-differs".into(), "store".into())),
         "{findings:?}"
     );
+    // The impostor's certificate is one of this set's: the finding names it.
+    let differs = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "live-cert-differs")
+        .expect("live-cert-differs");
+    let message = differs["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("serves node publisher's TLS certificate (nodes/publisher/")
+            && message.contains("the node runs files meant for another"),
+        "{message}"
+    );
     assert_eq!(
         findings
             .iter()

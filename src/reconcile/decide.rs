@@ -75,13 +75,11 @@ fn decide_by_topology(
         None => (Decision::Create, "new".to_string()),
         Some(e) => {
             if e.info.key_type != Some(key_type) {
-                return Err(GenerateError::NeedsRotate {
-                    path: e.path.clone(),
-                    reason: format!(
-                        "its key is {}, the topology asks for {key_type}",
-                        e.info.key
-                    ),
-                });
+                let reason = format!(
+                    "its key is {}, the topology asks for {key_type}",
+                    e.info.key
+                );
+                return Ok(item(Decision::NeedsRotate, reason, existing));
             }
             match ca {
                 // With a CA that signs elsewhere, the primary is self-signed.
@@ -94,13 +92,9 @@ fn decide_by_topology(
                         crate::pki::info::is_issued_by(leaf, ca.cert_der())
                     }) => {}
                 _ => {
-                    return Err(GenerateError::NeedsRotate {
-                        path: e.path.clone(),
-                        reason: format!(
-                            "it was issued by `{}`, not by the set's CA",
-                            e.info.issuer
-                        ),
-                    })
+                    let reason =
+                        format!("it was issued by `{}`, not by the set's CA", e.info.issuer);
+                    return Ok(item(Decision::NeedsRotate, reason, existing));
                 }
             }
             if let Some(diff) = names_diff(spec, &e.info) {
@@ -175,7 +169,7 @@ pub(super) fn issue(
             .collect())
     };
     match (item.decision.clone(), item.existing.take(), fresh_key) {
-        (Decision::Keep, Some(e), _) => Ok(Issued {
+        (Decision::Keep | Decision::NeedsRotate, Some(e), _) => Ok(Issued {
             kept_bytes: e.reusable.map(|b| (e.path, b)),
             key: e.key,
             chain: e.chain,
@@ -220,5 +214,6 @@ pub(super) fn decision_action(d: &Decision) -> ActionKind {
         Decision::Renew => ActionKind::Renew,
         Decision::Reissue => ActionKind::Reissue,
         Decision::Create => ActionKind::Create,
+        Decision::NeedsRotate => ActionKind::NeedsRotate,
     }
 }

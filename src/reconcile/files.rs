@@ -347,7 +347,10 @@ pub(super) fn build_files(
         Ok(trust_bytes.get_or_init(|| b).clone())
     };
     // Bytes of an existing primary keystore / truststore that already say the right thing.
-    let primary_keep = primary_item.decision == Decision::Keep;
+    let primary_keep = matches!(
+        primary_item.decision,
+        Decision::Keep | Decision::NeedsRotate
+    );
     let mut primary_canonical: Option<Vec<u8>> = None;
     let mut trust_canonical: Option<Vec<u8>>;
     let want_type = store_type_of(format);
@@ -536,7 +539,9 @@ pub(super) fn build_files(
             key_pem.as_bytes().to_vec(),
             Vec::new(),
         );
-        if item.decision == Decision::Keep && key.action == ActionKind::Update {
+        if matches!(item.decision, Decision::Keep | Decision::NeedsRotate)
+            && key.action == ActionKind::Update
+        {
             // Never rewrite a key file that holds this key: its PEM form is not ours to normalise.
             (key.action, key.reason, key.bytes) = (ActionKind::Keep, "unchanged".into(), None);
         }

@@ -145,6 +145,9 @@ pub enum ActionKind {
     Update,
     NeedsRotate,
     Remove,
+    /// `rotate`: a new key and certificate in place of the file there (the old one goes to
+    /// history/).
+    Replace,
 }
 
 impl ActionKind {
@@ -158,6 +161,7 @@ impl ActionKind {
             ActionKind::Update => "update",
             ActionKind::NeedsRotate => "needs-rotate",
             ActionKind::Remove => "remove",
+            ActionKind::Replace => "replace",
         }
     }
 }
@@ -198,6 +202,9 @@ pub struct Outcome {
     pub wrote: bool,
     /// What the run did, for the summary line: `Generated`, `Rotated` or `Imported`.
     pub verb: &'static str,
+    /// The CA rollover step this run made, if any (for what to ship next).
+    #[serde(skip)]
+    pub ca_step: Option<CaStep>,
 }
 
 impl Outcome {
@@ -310,6 +317,9 @@ enum Decision {
     Renew,
     Reissue,
     Create,
+    /// Only `rotate` can bring it in line (a changed key type or CA): `plan` lists it and
+    /// leaves it as it is; `generate` refuses, naming every such artifact.
+    NeedsRotate,
 }
 
 /// A key-bearing item: the CA, the primary, a node's TLS key, a load balancer's key.
@@ -424,6 +434,84 @@ pub(super) struct Cas {
     stage: CaStage,
     next: Option<Ca>,
     previous: Option<Vec<u8>>,
+}
+
+/// `generate` stops before writing anything when an item needs `rotate`; the error names the
+/// first such artifact and how many more there are (`plan` lists them all).
+fn needs_rotate_error(items: &[Item]) -> Result<(), GenerateError> {
+    let blocked: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.decision == Decision::NeedsRotate)
+        .collect();
+    let Some(first) = blocked.first() else {
+        return Ok(());
+    };
+    let path = first
+        .existing
+        .as_ref()
+        .map_or_else(|| first.label.clone(), |e| e.path.clone());
+    let mut reason = first.reason.clone();
+    if blocked.len() > 1 {
+        reason += &format!(
+            "; {} more artifacts need rotate (`apim-pki plan` lists them all)",
+            blocked.len() - 1
+        );
+    }
+    Err(GenerateError::NeedsRotate { path, reason })
+}
+
+/// In a plan, shows the files of every item that needs `rotate` as `needs-rotate` (they are
+/// left as they are): the TLS keystore of such a node, a load balancer's key, certificate and
+/// bundle, every primary keystore.
+fn mark_needs_rotate(files: &mut [FileOut], issued: &[(Item, Issued)]) {
+    for (item, _) in issued
+        .iter()
+        .filter(|(i, _)| i.decision == Decision::NeedsRotate)
+    {
+        for f in files.iter_mut() {
+            let ours = match (&item.node, &item.lb) {
+                (Some(n), _) => f.kind == ArtifactKind::TlsKeystore && f.node.as_ref() == Some(n),
+                (None, Some(h)) => {
+                    f.lb.as_ref() == Some(h)
+                        && matches!(
+                            f.kind,
+                            ArtifactKind::LbKey | ArtifactKind::LbCert | ArtifactKind::LbHaproxy
+                        )
+                }
+                (None, None) => f.kind == ArtifactKind::PrimaryKeystore,
+            };
+            if ours {
+                f.action = ActionKind::NeedsRotate;
+                f.reason = item.reason.clone();
+            }
+        }
+    }
+}
+
+/// Names the password (its role and its variable or secrets.toml) in a "does not open with
+/// its password" error, and says what to do about it.
+fn name_password_source(e: GenerateError, role: &str, r: &Resolved) -> GenerateError {
+    match e {
+        GenerateError::Input { path, message, .. } if message == state::WRONG_PASSWORD => {
+            let hint = match &r.source {
+                PasswordSource::Env { variable } => format!(
+                    "set {variable} to the {role} password the set was made with, or restore the keystore from a backup"
+                ),
+                PasswordSource::SecretsFile => format!(
+                    "secrets.toml holds another {role} password than this keystore's: restore the keystore or secrets.toml from a backup"
+                ),
+            };
+            GenerateError::Input {
+                path,
+                message: format!(
+                    "the keystore does not open with the {role} password from {}",
+                    r.source
+                ),
+                hint: Some(hint),
+            }
+        }
+        e => e,
+    }
 }
 
 fn refused(message: &str, hint: &str) -> GenerateError {
@@ -603,7 +691,8 @@ fn run(
         &passwords.fallbacks,
         old.as_ref(),
         &strays,
-    )?;
+    )
+    .map_err(|e| name_password_source(e, "primary", &passwords.primary))?;
     if primary_existing.is_none()
         && old.as_ref().is_some_and(|o| {
             o.artifacts
@@ -626,10 +715,8 @@ fn run(
         force(false, rotation.primary_cert),
     )?];
     if resolve::per_node_tls(topology) {
-        let tls_password = passwords
-            .tls
-            .as_ref()
-            .map_or(&passwords.primary.password, |t| &t.password);
+        let tls_resolved = passwords.tls.as_ref().unwrap_or(&passwords.primary);
+        let tls_password = &tls_resolved.password;
         let found: Vec<Result<Option<Existing>, GenerateError>> = topology
             .nodes
             .par_iter()
@@ -652,6 +739,7 @@ fn run(
                     old.as_ref(),
                     &strays,
                 )
+                .map_err(|e| name_password_source(e, "tls", tls_resolved))
             })
             .collect();
         for (node, existing) in topology.nodes.iter().zip(found) {
@@ -690,6 +778,10 @@ fn run(
             &cx,
             force(rotation.rekeys_lb(&host), false),
         )?);
+    }
+
+    if mode != Mode::Plan {
+        needs_rotate_error(&items)?;
     }
 
     // Keys: generate every missing one in parallel, the CA's included.
@@ -739,11 +831,16 @@ fn run(
     };
 
     // Files.
-    let files = build_files(topology, dir, &cas, ca_item.as_ref(), &issued, &passwords)?;
+    let mut files = build_files(topology, dir, &cas, ca_item.as_ref(), &issued, &passwords)?;
+    mark_needs_rotate(&mut files, &issued);
     let mut actions: Vec<Action> = files
         .iter()
         .map(|f| Action {
-            action: f.action,
+            action: if f.action == ActionKind::Create && dir.join(&f.path).exists() {
+                ActionKind::Replace
+            } else {
+                f.action
+            },
             path: f.path.clone(),
             node: f.node.clone(),
             load_balancer: f.lb.clone(),
@@ -880,6 +977,7 @@ fn run(
         } else {
             "Generated"
         },
+        ca_step: rotation.ca,
     })
 }
 

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{ActionKind, Mode, Outcome};
+use super::{ActionKind, CaStep, Mode, Outcome};
 use crate::topology::Topology;
 
 fn date(t: time::OffsetDateTime) -> String {
@@ -34,6 +34,7 @@ pub fn render_text(
                     (true, ActionKind::Update) => "updated",
                     (true, ActionKind::Remove) => "moved to history",
                     (true, ActionKind::NeedsRotate) => "need rotate",
+                    (true, ActionKind::Replace) => "replaced (old ones in history/)",
                 };
                 format!("{n} {word}")
             })
@@ -56,12 +57,16 @@ pub fn render_text(
                 a.reason
             )?;
         }
-        return writeln!(
+        writeln!(
             w,
             "\nplan for {}: {}; nothing written",
             out.display(),
             summary(false)
-        );
+        )?;
+        if let Some(n) = counts.get(&ActionKind::NeedsRotate) {
+            writeln!(w, "{n} artifacts need a new key or CA, which generate never makes: run `apim-pki rotate` for them (see `apim-pki rotate --help`)")?;
+        }
+        return Ok(());
     }
     let changed = outcome.actions.iter().any(|a| a.action != ActionKind::Keep);
     if !changed {
@@ -125,5 +130,73 @@ pub fn render_text(
             out.display()
         )?;
     }
-    writeln!(w, "Next: `apim-pki verify {0}`, then on each node `apim-pki apply {0} --node NAME --apim-home PATH`.", out.display())
+    next_steps(w, outcome, out)
+}
+
+/// The closing lines: for a rotation, what to ship where (and at a CA rollover stage, when to
+/// go on); otherwise the next commands.
+fn next_steps(w: &mut dyn Write, outcome: &Outcome, out: &Path) -> std::io::Result<()> {
+    let dir = out.display();
+    let verify_live = format!("`apim-pki verify {dir} --live`");
+    match outcome.ca_step {
+        Some(CaStep::Begin) => writeln!(w, "CA stage: rollover-begun. Ship every node's client-truststore.* and every load balancer's ca.crt, and restart the nodes one by one.\nWhen {verify_live} shows no finding, run `apim-pki rotate TOPOLOGY --out {dir} --ca finish`."),
+        Some(CaStep::Finish) => writeln!(w, "CA stage: rollover-finished. Ship every node's keystores (wso2carbon.*, *-tls.*, client-truststore.*) and every load balancer's PEM files, and restart the nodes one by one.\nWhen {verify_live} shows no finding, run `apim-pki rotate TOPOLOGY --out {dir} --ca retire`."),
+        Some(CaStep::Retire) => writeln!(w, "CA stage: stable (the previous CA is no longer trusted). Ship every node's client-truststore.* and every load balancer's ca.crt, restart the nodes one by one, then run {verify_live}."),
+        None if outcome.verb == "Rotated" => {
+            writeln!(w, "Ship the changed files and restart what received them, one at a time:")?;
+            for line in shipping(&outcome.actions) {
+                writeln!(w, "  {line}")?;
+            }
+            writeln!(w, "Then run {verify_live}.")
+        }
+        None => writeln!(w, "Next: `apim-pki verify {dir}`, then on each node `apim-pki apply {dir} --node NAME --apim-home PATH`."),
+    }
+}
+
+/// "gw1: gw1-tls.jks" per node or load balancer whose files changed; owners whose changed files
+/// are the same (a node's own name written as NAME) share one line.
+fn shipping(actions: &[super::Action]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut by_owner: BTreeMap<(bool, String), Vec<String>> = BTreeMap::new();
+    for a in actions {
+        if matches!(a.action, ActionKind::Keep | ActionKind::NeedsRotate)
+            || a.path.ends_with("node.toml")
+        {
+            continue;
+        }
+        let (is_lb, owner) = match (&a.node, &a.load_balancer) {
+            (Some(n), _) => (false, n.clone()),
+            (None, Some(h)) => (true, h.clone()),
+            _ => continue,
+        };
+        let file = a.path.rsplit('/').next().unwrap_or(&a.path);
+        let generic = if is_lb {
+            file.to_string()
+        } else {
+            file.replacen(&format!("{owner}-"), "NAME-", 1)
+        };
+        by_owner.entry((is_lb, owner)).or_default().push(generic);
+    }
+    let mut by_files: BTreeMap<(bool, Vec<String>), Vec<String>> = BTreeMap::new();
+    for ((is_lb, owner), mut files) in by_owner {
+        files.sort();
+        files.dedup();
+        by_files.entry((is_lb, files)).or_default().push(owner);
+    }
+    by_files
+        .into_iter()
+        .map(|((is_lb, files), owners)| {
+            let who = if is_lb { "load balancer" } else { "node" };
+            let plural = if owners.len() == 1 { "" } else { "s" };
+            let files = if owners.len() == 1 && !is_lb {
+                files
+                    .iter()
+                    .map(|f| f.replacen("NAME-", &format!("{}-", owners[0]), 1))
+                    .collect()
+            } else {
+                files
+            };
+            format!("{who}{plural} {}: {}", owners.join(", "), files.join(", "))
+        })
+        .collect()
 }

@@ -313,6 +313,11 @@ pub(super) fn load_ca(
     }
 }
 
+/// The message of a keystore that does not open with its password; the caller names the
+/// password and where it comes from (`name_password_source` in reconcile).
+pub(super) const WRONG_PASSWORD: &str =
+    "the keystore does not open with its password (from secrets.toml or the environment variable in [passwords])";
+
 /// Opens the first of `paths` that exists and returns its private-key entry. A file that does
 /// not open and that inventory.json does not record (left by an interrupted first run) is
 /// pushed to `strays` and skipped instead of stopping the run.
@@ -353,7 +358,7 @@ pub(super) fn find_key_entry(
                 continue;
             }
             (None, Some(KeystoreError::WrongPassword)) => {
-                return Err(input(path, "the keystore does not open with its password (from secrets.toml or the environment variable in [passwords])", Some("set the variable to the password the set was made with")))
+                return Err(input(path, WRONG_PASSWORD, Some("set the variable to the password the set was made with")))
             }
             (None, e) => {
                 return Err(input(path, format!("cannot open the keystore: {}", e.map(|e| e.to_string()).unwrap_or_default()), Some("restore the file from a backup, or run `apim-pki rotate` for this node to replace its key")))

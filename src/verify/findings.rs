@@ -201,19 +201,25 @@ impl Report {
         }
     }
 
-    /// One line per finding, then a summary line.
+    /// One line per finding, then a summary line. The code and owner columns are as wide as
+    /// their longest value, so a long node name or a load balancer's host never runs into the
+    /// file; a load balancer is shown as `lb:HOST`.
     pub fn render_text(&self, name: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let who = |f: &Finding| match (&f.node, &f.load_balancer) {
+            (Some(n), _) => n.clone(),
+            (None, Some(h)) => format!("lb:{h}"),
+            (None, None) => "-".into(),
+        };
+        let code_width = self.findings.iter().map(|f| f.code.as_str().len()).max();
+        let who_width = self.findings.iter().map(|f| who(f).len()).max();
         for f in &self.findings {
-            let who = f
-                .node
-                .as_deref()
-                .or(f.load_balancer.as_deref())
-                .unwrap_or("-");
             let sev = match f.severity {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            write!(out, "{sev:<8}{:<28}{who:<12}", f.code.as_str())?;
+            let (code, owner) = (f.code.as_str(), who(f));
+            let (cw, ww) = (code_width.unwrap_or(0), who_width.unwrap_or(0));
+            write!(out, "{sev:<7}  {code:<cw$}  {owner:<ww$}  ")?;
             if let Some(file) = &f.file {
                 write!(out, "{file}: ")?;
             }
@@ -238,5 +244,64 @@ impl Report {
                 self.ca_stage
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(findings: Vec<Finding>) -> String {
+        let mut out = Vec::new();
+        Report::new("stable".into(), findings, 10)
+            .render_text("acme", &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn columns_never_run_into_each_other() {
+        let lb = Owner::LoadBalancer("gw.acme.internal".into());
+        let long = Owner::Node("gateway-worker-12".into());
+        let short = Owner::Node("km1".into());
+        let text = render(vec![
+            Finding::new(
+                Code::HostnameMismatch,
+                &lb,
+                Some("load-balancers/gw.acme.internal/tls.crt"),
+                "m1",
+            ),
+            Finding::new(
+                Code::Expired,
+                &long,
+                Some("nodes/gateway-worker-12/x.jks"),
+                "m2",
+            ),
+            Finding::new(Code::AliasMismatch, &short, Some("nodes/km1/x.jks"), "m3"),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].contains("lb:gw.acme.internal  load-balancers/"),
+            "{text}"
+        );
+        let owners: Vec<&str> = lines[..3]
+            .iter()
+            .map(|l| l.split_whitespace().nth(2).unwrap())
+            .collect();
+        assert_eq!(owners, ["lb:gw.acme.internal", "gateway-worker-12", "km1"]);
+        // Every file starts in the same column.
+        let cols: Vec<usize> = lines[..3]
+            .iter()
+            .map(|l| l.find(" load-balancers/").or(l.find(" nodes/")).unwrap())
+            .collect();
+        assert!(cols.windows(2).all(|w| w[0] == w[1]), "{text}");
+        for l in &lines[..3] {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            assert!(words.len() >= 4, "{l}");
+        }
+        assert!(
+            lines[3].starts_with("FAILED: acme: 2 errors, 1 warning"),
+            "{text}"
+        );
     }
 }

@@ -181,6 +181,33 @@ pub fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, String> {
     Ok(out)
 }
 
+/// Adds `more` (from `source`, e.g. `connect.txt`) to `overrides`: the same HOST:PORT mapped
+/// to the same address is kept once; mapped to another address it is an error naming both, so
+/// a `--connect` never silently overrides a `--connect-file` line (or another `--connect`).
+pub fn merge_overrides(
+    overrides: &mut Vec<ConnectOverride>,
+    more: Vec<ConnectOverride>,
+    source: &str,
+) -> Result<(), String> {
+    for ((host, port), addr) in more {
+        let earlier = overrides
+            .iter()
+            .find(|((h, p), _)| *p == port && same_host(h, &host));
+        match earlier {
+            Some((_, a)) if *a == addr => {}
+            Some((_, a)) => {
+                let endpoint = host_port(&host, port);
+                return Err(format!(
+                    "{source} sends {endpoint} to {addr}, but an earlier --connect sends it to {a}: \
+                     keep one mapping per endpoint"
+                ));
+            }
+            None => overrides.push(((host, port), addr)),
+        }
+    }
+    Ok(())
+}
+
 /// Resolves an endpoint's address: an override if one matches (host, port), else the system resolver (std::net::ToSocketAddrs) — error if it does not resolve.
 ///
 /// Host names match case-insensitively (and IP literals by value). An IP literal host
@@ -571,6 +598,24 @@ mod tests {
         let err = parse_connect_file("a:1=127.0.0.1:1\r\n\r\nA:1=127.0.0.2:1\r\n").unwrap_err();
         assert!(err.starts_with("line 3: "), "{err}");
         assert!(err.contains("on line 1"), "{err}");
+    }
+
+    #[test]
+    fn merge_refuses_two_addresses_for_one_endpoint() {
+        let mut all = vec![parse_connect("km.acme.internal:9443=127.0.0.1:1").unwrap()];
+        let same = vec![parse_connect("KM.acme.internal:9443=127.0.0.1:1").unwrap()];
+        merge_overrides(&mut all, same, "connect.txt").unwrap();
+        assert_eq!(all.len(), 1);
+        let other = vec![parse_connect("km.acme.internal:9443=127.0.0.1:2").unwrap()];
+        let e = merge_overrides(&mut all, other, "connect.txt").unwrap_err();
+        assert!(
+            e.contains("connect.txt sends km.acme.internal:9443 to 127.0.0.1:2")
+                && e.contains("127.0.0.1:1"),
+            "{e}"
+        );
+        let port = vec![parse_connect("km.acme.internal:8243=127.0.0.1:2").unwrap()];
+        merge_overrides(&mut all, port, "connect.txt").unwrap();
+        assert_eq!(all.len(), 2);
     }
 
     #[test]

@@ -125,6 +125,102 @@ pub fn check_host(
     })
 }
 
+/// Names the certificate of this set whose SHA-256 fingerprint is `sha256`, if the set holds
+/// it as a key entry's or a load balancer's certificate: "node gw2's TLS certificate
+/// (nodes/gw2/…/gw2-tls.jks)".
+pub fn held_certificate(
+    inventory: &crate::output::inventory::Inventory,
+    sha256: &str,
+) -> Option<String> {
+    use crate::output::inventory::ArtifactKind;
+    inventory.artifacts.iter().find_map(|a| {
+        let is_leaf = |e: &&crate::output::inventory::ArtifactEntry| {
+            e.sha256 == sha256 && (e.entry == "private-key" || a.kind == ArtifactKind::LbCert)
+        };
+        a.entries.iter().find(is_leaf)?;
+        let what = match (a.kind, &a.node, &a.load_balancer) {
+            (ArtifactKind::PrimaryKeystore, _, _) => "the primary certificate".to_string(),
+            (ArtifactKind::TlsKeystore, Some(n), _) => format!("node {n}'s TLS certificate"),
+            (ArtifactKind::LbCert, _, Some(h)) => format!("load balancer {h}'s certificate"),
+            _ => "a certificate of this set".to_string(),
+        };
+        Some(format!("{what} ({})", a.path))
+    })
+}
+
+/// The message of a `live-cert-differs` finding: what `at` served (`actual`), which
+/// certificate of the set that is when the set holds it (`known`), and what to do.
+pub fn live_differs_message(
+    owner: &findings::Owner,
+    at: &str,
+    actual: &str,
+    known: Option<&str>,
+) -> String {
+    let who = match owner {
+        findings::Owner::LoadBalancer(_) => "the load balancer",
+        _ => "the node",
+    };
+    let own = match owner {
+        findings::Owner::LoadBalancer(_) => "its own PEM files (or TLS passthrough to its nodes)",
+        _ => "its own keystores",
+    };
+    match known {
+        Some(held) => format!(
+            "{at} serves {held}, not its own: {who} runs files meant for another; ship it {own} and restart it"
+        ),
+        None => format!(
+            "{at} serves {actual}, which this set does not hold: {who} runs other files than this set (an older set, or WSO2's defaults); ship it {own} and restart it"
+        ),
+    }
+}
+
+/// Says in every `wrong-password` finding which password should open the file and where it
+/// comes from (an environment variable by name, or secrets.toml), and what to do.
+pub fn name_password_sources(
+    set: &offline::OpenedSet,
+    mut report: findings::Report,
+) -> findings::Report {
+    for f in &mut report.findings {
+        if f.code != findings::Code::WrongPassword {
+            continue;
+        }
+        let Some(artifact) = f.file.as_deref().and_then(|p| set.inventory.artifact(p)) else {
+            continue;
+        };
+        let Some(role) = artifact.password.as_deref() else {
+            continue;
+        };
+        let Some(source) = set
+            .inventory
+            .passwords
+            .get(role)
+            .or(set.inventory.passwords.get("primary"))
+        else {
+            continue;
+        };
+        let todo = match source {
+            crate::output::inventory::PasswordSource::Env { variable } => {
+                format!("set {variable} to the password the set was made with")
+            }
+            crate::output::inventory::PasswordSource::SecretsFile => {
+                "restore the file (or secrets.toml) from a backup".to_string()
+            }
+        };
+        f.message = if f
+            .message
+            .starts_with("does not open with its recorded password")
+        {
+            format!("does not open with the {role} password from {source} (or the file was tampered with): {todo}")
+        } else {
+            format!(
+                "{} (the {role} password comes from {source}): {todo}",
+                f.message
+            )
+        };
+    }
+    report
+}
+
 /// Adds `--live` findings to an offline report: probes every endpoint of the set (cli.md),
 /// concurrently but bounded, and checks that each serves a certificate the set holds for it.
 pub fn with_live(
@@ -178,10 +274,15 @@ pub fn with_live(
                     .is_some_and(|leaf| t.acceptable.contains(leaf))
                 {
                     let actual = served
+                        .as_ref()
                         .map(|i| format!("{} (SHA-256 {})", i.subject, i.sha256))
                         .unwrap_or_else(|| "no certificate".into());
+                    let known = served
+                        .as_ref()
+                        .and_then(|i| held_certificate(&set.inventory, &i.sha256));
+                    let message = live_differs_message(&t.owner, &at, &actual, known.as_deref());
                     extra.push(
-                        Finding::new(Code::LiveCertDiffers, &t.owner, None, format!("{at} serves {actual}, not the certificate the set holds for it: the node runs other keystores than this set"))
+                        Finding::new(Code::LiveCertDiffers, &t.owner, None, message)
                             .expected_actual("a certificate of this set", actual),
                     );
                 }
@@ -192,4 +293,126 @@ pub fn with_live(
     let mut all = report.findings;
     all.extend(extra);
     Report::new(report.ca_stage, all, checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::inventory::{Artifact, ArtifactEntry, ArtifactKind, Inventory};
+
+    fn artifact(
+        path: &str,
+        kind: ArtifactKind,
+        node: Option<&str>,
+        lb: Option<&str>,
+        entry: &str,
+        sha: &str,
+    ) -> Artifact {
+        Artifact {
+            path: path.into(),
+            kind,
+            node: node.map(Into::into),
+            load_balancer: lb.map(Into::into),
+            store_type: None,
+            password: None,
+            entries: vec![ArtifactEntry {
+                alias: None,
+                entry: entry.into(),
+                subject: "CN=x".into(),
+                issuer: "CN=ca".into(),
+                sans: vec![],
+                serial: "01".into(),
+                sha256: sha.into(),
+                not_before: String::new(),
+                not_after: String::new(),
+                key: "EC".into(),
+            }],
+        }
+    }
+
+    fn inventory() -> Inventory {
+        Inventory {
+            format_version: 1,
+            name: "acme".into(),
+            product: "apim-2.6".into(),
+            ca_stage: "stable".into(),
+            ca_generation: 1,
+            passwords: Default::default(),
+            artifacts: vec![
+                artifact(
+                    "nodes/gw1/client-truststore.jks",
+                    ArtifactKind::Truststore,
+                    Some("gw1"),
+                    None,
+                    "trusted-cert",
+                    "AA",
+                ),
+                artifact(
+                    "nodes/gw2/gw2-tls.jks",
+                    ArtifactKind::TlsKeystore,
+                    Some("gw2"),
+                    None,
+                    "private-key",
+                    "AA",
+                ),
+                artifact(
+                    "nodes/gw2/wso2carbon.jks",
+                    ArtifactKind::PrimaryKeystore,
+                    Some("gw2"),
+                    None,
+                    "private-key",
+                    "BB",
+                ),
+                artifact(
+                    "load-balancers/gw.acme.internal/tls.crt",
+                    ArtifactKind::LbCert,
+                    None,
+                    Some("gw.acme.internal"),
+                    "certificate",
+                    "CC",
+                ),
+            ],
+            topology: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn names_the_served_certificate_when_the_set_holds_it() {
+        let inv = inventory();
+        assert_eq!(
+            held_certificate(&inv, "AA").as_deref(),
+            Some("node gw2's TLS certificate (nodes/gw2/gw2-tls.jks)")
+        );
+        assert_eq!(
+            held_certificate(&inv, "BB").as_deref(),
+            Some("the primary certificate (nodes/gw2/wso2carbon.jks)")
+        );
+        assert_eq!(
+            held_certificate(&inv, "CC").as_deref(),
+            Some("load balancer gw.acme.internal's certificate (load-balancers/gw.acme.internal/tls.crt)")
+        );
+        assert_eq!(held_certificate(&inv, "DD"), None);
+    }
+
+    #[test]
+    fn says_load_balancer_for_a_load_balancer() {
+        let lb = findings::Owner::LoadBalancer("gw.acme.internal".into());
+        let node = findings::Owner::Node("gw1".into());
+        let m = live_differs_message(&lb, "gw.acme.internal:9443", "CN=x", None);
+        assert!(
+            m.contains("the load balancer runs") && !m.contains("the node"),
+            "{m}"
+        );
+        let m = live_differs_message(
+            &node,
+            "gw1:9443",
+            "CN=x",
+            Some("node gw2's TLS certificate (p)"),
+        );
+        assert!(
+            m.starts_with("gw1:9443 serves node gw2's TLS certificate (p), not its own"),
+            "{m}"
+        );
+        assert!(m.contains("the node runs"), "{m}");
+    }
 }
