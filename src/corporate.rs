@@ -262,14 +262,18 @@ pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, Corporate
             return Err(input(
                 certs_path,
                 format!(
-                    "the certificate for {name} (`{}`) does not carry {}: its names are {}",
+                    "the certificate for {name} (`{}`) does not carry {}: {}",
                     info.subject,
                     if missing.is_empty() {
                         format!("CN={}", spec.subject.common_name)
                     } else {
                         missing.join(", ")
                     },
-                    have.join(", ")
+                    if have.is_empty() {
+                        "it has no DNS or IP subject alternative name at all".to_string()
+                    } else {
+                        format!("its names are {}", have.join(", "))
+                    }
                 ),
                 Some(&format!(
                     "have {}/{name}.csr signed as it is; the CA must keep its subject and SANs",

@@ -1,11 +1,43 @@
 //! `init`: a commented topology to start from, for each product, single-node or HA.
 
-use crate::topology::{Product, Profile};
+use crate::topology::{KeyType, KeystoreFormat, Product, Profile};
 
 /// The seed's full HA topology for API-M 2.6 (shared/design/topology.md).
 const APIM26_HA: &str = include_str!("../examples/ha.toml");
 /// The smallest API-M 2.6 topology.
 const APIM26_MINIMAL: &str = include_str!("../examples/minimal.toml");
+
+/// What a topology may say, as TOML comments: every product with its profiles (required ones
+/// marked), the key types and the keystore formats. `init` prints it after the example.
+pub fn reference() -> String {
+    let mut out = String::from(
+        "# ---------------------------------------------------------------------------------\n\
+         # What a topology may use (docs/topology.md describes every key and rule):\n#\n\
+         # product = profiles (* = at least one node required)\n",
+    );
+    for product in Product::ALL {
+        let profiles: Vec<String> = product
+            .profiles()
+            .iter()
+            .map(|(p, required)| format!("{p}{}", if *required { "*" } else { "" }))
+            .collect();
+        out += &format!("#   {:<9} {}\n", product.as_str(), profiles.join(", "));
+    }
+    let keys: Vec<&str> = KeyType::ALL.iter().map(|k| k.as_str()).collect();
+    let formats: Vec<&str> = KeystoreFormat::ALL.iter().map(|f| f.as_str()).collect();
+    out += &format!(
+        "#\n# [pki] key, and [keystores] primary_key (RSA only): {}\n\
+         # [keystores] format: {} (default: jks for apim-2.6, pkcs12 otherwise)\n\
+         # [keystores] tls: per-node (default) | shared\n\
+         # [pki]: validity_days, renew_before_days, organization, organizational_unit, country,\n\
+         #        include_localhost; [pki.ca]: validity_days, cert, key\n\
+         # [keystores]: primary_alias, primary_validity_days; [passwords]: primary, tls, truststore\n\
+         # [[node]]: name, profile, host, ip, offset, extra_sans; [[load_balancer]]: host, fronts\n",
+        keys.join(" | "),
+        formats.join(" | ")
+    );
+    out
+}
 
 /// A commented example topology for `product`; with `ha`, two nodes per profile behind load
 /// balancers.

@@ -11,13 +11,36 @@ use apim_pki::inspect;
 use apim_pki::password::Password;
 use apim_pki::reconcile::{self, Mode};
 use apim_pki::topology::{Product, Topology};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
     name = "apim-pki",
     version,
-    about = "Certificates, keystores and configuration for distributed WSO2 API Manager"
+    about = "Certificates, keystores and configuration for distributed WSO2 API Manager",
+    long_about = "Certificates, keystores and configuration for distributed WSO2 API Manager.\n\n\
+        One topology file describes the nodes, their host names and the load balancers in front \
+        of them; apim-pki makes the CA, the shared primary keystore, a TLS keystore per node, the \
+        truststores and the load balancers' PEM files, applies them to each node, rotates them, and \
+        verifies them offline and live.",
+    after_help = concat!(
+        "Start here:\n",
+        "  apim-pki init --ha > topology.toml              a commented HA topology to edit\n",
+        "  apim-pki generate topology.toml --out ../pki    make the set (keep it out of git)\n",
+        "  apim-pki verify ../pki                          check it\n\n",
+    ),
+    after_long_help = concat!(
+        "Start here:\n",
+        "  apim-pki init --ha > topology.toml              a commented HA topology to edit\n",
+        "  apim-pki generate topology.toml --out ../pki    make the set (keep it out of git)\n",
+        "  apim-pki verify ../pki                          check it\n\n",
+        "Exit codes:\n",
+        "  0  done; every check passed\n",
+        "  1  a check failed (verify findings, check-host, plan with needs-rotate)\n",
+        "  2  bad input; the message names the file, key or line and what to do\n\n",
+        "Docs: docs/commands.md and docs/topology.md in the source tree; `apim-pki man` prints a\n",
+        "man page, `apim-pki completions SHELL` shell completions.",
+    )
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,155 +49,342 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum Format {
+    /// For people.
     Text,
+    /// One JSON document on stdout, for scripts.
     Json,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum Rules {
+    /// What a JDK 17 JSSE HTTPS client accepts.
     Java,
+    /// RFC 6125 / CA/Browser Forum rules (browsers, Go, rustls).
     Strict,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum CaStepArg {
+    /// Create the next CA and add it to every truststore.
     Begin,
+    /// Make the next CA the issuer and re-certify every certificate under it.
     Finish,
+    /// Drop the previous CA from every truststore.
     Retire,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a commented example topology.
+    /// Print a commented example topology, and the products, profiles and keys it may use.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  apim-pki init > topology.toml                            smallest API-M 2.6 topology\n",
+        "  apim-pki init --ha > topology.toml                       every 2.6 profile in HA behind load balancers\n",
+        "  apim-pki init --product apim-4.x --ha > topology.toml    API-M 4.x in HA\n\n",
+        "Exit codes: 0 printed; 2 unknown --product.",
+    ))]
     Init {
-        /// apim-2.6, apim-3.2 or apim-4.x.
-        #[arg(long, default_value = "apim-2.6")]
+        /// The WSO2 API-M release line the topology targets.
+        #[arg(long, default_value = "apim-2.6", value_name = "PRODUCT",
+              value_parser = clap::builder::PossibleValuesParser::new(Product::ALL.map(Product::as_str)))]
         product: String,
-        /// Every profile in HA behind load balancers.
+        /// Two nodes per profile, each profile behind a load balancer.
         #[arg(long)]
         ha: bool,
     },
-    /// Say what `generate` would do to each artifact; write nothing.
+    /// Say what `generate` would do to each artifact, with the reason; write nothing.
+    #[command(after_help = concat!(
+        "Each artifact gets one action: create, keep, renew (expires within renew_before_days),\n",
+        "reissue (its names changed; same key), update (a derived file: node.toml, a truststore),\n",
+        "needs-rotate (a changed key type or CA: only `rotate` can do it), remove (no longer in the\n",
+        "topology: moved to history/). Every artifact is listed, also when some need rotate.\n\n",
+        "Examples:\n",
+        "  apim-pki plan topology.toml --out ../pki\n",
+        "  apim-pki plan topology.toml --out ../pki --format json | jq '.actions[] | select(.action != \"keep\")'\n\n",
+        "Exit codes: 0 planned; 1 some artifact needs `rotate` (generate would refuse); 2 bad input.",
+    ))]
     Plan {
+        /// The topology file (see docs/topology.md; `apim-pki init` prints one).
+        #[arg(value_name = "TOPOLOGY")]
         topology: PathBuf,
-        #[arg(long)]
+        /// The set's directory (it need not exist yet). Keep it out of version control.
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Output for people (text) or scripts (json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
     /// Bring DIR in line with the topology: CA, keystores, truststores, load-balancer PEMs.
+    #[command(after_help = concat!(
+        "Creates what is missing, renews what expires within renew_before_days, reissues (same key)\n",
+        "what names changed, moves what a removed node had to history/. Never replaces a key: that\n",
+        "is `rotate`. An unchanged topology changes no file. Passwords come from the variables named\n",
+        "in [passwords], or are generated into DIR/secrets.toml (0600).\n\n",
+        "Examples:\n",
+        "  apim-pki generate topology.toml --out ../pki\n",
+        "  APIM_TLS_PASSWORD=... apim-pki generate topology.toml --out /secure/pki\n",
+        "  apim-pki generate topology.toml --out ../pki --format json\n\n",
+        "Exit codes: 0 done; 2 bad input (also: an artifact needs `rotate`, a password variable the\n",
+        "set was made with is unset).",
+    ))]
     Generate {
+        /// The topology file (see docs/topology.md; `apim-pki init` prints one).
+        #[arg(value_name = "TOPOLOGY")]
         topology: PathBuf,
-        #[arg(long)]
+        /// The set's directory, created if missing. Holds keys and secrets.toml: keep it out of
+        /// version control.
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Output for people (text) or scripts (json: every artifact's action).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Replace keys and certificates on purpose: nodes, load balancers, the primary's
-    /// certificate, or a staged CA rollover. Reconciles like generate first.
+    /// Replace keys or certificates on purpose: nodes, load balancers, the primary's
+    /// certificate, or a staged CA rollover. With no selector, re-keys EVERY node and load
+    /// balancer.
+    #[command(after_help = concat!(
+        "Reconciles like generate first, then forces what the options say:\n",
+        "  --node / --load-balancer   new key and certificate for those only\n",
+        "  (no option at all)         new keys and certificates for EVERY node and load balancer\n",
+        "  --primary-cert             new certificate for the same primary key (data stays readable)\n",
+        "  --ca begin|finish|retire   one stage of a staged CA rollover (docs/runbooks/ca-rollover.md)\n",
+        "--primary-cert and --ca re-key no node. Replaced files go to DIR/history/<timestamp>/.\n",
+        "The output ends with what to ship to which node.\n\n",
+        "Examples:\n",
+        "  apim-pki rotate topology.toml --out ../pki --node gw1 --dry-run\n",
+        "  apim-pki rotate topology.toml --out ../pki --load-balancer gw.acme.internal\n",
+        "  apim-pki rotate topology.toml --out ../pki --ca begin\n\n",
+        "Exit codes: 0 done (or planned, with --dry-run); 1 --dry-run found an artifact that still\n",
+        "needs rotate; 2 bad input or a refused step (a rollover stage out of order).",
+    ))]
     Rotate {
+        /// The topology file the set was made from.
+        #[arg(value_name = "TOPOLOGY")]
         topology: PathBuf,
-        #[arg(long)]
+        /// The set's directory, as given to generate.
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// New key and certificate for this node (repeatable).
-        #[arg(long = "node")]
+        #[arg(long = "node", value_name = "NAME")]
         nodes: Vec<String>,
         /// New key and certificate for this load balancer (repeatable).
-        #[arg(long = "load-balancer")]
+        #[arg(long = "load-balancer", value_name = "HOST")]
         load_balancers: Vec<String>,
         /// Re-certify the primary key with a new validity; the key stays.
         #[arg(long)]
         primary_cert: bool,
-        /// Staged CA rollover step.
-        #[arg(long, value_enum)]
+        /// Staged CA rollover step: begin, then finish, then retire; ship between steps.
+        #[arg(long, value_enum, value_name = "STEP")]
         ca: Option<CaStepArg>,
-        /// Say what would happen; write nothing.
+        /// Say what would happen, file by file; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Output for people (text) or scripts (json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
     /// For a corporate CA: write a key (0600) and a CSR for every node and load balancer.
+    #[command(after_help = concat!(
+        "Writes DIR/csr/<node or load-balancer host>.key and .csr with the right subject and SANs.\n",
+        "Existing keys are kept (run it again to renew). Have the CSRs signed, then run import-signed.\n\n",
+        "Examples:\n",
+        "  apim-pki csr topology.toml --out ../pki\n",
+        "  apim-pki csr topology.toml --out ../pki --format json\n\n",
+        "Exit codes: 0 written; 2 bad input.",
+    ))]
     Csr {
+        /// The topology file.
+        #[arg(value_name = "TOPOLOGY")]
         topology: PathBuf,
-        #[arg(long)]
+        /// The set's directory; CSRs go to DIR/csr/.
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Output for people (text) or scripts (json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Take the signed certificates back (PEM file or directory, intermediates included) and
-    /// assemble keystores and truststores.
+    /// Take the signed certificates back and assemble keystores and truststores.
+    #[command(after_help = concat!(
+        "PATH is a PEM file or a directory of them: the leaf certificates and the CA chain\n",
+        "(intermediates and root). Each certificate is matched to its key by public key; one whose\n",
+        "key or names do not match its node is refused.\n\n",
+        "Examples:\n",
+        "  apim-pki import-signed ../pki --certs signed/\n",
+        "  apim-pki import-signed ../pki --certs signed-bundle.pem\n\n",
+        "Exit codes: 0 assembled; 2 bad input (a certificate that does not match, a missing one).",
+    ))]
     ImportSigned {
+        /// The directory `csr` wrote into.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
-        #[arg(long)]
+        /// The signed certificates: a PEM file or a directory of PEM files, intermediates included.
+        #[arg(long, value_name = "PATH")]
         certs: PathBuf,
+        /// Output for people (text) or scripts (json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Check a generated set: names, keys, chains, truststores, validity (and live endpoints).
+    /// Check a generated set: names, keys, chains, truststores, validity; with --live, the
+    /// running endpoints.
+    #[command(after_help = concat!(
+        "Each problem is a finding with a stable code (docs/commands.md lists them all). --live\n",
+        "probes every node's 9443 (gateways also 8243, traffic managers 9711, plus offsets) and every\n",
+        "load balancer's 9443 (8243 for the gateways'). --connect and --connect-file need --live;\n",
+        "the same HOST:PORT mapped to two addresses is refused.\n\n",
+        "Examples:\n",
+        "  apim-pki verify ../pki\n",
+        "  apim-pki verify ../pki --live --timeout 5\n",
+        "  apim-pki verify ../pki --live --connect km.acme.internal:9443=10.0.1.11:9443 --format json\n\n",
+        "Exit codes: 0 no error (warnings allowed); 1 at least one error finding; 2 DIR unreadable,\n",
+        "a password variable unset, a bad argument.",
+    ))]
     Verify {
+        /// A directory made by `generate` (it holds inventory.json).
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
-        /// Also probe the running endpoints.
+        /// Also probe the running endpoints over TLS.
         #[arg(long)]
         live: bool,
-        /// Send HOST:PORT to ADDR:PORT instead (repeatable).
-        #[arg(long, value_name = "HOST:PORT=ADDR:PORT")]
+        /// With --live: connect to ADDR:PORT whenever HOST:PORT is probed (repeatable), e.g.
+        /// where DNS does not resolve the names yet.
+        #[arg(long, value_name = "HOST:PORT=ADDR:PORT", requires = "live")]
         connect: Vec<String>,
-        /// A file of --connect lines.
-        #[arg(long)]
+        /// With --live: a file of HOST:PORT=ADDR:PORT lines (`#` comments allowed).
+        #[arg(long, value_name = "FILE", requires = "live")]
         connect_file: Option<PathBuf>,
-        /// Seconds each live probe may take.
-        #[arg(long, default_value_t = 3.0)]
+        /// With --live: seconds each probe may take (0 to 600).
+        #[arg(long, default_value_t = 3.0, value_name = "SECS")]
         timeout: f64,
         /// Warn about certificates expiring within N days (default: renew_before_days).
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         warn_days: Option<u32>,
+        /// Output for people (text) or scripts (json: ok, ca_stage, summary, findings).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Say whether the certificate in FILE is valid for each HOST (JSSE and RFC 6125 rules).
+    /// Say whether the certificate in FILE is valid for each HOST, under JSSE's rules and RFC
+    /// 6125's.
+    #[command(after_help = concat!(
+        "FILE is a PEM certificate, or a keystore with exactly one private-key entry. A host with\n",
+        "one trailing dot (gw.acme.internal.) is checked without it, as JDK 17 and curl do; JDK\n",
+        "11.0.10 refuses such a name (the reason says so). Keystore passwords come from\n",
+        "--password-env or --password-file, else a prompt when stdin is a terminal.\n\n",
+        "Examples:\n",
+        "  apim-pki check-host ../pki/load-balancers/gw.acme.internal/tls.crt gw.acme.internal\n",
+        "  apim-pki check-host ../pki/nodes/gw1/repository/resources/security/gw1-tls.jks gw1.acme.internal --password-env APIM_TLS_PASSWORD\n",
+        "  apim-pki check-host cert.pem '*.acme.internal' 10.0.1.11 --rules strict --format json\n\n",
+        "Exit codes: 0 every host covered; 1 a host not covered (under --rules); 2 bad input.",
+    ))]
     CheckHost {
+        /// A PEM certificate, or a JKS / PKCS#12 keystore with one private-key entry.
+        #[arg(value_name = "FILE")]
         file: PathBuf,
-        #[arg(required = true)]
+        /// The host names or IP addresses clients use to reach it.
+        #[arg(required = true, value_name = "HOST")]
         hosts: Vec<String>,
         /// Which verdict decides the exit code.
         #[arg(long, value_enum, default_value = "java")]
         rules: Rules,
-        #[arg(long, conflicts_with = "password_file")]
+        /// Environment variable holding the keystore password.
+        #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
         password_env: Option<String>,
-        #[arg(long)]
+        /// File holding the keystore password (one trailing newline stripped).
+        #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+        /// Output for people (text) or scripts (json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
     /// Install one node's keystores into an unpacked API-M 2.6 and write its configuration.
+    #[command(after_help = concat!(
+        "Edits carbon.xml, catalina-server.xml, axis2.xml, api-manager.xml, jndi.properties and the\n",
+        "other files holding keystore settings in place, changing those values and nothing else;\n",
+        "copies each original to .apim-pki-backup/<timestamp>/ first; a second run changes nothing.\n",
+        "See docs/apply-2.6.md. For API-M 3.2 and 4.x see docs/apply-deployment-toml.md.\n\n",
+        "Examples:\n",
+        "  apim-pki apply ../pki --node km1 --apim-home /opt/wso2am-2.6.0 --dry-run\n",
+        "  apim-pki apply ../pki --node km1 --apim-home /opt/wso2am-2.6.0\n\n",
+        "Exit codes: 0 applied (or planned); 2 bad input (unknown node, not an API-M home, a\n",
+        "password variable unset).",
+    ))]
     Apply {
+        /// A directory made by `generate`.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
-        #[arg(long)]
+        /// The node to apply, as named in the topology.
+        #[arg(long, value_name = "NAME")]
         node: String,
-        #[arg(long)]
+        /// The root of the unpacked API-M on this node (the directory holding bin/ and repository/).
+        #[arg(long, value_name = "PATH")]
         apim_home: PathBuf,
         /// Print what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
         /// Variable holding the node's current truststore password, when carbon.xml keeps it in secure vault.
-        #[arg(long)]
+        #[arg(long, value_name = "VAR")]
         existing_truststore_password_env: Option<String>,
+        /// Output for people (text) or scripts (json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
     /// List the entries of a JKS, PKCS#12 or PEM file.
+    #[command(after_help = concat!(
+        "Per entry: alias, kind, subject, issuer, SANs, serial, validity, key, SHA-256 fingerprint.\n\n",
+        "Examples:\n",
+        "  apim-pki inspect ../pki/ca/ca.crt\n",
+        "  apim-pki inspect ../pki/nodes/km1/repository/resources/security/client-truststore.jks --password-env APIM_TRUSTSTORE_PASSWORD\n",
+        "  apim-pki inspect wso2carbon.p12 --password-file pw.txt --format json\n\n",
+        "Exit codes: 0 listed; 2 unreadable file or wrong password.",
+    ))]
     Inspect {
+        /// A JKS or PKCS#12 keystore, or a PEM file.
+        #[arg(value_name = "FILE")]
         file: PathBuf,
         /// Environment variable holding the keystore password.
-        #[arg(long, conflicts_with = "password_file")]
+        #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
         password_env: Option<String>,
         /// File holding the keystore password (one trailing newline stripped).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+        /// Output for people (text) or scripts (json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Print shell completions for apim-pki.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  apim-pki completions bash > ~/.local/share/bash-completion/completions/apim-pki\n",
+        "  apim-pki completions zsh > \"${fpath[1]}/_apim-pki\"\n",
+        "  apim-pki completions fish > ~/.config/fish/completions/apim-pki.fish\n",
+        "  apim-pki completions powershell >> $PROFILE\n\n",
+        "Exit codes: 0 printed; 2 unknown shell.",
+    ))]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: Shell,
+    },
+    /// Print the man page (roff) of apim-pki or of one of its commands.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  apim-pki man | man -l -\n",
+        "  apim-pki man verify > apim-pki-verify.1\n\n",
+        "Exit codes: 0 printed; 2 unknown command.",
+    ))]
+    Man {
+        /// A command (verify, rotate, ...); the main page without it.
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
+}
+
+/// The shells `completions` knows.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 /// Prints `value` as JSON, or for people through `text`.
@@ -245,16 +455,33 @@ fn fail(f: Failure) -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Init { product, ha } => {
+            let names: Vec<&str> = Product::ALL.iter().map(|p| p.as_str()).collect();
             let product = Product::parse(&product).ok_or_else(|| {
                 Failure::new(
-                    format!("--product `{product}` is not one of apim-2.6, apim-3.2, apim-4.x"),
+                    format!("--product `{product}` is not one of {}", names.join(", ")),
                     None,
                 )
             })?;
-            let example = apim_pki::init::example(product, ha);
-            write_stdout(|w| w.write_all(example.as_bytes()))?;
-            Ok(ExitCode::SUCCESS)
+            let text = format!(
+                "{}\n{}",
+                apim_pki::init::example(product, ha),
+                apim_pki::init::reference()
+            );
+            print_all(&text)
         }
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            let mut cmd = Cli::command();
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+                Shell::Powershell => clap_complete::Shell::PowerShell,
+            };
+            clap_complete::generate(shell, &mut cmd, "apim-pki", &mut out);
+            print_all(&String::from_utf8_lossy(&out))
+        }
+        Command::Man { command } => man_cmd(command.as_deref()),
         Command::Plan {
             topology,
             out,
@@ -338,6 +565,59 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
+/// Writes `text` to stdout.
+fn print_all(text: &str) -> Result<ExitCode, Failure> {
+    write_stdout(|w| w.write_all(text.as_bytes()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `apim-pki man [COMMAND]`: the roff man page of the tool or of one command.
+fn man_cmd(command: Option<&str>) -> Result<ExitCode, Failure> {
+    let root = Cli::command().name("apim-pki");
+    let page = match command {
+        None => root,
+        Some(name) => {
+            let names: Vec<String> = root
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            let sub = root.find_subcommand(name).cloned().ok_or_else(|| {
+                Failure::new(
+                    format!("man {name}: apim-pki has no such command"),
+                    Some(format!("commands: {}", names.join(", "))),
+                )
+            })?;
+            sub.name(format!("apim-pki-{name}"))
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| Failure::new(format!("cannot render the man page: {e}"), None))?;
+    print_all(&String::from_utf8_lossy(&out))
+}
+
+/// `--out DIR` (or a DIR argument) must be a directory when it exists.
+fn dir_arg(what: &str, path: &Path, must_exist: bool) -> Result<(), Failure> {
+    if path.is_dir() || (!must_exist && !path.exists()) {
+        return Ok(());
+    }
+    let problem = if path.exists() {
+        "is a file, not a directory"
+    } else {
+        "does not exist"
+    };
+    Err(Failure::new(
+        format!("{what} {}: {problem}", path.display()),
+        Some(if must_exist {
+            "give the directory `apim-pki generate` wrote (it holds inventory.json)".into()
+        } else {
+            "give a directory: it is created when missing".into()
+        }),
+    ))
+}
+
 fn load_topology(path: &Path) -> Result<Topology, Failure> {
     Topology::load(path).map_err(|e| {
         let hint = e.hint.clone();
@@ -354,6 +634,7 @@ fn reconcile_cmd(
 ) -> Result<ExitCode, Failure> {
     let started = Instant::now();
     let topology = load_topology(topology_path)?;
+    dir_arg("--out", out, false)?;
     let result = match rotation {
         Some(r) => reconcile::rotate(&topology, out, r, mode),
         None => reconcile::reconcile(&topology, out, mode),
@@ -376,7 +657,15 @@ fn reconcile_cmd(
             )
         },
     )?;
-    Ok(ExitCode::SUCCESS)
+    let blocked = outcome
+        .actions
+        .iter()
+        .any(|a| a.action == reconcile::ActionKind::NeedsRotate);
+    Ok(if mode == Mode::Plan && blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn read_password(env: Option<String>, file: Option<PathBuf>) -> Result<Option<Password>, Failure> {
@@ -446,6 +735,7 @@ fn verify_cmd(
     format: Format,
 ) -> Result<ExitCode, Failure> {
     use apim_pki::verify::offline::{verify_set, OpenedSet, Options};
+    dir_arg("DIR", dir, true)?;
     let set = OpenedSet::open(dir).map_err(|e| {
         let hint = e.hint();
         Failure::new(e, hint)
@@ -561,6 +851,7 @@ fn apply_cmd(
     format: Format,
 ) -> Result<ExitCode, Failure> {
     use apim_pki::config::apim26;
+    dir_arg("DIR", dir, true)?;
     let existing_truststore_password = match truststore_env {
         Some(var) => Some(
             read_password(Some(var), None)?
@@ -582,6 +873,7 @@ fn apply_cmd(
 
 fn csr_cmd(topology_path: &Path, out: &Path, format: Format) -> Result<ExitCode, Failure> {
     let topology = load_topology(topology_path)?;
+    dir_arg("--out", out, false)?;
     let written = apim_pki::corporate::write_csrs(topology_path, &topology, out).map_err(|e| {
         let hint = e.hint();
         Failure::new(e, hint)
@@ -605,6 +897,7 @@ fn csr_cmd(topology_path: &Path, out: &Path, format: Format) -> Result<ExitCode,
 
 fn import_signed_cmd(dir: &Path, certs: &Path, format: Format) -> Result<ExitCode, Failure> {
     let started = Instant::now();
+    dir_arg("DIR", dir, true)?;
     let outcome = apim_pki::corporate::import_signed(dir, certs).map_err(|e| {
         let hint = e.hint();
         Failure::new(e, hint)

@@ -594,13 +594,21 @@ fn run(
         None => {}
         Some(CaStep::Begin) => {
             if stage != CaStage::Stable || ca.is_none() {
-                return Err(refused(
-                    &format!(
-                        "rotate --ca begin: the CA rollover is already {}",
-                        stage.as_str()
+                let (message, hint) = match (stage, ca.is_none()) {
+                    (CaStage::Begun, _) => (
+                        "rotate --ca begin: a CA rollover has already begun (ca_stage = rollover-begun in inventory.json)",
+                        "ship every node's truststore, then run `rotate --ca finish`, then `rotate --ca retire`",
                     ),
-                    "finish it with `rotate --ca finish`, then `rotate --ca retire`",
-                ));
+                    (CaStage::Finished, _) => (
+                        "rotate --ca begin: the last CA rollover is finished but the old CA is still trusted (ca_stage = rollover-finished in inventory.json)",
+                        "run `rotate --ca retire` first; then a new rollover can begin",
+                    ),
+                    _ => (
+                        "rotate --ca begin: the output directory has no CA yet",
+                        "run `apim-pki generate TOPOLOGY --out DIR` first",
+                    ),
+                };
+                return Err(refused(message, hint));
             }
             next = Some(Ca::create(
                 &resolve::ca_cert(topology, generation + 1),
@@ -626,18 +634,18 @@ fn run(
         }
         Some(CaStep::Retire) => {
             if stage != CaStage::Finished {
-                let hint = if stage == CaStage::Begun {
-                    "run `rotate --ca finish` first"
+                let (message, hint) = if stage == CaStage::Begun {
+                    (
+                        "rotate --ca retire: the CA rollover has begun but is not finished (ca_stage = rollover-begun in inventory.json)",
+                        "run `rotate --ca finish` first, ship every node's keystores, then retire",
+                    )
                 } else {
-                    "start with `rotate --ca begin`"
+                    (
+                        "rotate --ca retire: no CA rollover is in progress (ca_stage = stable in inventory.json)",
+                        "a rollover starts with `rotate --ca begin`",
+                    )
                 };
-                return Err(refused(
-                    &format!(
-                        "rotate --ca retire: the rollover is {}, not finished",
-                        stage.as_str()
-                    ),
-                    hint,
-                ));
+                return Err(refused(message, hint));
             }
             previous = None;
             stage = CaStage::Stable;

@@ -23,7 +23,7 @@ pub const HIGHEST_PORT: u32 = 11111;
 
 /// A topology file that breaks a rule: the file, the line, the key and what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[error("{}{}: {}{message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), if key.is_empty() { String::new() } else { format!("{key}: ") })]
 #[non_exhaustive]
 pub struct TopologyError {
     /// The topology file.
@@ -417,8 +417,8 @@ impl Topology {
                 TopologyError {
                     file: path.to_path_buf(),
                     line: None,
-                    key: "(file)".into(),
-                    message: format!("cannot read the topology: {e}"),
+                    key: String::new(),
+                    message: format!("cannot read the topology file: {e}"),
                     hint: Some(
                         "check the path; `apim-pki init > topology.toml` writes a starting point"
                             .into(),

@@ -90,10 +90,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Topology, TopologyError> 
         .collect();
     let cx = Ctx { file, line_starts };
     let raw: RawTopology = toml::from_str(text).map_err(|e| {
-        let message = excerpt_within(
-            &e.message().trim().replace("unknown field", "unknown key"),
-            MESSAGE_CHARS,
-        );
+        let message = excerpt_within(&plain_toml_message(e.message()), MESSAGE_CHARS);
         cx.error(
             e.span().map(|s| s.start),
             key_at(text, e.span().map(|s| s.start), e.message()),
@@ -106,12 +103,37 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Topology, TopologyError> 
     build(&cx, raw)
 }
 
+/// A TOML or serde message in the topology's words: keys, not fields; "a whole number", not
+/// `i64`; "a list", not "a sequence".
+fn plain_toml_message(message: &str) -> String {
+    let mut m = message.trim().to_string();
+    for (from, to) in [
+        ("unknown field", "unknown key"),
+        ("missing field", "missing key"),
+        ("expected i64", "expected a whole number (no quotes)"),
+        ("expected u64", "expected a whole number (no quotes)"),
+        ("expected u32", "expected a whole number (no quotes)"),
+        ("expected u16", "expected a whole number (no quotes)"),
+        ("expected a boolean", "expected true or false (no quotes)"),
+        ("expected a string", "expected a text in quotes"),
+        (
+            "expected a sequence",
+            "expected a list, e.g. [\"a\", \"b\"]",
+        ),
+        ("invalid type: ", "wrong type: "),
+        ("floating point", "the decimal number"),
+    ] {
+        m = m.replace(from, to);
+    }
+    m
+}
+
 /// The key a parse error is about, as `table.key` (`node[2].hots`, `pki.kye`, `name`): the
 /// field the message names (missing or unknown), else the key on the error's line, inside the
 /// table that holds `offset`.
 fn key_at(text: &str, offset: Option<usize>, message: &str) -> String {
     let Some(offset) = offset.map(|o| o.min(text.len())) else {
-        return "(file)".into();
+        return String::new();
     };
     // The innermost table header at or before the error, numbering arrays of tables.
     let mut table = String::new();
@@ -128,7 +150,8 @@ fn key_at(text: &str, offset: Option<usize>, message: &str) -> String {
             .strip_prefix("[[")
             .and_then(|t| t.split("]]").next())
         {
-            let name = name.trim().to_string();
+            // `[[node]` (unclosed) must still read as `node`.
+            let name = name.trim().trim_end_matches(']').trim().to_string();
             let n = counts.entry(name.clone()).or_insert(0);
             *n += 1;
             table = format!("{name}[{n}]");
@@ -154,7 +177,7 @@ fn key_at(text: &str, offset: Option<usize>, message: &str) -> String {
         None => String::new(),
     };
     match (table.is_empty(), field.is_empty()) {
-        (true, true) => "(file)".into(),
+        (true, true) => String::new(),
         (true, false) => field,
         (false, true) => table,
         (false, false) => format!("{table}.{field}"),
