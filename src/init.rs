@@ -2,7 +2,7 @@
 
 use crate::topology::{KeyType, KeystoreFormat, Product, Profile};
 
-/// The seed's full HA topology for API-M 2.6 (shared/design/topology.md).
+/// The full HA topology for API-M 2.6 of WSO2's distributed deployment guide.
 const APIM26_HA: &str = include_str!("../examples/ha.toml");
 /// The smallest API-M 2.6 topology.
 const APIM26_MINIMAL: &str = include_str!("../examples/minimal.toml");

@@ -1,5 +1,5 @@
 //! `apply` for API-M 2.6: installs one node's keystores into an unpacked product and writes the
-//! settings of shared/design/config-2.6.md into its files, changing those values and nothing
+//! settings of docs/apply-2.6.md into its files, changing those values and nothing
 //! else. Everything is computed and validated first, then backed up, then written.
 
 use std::collections::BTreeMap;

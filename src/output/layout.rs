@@ -1,4 +1,4 @@
-//! Every path of a generated set, in one place (shared/design/cli.md, "Output layout").
+//! Every path of a generated set, in one place (docs/commands.md, "Output layout").
 //! Paths are relative to DIR and use `/`, as inventory.json and plan report them.
 
 use crate::topology::KeystoreFormat;

@@ -1,4 +1,4 @@
-//! node.toml: a node's resolved settings (cli.md), so a person can read who talks to whom before
+//! node.toml: a node's resolved settings (docs/commands.md), so a person can read who talks to whom before
 //! anything is applied. Written deterministically.
 
 use crate::output::layout;

@@ -41,7 +41,7 @@ pub enum Mode {
     Generate,
 }
 
-/// A step of the staged CA rollover (cli.md, "CA rollover").
+/// A step of the staged CA rollover (docs/runbooks/ca-rollover.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaStep {
     /// Create the next CA and trust it everywhere.
@@ -363,7 +363,7 @@ pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome,
     run(topology, dir, mode, &Rotation::default(), None)
 }
 
-/// `rotate`: reconciles like generate, then forces what `rotation` asks (cli.md).
+/// `rotate`: reconciles like generate, then forces what `rotation` asks (docs/commands.md).
 pub fn rotate(
     topology: &Topology,
     dir: &Path,

@@ -1,5 +1,5 @@
 //! From a validated topology to what every artifact must say: the names each certificate covers
-//! (topology.md, "What each certificate covers"), aliases and file names. Knows nothing of files
+//! (docs/topology.md, "The names each certificate covers"), aliases and file names. Knows nothing of files
 //! or crypto libraries.
 
 pub mod settings;

@@ -1,4 +1,4 @@
-//! The settings that tie an API-M 2.6 node to its peers (shared/design/config-2.6.md, "Per
+//! The settings that tie an API-M 2.6 node to its peers (docs/apply-2.6.md, "Per
 //! profile"): every value `apply` writes that depends on the topology, with the hosts and ports
 //! each URL names and what serves them. `node.toml` records them; `verify` checks that each host
 //! is covered by the certificate of what answers there.

@@ -2,7 +2,7 @@
 //!
 //! Two stages, as in ripgrep's low-level and high-level arguments: `raw` holds what the file
 //! says (with positions), [`Topology`] holds what it means after every rule of
-//! shared/design/topology.md has been checked. Knows nothing of crypto or files beyond reading
+//! docs/topology.md has been checked. Knows nothing of crypto or files beyond reading
 //! the topology itself.
 
 pub mod names;
@@ -396,7 +396,7 @@ pub struct LbPaths {
     pub haproxy_pem: String,
 }
 
-/// A validated topology: every rule of topology.md holds.
+/// A validated topology: every rule of docs/topology.md holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Topology {
     pub name: String,

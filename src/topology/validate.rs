@@ -1,4 +1,4 @@
-//! From raw TOML to a [`Topology`]: every rule of shared/design/topology.md, each failure naming
+//! From raw TOML to a [`Topology`]: every rule of docs/topology.md, each failure naming
 //! the key and its line.
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,4 +1,4 @@
-//! Findings: the stable codes users gate CI on (cli.md), and the report's text and JSON forms.
+//! Findings: the stable codes users gate CI on (docs/commands.md), and the report's text and JSON forms.
 
 use serde::Serialize;
 

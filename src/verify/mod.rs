@@ -55,7 +55,7 @@ pub enum CheckHostError {
 /// | 17.0.15 | accepted: the trailing dot is dropped before SNI and host-name checking  |
 /// | 11.0.10 | refused: `SSLHandshakeException: Illegal given domain name: <host>.`     |
 ///
-/// check-host's `java` verdict is JDK 17's (cli.md), so it drops the dot, as curl does too, and
+/// check-host's `java` verdict is JDK 17's (docs/commands.md), so it drops the dot, as curl does too, and
 /// says in the reason that JDK 11.0.10 refuses the name.
 pub const TRAILING_DOT_NOTE: &str = "the trailing dot is dropped, as JDK 17 and curl do; \
 JDK 11.0.10 refuses a host name ending in a dot with \"Illegal given domain name\"";
@@ -221,7 +221,7 @@ pub fn name_password_sources(
     report
 }
 
-/// Adds `--live` findings to an offline report: probes every endpoint of the set (cli.md),
+/// Adds `--live` findings to an offline report: probes every endpoint of the set (docs/commands.md),
 /// concurrently but bounded, and checks that each serves a certificate the set holds for it.
 pub fn with_live(
     set: &offline::OpenedSet,

@@ -825,7 +825,7 @@ pub struct LiveTarget {
     pub acceptable: Vec<Vec<u8>>,
 }
 
-/// The endpoints `--live` probes (cli.md): each node's 9443, gateways' 8243, traffic managers'
+/// The endpoints `--live` probes (docs/commands.md): each node's 9443, gateways' 8243, traffic managers'
 /// 9711 (plus offsets), each load balancer's 9443 (and 8243 for the gateway's).
 pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
     let view = &set.view;
