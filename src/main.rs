@@ -229,8 +229,8 @@ enum Command {
     #[command(after_help = concat!(
         "Each problem is a finding with a stable code (docs/commands.md lists them all). --live\n",
         "probes every node's 9443 (gateways also 8243, traffic managers 9711, plus offsets) and every\n",
-        "load balancer's 9443 (8243 for the gateways'). --connect and --connect-file need --live;\n",
-        "the same HOST:PORT mapped to two addresses is refused.\n\n",
+        "load balancer's 9443 (8243 for the gateways'). --connect, --connect-file and --timeout\n",
+        "need --live; the same HOST:PORT mapped to two addresses is refused.\n\n",
         "Examples:\n",
         "  apim-pki verify ../pki\n",
         "  apim-pki verify ../pki --live --timeout 5\n",
@@ -252,9 +252,9 @@ enum Command {
         /// With --live: a file of HOST:PORT=ADDR:PORT lines (`#` comments allowed).
         #[arg(long, value_name = "FILE", requires = "live")]
         connect_file: Option<PathBuf>,
-        /// With --live: seconds each probe may take (0 to 600).
-        #[arg(long, default_value_t = 3.0, value_name = "SECS")]
-        timeout: f64,
+        /// With --live: seconds each probe may take, more than 0 and at most 600 [default: 3].
+        #[arg(long, value_name = "SECS", requires = "live")]
+        timeout: Option<f64>,
         /// Warn about certificates expiring within N days (default: renew_before_days).
         #[arg(long, value_name = "N")]
         warn_days: Option<u32>,
@@ -510,7 +510,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let live = live.then_some(LiveArgs {
                 connect,
                 connect_file,
-                timeout,
+                timeout: timeout.unwrap_or(3.0),
             });
             verify_cmd(&dir, live, warn_days, format)
         }
@@ -818,11 +818,18 @@ fn check_host_cmd(
         .map_err(|e| Failure::new(format!("{name}: {e}"), None))?;
     emit(format, &report, |w| {
         writeln!(w, "{}  {}", report.file, report.subject)?;
+        let width = report
+            .hosts
+            .iter()
+            .map(|h| h.host.len())
+            .max()
+            .unwrap_or(0)
+            .max(32);
         for h in &report.hosts {
             let yes = |b: bool| if b { "yes" } else { "no " };
             writeln!(
                 w,
-                "  {:<32} java: {}  strict: {}  {}",
+                "  {:<width$} java: {}  strict: {}  {}",
                 h.host,
                 yes(h.java),
                 yes(h.strict),

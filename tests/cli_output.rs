@@ -216,6 +216,9 @@ fn connect_options_need_live_and_one_address_per_endpoint() {
     let r = run(&["verify", s(&out), "--connect-file", s(&file)], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--live"), "{}", r.stderr);
+    let r = run(&["verify", s(&out), "--timeout", "5"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--live"), "{}", r.stderr);
     let r = run(
         &[
             "verify",

@@ -708,6 +708,39 @@ fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
     );
     assert_eq!(before, snapshot(&out), "nothing written");
 
+    // km's own CSR signed without its extensions: no SAN at all, and the message says so
+    // instead of listing an empty set of names.
+    openssl(
+        &corp.dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            s(&out.join("csr/km.csr")),
+            "-CA",
+            "int.pem",
+            "-CAkey",
+            "int.key",
+            "-set_serial",
+            "8",
+            "-days",
+            "30",
+            "-out",
+            s(&wrong_names.join("km.pem")),
+        ],
+    );
+    let r = run(&["import-signed", s(&out), "--certs", s(&wrong_names)], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("it has no DNS or IP subject alternative name at all")
+            && !r.stderr.contains("its names are \n")
+            && !r.stderr.contains("its names are ,"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(before, snapshot(&out), "nothing written");
+
     // A certificate for a key no CSR of this set holds.
     let foreign = tmp.path().join("foreign");
     std::fs::create_dir_all(&foreign).expect("mkdir");
