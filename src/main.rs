@@ -454,33 +454,8 @@ fn fail(f: Failure) -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Init { product, ha } => {
-            let names: Vec<&str> = Product::ALL.iter().map(|p| p.as_str()).collect();
-            let product = Product::parse(&product).ok_or_else(|| {
-                Failure::new(
-                    format!("--product `{product}` is not one of {}", names.join(", ")),
-                    None,
-                )
-            })?;
-            let text = format!(
-                "{}\n{}",
-                apim_pki::init::example(product, ha),
-                apim_pki::init::reference()
-            );
-            print_all(&text)
-        }
-        Command::Completions { shell } => {
-            let mut out = Vec::new();
-            let mut cmd = Cli::command();
-            let shell = match shell {
-                Shell::Bash => clap_complete::Shell::Bash,
-                Shell::Zsh => clap_complete::Shell::Zsh,
-                Shell::Fish => clap_complete::Shell::Fish,
-                Shell::Powershell => clap_complete::Shell::PowerShell,
-            };
-            clap_complete::generate(shell, &mut cmd, "apim-pki", &mut out);
-            print_all(&String::from_utf8_lossy(&out))
-        }
+        Command::Init { product, ha } => init_cmd(&product, ha),
+        Command::Completions { shell } => completions_cmd(shell),
         Command::Man { command } => man_cmd(command.as_deref()),
         Command::Plan {
             topology,
@@ -563,6 +538,37 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             format,
         } => check_host_cmd(&file, &hosts, rules, password_env, password_file, format),
     }
+}
+
+/// `apim-pki init`: the example topology, then what a topology may use.
+fn init_cmd(product: &str, ha: bool) -> Result<ExitCode, Failure> {
+    let names: Vec<&str> = Product::ALL.iter().map(|p| p.as_str()).collect();
+    let product = Product::parse(product).ok_or_else(|| {
+        Failure::new(
+            format!("--product `{product}` is not one of {}", names.join(", ")),
+            None,
+        )
+    })?;
+    let text = format!(
+        "{}\n{}",
+        apim_pki::init::example(product, ha),
+        apim_pki::init::reference()
+    );
+    print_all(&text)
+}
+
+/// `apim-pki completions SHELL`.
+fn completions_cmd(shell: Shell) -> Result<ExitCode, Failure> {
+    let mut out = Vec::new();
+    let mut cmd = Cli::command();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+        Shell::Powershell => clap_complete::Shell::PowerShell,
+    };
+    clap_complete::generate(shell, &mut cmd, "apim-pki", &mut out);
+    print_all(&String::from_utf8_lossy(&out))
 }
 
 /// Writes `text` to stdout.
