@@ -201,3 +201,29 @@ fn user_documents_cite_no_outside_design_file() {
         bad.join("\n")
     );
 }
+
+/// Every `verify` finding code (from `Code::as_str` in src/verify/findings.rs) is documented in
+/// docs/commands.md, so users can look up what they gate CI on.
+#[test]
+fn every_finding_code_is_documented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(root.join("src/verify/findings.rs")).unwrap();
+    let docs = std::fs::read_to_string(root.join("docs/commands.md")).unwrap();
+    let codes: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Code::"))
+        .filter_map(|l| {
+            l.split_once("=> \"")
+                .map(|(_, r)| r.trim_end_matches("\","))
+        })
+        .collect();
+    assert!(codes.len() >= 20, "found only {codes:?}");
+    let missing: Vec<&&str> = codes
+        .iter()
+        .filter(|c| !docs.contains(&format!("`{c}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "add these finding codes to the table in docs/commands.md: {missing:?}"
+    );
+}
