@@ -123,7 +123,7 @@ fn live_probe_finds_the_served_certificate_and_the_dead_endpoints() {
             format!("{host}:{port}={to}")
         })
         .collect();
-    let (code, report, took) = verify_live(&out, &connects, "1");
+    let (code, report, took) = verify_live(&out, &connects, "3");
     let findings = live_findings(&report);
     eprintln!("verify --live took {took:?}: {findings:?}");
     assert_eq!(code, 1, "{report}");
@@ -166,8 +166,9 @@ fn live_probe_finds_the_served_certificate_and_the_dead_endpoints() {
     );
     // Load balancers: the minimal topology has none, so nothing else is probed.
     assert_eq!(findings.len(), 1 + 2 + 1 + 2, "{findings:?}");
-    // Seven endpoints, probed concurrently with a 1 s timeout each: well within a few seconds.
-    assert!(took < Duration::from_secs(8), "took {took:?}");
+    // Seven endpoints, probed concurrently with a 3 s timeout each (1 s was too tight for a cold
+    // JVM on a loaded 2-core machine): the silent ones end together, well within 12 s.
+    assert!(took < Duration::from_secs(12), "took {took:?}");
     // The offline part of the report is still clean.
     assert!(
         report["findings"]
