@@ -98,7 +98,7 @@ pub fn ports(product: Product, profile: Profile) -> Vec<LbPort> {
 
 /// True when the gateway workers are also each other's managers in HA: API-M 2.6 and 3.2 deploy
 /// APIs through admin services on the gateway's address, and with no gateway-manager node and
-/// several workers that address is the load balancer (the seed: "multiple Gateway Managers").
+/// several workers that address is the load balancer (WSO2's distributed deployment guide: "multiple Gateway Managers").
 pub fn gateway_managers_in_ha(product: Product, gateway_workers: usize, has_manager: bool) -> bool {
     product != Product::Apim4x && !has_manager && gateway_workers >= 2
 }
@@ -107,10 +107,10 @@ pub fn gateway_managers_in_ha(product: Product, gateway_workers: usize, has_mana
 pub fn affinity_required(profile: Profile, managers_in_ha: bool) -> Option<&'static str> {
     match profile {
         Profile::Publisher | Profile::Store | Profile::Devportal | Profile::ControlPlane => Some(
-            "the seed makes session affinity mandatory in front of publisher and store (devportal, control plane) clusters: their web apps keep sessions per node",
+            "WSO2's distributed deployment guide makes session affinity mandatory in front of publisher and store (devportal, control plane) clusters: their web apps keep sessions per node",
         ),
         Profile::GatewayWorker if managers_in_ha => Some(
-            "the gateway workers are gateway managers in HA here (no gateway-manager node), and the seed needs session affinity for their admin-service sessions",
+            "the gateway workers are gateway managers in HA here (no gateway-manager node), and WSO2's distributed deployment guide needs session affinity for their admin-service sessions",
         ),
         _ => None,
     }

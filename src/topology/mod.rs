@@ -351,7 +351,7 @@ pub struct LoadBalancer {
     pub files: LbPaths,
 }
 
-/// Session affinity of a load balancer (the seed: mandatory in front of publishers and stores).
+/// Session affinity of a load balancer (WSO2's distributed deployment guide: mandatory in front of publishers and stores).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Affinity {
