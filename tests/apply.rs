@@ -819,12 +819,13 @@ fn expectations(set: &Set, n: &TNode) -> Vec<Want> {
         });
     }
 
-    // site.json of the three jaggery apps: the primary keystore.
+    // site.json of the three jaggery apps: empty, so WSO2 falls back to carbon.xml's primary
+    // keystore (docs/apply-2.6.md, "site.json").
     for site in SITE_JSON {
         for (key, value) in [
-            ("keyStoreName", primary.clone()),
-            ("keyStorePassword", set.primary_pw.clone()),
-            ("identityAlias", "wso2carbon".to_string()),
+            ("keyStoreName", String::new()),
+            ("keyStorePassword", String::new()),
+            ("identityAlias", String::new()),
         ] {
             w.push(Want {
                 file: site.into(),
@@ -1050,6 +1051,121 @@ fn api_manager_expectations(t: &Topo, n: &TNode, w: &mut Vec<Want>) {
             );
         }
         other => panic!("unexpected profile {other}"),
+    }
+    peer_url_expectations(t, n, w);
+}
+
+/// The peer URLs apply writes on every node whose profile is not the one they name (those the
+/// fixture's api-manager.xml holds), and the broker URL of jndi.properties on every node but a
+/// traffic manager.
+fn peer_url_expectations(t: &Topo, n: &TNode, w: &mut Vec<Want>) {
+    let gateway = n.profile.starts_with("gateway-");
+    let services = |a: &Addr| a.url("https", 9443, "/services/");
+    let (km, gwm, gww) = (t.addr("key-manager"), t.gw_mgmt(), t.addr("gateway-worker"));
+    let (store, publisher, tm) = (
+        t.addr("store"),
+        t.addr("publisher"),
+        t.addr("traffic-manager"),
+    );
+    let mut wants: Vec<(bool, Want)> = vec![
+        (
+            n.profile == "key-manager",
+            Want::xml(
+                API_MANAGER,
+                "APIManager/AuthManager/ServerURL",
+                services(&km),
+            ),
+        ),
+        (
+            n.profile == "key-manager",
+            Want::xml(
+                API_MANAGER,
+                "APIManager/APIKeyValidator/ServerURL",
+                services(&km),
+            ),
+        ),
+        (
+            gateway,
+            Want::xml(
+                API_MANAGER,
+                "APIManager/OAuthConfigurations/RevokeAPIURL",
+                gww.url("https", 8243, "/revoke"),
+            ),
+        ),
+        (
+            n.profile == "store",
+            Want::xml(
+                API_MANAGER,
+                "APIManager/APIStore/URL",
+                store.url("https", 9443, "/store"),
+            ),
+        ),
+        (
+            n.profile == "publisher",
+            Want::xml(
+                API_MANAGER,
+                "APIManager/APIPublisher/URL",
+                publisher.url("https", 9443, "/publisher"),
+            ),
+        ),
+        (
+            n.profile == "traffic-manager",
+            Want::xml(
+                API_MANAGER,
+                "APIManager/ThrottlingConfigurations/PolicyDeployer/ServiceURL",
+                services(&tm),
+            ),
+        ),
+        (
+            n.profile == "publisher",
+            Want::xml(
+                API_MANAGER,
+                "APIManager/WorkflowConfigurations/WorkflowCallbackAPI",
+                publisher.url(
+                    "https",
+                    9443,
+                    "/api/am/publisher/v0.14/workflows/update-workflow-status",
+                ),
+            ),
+        ),
+        (
+            n.profile == "traffic-manager",
+            Want {
+                file: JNDI.into(),
+                loc: Loc::Prop("connectionfactory.TopicConnectionFactory"),
+                value: t.amqp("admin:admin"),
+            },
+        ),
+    ];
+    let env = |leaf: &str, value: String| Want {
+        file: API_MANAGER.into(),
+        loc: Loc::Xml(
+            format!("APIManager/APIGateway/Environments/Environment/{leaf}"),
+            2,
+        ),
+        value,
+    };
+    wants.push((gateway, env("ServerURL", services(&gwm))));
+    wants.push((
+        gateway,
+        env(
+            "GatewayEndpoint",
+            format!(
+                "{},{}",
+                gwm.url("http", 8280, ""),
+                gwm.url("https", 8243, "")
+            ),
+        ),
+    ));
+    wants.push((gateway, env("GatewayWSEndpoint", gwm.url("ws", 9099, ""))));
+    for (is_self, want) in wants {
+        if !is_self
+            && !w
+                .iter()
+                .any(|x| x.file == want.file && x.what() == want.what())
+        {
+            w.push(want);
+        }
     }
 }
 
@@ -1517,6 +1633,7 @@ fn check_untouched(
 
 /// Files that hold a keystore password or key after apply.
 fn password_files(set: &Set, node: &str) -> Vec<String> {
+    // site.json no longer holds a password: its SSO keystore settings are left empty.
     let mut files: Vec<String> = [
         CARBON,
         CATALINA,
@@ -1527,7 +1644,6 @@ fn password_files(set: &Set, node: &str) -> Vec<String> {
         ENDPOINT_CONFIG,
     ]
     .iter()
-    .chain(SITE_JSON.iter())
     .map(|s| s.to_string())
     .collect();
     for f in [set.primary_file(), set.tls_file(node), set.trust_file()] {

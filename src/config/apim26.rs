@@ -2,6 +2,10 @@
 //! settings of docs/apply-2.6.md into its files, changing those values and nothing
 //! else. Everything is computed and validated first, then backed up, then written.
 
+mod rules;
+
+pub use rules::start_command_26;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +18,7 @@ use crate::keystore::{Entry, Keystore, KeystoreError};
 use crate::output::fsio::{self, Access, FsError};
 use crate::output::layout;
 use crate::password::Password;
-use crate::resolve::settings::AMQP_CREDENTIALS;
+use crate::resolve::settings::{AMQP_CREDENTIALS, OPTIONAL_PATHS};
 use crate::set::{NodeView, OpenedSet, SetError};
 use crate::topology::KeystoreFormat;
 
@@ -60,6 +64,9 @@ pub struct ApplyReport {
     /// Password elements secure vault holds: apply left them; re-encrypt their aliases with
     /// WSO2's cipher tool to the set's passwords.
     pub secure_vault: Vec<String>,
+    /// Things the user should know that do not stop apply.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Why apply stopped before writing anything (exit 2).
@@ -156,7 +163,11 @@ struct Planned {
 /// True for a setting whose value is a password (never shown).
 fn is_secret(what: &str) -> bool {
     let lower = what.to_ascii_lowercase();
-    lower.contains("password") || lower.ends_with("keystorepass")
+    lower.contains("password")
+        || lower.ends_with("keystorepass")
+        || lower.contains(".pass'")
+        || lower.starts_with("carbon.security.")
+        || lower.starts_with("server.service.connector.")
 }
 
 fn shown(what: &str, value: &str) -> String {
@@ -551,30 +562,23 @@ pub fn apply(
         axis2_source,
         true,
         &vault,
-        |x| {
-            for transport in ["transportReceiver", "transportSender"] {
-                let base = format!("axisconfig/{transport}[@name='https']");
-                x.store(
-                    &format!("{base}/parameter[@name='keystore']/KeyStore"),
-                    &stores.tls,
-                    "Location",
-                    "Type",
-                    false,
-                )?;
-                x.set(
-                    &format!("{base}/parameter[@name='keystore']/KeyStore/KeyPassword"),
-                    stores.tls.password.expose(),
-                )?;
-                x.store(
-                    &format!("{base}/parameter[@name='truststore']/TrustStore"),
-                    &stores.trust,
-                    "Location",
-                    "Type",
-                    false,
-                )?;
-            }
-            Ok(())
-        },
+        |x| rules::axis2(x, &stores, is_tm),
+    )?);
+    planned.extend(plan_xml(
+        apim_home,
+        rules::SECURE_WEBSOCKET,
+        rules::SECURE_WEBSOCKET,
+        false,
+        &vault,
+        |x| rules::secure_websocket(x, &stores),
+    )?);
+    planned.extend(plan_xml(
+        apim_home,
+        rules::SSL_PROFILES,
+        rules::SSL_PROFILES,
+        false,
+        &vault,
+        |x| rules::ssl_profiles(x, &stores),
     )?);
     if is_tm && apim_home.join(REGISTRY_TM).exists() {
         let bytes = crate::input::read(apim_home.join(REGISTRY_TM), crate::input::Limit::Config)
@@ -619,6 +623,9 @@ pub fn apply(
                     if x.doc.count(&full) == 0 && x.doc.count(&old_layout) > 0 {
                         full = old_layout;
                     }
+                }
+                if OPTIONAL_PATHS.contains(&path.as_str()) && x.doc.count(&full) == 0 {
+                    continue;
                 }
                 let existing = x.doc.texts(&full);
                 x.set(
@@ -758,6 +765,13 @@ pub fn apply(
                     stores.primary.password.expose(),
                 )?;
             }
+            for (_, path, value) in settings.iter().filter(|(f, _, _)| f == "identity.xml") {
+                let full = format!("Server/{path}");
+                if OPTIONAL_PATHS.contains(&path.as_str()) && x.doc.count(&full) == 0 {
+                    continue;
+                }
+                x.set(&full, value)?;
+            }
             Ok(())
         },
     )?);
@@ -815,25 +829,14 @@ pub fn apply(
         let mut text = String::from_utf8(bytes)
             .map_err(|_| input(apim_home.join(rel), "is not UTF-8 text", None))?;
         let mut changes = Vec::new();
-        let values = [
-            ("keyStoreName", stores.primary.file.clone()),
-            (
-                "keyStorePassword",
-                stores.primary.password.expose().to_string(),
-            ),
-            (
-                "identityAlias",
-                stores.primary.alias.clone().unwrap_or_default(),
-            ),
-        ];
-        for (key, value) in values {
-            let old = jsonedit::set_string(&mut text, "ssoConfiguration", key, &value)
+        for (key, value) in rules::SITE_JSON_SSO {
+            let old = jsonedit::set_string(&mut text, "ssoConfiguration", key, value)
                 .map_err(|e| input(apim_home.join(rel), e, None))?;
             if let Some(old) = old {
                 changes.push(ValueChange {
                     what: format!("ssoConfiguration.{key}"),
                     old: Some(shown(key, &old)),
-                    new: shown(key, &value),
+                    new: shown(key, value),
                 });
             }
         }
@@ -841,7 +844,7 @@ pub fn apply(
             planned.push(Planned {
                 rel: rel.into(),
                 bytes: text.into_bytes(),
-                secret: true,
+                secret: false,
                 change: FileChange {
                     file: rel.into(),
                     action: "edit".into(),
@@ -851,6 +854,8 @@ pub fn apply(
             });
         }
     }
+
+    planned.extend(rules::plan_cipher_text(apim_home, &stores)?);
 
     // Keystores: the primary and TLS keystores are installed as generated; the truststore is
     // merged into the node's existing one.
@@ -900,7 +905,15 @@ pub fn apply(
             .map(|p| p.rel.clone())
             .collect(),
         secure_vault: vault.into_inner(),
+        warnings: Vec::new(),
     };
+    let untyped: Vec<&str> = rules::UNTYPED_CONSUMERS
+        .into_iter()
+        .filter(|rel| apim_home.join(rel).exists())
+        .collect();
+    report
+        .warnings
+        .extend(rules::untyped_warning(format, &untyped));
     if options.dry_run || planned.is_empty() {
         return Ok(report);
     }
@@ -988,6 +1001,8 @@ fn merge_truststore(
     let target_rel = format!("{}/{}", layout::SECURITY_DIR, stores.trust.file);
     let mut entries: Vec<Entry> = Vec::new();
     let mut existing_same_file: Option<Vec<u8>> = None;
+    // WSO2's well-known default keys the node trusted: dropped (the backup keeps them).
+    let mut removed: Vec<String> = Vec::new();
     if let Ok(bytes) = crate::input::read(home.join(&current_rel), crate::input::Limit::Keystore) {
         let password = if doc.is_secured("Server/Security/TrustStore/Password") {
             options.existing_truststore_password.clone().ok_or_else(|| {
@@ -1013,12 +1028,15 @@ fn merge_truststore(
             ),
             other => input(home.join(&current_rel), other.to_string(), None),
         })?;
-        entries.extend(
-            existing
-                .entries
-                .into_iter()
-                .filter(|e| matches!(e, Entry::Trusted { .. }) && !managed.contains(&e.alias())),
-        );
+        for e in existing.entries {
+            if !matches!(e, Entry::Trusted { .. }) || managed.contains(&e.alias()) {
+                continue;
+            }
+            match e.cert().and_then(super::default_keys::wso2_default_key) {
+                Some(key) => removed.push(format!("{} ({key})", e.alias())),
+                None => entries.push(e),
+            }
+        }
         if current_rel == target_rel {
             existing_same_file = Some(bytes);
         }
@@ -1056,7 +1074,7 @@ fn merge_truststore(
         change: FileChange {
             file: target_rel,
             action: "merge".into(),
-            changes: vec![ValueChange {
+            changes: std::iter::once(ValueChange {
                 what: "entries".into(),
                 old: None,
                 new: format!(
@@ -1064,7 +1082,13 @@ fn merge_truststore(
                     managed.len(),
                     managed.join(", ")
                 ),
-            }],
+            })
+            .chain((!removed.is_empty()).then(|| ValueChange {
+                what: "removed WSO2 default keys".into(),
+                old: None,
+                new: removed.join(", "),
+            }))
+            .collect(),
         },
         consumes: None,
     }))
@@ -1100,6 +1124,9 @@ pub fn render_text(report: &ApplyReport, out: &mut dyn std::io::Write) -> std::i
                 None => writeln!(out, "             {}: {}", c.what, c.new)?,
             }
         }
+    }
+    for w in &report.warnings {
+        writeln!(out, "warning: {w}")?;
     }
     if !report.secure_vault.is_empty() {
         writeln!(out, "Secure vault holds these passwords; apply left them. Re-encrypt each alias with WSO2's cipher tool to the set's password:")?;

@@ -3,7 +3,7 @@
 
 use crate::output::layout;
 use crate::resolve::{self, settings};
-use crate::topology::{Node, Topology};
+use crate::topology::{Node, Product, Topology};
 
 fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -15,6 +15,9 @@ pub fn render(topology: &Topology, node: &Node) -> String {
     let ty = toml_str(format.java_type());
     let sec = |file: &str| toml_str(&format!("{}/{file}", layout::SECURITY_DIR));
     let start = match node.profile.start_profile(topology.product) {
+        _ if topology.product == Product::Apim26 => {
+            crate::config::apim26::start_command_26(node.profile.start_profile(topology.product))
+        }
         Some(p) => format!("sh bin/wso2server.sh -Dprofile={p}"),
         None => "sh bin/wso2server.sh".into(),
     };
@@ -38,6 +41,9 @@ pub fn render(topology: &Topology, node: &Node) -> String {
     );
     if let Some(ip) = node.ip {
         out += &format!("ip = {}\n", toml_str(&ip.to_string()));
+    }
+    if topology.product == Product::Apim26 {
+        out += "# Never add --optimize: it runs bin/profileSetup.sh at every start, which turns\n# settings apply wrote off again (docs/apply-2.6.md, \"Start command\").\n";
     }
     out += &format!("offset = {}\nstart = {}\n", node.offset, toml_str(&start));
     out += "\n[keystores]\n";

@@ -26,6 +26,7 @@ pub enum ConfigFile {
     Carbon,
     ApiManager,
     Jndi,
+    Identity,
 }
 
 impl ConfigFile {
@@ -35,6 +36,7 @@ impl ConfigFile {
             ConfigFile::Carbon => "repository/conf/carbon.xml",
             ConfigFile::ApiManager => "repository/conf/api-manager.xml",
             ConfigFile::Jndi => "repository/conf/jndi.properties",
+            ConfigFile::Identity => "repository/conf/identity/identity.xml",
         }
     }
 
@@ -44,6 +46,7 @@ impl ConfigFile {
             ConfigFile::Carbon => "carbon.xml",
             ConfigFile::ApiManager => "api-manager.xml",
             ConfigFile::Jndi => "jndi.properties",
+            ConfigFile::Identity => "identity.xml",
         }
     }
 }
@@ -346,6 +349,189 @@ fn throttling_publisher(topology: &Topology, out: &mut Vec<Setting>) {
     ));
 }
 
+/// Whom a peer URL names: a profile's address, the gateway management address or the gateway
+/// workers' address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Profile(Profile),
+    GatewayMgmt,
+    GatewayWorker,
+}
+
+impl Peer {
+    fn address(self, topology: &Topology) -> Option<Address> {
+        match self {
+            Peer::Profile(p) => address(topology, p),
+            Peer::GatewayMgmt => gw_mgmt(topology),
+            Peer::GatewayWorker => address(topology, Profile::GatewayWorker),
+        }
+    }
+
+    /// True when `profile`'s own nodes are what this URL names (the node keeps its local value).
+    fn is_self(self, profile: Profile) -> bool {
+        let gateway = matches!(profile, Profile::GatewayManager | Profile::GatewayWorker);
+        match self {
+            Peer::Profile(p) => p == profile,
+            Peer::GatewayMgmt | Peer::GatewayWorker => gateway,
+        }
+    }
+}
+
+/// One URL of WSO2's 2.6 files that names another profile: file, element path, whom it names,
+/// scheme, base port, path suffix, and whether it is set on the named profile's own nodes too.
+struct PeerUrl {
+    file: ConfigFile,
+    path: &'static str,
+    peer: Peer,
+    urls: &'static [(&'static str, u16, &'static str)],
+    on_self: bool,
+}
+
+/// Every peer URL of the shipped 2.6.0 files (api-manager.xml, identity.xml) that apply sets on
+/// the nodes of other profiles, so no node names `localhost` for something placed elsewhere.
+/// docs/apply-2.6.md lists the URLs deliberately left, with the reason for each.
+const PEER_URLS: &[PeerUrl] = &[
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "AuthManager/ServerURL",
+        peer: Peer::Profile(Profile::KeyManager),
+        urls: &[("https", port::MGMT_HTTPS, "/services/")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "APIKeyValidator/ServerURL",
+        peer: Peer::Profile(Profile::KeyManager),
+        urls: &[("https", port::MGMT_HTTPS, "/services/")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "APIGateway/Environments/Environment/ServerURL",
+        peer: Peer::GatewayMgmt,
+        urls: &[("https", port::MGMT_HTTPS, "/services/")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "APIGateway/Environments/Environment/GatewayEndpoint",
+        peer: Peer::GatewayMgmt,
+        urls: &[("http", port::GW_HTTP, ""), ("https", port::GW_HTTPS, "")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "APIGateway/Environments/Environment/GatewayWSEndpoint",
+        peer: Peer::GatewayMgmt,
+        urls: &[("ws", port::WS, "")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "OAuthConfigurations/RevokeAPIURL",
+        peer: Peer::GatewayWorker,
+        urls: &[("https", port::GW_HTTPS, "/revoke")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "APIStore/URL",
+        peer: Peer::Profile(Profile::Store),
+        urls: &[("https", port::MGMT_HTTPS, "/store")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "APIStore/ServerURL",
+        peer: Peer::Profile(Profile::Store),
+        urls: &[("https", port::MGMT_HTTPS, "/services/")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "APIPublisher/URL",
+        peer: Peer::Profile(Profile::Publisher),
+        urls: &[("https", port::MGMT_HTTPS, "/publisher")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "ThrottlingConfigurations/PolicyDeployer/ServiceURL",
+        peer: Peer::Profile(Profile::TrafficManager),
+        urls: &[("https", port::MGMT_HTTPS, "/services/")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "WorkflowConfigurations/WorkflowCallbackAPI",
+        peer: Peer::Profile(Profile::Publisher),
+        urls: &[(
+            "https",
+            port::MGMT_HTTPS,
+            "/api/am/publisher/v0.14/workflows/update-workflow-status",
+        )],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "WorkflowConfigurations/TokenEndPoint",
+        peer: Peer::GatewayWorker,
+        urls: &[("https", port::GW_HTTPS, "/token")],
+        on_self: false,
+    },
+    PeerUrl {
+        file: ConfigFile::ApiManager,
+        path: "WorkflowConfigurations/DCREndPoint",
+        peer: Peer::Profile(Profile::KeyManager),
+        urls: &[(
+            "https",
+            port::MGMT_HTTPS,
+            "/client-registration/v0.14/register",
+        )],
+        on_self: false,
+    },
+    // The issuer clients see in ID tokens: the key manager's public name, on the key manager too.
+    PeerUrl {
+        file: ConfigFile::Identity,
+        path: "OAuth/OpenIDConnect/IDTokenIssuerID",
+        peer: Peer::Profile(Profile::KeyManager),
+        urls: &[("https", port::MGMT_HTTPS, "/oauth2/token")],
+        on_self: true,
+    },
+];
+
+/// Settings that apply skips when the node's file has no such element (WSO2 files of other
+/// 2.x releases, or trimmed files): the peer URLs config-2.6.md does not require.
+pub const OPTIONAL_PATHS: &[&str] = &[
+    "APIGateway/Environments/Environment/GatewayWSEndpoint",
+    "APIStore/ServerURL",
+    "APIPublisher/URL",
+    "WorkflowConfigurations/WorkflowCallbackAPI",
+    "WorkflowConfigurations/TokenEndPoint",
+    "WorkflowConfigurations/DCREndPoint",
+    "OAuth/OpenIDConnect/IDTokenIssuerID",
+];
+
+/// The peer URLs of [`PEER_URLS`] for `profile` that `out` does not hold yet.
+fn peer_urls(topology: &Topology, profile: Profile, out: &mut Vec<Setting>) {
+    for p in PEER_URLS {
+        if (p.peer.is_self(profile) && !p.on_self)
+            || out.iter().any(|s| s.file == p.file && s.path == p.path)
+        {
+            continue;
+        }
+        let Some(addr) = p.peer.address(topology) else {
+            continue;
+        };
+        let targets = p
+            .urls
+            .iter()
+            .map(|(scheme, port, suffix)| addr.target(scheme, *port, suffix))
+            .collect();
+        out.push(setting(p.file, p.path, targets, ","));
+    }
+}
+
 /// Every topology-derived setting of `node` (API-M 2.6); empty for other products, whose
 /// deployment.toml is not written yet.
 pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
@@ -523,5 +709,28 @@ pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
         }
         Profile::Devportal | Profile::ControlPlane => {}
     }
+    peer_urls(topology, node.profile, &mut out);
+    broker_everywhere(topology, node.profile, &mut out);
     out
+}
+
+/// jndi.properties' topic factory names the traffic managers' broker on every node that is not
+/// one (the publisher's comes from config-2.6.md with `topic.throttleData`).
+fn broker_everywhere(topology: &Topology, profile: Profile, out: &mut Vec<Setting>) {
+    let path = "connectionfactory.TopicConnectionFactory";
+    if profile == Profile::TrafficManager
+        || nodes_of(topology, Profile::TrafficManager).is_empty()
+        || out
+            .iter()
+            .any(|s| s.file == ConfigFile::Jndi && s.path == path)
+    {
+        return;
+    }
+    let (value, targets) = amqp_url(topology);
+    out.push(Setting {
+        file: ConfigFile::Jndi,
+        path: path.into(),
+        value,
+        targets,
+    });
 }

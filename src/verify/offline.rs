@@ -281,6 +281,23 @@ fn cert_health(
     c.check(!default, || Finding::new(Code::DefaultCertificate, owner, Some(file), "this is WSO2's shipped default certificate (CN=localhost): replace it with the set's keystores").subject(subject()));
 }
 
+/// Flags a trusted entry holding one of WSO2's well-known default keys (their private keys ship
+/// in every WSO2 download, so trusting one lets anyone impersonate a peer).
+fn trusts_default_key(alias: &str, cert: &[u8], owner: &Owner, file: &str, c: &mut Collector) {
+    let known = crate::config::default_keys::wso2_default_key(cert);
+    c.check(known.is_none(), || {
+        Finding::new(
+            Code::TrustsDefaultKey,
+            owner,
+            Some(file),
+            format!(
+                "trusts `{alias}`, WSO2's well-known default key {}: its private key ships with every WSO2 download, so anyone can impersonate a peer; remove the entry",
+                known.unwrap_or_default()
+            ),
+        )
+    });
+}
+
 /// Checks that a key entry's key belongs to its certificate.
 fn key_matches(pkcs8: &[u8], cert: &Cert, owner: &Owner, file: &str, c: &mut Collector) -> bool {
     let cert_key = X509Certificate::from_der(&cert.der)
@@ -608,6 +625,9 @@ fn verify_node(
             .any(|a| trusted.iter().any(|t| t.as_slice() == *a));
     if truststore.is_some() {
         c.check(trust_has_ca, || Finding::new(Code::TruststoreMissingCa, &owner, Some(&trust_rel), "does not trust the set's CA: every TLS connection from this node fails with \"PKIX path building failed\"").expected_actual("the CA of ca/bundle.crt", format!("{} trusted entries, none of them the CA", trusted.len())));
+    }
+    for (alias, cert) in trusted_entries.iter().flatten() {
+        trusts_default_key(alias, cert, &owner, &trust_rel, &mut c);
     }
     let trust_refs: Vec<&[u8]> = trusted.iter().map(Vec::as_slice).collect();
     let check_chain = |chain: &[Vec<u8>], rel: &str, c: &mut Collector| {
