@@ -722,8 +722,8 @@ fn check_node(
     set: &Path,
     real: &Path,
     root: &Path,
-    node: &str,
-    profile: &str,
+    (node, profile): (&str, &str),
+    pkcs12: bool,
 ) -> (PathBuf, Vec<String>) {
     let home = root.join("homes").join(node);
     copy_tree(real, &home);
@@ -735,6 +735,19 @@ fn check_node(
     };
     let after = without_backup(snapshot(&home));
     let is_tm = profile == "traffic-manager";
+    // PKCS#12 with files that carry no keystore type: a warning naming JDK 8u60; JKS: none.
+    let warned = report["warnings"].as_array().is_some_and(|w| {
+        w.iter().any(|m| {
+            m.as_str()
+                .is_some_and(|m| m.contains("8u60") && m.contains("broker.xml"))
+        })
+    });
+    if warned != pkcs12 {
+        f.push(format!(
+            "untyped-keystore warning {warned}, expected {pkcs12}: {}",
+            report["warnings"]
+        ));
+    }
     for (rel, new) in &after {
         let old_rel = match rel.as_str() {
             "repository/conf/axis2/axis2.xml" if is_tm => "repository/conf/axis2/axis2_TM.xml",
@@ -1069,7 +1082,8 @@ fn check_topology(label: &str, topology: &str) {
     let mut fails = Vec::new();
     let mut homes = BTreeMap::new();
     for (name, profile, _) in &t.nodes {
-        let (home, f) = check_node(&set, &real, tmp.path(), name, profile);
+        let pkcs12 = topology.contains("format = \"pkcs12");
+        let (home, f) = check_node(&set, &real, tmp.path(), (name, profile), pkcs12);
         fails.extend(f);
         homes.insert(name.clone(), home);
     }
@@ -1195,4 +1209,41 @@ fn verify_flags_a_truststore_that_trusts_a_default_key() {
         "{}",
         r.stdout
     );
+}
+
+/// The checks above can fail: on the pristine tree the scan finds WSO2's default keystores, the
+/// password `wso2carbon` and localhost peers; a stray edit is not an owned change.
+#[test]
+fn the_scan_and_the_owned_check_catch_the_stock_tree_and_stray_edits() {
+    let Some(real) = real_tree() else { return };
+    let fails = scan_tree(&real, &real, "gateway-worker");
+    for want in [
+        "repository/conf/carbon.xml: ${carbon.home}/repository/resources/security/wso2carbon.jks is WSO2's default keystore",
+        "repository/conf/carbon.xml: Server/Security/KeyStore/Password still holds wso2carbon",
+        "repository/conf/security/cipher-text.properties: Carbon.Security.TrustStore.Password still holds wso2carbon",
+        "repository/conf/api-manager.xml: APIManager/AuthManager/ServerURL names localhost for a peer placed elsewhere",
+        "repository/conf/identity/identity.xml: Server/OAuth/OpenIDConnect/IDTokenIssuerID names localhost for a peer placed elsewhere",
+    ] {
+        assert!(fails.iter().any(|f| f == want), "{want} not in {fails:#?}");
+    }
+    let api = std::fs::read_to_string(real.join("repository/conf/api-manager.xml")).expect("read");
+    let stray = api.replacen(
+        "<EnableUnlimitedTier>true</EnableUnlimitedTier>",
+        "<EnableUnlimitedTier>false</EnableUnlimitedTier>",
+        1,
+    );
+    let owned_edit = api.replacen(
+        "<DisplayURL>false</DisplayURL>",
+        "<DisplayURL>true</DisplayURL>",
+        1,
+    );
+    let rel = "repository/conf/api-manager.xml";
+    assert_eq!(check_owned_changes(rel, &api, &stray).len(), 1);
+    assert!(check_owned_changes(rel, &api, &owned_edit).is_empty());
+    let dropped = api.replacen(
+        "        <EnableUnlimitedTier>true</EnableUnlimitedTier>\n",
+        "",
+        1,
+    );
+    assert_eq!(check_owned_changes(rel, &api, &dropped).len(), 1);
 }

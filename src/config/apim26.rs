@@ -907,9 +907,18 @@ pub fn apply(
         secure_vault: vault.into_inner(),
         warnings: Vec::new(),
     };
+    // Files that, once written, name a PKCS#12 keystore without a type (site.json through its
+    // fallback to carbon.xml's primary keystore).
     let untyped: Vec<&str> = rules::UNTYPED_CONSUMERS
         .into_iter()
-        .filter(|rel| apim_home.join(rel).exists())
+        .filter(|rel| {
+            let bytes = planned
+                .iter()
+                .find(|p| p.rel == *rel)
+                .map(|p| p.bytes.clone())
+                .or_else(|| std::fs::read(apim_home.join(rel)).ok());
+            bytes.is_some_and(|b| rel.ends_with("site.json") || b.windows(4).any(|w| w == b".p12"))
+        })
         .collect();
     report
         .warnings
@@ -1098,6 +1107,9 @@ fn merge_truststore(
 pub fn render_text(report: &ApplyReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     let files = BTreeMap::from_iter(report.files.iter().map(|f| (f.file.as_str(), f)));
     if files.is_empty() {
+        for w in &report.warnings {
+            writeln!(out, "warning: {w}")?;
+        }
         return writeln!(
             out,
             "{}: {} is up to date; nothing to change",

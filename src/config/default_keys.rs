@@ -13,19 +13,19 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// (what WSO2 calls the key, SHA-256 of its SubjectPublicKeyInfo, hex).
 pub const WSO2_DEFAULT_KEYS: [(&str, &str); 4] = [
     (
-        "wso2carbon (Carbon 4.4 default, wso2carbon.jks)",
+        "Carbon 4.4 `wso2carbon`",
         "ad874c42382e2a464a3dba787fb3a0b5e2de30100545742758a6fbf0cb6aca5e",
     ),
     (
-        "wso2carbon.old",
+        "Carbon `wso2carbon.old`",
         "eb479350c27268ca7197f6b928677f9bebb333e62f10ca49db07e56a73b2c961",
     ),
     (
-        "wso2carbon.oldcert (also shipped as `localhost`)",
+        "Carbon `wso2carbon.oldcert`, also shipped as `localhost`",
         "da909c62b1bdd210c5c70382b15c9aef0a5b423aa1072dce3ec172c93fbbd74f",
     ),
     (
-        "wso2carbonv5 (Carbon 5 default)",
+        "Carbon 5 `wso2carbonv5`",
         "85c9aa36100b3d93aa1aefd2ea84c9a10935afd7a9a931c11d8bc8a82d002834",
     ),
 ];

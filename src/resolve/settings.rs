@@ -734,3 +734,102 @@ fn broker_everywhere(topology: &Topology, profile: Profile, out: &mut Vec<Settin
         targets,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPOLOGY: &str = r#"
+name = "t"
+product = "apim-2.6"
+[[node]]
+name = "km"
+profile = "key-manager"
+host = "km.t.example"
+offset = 5
+[[node]]
+name = "pub"
+profile = "publisher"
+host = "pub.t.example"
+[[node]]
+name = "store"
+profile = "store"
+host = "store.t.example"
+[[node]]
+name = "tm"
+profile = "traffic-manager"
+host = "tm.t.example"
+[[node]]
+name = "gw"
+profile = "gateway-worker"
+host = "gw.t.example"
+offset = 2
+"#;
+
+    fn values(node: &str) -> Vec<(String, String)> {
+        let t = Topology::parse(TOPOLOGY, std::path::Path::new("t.toml")).expect("valid");
+        let n = t.nodes.iter().find(|n| n.name == node).expect("node");
+        node_settings(&t, n)
+            .into_iter()
+            .map(|s| (s.label(), s.value))
+            .collect()
+    }
+
+    fn get<'a>(v: &'a [(String, String)], label: &str) -> Option<&'a str> {
+        v.iter().find(|(l, _)| l == label).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn peer_urls_name_other_profiles_and_leave_the_nodes_own() {
+        let km = values("km");
+        assert_eq!(
+            get(&km, "api-manager.xml: OAuthConfigurations/RevokeAPIURL"),
+            Some("https://gw.t.example:8245/revoke")
+        );
+        assert_eq!(get(&km, "api-manager.xml: AuthManager/ServerURL"), None);
+        assert_eq!(
+            get(&km, "identity.xml: OAuth/OpenIDConnect/IDTokenIssuerID"),
+            Some("https://km.t.example:9448/oauth2/token")
+        );
+        let store = values("store");
+        assert_eq!(
+            get(
+                &store,
+                "api-manager.xml: APIGateway/Environments/Environment/GatewayWSEndpoint"
+            ),
+            Some("ws://gw.t.example:9101")
+        );
+        assert_eq!(get(&store, "api-manager.xml: APIStore/URL"), None);
+        let gw = values("gw");
+        assert_eq!(
+            get(&gw, "api-manager.xml: OAuthConfigurations/RevokeAPIURL"),
+            None
+        );
+        assert_eq!(
+            get(&gw, "api-manager.xml: APIStore/ServerURL"),
+            Some("https://store.t.example:9443/services/")
+        );
+        assert_eq!(
+            get(
+                &gw,
+                "jndi.properties: connectionfactory.TopicConnectionFactory"
+            ),
+            Some("amqp://USER:PASS@clientid/carbon?brokerlist='tcp://tm.t.example:5672'")
+        );
+        let tm = values("tm");
+        assert_eq!(
+            get(
+                &tm,
+                "jndi.properties: connectionfactory.TopicConnectionFactory"
+            ),
+            None
+        );
+        assert_eq!(
+            get(
+                &tm,
+                "api-manager.xml: ThrottlingConfigurations/PolicyDeployer/ServiceURL"
+            ),
+            None
+        );
+    }
+}
