@@ -793,6 +793,16 @@ fn check_node(
         .filter(|c| c["what"] == "removed WSO2 default keys")
         .filter_map(|c| c["new"].as_str())
         .collect();
+    // The original truststore, with the default keys, survives: in the backup, or untouched in
+    // place when the set's truststore has another file name (PKCS#12).
+    let ts_rel = format!("{SECURITY}/client-truststore.jks");
+    let original = &before[&ts_rel];
+    let backup = report["backup"].as_str().map(PathBuf::from);
+    let kept = after.get(&ts_rel) == Some(original)
+        || backup.is_some_and(|b| std::fs::read(b.join(&ts_rel)).ok().as_ref() == Some(original));
+    if !kept {
+        f.push("the original client-truststore.jks is neither in place nor in the backup".into());
+    }
     if !removed
         .iter()
         .any(|r| r.contains("wso2carbon.old") && r.contains("wso2carbonv5"))

@@ -398,6 +398,33 @@ mod tests {
     }
 
     #[test]
+    fn cipher_text_entries_follow_plain_xml_and_leave_secured_ones() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let write = |rel: &str, text: &str| {
+            let p = home.path().join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        };
+        write(
+            super::super::CARBON,
+            "<Server xmlns:svns=\"http://org.wso2.securevault/configuration\"><Security>\n<KeyStore><Password svns:secretAlias=\"Carbon.Security.KeyStore.Password\">password</Password><KeyPassword>prim-pw</KeyPassword></KeyStore>\n<TrustStore><Password>trust-pw</Password></TrustStore></Security></Server>\n",
+        );
+        write(
+            CIPHER_TEXT,
+            "# comment\nCarbon.Security.KeyStore.Password=cGxhaW4=\nCarbon.Security.KeyStore.KeyPassword=[wso2carbon]\nCarbon.Security.TrustStore.Password=[wso2carbon]\nUserManager.AdminUser.Password=[admin]\n",
+        );
+        let planned = plan_cipher_text(home.path(), &stores())
+            .expect("plans")
+            .expect("changes");
+        assert!(planned.secret);
+        assert_eq!(
+            String::from_utf8(planned.bytes).expect("text"),
+            "# comment\nCarbon.Security.KeyStore.Password=cGxhaW4=\nCarbon.Security.KeyStore.KeyPassword=[prim-pw]\nCarbon.Security.TrustStore.Password=[trust-pw]\nUserManager.AdminUser.Password=[admin]\n"
+        );
+        assert!(planned.change.changes.iter().all(|c| c.new == "********"));
+    }
+
+    #[test]
     fn the_start_command_never_optimizes() {
         assert_eq!(
             start_command_26(Some("api-publisher")),
