@@ -406,6 +406,7 @@ fn owned(rel: &str) -> &'static [&'static str] {
             "parameter[wss.ssl.trust.store.file]",
             "parameter[wss.ssl.trust.store.pass]",
         ],
+        "WorkflowCallbackService.xml" => &["@uri"],
         "cipher-text.properties" => &[
             "Carbon.Security.KeyStore.Password",
             "Carbon.Security.KeyStore.KeyPassword",
@@ -606,7 +607,7 @@ fn localhost_role(file: &str, ctx: &str) -> Option<Role> {
         ("jndi.properties", "connectionfactory.TopicConnectionFactory", Peer(TM)),
         ("authenticators.xml", "Parameter[IdentityProviderSSOServiceURL]", Allowed("the SAML2SSOAuthenticator ships disabled; enabling SSO is outside apply")),
         ("authenticators.xml", "Parameter[AssertionConsumerServiceURL]", Allowed("the SAML2SSOAuthenticator ships disabled; enabling SSO is outside apply")),
-        ("WorkflowCallbackService.xml", "address@uri", Allowed("the BPS workflow callback proxy; used only with workflows, which ship disabled")),
+        ("WorkflowCallbackService.xml", "address@uri", Peer(STORE)),
         ("WorkflowCallbackService.xml", "@location", Allowed("the WSDL's own endpoint addresses of the gateway serving it")),
         ("site.json", "", Allowed("SSO/OIDC ship disabled (`enabled: false`); enabling SSO is outside apply")),
     ];

@@ -855,6 +855,14 @@ pub fn apply(
         }
     }
 
+    planned.extend(plan_xml(
+        apim_home,
+        rules::WORKFLOW_CALLBACK,
+        rules::WORKFLOW_CALLBACK,
+        false,
+        &vault,
+        |x| rules::attribute_settings(x, "proxy", &settings, "WorkflowCallbackService.xml"),
+    )?);
     planned.extend(rules::plan_cipher_text(apim_home, &stores)?);
 
     // Keystores: the primary and TLS keystores are installed as generated; the truststore is

@@ -27,6 +27,7 @@ pub enum ConfigFile {
     ApiManager,
     Jndi,
     Identity,
+    WorkflowCallback,
 }
 
 impl ConfigFile {
@@ -37,6 +38,9 @@ impl ConfigFile {
             ConfigFile::ApiManager => "repository/conf/api-manager.xml",
             ConfigFile::Jndi => "repository/conf/jndi.properties",
             ConfigFile::Identity => "repository/conf/identity/identity.xml",
+            ConfigFile::WorkflowCallback => {
+                "repository/deployment/server/synapse-configs/default/proxy-services/WorkflowCallbackService.xml"
+            }
         }
     }
 
@@ -47,6 +51,7 @@ impl ConfigFile {
             ConfigFile::ApiManager => "api-manager.xml",
             ConfigFile::Jndi => "jndi.properties",
             ConfigFile::Identity => "identity.xml",
+            ConfigFile::WorkflowCallback => "WorkflowCallbackService.xml",
         }
     }
 }
@@ -498,6 +503,18 @@ const PEER_URLS: &[PeerUrl] = &[
         urls: &[("https", port::MGMT_HTTPS, "/oauth2/token")],
         on_self: true,
     },
+    // The gateway's BPS callback proxy posts workflow results to the store.
+    PeerUrl {
+        file: ConfigFile::WorkflowCallback,
+        path: "target/inSequence/send/endpoint/address/@uri",
+        peer: Peer::Profile(Profile::Store),
+        urls: &[(
+            "https",
+            port::MGMT_HTTPS,
+            "/store/site/blocks/workflow/workflow-listener/ajax/workflow-listener.jag",
+        )],
+        on_self: false,
+    },
 ];
 
 /// Settings that apply skips when the node's file has no such element (WSO2 files of other
@@ -510,6 +527,7 @@ pub const OPTIONAL_PATHS: &[&str] = &[
     "WorkflowConfigurations/TokenEndPoint",
     "WorkflowConfigurations/DCREndPoint",
     "OAuth/OpenIDConnect/IDTokenIssuerID",
+    "target/inSequence/send/endpoint/address/@uri",
 ];
 
 /// The peer URLs of [`PEER_URLS`] for `profile` that `out` does not hold yet.
@@ -815,6 +833,22 @@ offset = 2
                 "jndi.properties: connectionfactory.TopicConnectionFactory"
             ),
             Some("amqp://USER:PASS@clientid/carbon?brokerlist='tcp://tm.t.example:5672'")
+        );
+        assert_eq!(
+            get(
+                &gw,
+                "WorkflowCallbackService.xml: target/inSequence/send/endpoint/address/@uri"
+            ),
+            Some(
+                "https://store.t.example:9443/store/site/blocks/workflow/workflow-listener/ajax/workflow-listener.jag"
+            )
+        );
+        assert_eq!(
+            get(
+                &store,
+                "WorkflowCallbackService.xml: target/inSequence/send/endpoint/address/@uri"
+            ),
+            None
         );
         let tm = values("tm");
         assert_eq!(

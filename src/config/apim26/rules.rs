@@ -25,6 +25,9 @@ pub(super) const SECURE_WEBSOCKET: &str =
     "repository/deployment/server/synapse-configs/default/inbound-endpoints/SecureWebSocketInboundEndpoint.xml";
 /// The https sender's dynamic SSL profile (`dynamicSSLProfilesConfig` in axis2.xml).
 pub(super) const SSL_PROFILES: &str = "repository/resources/security/sslprofiles.xml";
+/// The gateway's BPS workflow callback proxy (a Synapse proxy service).
+pub(super) const WORKFLOW_CALLBACK: &str =
+    "repository/deployment/server/synapse-configs/default/proxy-services/WorkflowCallbackService.xml";
 /// Secure vault's plain-text or encrypted secrets (alias=[plain] or alias=ciphertext).
 pub(super) const CIPHER_TEXT: &str = "repository/conf/security/cipher-text.properties";
 
@@ -108,6 +111,26 @@ pub(super) fn ssl_profiles(x: &mut XmlFile, stores: &Stores) -> Result<(), Apply
             "Type",
             false,
         )?;
+    }
+    Ok(())
+}
+
+/// node.toml settings of `file` whose paths end in an attribute (`…/element/@attr`), below the
+/// root element `root`; skipped where the element is absent.
+pub(super) fn attribute_settings(
+    x: &mut XmlFile,
+    root: &str,
+    settings: &[(String, String, String)],
+    file: &str,
+) -> Result<(), ApplyError> {
+    for (_, path, value) in settings.iter().filter(|(f, _, _)| f == file) {
+        let Some((element, attr)) = path.rsplit_once("/@") else {
+            continue;
+        };
+        let full = format!("{root}/{element}");
+        if x.doc.count(&full) > 0 {
+            x.set_attr(&full, attr, value)?;
+        }
     }
     Ok(())
 }
@@ -422,6 +445,38 @@ mod tests {
             "# comment\nCarbon.Security.KeyStore.Password=cGxhaW4=\nCarbon.Security.KeyStore.KeyPassword=[prim-pw]\nCarbon.Security.TrustStore.Password=[trust-pw]\nUserManager.AdminUser.Password=[admin]\n"
         );
         assert!(planned.change.changes.iter().all(|c| c.new == "********"));
+    }
+
+    #[test]
+    fn attribute_settings_set_existing_elements_only() {
+        let text = "<proxy xmlns=\"http://ws.apache.org/ns/synapse\" name=\"W\">\n<target><inSequence><send><endpoint>\n<address uri=\"https://localhost:9443/store/x.jag\"\n format=\"rest\"/>\n</endpoint></send></inSequence></target>\n</proxy>\n";
+        let settings = vec![
+            (
+                "WorkflowCallbackService.xml".to_string(),
+                "target/inSequence/send/endpoint/address/@uri".to_string(),
+                "https://store.example:9443/store/x.jag".to_string(),
+            ),
+            (
+                "WorkflowCallbackService.xml".to_string(),
+                "target/outSequence/send/endpoint/address/@uri".to_string(),
+                "https://elsewhere/".to_string(),
+            ),
+            (
+                "api-manager.xml".to_string(),
+                "APIStore/URL".to_string(),
+                "ignored".to_string(),
+            ),
+        ];
+        let out = run(text, |x| {
+            attribute_settings(x, "proxy", &settings, "WorkflowCallbackService.xml")
+        });
+        assert_eq!(
+            out,
+            text.replace(
+                "https://localhost:9443/store/x.jag",
+                "https://store.example:9443/store/x.jag"
+            )
+        );
     }
 
     #[test]
