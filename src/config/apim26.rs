@@ -915,19 +915,7 @@ pub fn apply(
         secure_vault: vault.into_inner(),
         warnings: Vec::new(),
     };
-    // Files that, once written, name a PKCS#12 keystore without a type (site.json through its
-    // fallback to carbon.xml's primary keystore).
-    let untyped: Vec<&str> = rules::UNTYPED_CONSUMERS
-        .into_iter()
-        .filter(|rel| {
-            let bytes = planned
-                .iter()
-                .find(|p| p.rel == *rel)
-                .map(|p| p.bytes.clone())
-                .or_else(|| std::fs::read(apim_home.join(rel)).ok());
-            bytes.is_some_and(|b| rel.ends_with("site.json") || b.windows(4).any(|w| w == b".p12"))
-        })
-        .collect();
+    let untyped = rules::untyped_files(apim_home, &planned);
     report
         .warnings
         .extend(rules::untyped_warning(format, &untyped));

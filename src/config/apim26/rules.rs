@@ -285,6 +285,22 @@ pub(super) const UNTYPED_CONSUMERS: [&str; 8] = [
     "repository/deployment/server/jaggeryapps/store/site/conf/site.json",
 ];
 
+/// The files of [`UNTYPED_CONSUMERS`] that, once written, name a PKCS#12 keystore (site.json
+/// always: its empty settings fall back to carbon.xml's primary keystore).
+pub(super) fn untyped_files(home: &Path, planned: &[Planned]) -> Vec<&'static str> {
+    UNTYPED_CONSUMERS
+        .into_iter()
+        .filter(|rel| {
+            let bytes = planned
+                .iter()
+                .find(|p| p.rel == *rel)
+                .map(|p| p.bytes.clone())
+                .or_else(|| std::fs::read(home.join(rel)).ok());
+            bytes.is_some_and(|b| rel.ends_with("site.json") || b.windows(4).any(|w| w == b".p12"))
+        })
+        .collect()
+}
+
 /// The warning apply prints when a PKCS#12 set meets files that carry no keystore type.
 pub(super) fn untyped_warning(
     format: crate::topology::KeystoreFormat,
