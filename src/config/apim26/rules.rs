@@ -295,7 +295,7 @@ pub(super) fn untyped_files(home: &Path, planned: &[Planned]) -> Vec<&'static st
                 .iter()
                 .find(|p| p.rel == *rel)
                 .map(|p| p.bytes.clone())
-                .or_else(|| std::fs::read(home.join(rel)).ok());
+                .or_else(|| crate::input::read(home.join(rel), crate::input::Limit::Config).ok());
             bytes.is_some_and(|b| rel.ends_with("site.json") || b.windows(4).any(|w| w == b".p12"))
         })
         .collect()
