@@ -1828,3 +1828,92 @@ fn interrupted_generate_at_150ms_leaves_no_partial_file() {
 fn interrupted_generate_while_writing_leaves_no_partial_file() {
     interrupted_generate("writing");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reserved aliases (issue 8, item 6)
+// ---------------------------------------------------------------------------------------------
+
+/// An alias the set already uses for something else is refused when the topology is read, by
+/// `plan` and `generate` alike, naming the file, the line and the key: a truststore holds one
+/// entry per alias, so `primary_alias = "<name>-ca"` used to drop the CA from every truststore.
+#[test]
+fn aliases_the_set_uses_are_reserved() {
+    let base = minimal_example();
+    let b = base.as_str();
+    let lb = "[[load_balancer]]\nhost = \"km\"\nfronts = \"key-manager\"\n";
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "primary alias = the CA's alias",
+            tables(b, "[keystores]\nprimary_alias = \"acme-dev-ca\""),
+            "keystores.primary_alias",
+            "primary_alias = ",
+        ),
+        (
+            "primary alias = the CA's alias after a rollover",
+            tables(b, "[keystores]\nprimary_alias = \"acme-dev-ca-g2\""),
+            "keystores.primary_alias",
+            "primary_alias = ",
+        ),
+        (
+            "primary alias = the alias of the chain above a CA you bring",
+            tables(b, "[keystores]\nprimary_alias = \"acme-dev-ca-parent-1\""),
+            "keystores.primary_alias",
+            "primary_alias = ",
+        ),
+        (
+            "a node named like the CA",
+            edit(b, KM_NAME, "name = \"acme-dev-ca\""),
+            "node[1].name",
+            "name = \"acme-dev-ca\"",
+        ),
+        (
+            "a node named like the primary alias",
+            tables(b, "[keystores]\nprimary_alias = \"km\""),
+            "node[1].name",
+            KM_NAME,
+        ),
+        (
+            "a node named wso2carbon (the primary's truststore alias)",
+            edit(b, KM_NAME, "name = \"wso2carbon\""),
+            "node[1].name",
+            "name = \"wso2carbon\"",
+        ),
+        (
+            "a load balancer host equal to a node name",
+            append(b, lb),
+            "load_balancer[1].host",
+            "host = \"km\"",
+        ),
+    ];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (i, (what, text, key, needle)) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("case{i}"));
+        std::fs::create_dir(&dir).expect("mkdir");
+        let topo = write_topology(&dir, text);
+        let out = dir.join("out");
+        for cmd in ["plan", "generate"] {
+            let r = run(&[cmd, s(&topo), "--out", s(&out)], &[]);
+            assert_input_error(&r, &[s(&topo), "reserved"]);
+            let (line, got_key, _) = parse_topology_error(&r.stderr, s(&topo))
+                .unwrap_or_else(|| panic!("{what} ({cmd}): not file:line: key: {}", r.stderr));
+            assert_eq!(
+                line,
+                line_of(text, needle, 1),
+                "{what} ({cmd}): {}",
+                r.stderr
+            );
+            assert_eq!(got_key, *key, "{what} ({cmd}): {}", r.stderr);
+            assert!(
+                !out.exists(),
+                "{what} ({cmd}): {} was created",
+                out.display()
+            );
+        }
+    }
+    // Near misses stay valid.
+    for alias in ["acme-dev-ca2", "acme-dev-cab", "acme-dev", "my-ca"] {
+        let text = tables(b, &format!("[keystores]\nprimary_alias = \"{alias}\""));
+        Topology::parse(&text, Path::new("t.toml"))
+            .unwrap_or_else(|e| panic!("primary_alias = {alias:?} must be accepted: {e}"));
+    }
+}

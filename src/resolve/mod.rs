@@ -88,31 +88,15 @@ pub fn ca_cert(topology: &Topology, generation: u32) -> CertSpec {
 
 /// The truststore alias of the CA of `generation` (`<name>-ca`, then `<name>-ca-g2`, …).
 pub fn ca_alias(topology: &Topology, generation: u32) -> String {
-    let base: String = topology
-        .name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if generation <= 1 {
-        format!("{base}-ca")
-    } else {
-        format!("{base}-ca-g{generation}")
-    }
+    crate::topology::aliases::ca_alias(&topology.name, generation)
 }
 
 /// The aliases under which truststores hold the primary certificate.
 pub fn primary_trust_aliases(topology: &Topology) -> Vec<String> {
-    let mut aliases = vec![
-        "wso2carbon".to_string(),
-        "gateway_certificate_alias".to_string(),
-    ];
+    let mut aliases: Vec<String> = crate::topology::aliases::PRIMARY_TRUST_ALIASES
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     push_unique(&mut aliases, topology.keystores.primary_alias.clone());
     aliases
 }

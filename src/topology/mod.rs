@@ -5,6 +5,7 @@
 //! docs/topology.md has been checked. Knows nothing of crypto or files beyond reading
 //! the topology itself.
 
+pub mod aliases;
 pub mod names;
 mod raw;
 mod validate;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 
+use super::aliases;
 use super::names::{is_san_dns_name, HostName};
 use crate::input::{excerpt, excerpt_within};
 
@@ -210,6 +211,7 @@ fn build(cx: &Ctx, raw: RawTopology) -> Result<Topology, TopologyError> {
     let nodes = nodes(cx, &raw, product)?;
     let load_balancers = load_balancers(cx, &raw, product, &nodes)?;
     check_profiles(cx, &raw, product, &nodes, &load_balancers)?;
+    reserved_aliases(cx, &raw, &name, &keystores.primary_alias, &nodes)?;
 
     Ok(Topology {
         name,
@@ -678,6 +680,66 @@ fn load_balancers(
         });
     }
     Ok(lbs)
+}
+
+/// No two things of the set under one alias (or one csr/ file name): the CAs' aliases (every
+/// rollover generation), the primary's, each node's TLS key alias (its name) and each load
+/// balancer's host are reserved for what they name.
+fn reserved_aliases(
+    cx: &Ctx,
+    raw: &RawTopology,
+    name: &str,
+    primary_alias: &str,
+    nodes: &[Node],
+) -> Result<(), TopologyError> {
+    let ca_hint = || {
+        Some(format!(
+            "`{}`, `{}`, … (one per CA rollover) are the aliases of the set's CA in every truststore; the other entry would replace it there",
+            aliases::ca_alias(name, 1),
+            aliases::ca_alias(name, 2)
+        ))
+    };
+    if let Some(a) = &raw.keystores.primary_alias {
+        if aliases::is_ca_alias(name, a.get_ref()) {
+            return Err(cx.error(
+                Some(a.span().start),
+                "keystores.primary_alias",
+                format!("`{}` is reserved for the set's CA", a.get_ref()),
+                ca_hint(),
+            ));
+        }
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let at = Some(raw.node[i].name.span().start);
+        let key = format!("node[{}].name", i + 1);
+        if aliases::is_ca_alias(name, &node.name) {
+            let message = format!("`{}` is reserved for the set's CA", node.name);
+            return Err(cx.error(at, key, message, ca_hint()));
+        }
+        if node.name == primary_alias || aliases::PRIMARY_TRUST_ALIASES.contains(&&*node.name) {
+            return Err(cx.error(
+                at,
+                key,
+                format!("`{}` is reserved for the primary key's alias", node.name),
+                Some("a node's name is its TLS key alias; name the node otherwise".into()),
+            ));
+        }
+    }
+    for (i, lb) in raw.load_balancer.iter().enumerate() {
+        let host = lb.host.get_ref().trim().to_ascii_lowercase();
+        if let Some(j) = nodes.iter().position(|n| n.name == host) {
+            return Err(cx.error(
+                Some(lb.host.span().start),
+                format!("load_balancer[{}].host", i + 1),
+                format!(
+                    "`{host}` is reserved: it is the name of node[{}]",
+                    j + 1
+                ),
+                Some("node names and load-balancer hosts name keys and files (csr/NAME.key); rename the node".into()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_profiles(
