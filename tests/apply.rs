@@ -2559,3 +2559,114 @@ fn a_secure_vault_truststore_password_asks_for_the_env_option() {
         r.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Passwords that do not open the set (issue 8, item 5)
+// ---------------------------------------------------------------------------------------------
+
+/// `ONE_MACHINE` with every password taken from these variables.
+fn with_password_vars(vars: [(&str, &str); 3]) -> String {
+    let at = ONE_MACHINE.find("[[node]]").expect("a node");
+    let table: String = vars
+        .iter()
+        .map(|(role, var)| format!("{role} = \"{var}\"\n"))
+        .collect();
+    format!(
+        "{}[passwords]\n{table}\n{}",
+        &ONE_MACHINE[..at],
+        &ONE_MACHINE[at..]
+    )
+}
+
+/// apply writes the password it takes from the environment into the node's files: when that
+/// is not the password the set was made with (or a key entry has another key password), the
+/// node could not start. Exit 2 naming the variable and the keystore, never the password, and
+/// nothing written.
+#[test]
+fn a_password_that_does_not_open_the_set_is_exit_2_and_writes_nothing() {
+    let Some(fx) = fixture_stores() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let vars = [
+        ("primary", "APIM_PKI_T5_PRIMARY"),
+        ("tls", "APIM_PKI_T5_TLS"),
+        ("truststore", "APIM_PKI_T5_TRUST"),
+    ];
+    let made_with = [
+        ("APIM_PKI_T5_PRIMARY", "primary-pw-one"),
+        ("APIM_PKI_T5_TLS", "tls-pw-one"),
+        ("APIM_PKI_T5_TRUST", "trust-pw-one"),
+    ];
+    let topo = write_topology(tmp.path(), &with_password_vars(vars));
+    let set = tmp.path().join("set");
+    generate(&topo, &set, &made_with);
+    let apply_with = |home: &Path, env: &[(&str, &str)]| {
+        run(
+            &[
+                "apply",
+                set.to_str().expect("utf-8"),
+                "--node",
+                "gw",
+                "--apim-home",
+                home.to_str().expect("utf-8"),
+            ],
+            env,
+        )
+    };
+    let file = |name: &str| format!("nodes/gw/{SECURITY}/{name}");
+    for (i, (var, _)) in made_with.iter().enumerate() {
+        let mut env = made_with.to_vec();
+        env[i].1 = "another-password";
+        let home = fresh_home(fx, tmp.path(), &format!("wrong-{var}"));
+        let before = snapshot(&home);
+        let r = apply_with(&home, &env);
+        let keystore = ["wso2carbon.jks", "gw-tls.jks", "client-truststore.jks"][i];
+        assert_eq!(r.code, 2, "{var}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(var) && r.stderr.contains(&file(keystore)),
+            "{var}: the message must name the variable and {keystore}: {}",
+            r.stderr
+        );
+        for (_, secret) in &env {
+            assert!(!r.stderr.contains(secret), "{var}: a password is shown");
+        }
+        assert_eq!(
+            snapshot(&home),
+            before,
+            "{var}: a failed apply changed the home"
+        );
+    }
+
+    // The store opens, but its key entry has another key password.
+    let tls_path = set.join(file("gw-tls.jks"));
+    let original = std::fs::read(&tls_path).expect("gw-tls.jks");
+    let store = apim_pki::keystore::jks::JksKeyStore::from_bytes(&original, "tls-pw-one")
+        .expect("the TLS keystore opens");
+    let apim_pki::keystore::jks::JksEntry::PrivateKey { key, chain, .. } = &store.entries[0] else {
+        panic!("gw-tls.jks holds no key entry first")
+    };
+    let pkcs8 = key.decrypt("tls-pw-one").expect("key password");
+    let mut other = apim_pki::keystore::jks::JksKeyStore::new();
+    other
+        .add_private_key("gw", 0, &pkcs8, "another-key-password", chain.clone())
+        .expect("add key");
+    std::fs::write(&tls_path, other.to_bytes("tls-pw-one").expect("encode")).expect("write");
+    let home = fresh_home(fx, tmp.path(), "key-password");
+    let before = snapshot(&home);
+    let r = apply_with(&home, &made_with);
+    assert_eq!(r.code, 2, "key password: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("key entry") && r.stderr.contains("APIM_PKI_T5_TLS"),
+        "key password: {}",
+        r.stderr
+    );
+    assert_eq!(
+        snapshot(&home),
+        before,
+        "key password: a failed apply changed the home"
+    );
+
+    // With the set's own passwords, apply goes through.
+    std::fs::write(&tls_path, &original).expect("restore");
+    let r = apply_with(&home, &made_with);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

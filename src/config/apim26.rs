@@ -442,6 +442,62 @@ fn stores(set: &OpenedSet, node: &NodeView) -> Result<Stores, ApplyError> {
     })
 }
 
+/// Before anything is written: every keystore of the set that apply installs or merges opens
+/// with the password apply writes into the node's files, and so does each key entry (Tomcat and
+/// WSO2 use the store password as the key password). A password variable that differs from the
+/// one the set was made with would otherwise leave a node that cannot start.
+fn check_passwords(set: &OpenedSet, node: &NodeView, stores: &Stores) -> Result<(), ApplyError> {
+    let tls_role = if set.view.per_node_tls() {
+        "tls"
+    } else {
+        "primary"
+    };
+    for (role, store) in [
+        ("primary", &stores.primary),
+        (tls_role, &stores.tls),
+        ("truststore", &stores.trust),
+    ] {
+        let path = set.dir.join(layout::node_security(&node.name, &store.file));
+        let bytes =
+            std::fs::read(&path).map_err(|e| input(&path, format!("cannot read: {e}"), None))?;
+        let source = set
+            .inventory
+            .passwords
+            .get(role)
+            .or_else(|| set.inventory.passwords.get("primary"))
+            .map_or_else(|| format!("the {role} password"), ToString::to_string);
+        let hint = Some(
+            "set the variable to the password the set was made with (`apim-pki verify DIR` checks the same)",
+        );
+        match Keystore::decode(&bytes, &store.password) {
+            Ok(_) => {}
+            Err(KeystoreError::WrongPassword) => {
+                let store_opens =
+                    crate::keystore::jks::JksKeyStore::from_bytes(&bytes, store.password.expose())
+                        .is_ok();
+                let what = if store_opens {
+                    "its key entry does not open with"
+                } else {
+                    "does not open with"
+                };
+                return Err(input(
+                    &path,
+                    format!("{what} the {role} password from {source}, which apply would write into the node's files: the node could not start"),
+                    hint,
+                ));
+            }
+            Err(e) => {
+                return Err(input(
+                    &path,
+                    e.to_string(),
+                    Some("run `apim-pki verify` on the set"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Installs `node`'s keystores into `apim_home` and writes its configuration.
 pub fn apply(
     dir: &Path,
@@ -484,6 +540,7 @@ pub fn apply(
         return Err(input(apim_home.join(CARBON), "not found", Some("--apim-home must be the root of an unpacked API-M 2.6 (the directory holding bin/ and repository/)")));
     }
     let stores = stores(&set, &node)?;
+    check_passwords(&set, &node, &stores)?;
     let settings = node_settings(&set, &node.name)?;
     let format = set.view.keystores.format;
     let mut planned: Vec<Planned> = Vec::new();
