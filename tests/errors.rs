@@ -1917,3 +1917,179 @@ fn aliases_the_set_uses_are_reserved() {
             .unwrap_or_else(|e| panic!("primary_alias = {alias:?} must be accepted: {e}"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A key held twice (issue 8, item 2)
+// ---------------------------------------------------------------------------------------------
+
+const SEC: &str = "repository/resources/security";
+
+/// A set with a load balancer in front of km, its TLS password from TLS_PW.
+fn shared_key_base(dir: &Path) -> (PathBuf, PathBuf) {
+    let text = append(
+        &tables(&minimal_example(), "[passwords]\ntls = \"TLS_PW\""),
+        "[[load_balancer]]\nhost = \"km-lb.dev.acme.internal\"\nfronts = \"key-manager\"\n",
+    );
+    let topo = write_topology(dir, &text);
+    let out = dir.join("base");
+    generate(&topo, &out, &[("TLS_PW", "first-password-1")]);
+    (topo, out)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for (rel, bytes) in snapshot(from) {
+        let target = to.join(rel);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::write(target, bytes).expect("write");
+    }
+}
+
+fn tls_keystore(out: &Path, node: &str) -> PathBuf {
+    out.join(format!("nodes/{node}/{SEC}/{node}-tls.jks"))
+}
+
+/// Writes a TLS keystore for `node` holding `pkcs8` under `chain`, with the TLS password.
+fn write_tls_entry(out: &Path, node: &str, pkcs8: Vec<u8>, chain: Vec<Vec<u8>>) {
+    let store = Keystore {
+        entries: vec![apim_pki::keystore::Entry::PrivateKey {
+            alias: node.into(),
+            pkcs8: zeroize::Zeroizing::new(pkcs8),
+            chain,
+        }],
+    };
+    let bytes = store
+        .encode(
+            apim_pki::topology::KeystoreFormat::Jks,
+            &Password::new("first-password-1".into()),
+        )
+        .expect("encode");
+    std::fs::write(tls_keystore(out, node), bytes).expect("write keystore");
+}
+
+fn read_key_entry(path: &Path, password: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let bytes = std::fs::read(path).expect("read keystore");
+    let (store, _) = Keystore::decode(&bytes, &Password::new(password.into())).expect("opens");
+    let entry = store.key_entries().next().cloned();
+    match entry {
+        Some(apim_pki::keystore::Entry::PrivateKey { pkcs8, chain, .. }) => (pkcs8.to_vec(), chain),
+        _ => panic!("{}: no key entry", path.display()),
+    }
+}
+
+fn pem_key(path: &Path) -> Vec<u8> {
+    pem::parse(std::fs::read(path).expect("read key"))
+        .expect("PEM key")
+        .contents()
+        .to_vec()
+}
+
+fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
+    apim_pki::keystore::pem::certs_from_pem(&std::fs::read(path).expect("read")).expect("PEM")
+}
+
+/// One way to make two artifacts hold one key, the option `rotate` must be given to repair it,
+/// and an option that leaves the copy alone.
+type Copy = (&'static str, fn(&Path, &str), &'static str, &'static str);
+
+fn copies() -> Vec<Copy> {
+    vec![
+        (
+            // The README's mistake: another node's TLS keystore copied over this one's.
+            "publisher's TLS keystore copied over km's",
+            |out, pw| {
+                let from = tls_keystore(out, "publisher");
+                std::fs::copy(from, tls_keystore(out, "km")).expect("copy");
+                let _ = pw;
+            },
+            "--node km",
+            "--node store",
+        ),
+        (
+            "the load balancer's key and certificate copied from km",
+            |out, pw| {
+                let (pkcs8, chain) = read_key_entry(&tls_keystore(out, "km"), pw);
+                let lb = out.join("load-balancers/km-lb.dev.acme.internal");
+                let key = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8));
+                std::fs::write(lb.join("tls.key"), key).expect("write key");
+                let certs = apim_pki::keystore::pem::certs_to_pem(chain.iter().map(Vec::as_slice));
+                std::fs::write(lb.join("tls.crt"), certs).expect("write cert");
+            },
+            "--load-balancer km-lb.dev.acme.internal",
+            "--node store",
+        ),
+        (
+            "the primary key and certificate in km's TLS keystore",
+            |out, _| {
+                let primary = out.join(format!("nodes/km/{SEC}/wso2carbon.jks"));
+                let pw = secrets(out)["primary"].clone();
+                let (pkcs8, chain) = read_key_entry(&primary, &pw);
+                write_tls_entry(out, "km", pkcs8, chain);
+            },
+            "--node km",
+            "--node store",
+        ),
+        (
+            "the CA's key and certificate in km's TLS keystore",
+            |out, _| {
+                let pkcs8 = pem_key(&out.join("ca/ca.key"));
+                write_tls_entry(out, "km", pkcs8, pem_certs(&out.join("ca/ca.crt")));
+            },
+            "--node km",
+            "--node store",
+        ),
+    ]
+}
+
+/// generate, plan and a rotate of something else refuse a set where two artifacts hold one key
+/// (exit 2, naming the `rotate` that repairs it, changing nothing); that rotate repairs it.
+#[test]
+fn a_key_held_twice_is_refused_naming_the_rotate_that_repairs_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (topo, base) = shared_key_base(tmp.path());
+    let env = [("TLS_PW", "first-password-1")];
+    for (i, (what, break_it, repair, other)) in copies().into_iter().enumerate() {
+        let out = tmp.path().join(format!("case{i}"));
+        copy_dir(&base, &out);
+        break_it(&out, "first-password-1");
+        let before = snapshot(&out);
+        let runs = [
+            vec!["generate", s(&topo), "--out", s(&out)],
+            vec!["plan", s(&topo), "--out", s(&out)],
+            ["rotate", s(&topo), "--out", s(&out)]
+                .into_iter()
+                .chain(other.split(' '))
+                .collect(),
+        ];
+        for args in &runs {
+            let r = run(args, &env);
+            if let Some(p) = input_error_problem(&r, &["same private key", repair]) {
+                panic!("{what}: {}: {p}", args[0]);
+            }
+            assert!(
+                !r.stderr.contains("first-password-1"),
+                "{what}: password shown"
+            );
+            assert!(
+                before == snapshot(&out),
+                "{what}: {} changed files",
+                args[0]
+            );
+        }
+        let args: Vec<&str> = ["rotate", s(&topo), "--out", s(&out)]
+            .into_iter()
+            .chain(repair.split(' '))
+            .collect();
+        let r = run(&args, &env);
+        assert_eq!(
+            r.code, 0,
+            "{what}: rotate {repair}: {}{}",
+            r.stdout, r.stderr
+        );
+        let r = run(&["verify", s(&out)], &env);
+        assert_eq!(
+            r.code, 0,
+            "{what}: verify after the repair: {}{}",
+            r.stdout, r.stderr
+        );
+    }
+}

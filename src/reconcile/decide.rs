@@ -1,6 +1,6 @@
 //! Per key-bearing item: keep, renew, reissue or create, and issuing what must be issued.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use time::{Duration, OffsetDateTime};
 
@@ -215,5 +215,117 @@ pub(super) fn decision_action(d: &Decision) -> ActionKind {
         Decision::Reissue => ActionKind::Reissue,
         Decision::Create => ActionKind::Create,
         Decision::NeedsRotate => ActionKind::NeedsRotate,
+    }
+}
+
+/// Refuses a set where two artifacts hold one private key (only the primary is shared by
+/// design, and it is one item): a keystore copied over another's name would otherwise be
+/// re-certified for its new owner, two nodes would share a key, and the overwritten key would
+/// be gone. `cas` are the CA certificates of the set (path, SubjectPublicKeyInfo). The hint names
+/// the `rotate` that gives the copy a key of its own.
+pub(super) fn refuse_shared_keys(
+    items: &[Item],
+    cas: &[(&str, Vec<u8>)],
+) -> Result<(), GenerateError> {
+    let mut groups: BTreeMap<Vec<u8>, Vec<Holder>> = BTreeMap::new();
+    for (path, spki) in cas {
+        groups
+            .entry(spki.clone())
+            .or_default()
+            .push(Holder::Ca(path));
+    }
+    for item in items {
+        if let Some(e) = &item.existing {
+            groups
+                .entry(e.key.public_key_der())
+                .or_default()
+                .push(Holder::Item(item));
+        }
+    }
+    let Some(group) = groups.into_values().find(|g| g.len() > 1) else {
+        return Ok(());
+    };
+    let copies = copies_in(&group);
+    let paths: Vec<String> = group.iter().map(Holder::describe).collect();
+    let rotate: Vec<String> = copies.iter().filter_map(|i| rotate_option(i)).collect();
+    let hint = if rotate.is_empty() {
+        "restore the primary keystore or the CA from a backup: it holds another artifact's key"
+            .to_string()
+    } else {
+        let who: Vec<&str> = copies.iter().map(|i| i.label.as_str()).collect();
+        format!(
+            "run `apim-pki rotate TOPOLOGY --out DIR {}` to give {} a new key of its own; generate never replaces a key",
+            rotate.join(" "),
+            who.join(" and ")
+        )
+    };
+    Err(GenerateError::Refused {
+        message: format!(
+            "{} hold the same private key; only the primary key is shared between nodes",
+            paths.join(" and ")
+        ),
+        hint,
+    })
+}
+
+/// Who holds a key: a CA (by its certificate's path) or a key-bearing item.
+enum Holder<'a> {
+    Ca(&'a str),
+    Item(&'a Item),
+}
+
+impl Holder<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Holder::Ca(path) => format!("{path} (the CA)"),
+            Holder::Item(i) => {
+                let path = i.existing.as_ref().map_or("", |e| e.path.as_str());
+                match (&i.node, &i.lb) {
+                    (Some(n), _) => format!("{path} (node {n})"),
+                    (_, Some(h)) => format!("{path} (load balancer {h})"),
+                    _ => format!("{path} (the primary)"),
+                }
+            }
+        }
+    }
+}
+
+/// The holders of a shared key that are copies: every node or load balancer when the key is the
+/// CA's or the primary's; else those whose certificate names another owner (the file was copied
+/// over theirs), or all but the first when each certificate names its holder (a set re-certified
+/// by an earlier version).
+fn copies_in<'a>(group: &[Holder<'a>]) -> Vec<&'a Item> {
+    let leaves: Vec<&Item> = group
+        .iter()
+        .filter_map(|h| match h {
+            Holder::Item(i) if i.node.is_some() || i.lb.is_some() => Some(*i),
+            _ => None,
+        })
+        .collect();
+    if leaves.len() < group.len() {
+        return leaves;
+    }
+    let renamed: Vec<&Item> = leaves
+        .iter()
+        .copied()
+        .filter(|i| {
+            i.existing
+                .as_ref()
+                .is_some_and(|e| names_diff(&i.spec, &e.info).is_some())
+        })
+        .collect();
+    if renamed.is_empty() {
+        leaves.into_iter().skip(1).collect()
+    } else {
+        renamed
+    }
+}
+
+/// The `rotate` option that re-keys `item`.
+fn rotate_option(item: &Item) -> Option<String> {
+    match (&item.node, &item.lb) {
+        (Some(n), _) => Some(format!("--node {n}")),
+        (_, Some(h)) => Some(format!("--load-balancer {h}")),
+        _ => None,
     }
 }

@@ -791,6 +791,28 @@ fn run(
     if mode != Mode::Plan {
         needs_rotate_error(&items)?;
     }
+    // No key may be held twice (a keystore copied over another's name).
+    let ca_keys: Vec<(&str, Vec<u8>)> = [
+        (
+            layout::CA_KEY,
+            ca.as_ref().map(|c| c.info().public_key_der.clone()),
+        ),
+        (
+            layout::CA_NEXT_KEY,
+            next.as_ref().map(|c| c.info().public_key_der.clone()),
+        ),
+        (
+            layout::CA_PREVIOUS_CERT,
+            previous
+                .as_deref()
+                .and_then(|der| CertInfo::from_der(der).ok())
+                .map(|i| i.public_key_der),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(path, spki)| spki.map(|k| (path, k)))
+    .collect();
+    refuse_shared_keys(&items, &ca_keys)?;
 
     // Keys: generate every missing one in parallel, the CA's included.
     let mut wanted: Vec<KeyType> = items
