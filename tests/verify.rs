@@ -463,7 +463,16 @@ fn foreign_key_under_own_chain_is_key_cert_mismatch() {
         },
     );
     let (code, report) = verify_json(&set, &[]);
-    assert_findings(code, &report, &[err("key-cert-mismatch", KM, &tls(KM))]);
+    // km's keystore now holds the publisher's private key: a key held twice (the copy is km's,
+    // whose certificate the key does not belong to).
+    assert_findings(
+        code,
+        &report,
+        &[
+            err("key-cert-mismatch", KM, &tls(KM)),
+            err("shared-key", KM, &tls(KM)),
+        ],
+    );
 }
 
 /// The brief's literal variant: km's key with the publisher's chain, in km's keystore. The
@@ -1314,4 +1323,372 @@ fn check_host_cn_only_certificate_is_java_only() {
         &[],
     );
     assert_eq!(code, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A key held twice (issue 8, item 2) and unusable files (item 12)
+// ---------------------------------------------------------------------------------------------
+
+/// The minimal topology with a load balancer in front of the store.
+fn with_lb() -> String {
+    format!(
+        "{}\n[[load_balancer]]\nhost = \"lb.dev.acme.internal\"\nfronts = \"store\"\n",
+        minimal_example()
+    )
+}
+
+const LB_DIR: &str = "load-balancers/lb.dev.acme.internal";
+const LB_WHO: &str = "lb:lb.dev.acme.internal";
+
+fn lb(file: &str) -> String {
+    format!("{LB_DIR}/{file}")
+}
+
+/// A copy of `base` in a temporary directory of its own.
+fn copy_of(base: &Set) -> Set {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out");
+    for (rel, bytes) in util::cli::snapshot(&base.out) {
+        let target = out.join(rel);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::write(target, bytes).expect("write");
+    }
+    Set { tmp, out }
+}
+
+/// The key entry of a keystore of the set: (PKCS#8, chain).
+fn key_entry_of(set: &Set, rel: &str, role: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+    match set.read_store(rel, role).key_entries().next().cloned() {
+        Some(Entry::PrivateKey { pkcs8, chain, .. }) => (pkcs8.to_vec(), chain),
+        _ => panic!("{rel}: no key entry"),
+    }
+}
+
+fn key_pem(pkcs8: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.to_vec()))
+}
+
+/// A JKS TLS or primary keystore of km whose key entry has `chain`, keeping its key and alias.
+fn with_chain(set: &Set, rel: &str, role: &str, chain: impl Fn(Vec<Vec<u8>>) -> Vec<Vec<u8>>) {
+    use apim_pki::keystore::jks::{JksEntry, JksKeyStore};
+    let pw = set.password(role);
+    let bytes = std::fs::read(set.path(rel)).expect("read");
+    let mut store = JksKeyStore::from_bytes(&bytes, pw.expose()).expect("opens");
+    for entry in &mut store.entries {
+        if let JksEntry::PrivateKey { chain: c, .. } = entry {
+            *c = chain(std::mem::take(c));
+        }
+    }
+    let bytes = store.to_bytes(pw.expose()).expect("encode");
+    std::fs::write(set.path(rel), bytes).expect("write");
+}
+
+/// Valid DER (`SEQUENCE { INTEGER 0 }`) that is no certificate.
+const GARBAGE_DER: &[u8] = &[0x30, 0x03, 0x02, 0x01, 0x00];
+
+fn garbage_cert_pem() -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", GARBAGE_DER.to_vec()))
+}
+
+/// What the old `generate` left after gw2's keystore was copied over gw1's: gw1's names
+/// re-certified on gw2's key. Both nodes hold one private key, and each certificate names its
+/// node, so both are reported.
+#[test]
+fn a_copied_key_recertified_for_its_new_node_is_shared_key() {
+    if !util::java::require("openssl") {
+        return;
+    }
+    let set = Set::new(&minimal_example());
+    let (pkcs8, _) = key_entry_of(&set, &tls("publisher"), "tls");
+    let dir = set.scratch("recertified");
+    std::fs::write(dir.join("key.pem"), key_pem(&pkcs8)).unwrap();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "key.pem",
+            "-out",
+            "csr.pem",
+            "-subj",
+            &format!("/CN={KM_HOST}"),
+        ],
+    );
+    write_ext(&dir, &[KM_HOST, "localhost"]);
+    ca_sign(&set, &dir, "-sha256");
+    replace_tls_entry(&set, KM, pem_entry(&dir, KM));
+    let (code, report) = verify_json(&set, &[]);
+    assert_findings(
+        code,
+        &report,
+        &[
+            err("shared-key", KM, &tls(KM)),
+            err("shared-key", "publisher", &tls("publisher")),
+        ],
+    );
+    let f = with_code(&report, "shared-key")[0];
+    assert!(
+        f["message"].as_str().unwrap().contains("rotate --node"),
+        "{f}"
+    );
+}
+
+/// The README's mistake: the publisher's TLS keystore copied over km's. km's certificate names
+/// the publisher, so km holds the copy.
+#[test]
+fn a_copied_tls_keystore_is_shared_key_on_the_copy() {
+    let set = Set::new(&minimal_example());
+    std::fs::copy(set.path(&tls("publisher")), set.path(&tls(KM))).unwrap();
+    let (code, report) = verify_json(&set, &[]);
+    assert_findings(
+        code,
+        &report,
+        &[
+            err("hostname-mismatch", KM, &tls(KM)),
+            warn("alias-mismatch", KM, &tls(KM)),
+            err("shared-key", KM, &tls(KM)),
+        ],
+    );
+}
+
+type Break = fn(&Set, &Path);
+
+/// One corruption per file kind: what to do to a fresh set, and the exact findings.
+fn corruptions() -> Vec<(&'static str, Break, Vec<Key>)> {
+    vec![
+        // --- keys held twice ---
+        (
+            "the load balancer's key, certificate and haproxy.pem copied from km",
+            |set, _| {
+                let (pkcs8, chain) = key_entry_of(set, &tls(KM), "tls");
+                let certs = kpem::certs_to_pem(chain.iter().map(Vec::as_slice));
+                std::fs::write(set.path(&lb("tls.key")), key_pem(&pkcs8)).unwrap();
+                std::fs::write(set.path(&lb("tls.crt")), &certs).unwrap();
+                let haproxy = format!("{certs}{}", key_pem(&pkcs8));
+                std::fs::write(set.path(&lb("haproxy.pem")), haproxy).unwrap();
+            },
+            vec![
+                err("hostname-mismatch", LB_WHO, &lb("tls.crt")),
+                err("shared-key", LB_WHO, &lb("tls.key")),
+            ],
+        ),
+        (
+            "the primary key and certificate in km's TLS keystore",
+            |set, _| {
+                let (pkcs8, chain) = key_entry_of(set, &primary(KM), "primary");
+                replace_tls_entry(set, KM, tls_entry(pkcs8, chain));
+            },
+            vec![
+                err("hostname-mismatch", KM, &tls(KM)),
+                err("shared-key", KM, &tls(KM)),
+            ],
+        ),
+        (
+            "the CA's key and certificate in km's TLS keystore",
+            |set, _| {
+                let key = pem::parse(std::fs::read(set.path("ca/ca.key")).unwrap()).unwrap();
+                let ca = kpem::certs_from_pem(&std::fs::read(set.path("ca/ca.crt")).unwrap());
+                replace_tls_entry(set, KM, tls_entry(key.contents().to_vec(), ca.unwrap()));
+            },
+            vec![
+                err("hostname-mismatch", KM, &tls(KM)),
+                err("shared-key", KM, &tls(KM)),
+            ],
+        ),
+        // --- keystores ---
+        (
+            "a TLS key entry with an empty certificate chain",
+            |set, _| with_chain(set, &tls(KM), "tls", |_| Vec::new()),
+            vec![err("corrupt-file", KM, &tls(KM))],
+        ),
+        (
+            "a primary key entry with an empty certificate chain",
+            |set, _| with_chain(set, &primary(KM), "primary", |_| Vec::new()),
+            vec![err("corrupt-file", KM, &primary(KM))],
+        ),
+        (
+            "a TLS leaf certificate replaced by garbage DER",
+            |set, _| {
+                with_chain(set, &tls(KM), "tls", |mut c| {
+                    c[0] = GARBAGE_DER.to_vec();
+                    c
+                })
+            },
+            vec![err("corrupt-file", KM, &tls(KM))],
+        ),
+        (
+            "a primary leaf certificate replaced by garbage DER",
+            |set, _| {
+                with_chain(set, &primary(KM), "primary", |mut c| {
+                    c[0] = GARBAGE_DER.to_vec();
+                    c
+                })
+            },
+            vec![err("corrupt-file", KM, &primary(KM))],
+        ),
+        (
+            "a trusted entry of garbage DER in a truststore",
+            |set, _| {
+                let mut store = set.read_store(&truststore(KM), "truststore");
+                store.entries.push(Entry::Trusted {
+                    alias: "junk".into(),
+                    cert: GARBAGE_DER.to_vec(),
+                });
+                set.write_store(&truststore(KM), &store, KeystoreFormat::Jks, "truststore");
+            },
+            vec![err("corrupt-file", KM, &truststore(KM))],
+        ),
+        // --- load balancer files ---
+        (
+            "haproxy.pem that is garbage",
+            |set, _| std::fs::write(set.path(&lb("haproxy.pem")), "garbage\n").unwrap(),
+            vec![err("corrupt-file", LB_WHO, &lb("haproxy.pem"))],
+        ),
+        (
+            "haproxy.pem without its key",
+            |set, _| {
+                let certs = std::fs::read(set.path(&lb("tls.crt"))).unwrap();
+                std::fs::write(set.path(&lb("haproxy.pem")), certs).unwrap();
+            },
+            vec![err("corrupt-file", LB_WHO, &lb("haproxy.pem"))],
+        ),
+        (
+            "ca.crt that is garbage",
+            |set, _| std::fs::write(set.path(&lb("ca.crt")), "garbage\n").unwrap(),
+            vec![err("corrupt-file", LB_WHO, &lb("ca.crt"))],
+        ),
+        (
+            "ca.crt holding a certificate of garbage DER",
+            |set, _| std::fs::write(set.path(&lb("ca.crt")), garbage_cert_pem()).unwrap(),
+            vec![err("corrupt-file", LB_WHO, &lb("ca.crt"))],
+        ),
+        (
+            "tls.crt holding a certificate of garbage DER",
+            |set, _| std::fs::write(set.path(&lb("tls.crt")), garbage_cert_pem()).unwrap(),
+            vec![err("corrupt-file", LB_WHO, &lb("tls.crt"))],
+        ),
+        // --- the CA ---
+        (
+            "ca/ca.key that is garbage",
+            |set, _| std::fs::write(set.path("ca/ca.key"), "garbage\n").unwrap(),
+            vec![err("corrupt-file", "set", "ca/ca.key")],
+        ),
+        (
+            "ca/ca.key that is another key",
+            |set, scratch| {
+                openssl(
+                    scratch,
+                    &[
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:2048",
+                        "-out",
+                        "other.key",
+                    ],
+                );
+                std::fs::copy(scratch.join("other.key"), set.path("ca/ca.key")).unwrap();
+            },
+            vec![err("key-cert-mismatch", "set", "ca/ca.key")],
+        ),
+        (
+            "ca/bundle.crt with a certificate of garbage DER after the CA",
+            |set, _| {
+                let mut bundle = std::fs::read_to_string(set.path("ca/bundle.crt")).unwrap();
+                bundle.push_str(&garbage_cert_pem());
+                std::fs::write(set.path("ca/bundle.crt"), bundle).unwrap();
+            },
+            vec![err("corrupt-file", "set", "ca/bundle.crt")],
+        ),
+    ]
+}
+
+fn tls_entry(pkcs8: Vec<u8>, chain: Vec<Vec<u8>>) -> Entry {
+    Entry::PrivateKey {
+        alias: KM.into(),
+        pkcs8: zeroize::Zeroizing::new(pkcs8),
+        chain,
+    }
+}
+
+/// Every file verify reads passes every check or produces a finding: one corruption per file
+/// kind, each with its exact findings (no "ok", no checks silently skipped).
+#[test]
+fn every_unusable_file_is_a_finding() {
+    if !util::java::require("openssl") {
+        return;
+    }
+    let base = Set::new(&with_lb());
+    assert_clean(&base);
+    let mut failures = Vec::new();
+    for (what, break_it, expected) in corruptions() {
+        let set = copy_of(&base);
+        let scratch = set.scratch("work");
+        break_it(&set, &scratch);
+        let (code, report) = verify_json(&set, &[]);
+        let mut want = expected.clone();
+        want.sort();
+        if finding_keys(&report) != want || code != 1 {
+            failures.push(format!(
+                "{what}: exit {code}, expected {want:?}, got {:?}",
+                finding_keys(&report)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A TLS keystore replaced by a MAC-less PKCS#12 holding the key in a plain key bag (OpenSSL
+/// `-nomac -keypbe NONE`): it opens with any password, the key is readable by anyone, and Java
+/// finds no key in it.
+#[test]
+fn a_pkcs12_without_mac_and_with_a_clear_key_is_unprotected_keystore() {
+    if !util::java::require("openssl") {
+        return;
+    }
+    let topology = format!("{}\n[keystores]\nformat = \"pkcs12\"\n", minimal_example());
+    let set = Set::new(&topology);
+    let rel = sec(KM, "km-tls.p12");
+    let (pkcs8, chain) = key_entry_of(&set, &rel, "tls");
+    let dir = set.scratch("clear");
+    std::fs::write(dir.join("key.pem"), key_pem(&pkcs8)).unwrap();
+    std::fs::write(
+        dir.join("cert.pem"),
+        kpem::certs_to_pem(chain.iter().map(Vec::as_slice)),
+    )
+    .unwrap();
+    openssl(
+        &dir,
+        &[
+            "pkcs12",
+            "-export",
+            "-nomac",
+            "-keypbe",
+            "NONE",
+            "-certpbe",
+            "NONE",
+            "-in",
+            "cert.pem",
+            "-inkey",
+            "key.pem",
+            "-name",
+            KM,
+            "-out",
+            "clear.p12",
+            "-passout",
+            "pass:",
+        ],
+    );
+    std::fs::copy(dir.join("clear.p12"), set.path(&rel)).unwrap();
+    let (code, report) = verify_json(&set, &[]);
+    assert_findings(
+        code,
+        &report,
+        &[
+            err("unprotected-keystore", KM, &rel),
+            err("unprotected-keystore", KM, &rel),
+        ],
+    );
 }

@@ -4,6 +4,7 @@
 pub mod jks;
 pub mod pem;
 mod pkcs12;
+pub mod protection;
 
 use zeroize::Zeroizing;
 

@@ -35,6 +35,11 @@ pub enum Code {
     CorruptFile,
     WrongKeystoreType,
     AliasMismatch,
+    /// Two artifacts (nodes' TLS keys, load balancers' keys, the primary, the CA) hold one
+    /// private key: only the primary is shared, between nodes, by design.
+    SharedKey,
+    /// A PKCS#12 file without an integrity MAC, or with a private key stored unencrypted.
+    UnprotectedKeystore,
     LiveUnreachable,
     LiveCertDiffers,
     LbBackendMissing,
@@ -67,6 +72,8 @@ impl Code {
             Code::CorruptFile => "corrupt-file",
             Code::WrongKeystoreType => "wrong-keystore-type",
             Code::AliasMismatch => "alias-mismatch",
+            Code::SharedKey => "shared-key",
+            Code::UnprotectedKeystore => "unprotected-keystore",
             Code::LiveUnreachable => "live-unreachable",
             Code::LiveCertDiffers => "live-cert-differs",
             Code::LbBackendMissing => "lb-backend-missing",

@@ -116,7 +116,12 @@ fn open_store(
         return None;
     };
     match Keystore::decode(&bytes, password) {
-        Ok((store, _)) => Some(store),
+        Ok((store, found)) => {
+            if found == StoreType::Pkcs12 {
+                check_protection(&bytes, owner, rel, c);
+            }
+            Some(store)
+        }
         Err(KeystoreError::WrongPassword) => {
             c.push(Finding::new(
                 Code::WrongPassword,
@@ -136,6 +141,26 @@ fn open_store(
             None
         }
     }
+}
+
+/// unprotected-keystore: a PKCS#12 file opens without its password proving anything when it
+/// has no MAC, and gives its key away when the key is in a plain key bag.
+fn check_protection(bytes: &[u8], owner: &Owner, rel: &str, c: &mut Collector) {
+    use crate::keystore::protection::{pkcs12_weaknesses, Weakness};
+    let weaknesses = pkcs12_weaknesses(bytes);
+    for w in &weaknesses {
+        let message = match w {
+            Weakness::NoMac => "has no integrity MAC: its password protects nothing, and anyone who can write the file can change its entries unnoticed",
+            Weakness::ClearKey => "holds a private key unencrypted (a plain key bag): anyone who can read the file has the key, and Java's PKCS12 reader skips such a key, so Tomcat finds none",
+        };
+        c.push(Finding::new(
+            Code::UnprotectedKeystore,
+            owner,
+            Some(rel),
+            message,
+        ));
+    }
+    c.checked += 1;
 }
 
 /// The raw public key bits of a PKCS#8 private key, as in a certificate's SubjectPublicKeyInfo.
@@ -317,17 +342,31 @@ fn key_matches(pkcs8: &[u8], cert: &Cert, owner: &Owner, file: &str, c: &mut Col
 
 /// Checks that `cert` is valid for each of `hosts` under JSSE's rules (and warns when only Java's
 /// looser rules accept it).
-fn names_cover(cert: &Cert, hosts: &[String], owner: &Owner, file: &str, c: &mut Collector) {
+fn names_cover(
+    cert: &Cert,
+    hosts: &[String],
+    owner: &Owner,
+    file: &str,
+    c: &mut Collector,
+) -> bool {
     let Ok(names) = CertNames::from_der(&cert.der) else {
-        return;
+        return c.check(false, || {
+            Finding::new(
+                Code::CorruptFile,
+                owner,
+                Some(file),
+                "the certificate's names do not parse",
+            )
+        });
     };
+    let mut all = true;
     for host in hosts {
         let Ok(parsed) = Host::parse(host) else {
             continue;
         };
         let v = hostname::check(&names, &parsed);
         let covered = cert.info.san_strings().join(", ");
-        c.check(v.java, || {
+        all &= c.check(v.java, || {
             let refusal = hostname::jsse_refusal(&names, &parsed);
             Finding::new(Code::HostnameMismatch, owner, Some(file), format!("does not cover {host} (it covers {covered}): Java peers reaching it as {host} fail with \"{refusal}\""))
                 .subject(cert.info.subject.clone())
@@ -337,6 +376,7 @@ fn names_cover(cert: &Cert, hosts: &[String], owner: &Owner, file: &str, c: &mut
             c.check(v.strict, || Finding::new(Code::JavaOnlyMatch, owner, Some(file), format!("{host} matches only under JSSE's looser rules ({}); strict clients refuse it", v.reason)).subject(cert.info.subject.clone()));
         }
     }
+    all
 }
 
 /// Verifies a generated set offline.
@@ -357,8 +397,24 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
             Ok(bytes) => match pem::certs_from_pem(&bytes) {
                 Ok(certs) if !certs.is_empty() => {
                     for der in certs {
-                        if let Some(cert) = Cert::parse(&der) {
-                            cert_health(&cert, &Owner::Set, rel, now, warn, &mut c);
+                        match CertInfo::from_der(&der) {
+                            Ok(info) => {
+                                let cert = Cert {
+                                    der: der.clone(),
+                                    info,
+                                };
+                                cert_health(&cert, &Owner::Set, rel, now, warn, &mut c);
+                            }
+                            Err(e) => {
+                                c.check(false, || {
+                                    Finding::new(
+                                        Code::CorruptFile,
+                                        &Owner::Set,
+                                        Some(rel),
+                                        format!("a certificate in it does not parse ({e})"),
+                                    )
+                                });
+                            }
                         }
                         if !anchors.contains(&der) {
                             anchors.push(der);
@@ -404,13 +460,16 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
         .zip(&nodes)
         .filter_map(|(n, r)| r.tls_leaf.clone().map(|l| (n.name.as_str(), l)))
         .collect();
+    let mut keys = ca_keys(set, &mut c);
     for (node, result) in view.nodes.iter().zip(nodes) {
         let NodeResult {
             findings: collector,
             primary,
             trusted,
+            keys: node_keys,
             ..
         } = result;
+        keys.extend(node_keys);
         c.merge(collector);
         if let (Some(p), Some(m)) = (&primary, &majority) {
             let owner = Owner::Node(node.name.clone());
@@ -424,11 +483,162 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
     }
 
     for lb in &view.load_balancers {
-        verify_lb(set, lb, &anchor_refs, now, warn, &mut c);
+        keys.extend(verify_lb(set, lb, &anchor_refs, now, warn, &mut c));
         lb_configs::verify_lb_configs(set, lb, &anchor_refs, &tls_leaves, &mut c);
     }
+    shared_keys(&keys, &mut c);
     verify_peer_hosts(set, &tls_leaves, &mut c);
     Report::new(set.inventory.ca_stage.clone(), c.findings, c.checked)
+}
+
+/// Who holds a private key, for shared-key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Holder {
+    Ca,
+    Primary,
+    Node(String),
+    LoadBalancer(String),
+}
+
+/// A private key found in the set: its holder, the file and its public key.
+struct Held {
+    holder: Holder,
+    file: String,
+    key: Vec<u8>,
+    /// True when the key belongs to the holder's certificate and that names the holder: the
+    /// holder is then the key's likely owner, not a copy.
+    own: bool,
+}
+
+impl Held {
+    fn owner(&self) -> Owner {
+        match &self.holder {
+            Holder::Node(n) => Owner::Node(n.clone()),
+            Holder::LoadBalancer(h) => Owner::LoadBalancer(h.clone()),
+            Holder::Ca | Holder::Primary => Owner::Set,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.holder {
+            Holder::Ca => format!("the CA ({})", self.file),
+            Holder::Primary => format!("the primary ({})", self.file),
+            Holder::Node(n) => format!("node {n} ({})", self.file),
+            Holder::LoadBalancer(h) => format!("load balancer {h} ({})", self.file),
+        }
+    }
+}
+
+/// shared-key: no two holders share a private key (the primary keystores of all nodes are one
+/// holder). Reported for each node or load balancer in a group, else once for the primary.
+fn shared_keys(keys: &[Held], c: &mut Collector) {
+    let mut groups: BTreeMap<&[u8], Vec<&Held>> = BTreeMap::new();
+    for held in keys {
+        let group = groups.entry(held.key.as_slice()).or_default();
+        if !group.iter().any(|h| h.holder == held.holder) {
+            group.push(held);
+        }
+    }
+    for group in groups.values() {
+        let leaves: Vec<&&Held> = group
+            .iter()
+            .filter(|h| matches!(h.holder, Holder::Node(_) | Holder::LoadBalancer(_)))
+            .collect();
+        // The copies, when the certificates tell (a key that does not belong to its holder's
+        // certificate, or a certificate for someone else); else every node and load balancer.
+        let copies: Vec<&&Held> = group.iter().filter(|h| !h.own).collect();
+        let reported: Vec<&&Held> = match (group.len(), copies.is_empty(), leaves.is_empty()) {
+            (0 | 1, _, _) => Vec::new(),
+            (_, false, _) => copies,
+            (_, true, false) => leaves,
+            (_, true, true) => group
+                .iter()
+                .filter(|h| h.holder == Holder::Primary)
+                .collect(),
+        };
+        c.checked += group.len();
+        for held in reported {
+            let others: Vec<String> = group
+                .iter()
+                .filter(|h| h.holder != held.holder)
+                .map(|h| h.describe())
+                .collect();
+            let rotate = match &held.holder {
+                Holder::Node(n) => format!("`apim-pki rotate --node {n}`"),
+                Holder::LoadBalancer(h) => format!("`apim-pki rotate --load-balancer {h}`"),
+                _ => "restoring the file from a backup".into(),
+            };
+            c.push(
+                Finding::new(Code::SharedKey, &held.owner(), Some(&held.file), format!("holds the same private key as {}: a copied key is exposed on both, and one cannot be replaced without the other; give it its own with {rotate}", others.join(", ")))
+                    .expected_actual("a private key of its own", others.join(", ")),
+            );
+        }
+    }
+}
+
+/// The CA keys the set holds (ca/ca.key, and ca/next/ca.key during a rollover): each must be a
+/// PKCS#8 PEM key belonging to its certificate. Returns them for shared-key.
+fn ca_keys(set: &OpenedSet, c: &mut Collector) -> Vec<Held> {
+    use crate::output::inventory::ArtifactKind;
+    let pairs = [
+        (ArtifactKind::CaKey, layout::CA_KEY, layout::CA_CERT),
+        (
+            ArtifactKind::CaNextKey,
+            layout::CA_NEXT_KEY,
+            layout::CA_NEXT_CERT,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (kind, key_rel, cert_rel) in pairs {
+        if !set.inventory.artifacts.iter().any(|a| a.kind == kind) {
+            continue;
+        }
+        let Some(pkcs8) = read_pem_key(&set.dir, key_rel, &Owner::Set, c) else {
+            continue;
+        };
+        let cert = crate::input::read(set.dir.join(cert_rel), crate::input::Limit::Certificate)
+            .ok()
+            .and_then(|b| pem::certs_from_pem(&b).ok())
+            .and_then(|v| v.into_iter().next())
+            .and_then(|der| Cert::parse(&der));
+        let own = cert.is_some_and(|cert| key_matches(&pkcs8, &cert, &Owner::Set, key_rel, c));
+        out.extend(public_key_of_pkcs8(&pkcs8).map(|key| Held {
+            holder: Holder::Ca,
+            file: key_rel.to_string(),
+            key,
+            own,
+        }));
+    }
+    out
+}
+
+/// A PKCS#8 PEM private key file; a finding (and `None`) when it is missing or not such a key.
+fn read_pem_key(
+    dir: &Path,
+    rel: &str,
+    owner: &Owner,
+    c: &mut Collector,
+) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    use rustls_pki_types::pem::PemObject;
+    let Ok(bytes) = crate::input::read(dir.join(rel), crate::input::Limit::Certificate) else {
+        c.check(false, || {
+            Finding::new(Code::MissingFile, owner, Some(rel), "missing")
+        });
+        return None;
+    };
+    let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(&bytes)
+        .ok()
+        .map(|k| zeroize::Zeroizing::new(k.secret_pkcs8_der().to_vec()))
+        .filter(|k| public_key_of_pkcs8(k).is_some());
+    c.check(key.is_some(), || {
+        Finding::new(
+            Code::CorruptFile,
+            owner,
+            Some(rel),
+            "not a PKCS#8 PEM private key of a supported type (RSA, EC P-256/P-384)",
+        )
+    });
+    key
 }
 
 fn verify_truststore_primary(
@@ -579,6 +789,8 @@ struct NodeResult {
     trusted: Option<Vec<(String, Vec<u8>)>>,
     /// The certificate the node serves TLS with.
     tls_leaf: Option<Vec<u8>>,
+    /// The private keys its keystores hold.
+    keys: Vec<Held>,
 }
 
 /// Checks one node.
@@ -614,6 +826,10 @@ fn verify_node(
             })
             .collect()
     });
+    for (alias, cert) in trusted_entries.iter().flatten() {
+        let parsed = CertInfo::from_der(cert);
+        c.check(parsed.is_ok(), || Finding::new(Code::CorruptFile, &owner, Some(&trust_rel), format!("its trusted entry `{alias}` is not a certificate that parses ({}): Java refuses to load the truststore", parsed.as_ref().err().cloned().unwrap_or_default())));
+    }
     let trusted: Vec<Vec<u8>> = trusted_entries
         .iter()
         .flatten()
@@ -644,6 +860,7 @@ fn verify_node(
     let primary_rel = layout::node_security(&node.name, &layout::primary_file(format));
     let mut primary_cert = None;
     let mut tls_leaf = None;
+    let mut keys = Vec::new();
     if let Some(store) = open_store(
         dir,
         &primary_rel,
@@ -660,12 +877,19 @@ fn verify_node(
             &mut c,
         );
         if let Some((pkcs8, chain)) = entry {
-            if let Some(cert) = chain.first().and_then(|d| Cert::parse(d)) {
-                key_matches(pkcs8, &cert, &owner, &primary_rel, &mut c);
+            let mut own = false;
+            if let Some(cert) = chain_leaf(chain, &owner, &primary_rel, &mut c) {
+                own = key_matches(pkcs8, &cert, &owner, &primary_rel, &mut c);
                 cert_health(&cert, &owner, &primary_rel, now, warn, &mut c);
                 check_chain(chain, &primary_rel, &mut c);
                 primary_cert = Some(cert.der);
             }
+            keys.extend(public_key_of_pkcs8(pkcs8).map(|k| Held {
+                holder: Holder::Primary,
+                file: primary_rel.clone(),
+                key: k,
+                own,
+            }));
         }
     }
 
@@ -694,14 +918,28 @@ fn verify_node(
     };
     if let Some(store) = tls_store {
         if let Some((pkcs8, chain)) = key_entry(&store, &alias, &owner, &tls_rel, &mut c) {
-            if let Some(cert) = chain.first().and_then(|d| Cert::parse(d)) {
+            let leaf = if view.per_node_tls() {
+                chain_leaf(chain, &owner, &tls_rel, &mut c)
+            } else {
+                chain.first().and_then(|d| Cert::parse(d))
+            };
+            let mut own = false;
+            if let Some(cert) = leaf {
                 if view.per_node_tls() {
-                    key_matches(pkcs8, &cert, &owner, &tls_rel, &mut c);
+                    own = key_matches(pkcs8, &cert, &owner, &tls_rel, &mut c);
                     cert_health(&cert, &owner, &tls_rel, now, warn, &mut c);
                     check_chain(chain, &tls_rel, &mut c);
                 }
-                names_cover(&cert, &hosts, &owner, &tls_rel, &mut c);
+                own &= names_cover(&cert, &hosts, &owner, &tls_rel, &mut c);
                 tls_leaf = Some(cert.der);
+            }
+            if view.per_node_tls() {
+                keys.extend(public_key_of_pkcs8(pkcs8).map(|k| Held {
+                    holder: Holder::Node(node.name.clone()),
+                    file: tls_rel.clone(),
+                    key: k,
+                    own,
+                }));
             }
         }
     }
@@ -710,7 +948,44 @@ fn verify_node(
         primary: primary_cert,
         trusted: trusted_entries,
         tls_leaf,
+        keys,
     }
+}
+
+/// The leaf of a key entry's chain, parsed; a finding (and `None`) when the chain is empty or
+/// one of its certificates does not parse: no server can use such an entry.
+fn chain_leaf(chain: &[Vec<u8>], owner: &Owner, rel: &str, c: &mut Collector) -> Option<Cert> {
+    let Some(first) = chain.first() else {
+        c.check(false, || {
+            Finding::new(
+                Code::CorruptFile,
+                owner,
+                Some(rel),
+                "its key entry has no certificate chain: Tomcat and WSO2 cannot use the key",
+            )
+        });
+        return None;
+    };
+    for (i, der) in chain.iter().enumerate() {
+        let parsed = CertInfo::from_der(der);
+        c.check(parsed.is_ok(), || {
+            let which = if i == 0 {
+                "the certificate".to_string()
+            } else {
+                format!("certificate {} of the chain", i + 1)
+            };
+            Finding::new(
+                Code::CorruptFile,
+                owner,
+                Some(rel),
+                format!(
+                    "{which} of its key entry does not parse ({}): Tomcat and WSO2 cannot load it",
+                    parsed.as_ref().err().cloned().unwrap_or_default()
+                ),
+            )
+        });
+    }
+    Cert::parse(first)
 }
 
 /// The single private-key entry of a keystore, as Tomcat takes it whatever its alias.
@@ -763,6 +1038,9 @@ fn key_entry<'a>(
     }
 }
 
+/// Checks a load balancer's files: tls.crt and tls.key (nginx), haproxy.pem (the same chain and
+/// key in one file) and ca.crt (the CAs it trusts when re-encrypting to the nodes). Returns its
+/// key for shared-key.
 fn verify_lb(
     set: &OpenedSet,
     lb: &LbView,
@@ -770,58 +1048,32 @@ fn verify_lb(
     now: OffsetDateTime,
     warn: Duration,
     c: &mut Collector,
-) {
+) -> Option<Held> {
     let owner = Owner::LoadBalancer(lb.host.clone());
     let cert_rel = layout::lb_file(&lb.host, LbFile::Cert);
     let key_rel = layout::lb_file(&lb.host, LbFile::Key);
-    let read = |rel: &str, c: &mut Collector| match crate::input::read(
-        set.dir.join(rel),
-        crate::input::Limit::Certificate,
-    ) {
-        Ok(b) => Some(b),
-        Err(_) => {
-            c.check(false, || {
-                Finding::new(Code::MissingFile, &owner, Some(rel), "missing")
-            });
-            None
-        }
+    verify_lb_ca(set, lb, anchors, c);
+    let chain = read_pem_chain(&set.dir, &cert_rel, &owner, c);
+    let key = read_pem_key(&set.dir, &key_rel, &owner, c);
+    let cert = chain.as_ref().and_then(|ch| Cert::parse(&ch[0]));
+    let pair_ok = match (&key, &cert) {
+        (Some(key), Some(cert)) => key_matches(key, cert, &owner, &key_rel, c),
+        _ => false,
     };
-    let (Some(cert_pem), Some(key_pem)) = (read(&cert_rel, c), read(&key_rel, c)) else {
-        return;
-    };
-    let chain = match pem::certs_from_pem(&cert_pem) {
-        Ok(chain) if !chain.is_empty() => chain,
-        _ => {
-            c.push(Finding::new(
-                Code::CorruptFile,
-                &owner,
-                Some(&cert_rel),
-                "not a PEM certificate file",
-            ));
-            return;
-        }
-    };
-    let Some(cert) = Cert::parse(&chain[0]) else {
-        c.push(Finding::new(
-            Code::CorruptFile,
-            &owner,
-            Some(&cert_rel),
-            "the first certificate does not parse",
-        ));
-        return;
-    };
-    use rustls_pki_types::pem::PemObject;
-    match rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(&key_pem) {
-        Ok(key) => {
-            key_matches(key.secret_pkcs8_der(), &cert, &owner, &key_rel, c);
-        }
-        Err(_) => c.push(Finding::new(
-            Code::CorruptFile,
-            &owner,
-            Some(&key_rel),
-            "not a PKCS#8 PEM private key",
-        )),
-    }
+    let names_ok = cert.as_ref().is_some_and(|cert| {
+        names_cover(cert, std::slice::from_ref(&lb.host), &owner, &cert_rel, c)
+    });
+    verify_haproxy(set, lb, chain.as_deref().filter(|_| pair_ok), c);
+    let held = key
+        .as_ref()
+        .and_then(|k| public_key_of_pkcs8(k))
+        .map(|k| Held {
+            holder: Holder::LoadBalancer(lb.host.clone()),
+            file: key_rel.clone(),
+            key: k,
+            own: pair_ok && names_ok,
+        });
+    let (chain, cert) = (chain?, cert?);
     cert_health(&cert, &owner, &cert_rel, now, warn, c);
     let ok = chains_to(&chain[0], &chain[1..], anchors);
     c.check(ok, || {
@@ -832,7 +1084,74 @@ fn verify_lb(
             "does not chain to the set's CA",
         )
     });
-    names_cover(&cert, std::slice::from_ref(&lb.host), &owner, &cert_rel, c);
+    held
+}
+
+/// A PEM file of certificates, each of which parses; a finding (and `None`) otherwise.
+fn read_pem_chain(dir: &Path, rel: &str, owner: &Owner, c: &mut Collector) -> Option<Vec<Vec<u8>>> {
+    let Ok(bytes) = crate::input::read(dir.join(rel), crate::input::Limit::Certificate) else {
+        c.check(false, || {
+            Finding::new(Code::MissingFile, owner, Some(rel), "missing")
+        });
+        return None;
+    };
+    let chain = pem::certs_from_pem(&bytes).ok().filter(|v| !v.is_empty());
+    let bad = chain
+        .iter()
+        .flatten()
+        .find_map(|der| CertInfo::from_der(der).err());
+    let ok = chain.is_some() && bad.is_none();
+    c.check(ok, || {
+        let why = bad.map_or("not a PEM certificate file".into(), |e| {
+            format!("a certificate in it does not parse ({e})")
+        });
+        Finding::new(
+            Code::CorruptFile,
+            owner,
+            Some(rel),
+            format!("{why}: nginx and HAProxy refuse to start with it"),
+        )
+    });
+    chain.filter(|_| ok)
+}
+
+/// ca.crt: parses, and holds the set's CA, which nginx needs to verify the nodes behind it.
+fn verify_lb_ca(set: &OpenedSet, lb: &LbView, anchors: &[&[u8]], c: &mut Collector) {
+    let owner = Owner::LoadBalancer(lb.host.clone());
+    let rel = layout::lb_file(&lb.host, LbFile::Ca);
+    let Some(certs) = read_pem_chain(&set.dir, &rel, &owner, c) else {
+        return;
+    };
+    let has_ca = anchors.is_empty() || certs.iter().any(|der| anchors.contains(&der.as_slice()));
+    c.check(has_ca, || {
+        Finding::new(
+            Code::TruststoreMissingCa,
+            &owner,
+            Some(&rel),
+            "does not hold the set's CA: re-encrypting to the nodes fails certificate verification",
+        )
+    });
+}
+
+/// haproxy.pem: a certificate chain and the key of its leaf, in one file; and, when tls.crt and
+/// tls.key belong together (`tls_chain`), the same chain as tls.crt (else that is the root cause).
+fn verify_haproxy(set: &OpenedSet, lb: &LbView, tls_chain: Option<&[Vec<u8>]>, c: &mut Collector) {
+    let owner = Owner::LoadBalancer(lb.host.clone());
+    let rel = layout::lb_file(&lb.host, LbFile::Haproxy);
+    let Some(certs) = read_pem_chain(&set.dir, &rel, &owner, c) else {
+        return;
+    };
+    let Some(key) = read_pem_key(&set.dir, &rel, &owner, c) else {
+        return;
+    };
+    if let Some(cert) = Cert::parse(&certs[0]) {
+        key_matches(&key, &cert, &owner, &rel, c);
+    }
+    if let Some(tls_chain) = tls_chain {
+        c.check(certs == tls_chain, || {
+            Finding::new(Code::CorruptFile, &owner, Some(&rel), "its certificates are not those of tls.crt: HAProxy would serve another certificate than nginx")
+        });
+    }
 }
 
 /// A host and port `--live` probes, and what may answer there.
