@@ -452,11 +452,16 @@ fn check_passwords(set: &OpenedSet, node: &NodeView, stores: &Stores) -> Result<
     } else {
         "primary"
     };
-    for (role, store) in [
+    let checked = [
         ("primary", &stores.primary),
         (tls_role, &stores.tls),
         ("truststore", &stores.trust),
-    ] {
+    ];
+    // In shared mode the TLS keystore is the primary: check it once.
+    for (i, (role, store)) in checked.into_iter().enumerate() {
+        if i == 1 && tls_role == "primary" {
+            continue;
+        }
         let path = set.dir.join(layout::node_security(&node.name, &store.file));
         let bytes =
             std::fs::read(&path).map_err(|e| input(&path, format!("cannot read: {e}"), None))?;

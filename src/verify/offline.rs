@@ -391,51 +391,7 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
     let mut c = Collector::default();
 
     // The CAs the set trusts.
-    let mut anchors: Vec<Vec<u8>> = Vec::new();
-    for rel in [layout::CA_BUNDLE, layout::CA_CERT] {
-        match crate::input::read(dir.join(rel), crate::input::Limit::Certificate) {
-            Ok(bytes) => match pem::certs_from_pem(&bytes) {
-                Ok(certs) if !certs.is_empty() => {
-                    for der in certs {
-                        match CertInfo::from_der(&der) {
-                            Ok(info) => {
-                                let cert = Cert {
-                                    der: der.clone(),
-                                    info,
-                                };
-                                cert_health(&cert, &Owner::Set, rel, now, warn, &mut c);
-                            }
-                            Err(e) => {
-                                c.check(false, || {
-                                    Finding::new(
-                                        Code::CorruptFile,
-                                        &Owner::Set,
-                                        Some(rel),
-                                        format!("a certificate in it does not parse ({e})"),
-                                    )
-                                });
-                            }
-                        }
-                        if !anchors.contains(&der) {
-                            anchors.push(der);
-                        }
-                    }
-                }
-                _ => c.push(Finding::new(
-                    Code::CorruptFile,
-                    &Owner::Set,
-                    Some(rel),
-                    "not a PEM certificate file",
-                )),
-            },
-            Err(_) => c.push(Finding::new(
-                Code::MissingFile,
-                &Owner::Set,
-                Some(rel),
-                "missing",
-            )),
-        }
-    }
+    let anchors = read_anchors(dir, now, warn, &mut c);
     let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
 
     // Per node, in parallel: open and check its keystores.
@@ -601,6 +557,13 @@ fn ca_keys(set: &OpenedSet, c: &mut Collector) -> Vec<Held> {
             .and_then(|b| pem::certs_from_pem(&b).ok())
             .and_then(|v| v.into_iter().next())
             .and_then(|der| Cert::parse(&der));
+        if cert_rel != layout::CA_CERT {
+            // ca/ca.crt is read (and reported) with the anchors.
+            c.check(cert.is_some(), || {
+                let why = "missing, or not a PEM certificate that parses";
+                Finding::new(Code::CorruptFile, &Owner::Set, Some(cert_rel), why)
+            });
+        }
         let own = cert.is_some_and(|cert| key_matches(&pkcs8, &cert, &Owner::Set, key_rel, c));
         out.extend(public_key_of_pkcs8(&pkcs8).map(|key| Held {
             holder: Holder::Ca,
@@ -639,6 +602,53 @@ fn read_pem_key(
         )
     });
     key
+}
+
+/// The CAs of ca/bundle.crt and ca/ca.crt: each certificate parses and is healthy.
+fn read_anchors(
+    dir: &Path,
+    now: OffsetDateTime,
+    warn: Duration,
+    c: &mut Collector,
+) -> Vec<Vec<u8>> {
+    let mut anchors: Vec<Vec<u8>> = Vec::new();
+    let set = &Owner::Set;
+    for rel in [layout::CA_BUNDLE, layout::CA_CERT] {
+        let Ok(bytes) = crate::input::read(dir.join(rel), crate::input::Limit::Certificate) else {
+            c.check(false, || {
+                Finding::new(Code::MissingFile, set, Some(rel), "missing")
+            });
+            continue;
+        };
+        let Some(certs) = pem::certs_from_pem(&bytes).ok().filter(|v| !v.is_empty()) else {
+            let why = "not a PEM certificate file";
+            c.check(false, || {
+                Finding::new(Code::CorruptFile, set, Some(rel), why)
+            });
+            continue;
+        };
+        for der in certs {
+            match CertInfo::from_der(&der) {
+                Ok(info) => {
+                    let cert = Cert {
+                        der: der.clone(),
+                        info,
+                    };
+                    cert_health(&cert, set, rel, now, warn, c);
+                }
+                Err(e) => {
+                    let why = format!("a certificate in it does not parse ({e})");
+                    c.check(false, || {
+                        Finding::new(Code::CorruptFile, set, Some(rel), why)
+                    });
+                }
+            }
+            if !anchors.contains(&der) {
+                anchors.push(der);
+            }
+        }
+    }
+    anchors
 }
 
 fn verify_truststore_primary(
@@ -802,154 +812,183 @@ fn verify_node(
     warn: Duration,
 ) -> NodeResult {
     let mut c = Collector::default();
-    let dir = &set.dir;
-    let view = &set.view;
-    let format = view.keystores.format;
-    let owner = Owner::Node(node.name.clone());
-
+    let cx = NodeCx {
+        set,
+        node,
+        owner: Owner::Node(node.name.clone()),
+        format: set.view.keystores.format,
+        now,
+        warn,
+    };
     // Truststore first: a missing CA there is the root cause of every chain failure below.
-    let trust_rel = layout::node_security(&node.name, &layout::truststore_file(format));
-    let truststore = open_store(
-        dir,
-        &trust_rel,
-        format,
-        set.password("truststore"),
-        &owner,
-        &mut c,
-    );
-    let trusted_entries: Option<Vec<(String, Vec<u8>)>> = truststore.as_ref().map(|t| {
-        t.entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Trusted { alias, cert } => Some((alias.clone(), cert.clone())),
-                Entry::PrivateKey { .. } => None,
-            })
-            .collect()
-    });
-    for (alias, cert) in trusted_entries.iter().flatten() {
-        let parsed = CertInfo::from_der(cert);
-        c.check(parsed.is_ok(), || Finding::new(Code::CorruptFile, &owner, Some(&trust_rel), format!("its trusted entry `{alias}` is not a certificate that parses ({}): Java refuses to load the truststore", parsed.as_ref().err().cloned().unwrap_or_default())));
-    }
-    let trusted: Vec<Vec<u8>> = trusted_entries
-        .iter()
-        .flatten()
-        .map(|(_, cert)| cert.clone())
-        .collect();
-    let trust_has_ca = truststore.is_none()
-        || anchors
-            .iter()
-            .any(|a| trusted.iter().any(|t| t.as_slice() == *a));
-    if truststore.is_some() {
-        c.check(trust_has_ca, || Finding::new(Code::TruststoreMissingCa, &owner, Some(&trust_rel), "does not trust the set's CA: every TLS connection from this node fails with \"PKIX path building failed\"").expected_actual("the CA of ca/bundle.crt", format!("{} trusted entries, none of them the CA", trusted.len())));
-    }
-    for (alias, cert) in trusted_entries.iter().flatten() {
-        trusts_default_key(alias, cert, &owner, &trust_rel, &mut c);
-    }
-    let trust_refs: Vec<&[u8]> = trusted.iter().map(Vec::as_slice).collect();
-    let check_chain = |chain: &[Vec<u8>], rel: &str, c: &mut Collector| {
-        if truststore.is_none() || !trust_has_ca {
-            return; // root cause already reported
-        }
-        if let Some(leaf) = chain.first() {
-            let ok = chains_to(leaf, &chain[1..], &trust_refs);
-            c.check(ok, || Finding::new(Code::UntrustedChain, &owner, Some(rel), "the certificate does not chain to a CA in this node's truststore (\"PKIX path building failed\")"));
-        }
-    };
-
-    // Primary keystore.
-    let primary_rel = layout::node_security(&node.name, &layout::primary_file(format));
-    let mut primary_cert = None;
-    let mut tls_leaf = None;
+    let (trust, trusted) = node_truststore(&cx, anchors, &mut c);
     let mut keys = Vec::new();
-    if let Some(store) = open_store(
-        dir,
-        &primary_rel,
-        format,
-        set.password("primary"),
-        &owner,
-        &mut c,
-    ) {
-        let entry = key_entry(
-            &store,
-            &view.keystores.primary_alias,
-            &owner,
-            &primary_rel,
-            &mut c,
-        );
-        if let Some((pkcs8, chain)) = entry {
-            let mut own = false;
-            if let Some(cert) = chain_leaf(chain, &owner, &primary_rel, &mut c) {
-                own = key_matches(pkcs8, &cert, &owner, &primary_rel, &mut c);
-                cert_health(&cert, &owner, &primary_rel, now, warn, &mut c);
-                check_chain(chain, &primary_rel, &mut c);
-                primary_cert = Some(cert.der);
-            }
-            keys.extend(public_key_of_pkcs8(pkcs8).map(|k| Held {
-                holder: Holder::Primary,
-                file: primary_rel.clone(),
-                key: k,
-                own,
-            }));
-        }
-    }
-
-    // The keystore Tomcat serves TLS with: per-node, or the primary in shared mode.
-    let (tls_rel, alias) = view.tls_file(&node.name);
-    let mut hosts = vec![node.host.clone()];
-    if let Some(lb) = view.lb_for(&node.profile) {
-        hosts.push(lb.host.clone());
-    }
-    let tls_store = if view.per_node_tls() {
-        open_store(dir, &tls_rel, format, set.password("tls"), &owner, &mut c)
-    } else {
-        None
-    };
-    let tls_store = if view.per_node_tls() {
-        tls_store
-    } else {
-        // Shared mode: reuse the primary keystore already opened above.
-        crate::input::read(dir.join(&tls_rel), crate::input::Limit::Keystore)
-            .ok()
-            .and_then(|b| {
-                set.password("primary")
-                    .and_then(|p| Keystore::decode(&b, p).ok())
-                    .map(|(s, _)| s)
-            })
-    };
-    if let Some(store) = tls_store {
-        if let Some((pkcs8, chain)) = key_entry(&store, &alias, &owner, &tls_rel, &mut c) {
-            let leaf = if view.per_node_tls() {
-                chain_leaf(chain, &owner, &tls_rel, &mut c)
-            } else {
-                chain.first().and_then(|d| Cert::parse(d))
-            };
-            let mut own = false;
-            if let Some(cert) = leaf {
-                if view.per_node_tls() {
-                    own = key_matches(pkcs8, &cert, &owner, &tls_rel, &mut c);
-                    cert_health(&cert, &owner, &tls_rel, now, warn, &mut c);
-                    check_chain(chain, &tls_rel, &mut c);
-                }
-                own &= names_cover(&cert, &hosts, &owner, &tls_rel, &mut c);
-                tls_leaf = Some(cert.der);
-            }
-            if view.per_node_tls() {
-                keys.extend(public_key_of_pkcs8(pkcs8).map(|k| Held {
-                    holder: Holder::Node(node.name.clone()),
-                    file: tls_rel.clone(),
-                    key: k,
-                    own,
-                }));
-            }
-        }
-    }
+    let primary = node_primary(&cx, &trust, &mut keys, &mut c);
+    let tls_leaf = node_tls(&cx, &trust, &mut keys, &mut c);
     NodeResult {
         findings: c,
-        primary: primary_cert,
-        trusted: trusted_entries,
+        primary,
+        trusted,
         tls_leaf,
         keys,
     }
+}
+
+/// What every check of one node needs.
+struct NodeCx<'a> {
+    set: &'a OpenedSet,
+    node: &'a NodeView,
+    owner: Owner,
+    format: KeystoreFormat,
+    now: OffsetDateTime,
+    warn: Duration,
+}
+
+/// A node's truststore as the chain checks need it.
+struct Trust {
+    /// True when the truststore opened and trusts the set's CA (else that is the root cause).
+    usable: bool,
+    certs: Vec<Vec<u8>>,
+}
+
+impl Trust {
+    /// untrusted-chain: `chain` builds to a CA of the truststore.
+    fn check_chain(&self, chain: &[Vec<u8>], owner: &Owner, rel: &str, c: &mut Collector) {
+        if !self.usable {
+            return; // root cause already reported
+        }
+        if let Some(leaf) = chain.first() {
+            let refs: Vec<&[u8]> = self.certs.iter().map(Vec::as_slice).collect();
+            let ok = chains_to(leaf, &chain[1..], &refs);
+            c.check(ok, || Finding::new(Code::UntrustedChain, owner, Some(rel), "the certificate does not chain to a CA in this node's truststore (\"PKIX path building failed\")"));
+        }
+    }
+}
+
+/// Opens the node's truststore: every trusted entry parses, and the set's CA is among them.
+/// Returns the chain checker and the trusted entries (alias, certificate) when it opened.
+#[allow(clippy::type_complexity)]
+fn node_truststore(
+    cx: &NodeCx,
+    anchors: &[&[u8]],
+    c: &mut Collector,
+) -> (Trust, Option<Vec<(String, Vec<u8>)>>) {
+    let (set, owner) = (cx.set, &cx.owner);
+    let rel = layout::node_security(&cx.node.name, &layout::truststore_file(cx.format));
+    let password = set.password("truststore");
+    let Some(store) = open_store(&set.dir, &rel, cx.format, password, owner, c) else {
+        return (
+            Trust {
+                usable: false,
+                certs: Vec::new(),
+            },
+            None,
+        );
+    };
+    let entries: Vec<(String, Vec<u8>)> = store
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Trusted { alias, cert } => Some((alias.clone(), cert.clone())),
+            Entry::PrivateKey { .. } => None,
+        })
+        .collect();
+    for (alias, cert) in &entries {
+        let parsed = CertInfo::from_der(cert);
+        c.check(parsed.is_ok(), || Finding::new(Code::CorruptFile, owner, Some(&rel), format!("its trusted entry `{alias}` is not a certificate that parses ({}): Java refuses to load the truststore", parsed.as_ref().err().cloned().unwrap_or_default())));
+    }
+    for (alias, cert) in &entries {
+        trusts_default_key(alias, cert, owner, &rel, c);
+    }
+    let certs: Vec<Vec<u8>> = entries.iter().map(|(_, cert)| cert.clone()).collect();
+    let has_ca = anchors
+        .iter()
+        .any(|a| certs.iter().any(|t| t.as_slice() == *a));
+    c.check(has_ca, || Finding::new(Code::TruststoreMissingCa, owner, Some(&rel), "does not trust the set's CA: every TLS connection from this node fails with \"PKIX path building failed\"").expected_actual("the CA of ca/bundle.crt", format!("{} trusted entries, none of them the CA", certs.len())));
+    (
+        Trust {
+            usable: has_ca,
+            certs,
+        },
+        Some(entries),
+    )
+}
+
+/// The node's primary keystore; returns its certificate.
+fn node_primary(
+    cx: &NodeCx,
+    trust: &Trust,
+    keys: &mut Vec<Held>,
+    c: &mut Collector,
+) -> Option<Vec<u8>> {
+    let (set, owner) = (cx.set, &cx.owner);
+    let rel = layout::node_security(&cx.node.name, &layout::primary_file(cx.format));
+    let password = set.password("primary");
+    let store = open_store(&set.dir, &rel, cx.format, password, owner, c)?;
+    let alias = &set.view.keystores.primary_alias;
+    let (pkcs8, chain) = key_entry(&store, alias, owner, &rel, c)?;
+    let mut own = false;
+    let mut primary = None;
+    if let Some(cert) = chain_leaf(chain, owner, &rel, c) {
+        own = key_matches(pkcs8, &cert, owner, &rel, c);
+        cert_health(&cert, owner, &rel, cx.now, cx.warn, c);
+        trust.check_chain(chain, owner, &rel, c);
+        primary = Some(cert.der);
+    }
+    keys.extend(public_key_of_pkcs8(pkcs8).map(|k| Held {
+        holder: Holder::Primary,
+        file: rel.clone(),
+        key: k,
+        own,
+    }));
+    primary
+}
+
+/// The keystore Tomcat serves TLS with: per-node, or the primary in shared mode (whose own
+/// checks ran above; here only its names). Returns the certificate it serves.
+fn node_tls(
+    cx: &NodeCx,
+    trust: &Trust,
+    keys: &mut Vec<Held>,
+    c: &mut Collector,
+) -> Option<Vec<u8>> {
+    let (set, owner, view) = (cx.set, &cx.owner, &cx.set.view);
+    let (rel, alias) = view.tls_file(&cx.node.name);
+    let mut hosts = vec![cx.node.host.clone()];
+    hosts.extend(view.lb_for(&cx.node.profile).map(|lb| lb.host.clone()));
+    let per_node = view.per_node_tls();
+    let store = if per_node {
+        open_store(&set.dir, &rel, cx.format, set.password("tls"), owner, c)?
+    } else {
+        let bytes = crate::input::read(set.dir.join(&rel), crate::input::Limit::Keystore).ok()?;
+        Keystore::decode(&bytes, set.password("primary")?).ok()?.0
+    };
+    let (pkcs8, chain) = key_entry(&store, &alias, owner, &rel, c)?;
+    let leaf = if per_node {
+        chain_leaf(chain, owner, &rel, c)
+    } else {
+        chain.first().and_then(|d| Cert::parse(d))
+    };
+    let mut own = false;
+    let mut served = None;
+    if let Some(cert) = leaf {
+        if per_node {
+            own = key_matches(pkcs8, &cert, owner, &rel, c);
+            cert_health(&cert, owner, &rel, cx.now, cx.warn, c);
+            trust.check_chain(chain, owner, &rel, c);
+        }
+        own &= names_cover(&cert, &hosts, owner, &rel, c);
+        served = Some(cert.der);
+    }
+    if per_node {
+        keys.extend(public_key_of_pkcs8(pkcs8).map(|k| Held {
+            holder: Holder::Node(cx.node.name.clone()),
+            file: rel.clone(),
+            key: k,
+            own,
+        }));
+    }
+    served
 }
 
 /// The leaf of a key entry's chain, parsed; a finding (and `None`) when the chain is empty or
@@ -1109,7 +1148,7 @@ fn read_pem_chain(dir: &Path, rel: &str, owner: &Owner, c: &mut Collector) -> Op
             Code::CorruptFile,
             owner,
             Some(rel),
-            format!("{why}: nginx and HAProxy refuse to start with it"),
+            format!("{why}: the load balancer cannot start with it"),
         )
     });
     chain.filter(|_| ok)
