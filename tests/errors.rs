@@ -2093,3 +2093,25 @@ fn a_key_held_twice_is_refused_naming_the_rotate_that_repairs_it() {
         );
     }
 }
+
+/// A node may be named `primary`: it is not taken for the primary key (whose item has that
+/// label) in the summary.
+#[test]
+fn a_node_named_primary_is_not_the_primary_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = edit(&minimal_example(), KM_NAME, "name = \"primary\"");
+    let topo = write_topology(tmp.path(), &text);
+    let r = generate(&topo, &tmp.path().join("out"), &[]);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("km.dev.acme.internal"))
+        .unwrap_or_else(|| panic!("the node `primary` is not in the summary:\n{}", r.stdout));
+    assert!(line.trim_start().starts_with("primary "), "{line}");
+    assert_eq!(
+        r.stdout.matches("the shared primary key").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+}

@@ -159,7 +159,7 @@ pub(super) fn issue(
     let chain_tail = std::iter::once(ca.cert_der().to_vec()).chain(ca.parents().iter().cloned());
     // With a CA that signs elsewhere (corporate CSR flow), the primary is self-signed: it is
     // trusted through the truststores' wso2carbon entries, not through a chain.
-    let self_signed_primary = ca.key().is_none() && item.label == "primary";
+    let self_signed_primary = ca.key().is_none() && item.node.is_none() && item.lb.is_none();
     let sign = |spec: &CertSpec, key: &Key| -> Result<Vec<Vec<u8>>, PkiError> {
         if self_signed_primary {
             return Ok(vec![crate::pki::self_signed(spec, key)?]);

@@ -298,7 +298,7 @@ pub(super) fn build_files(
 
     let (primary_item, primary) = issued
         .iter()
-        .find(|(i, _)| i.label == "primary")
+        .find(|(i, _)| i.node.is_none() && i.lb.is_none())
         .ok_or_else(|| input(dir, "internal: no primary", None))?;
     let primary_alias = topology.keystores.primary_alias.clone();
     let primary_store = Keystore {
@@ -695,7 +695,7 @@ pub(super) fn summarize(
         not_after: ca.info().not_after,
     }];
     for (item, cert) in issued {
-        let path = if item.label == "primary" {
+        let path = if item.node.is_none() && item.lb.is_none() {
             format!(
                 "nodes/*/{}/{}",
                 layout::SECURITY_DIR,

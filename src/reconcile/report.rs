@@ -94,7 +94,7 @@ pub fn render_text(
         .max()
         .unwrap_or(0);
     for c in &outcome.certificates {
-        let names = if c.label == "CA" {
+        let names = if c.path == crate::output::layout::CA_CERT {
             c.subject
                 .rsplit("CN=")
                 .next()
@@ -102,7 +102,7 @@ pub fn render_text(
                 .to_string()
         } else if c.path.starts_with("load-balancers/") {
             "load balancer (PEM for nginx, HAProxy)".to_string()
-        } else if c.label == "primary" {
+        } else if c.path.starts_with("nodes/*/") {
             format!(
                 "the shared primary key, on all {} nodes",
                 topology.nodes.len()
