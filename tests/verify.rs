@@ -1691,4 +1691,13 @@ fn a_pkcs12_without_mac_and_with_a_clear_key_is_unprotected_keystore() {
             err("unprotected-keystore", KM, &rel),
         ],
     );
+    // generate re-encodes it, protected, with the same key.
+    let topo = set.tmp.path().join("topology.toml");
+    util::cli::generate(&topo, &set.out, &[]);
+    assert_clean(&set);
+    assert_eq!(
+        key_entry_of(&set, &rel, "tls").0,
+        pkcs8,
+        "generate kept km's key"
+    );
 }

@@ -65,6 +65,11 @@ impl Desired {
     }
 }
 
+/// False for a PKCS#12 file without MAC or with a clear key: never kept as it is.
+fn protected(bytes: &[u8]) -> bool {
+    crate::keystore::protection::pkcs12_weaknesses(bytes).is_empty()
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn keystore_file(
     dir: Dir,
@@ -88,6 +93,7 @@ pub(super) fn keystore_file(
         (Some(cur), None)
             if action_if_changed.0 == ActionKind::Keep
                 && StoreType::detect(cur) == Some(want_type)
+                && protected(cur)
                 && Keystore::decode(cur, password)
                     .is_ok_and(|(k, _)| same_entries(&k, &desired.store)) =>
         {
@@ -367,12 +373,14 @@ pub(super) fn build_files(
     if primary_keep {
         primary_canonical = first_existing(&layout::primary_file(format)).filter(|b| {
             StoreType::detect(b) == Some(want_type)
+                && protected(b)
                 && Keystore::decode(b, &passwords.primary.password)
                     .is_ok_and(|(k, _)| same_entries(&k, &primary_store))
         });
     }
     trust_canonical = first_existing(&layout::truststore_file(format)).filter(|b| {
         StoreType::detect(b) == Some(want_type)
+            && protected(b)
             && Keystore::decode(b, &passwords.truststore.password)
                 .is_ok_and(|(k, _)| same_entries(&k, &truststore))
     });

@@ -378,11 +378,13 @@ pub(super) fn find_key_entry(
             ));
         };
         let key = Key::from_pkcs8_der(&pkcs8, rel)?;
+        // A PKCS#12 file without MAC or with a clear key is re-encoded (same key), never kept.
         let reusable = (current_password
             && store_type == want
             && found_alias == alias
-            && store.entries.len() == 1)
-            .then_some(bytes);
+            && store.entries.len() == 1
+            && crate::keystore::protection::pkcs12_weaknesses(&bytes).is_empty())
+        .then_some(bytes);
         return Ok(Some(existing_from(
             key,
             chain,
