@@ -2115,3 +2115,24 @@ fn a_node_named_primary_is_not_the_primary_key() {
         r.stdout
     );
 }
+
+/// With `keystores.tls = "shared"` every node serves TLS with the one primary key, by design:
+/// generate, plan and rotate go through on such a set.
+#[test]
+fn the_primary_shared_for_tls_is_not_a_key_held_twice() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = tables(&minimal_example(), "[keystores]\ntls = \"shared\"");
+    let topo = write_topology(tmp.path(), &text);
+    let out = tmp.path().join("out");
+    generate(&topo, &out, &[]);
+    for args in [
+        vec!["plan", s(&topo), "--out", s(&out)],
+        vec!["generate", s(&topo), "--out", s(&out)],
+        vec!["rotate", s(&topo), "--out", s(&out), "--node", "km"],
+    ] {
+        let r = run(&args, &[]);
+        assert_eq!(r.code, 0, "{}: {}{}", args[0], r.stdout, r.stderr);
+    }
+    let r = run(&["verify", s(&out)], &[]);
+    assert_eq!(r.code, 0, "verify: {}{}", r.stdout, r.stderr);
+}
