@@ -794,7 +794,11 @@ fn run(
     // No key may be held twice (a keystore copied over another's name).
     let ca_keys: Vec<(&str, Vec<u8>)> = [
         (
-            layout::CA_KEY,
+            if topology.ca.is_generated() {
+                layout::CA_KEY
+            } else {
+                "the key of [pki.ca]"
+            },
             ca.as_ref().map(|c| c.info().public_key_der.clone()),
         ),
         (
