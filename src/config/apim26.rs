@@ -463,8 +463,8 @@ fn check_passwords(set: &OpenedSet, node: &NodeView, stores: &Stores) -> Result<
             continue;
         }
         let path = set.dir.join(layout::node_security(&node.name, &store.file));
-        let bytes =
-            std::fs::read(&path).map_err(|e| input(&path, format!("cannot read: {e}"), None))?;
+        let bytes = crate::input::read(&path, crate::input::Limit::Keystore)
+            .map_err(|e| input(&path, format!("cannot read: {e}"), None))?;
         let source = set
             .inventory
             .passwords
