@@ -1556,12 +1556,15 @@ fn corruptions() -> Vec<(&'static str, Break, Vec<Key>)> {
         (
             "ca.crt that is garbage",
             |set, _| std::fs::write(set.path(&lb("ca.crt")), "garbage\n").unwrap(),
-            vec![err("corrupt-file", LB_WHO, &lb("ca.crt"))],
+            vec![err("truststore-missing-ca", LB_WHO, &lb("ca.crt"))],
         ),
         (
             "ca.crt holding a certificate of garbage DER",
             |set, _| std::fs::write(set.path(&lb("ca.crt")), garbage_cert_pem()).unwrap(),
-            vec![err("corrupt-file", LB_WHO, &lb("ca.crt"))],
+            vec![
+                err("lb-foreign-trust", LB_WHO, &lb("ca.crt")),
+                err("truststore-missing-ca", LB_WHO, &lb("ca.crt")),
+            ],
         ),
         (
             "tls.crt holding a certificate of garbage DER",

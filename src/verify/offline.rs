@@ -1078,8 +1078,8 @@ fn key_entry<'a>(
 }
 
 /// Checks a load balancer's files: tls.crt and tls.key (nginx), haproxy.pem (the same chain and
-/// key in one file) and ca.crt (the CAs it trusts when re-encrypting to the nodes). Returns its
-/// key for shared-key.
+/// key in one file); ca.crt is checked with the load balancer's configuration (lb_configs).
+/// Returns its key for shared-key.
 fn verify_lb(
     set: &OpenedSet,
     lb: &LbView,
@@ -1091,7 +1091,6 @@ fn verify_lb(
     let owner = Owner::LoadBalancer(lb.host.clone());
     let cert_rel = layout::lb_file(&lb.host, LbFile::Cert);
     let key_rel = layout::lb_file(&lb.host, LbFile::Key);
-    verify_lb_ca(set, lb, anchors, c);
     let chain = read_pem_chain(&set.dir, &cert_rel, &owner, c);
     let key = read_pem_key(&set.dir, &key_rel, &owner, c);
     let cert = chain.as_ref().and_then(|ch| Cert::parse(&ch[0]));
@@ -1152,24 +1151,6 @@ fn read_pem_chain(dir: &Path, rel: &str, owner: &Owner, c: &mut Collector) -> Op
         )
     });
     chain.filter(|_| ok)
-}
-
-/// ca.crt: parses, and holds the set's CA, which nginx needs to verify the nodes behind it.
-fn verify_lb_ca(set: &OpenedSet, lb: &LbView, anchors: &[&[u8]], c: &mut Collector) {
-    let owner = Owner::LoadBalancer(lb.host.clone());
-    let rel = layout::lb_file(&lb.host, LbFile::Ca);
-    let Some(certs) = read_pem_chain(&set.dir, &rel, &owner, c) else {
-        return;
-    };
-    let has_ca = anchors.is_empty() || certs.iter().any(|der| anchors.contains(&der.as_slice()));
-    c.check(has_ca, || {
-        Finding::new(
-            Code::TruststoreMissingCa,
-            &owner,
-            Some(&rel),
-            "does not hold the set's CA: re-encrypting to the nodes fails certificate verification",
-        )
-    });
 }
 
 /// haproxy.pem: a certificate chain and the key of its leaf, in one file; and, when tls.crt and
