@@ -10,7 +10,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::keystore::pem;
-use crate::output::fsio::{self, Access};
+use crate::output::fsio::{self, Access, DirLock};
+use crate::output::journal::Journal;
+use crate::output::layout;
 use crate::pki::{self, info::is_issued_by, CertInfo, CertSpec, Key};
 use crate::reconcile::{self, GenerateError, Imported, Outcome};
 use crate::resolve;
@@ -104,6 +106,7 @@ pub fn write_csrs(
     }
     let text = crate::input::read(topology_path, crate::input::Limit::Topology)
         .map_err(|e| input(topology_path, format!("cannot read: {e}"), None))?;
+    let _lock = lock_for_csr(dir)?;
     let wanted = requests(topology);
     let keys: Vec<Result<(Key, bool), CorporateError>> = wanted
         .par_iter()
@@ -152,9 +155,23 @@ pub fn write_csrs(
         });
     }
     for (path, bytes, access) in writes {
+        let rel = path.strip_prefix(dir).unwrap_or(&path);
+        fsio::refuse_links(dir, rel).map_err(GenerateError::from)?;
         fsio::write_atomic(&path, &bytes, access).map_err(|e| input(&path, e.to_string(), None))?;
     }
     Ok(out)
+}
+
+/// Locks DIR for `csr` (creating it, 0700), completes an interrupted commit and removes the
+/// temporaries an interrupted csr left in DIR/csr/.
+fn lock_for_csr(dir: &Path) -> Result<DirLock, CorporateError> {
+    let lock = DirLock::acquire(dir, layout::LOCK, "csr").map_err(GenerateError::from)?;
+    Journal::new(dir, layout::JOURNAL)
+        .recover()
+        .map_err(GenerateError::from)?;
+    fsio::refuse_links(dir, Path::new(CSR_DIR)).map_err(GenerateError::from)?;
+    fsio::remove_stale_temporaries(&dir.join(CSR_DIR), false);
+    Ok(lock)
 }
 
 /// Reads every certificate of a PEM file, or of every file in a directory.

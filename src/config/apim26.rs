@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::install;
 use super::jsonedit;
 use super::properties::Properties;
 use super::xmledit::{EditError, Edits, XmlDoc};
 use crate::keystore::{Entry, Keystore, KeystoreError};
-use crate::output::fsio::{self, Access, FsError};
+use crate::output::fsio::{Access, FsError, LockError};
 use crate::output::layout;
 use crate::password::Password;
 use crate::resolve::settings::{AMQP_CREDENTIALS, OPTIONAL_PATHS};
@@ -85,6 +86,8 @@ pub enum ApplyError {
     Element { file: String, source: EditError },
     #[error(transparent)]
     Fs(#[from] FsError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 impl ApplyError {
@@ -95,6 +98,10 @@ impl ApplyError {
             ApplyError::Input { hint, .. } => hint.clone(),
             ApplyError::Element { .. } => Some("apply edits an unpacked API-M 2.6; is --apim-home the product's root, and is the file from 2.6?".into()),
             ApplyError::Fs(_) => None,
+            ApplyError::Lock(LockError::Busy { .. }) => {
+                Some("wait for the other apply to finish, then run this one again".into())
+            }
+            ApplyError::Lock(_) => None,
         }
     }
 }
@@ -544,6 +551,26 @@ pub fn apply(
     if !apim_home.join(CARBON).exists() {
         return Err(input(apim_home.join(CARBON), "not found", Some("--apim-home must be the root of an unpacked API-M 2.6 (the directory holding bin/ and repository/)")));
     }
+    // One writer at a time; an interrupted apply is completed first.
+    let _lock = if options.dry_run {
+        None
+    } else {
+        let known: Vec<&Path> = [
+            CARBON,
+            CATALINA,
+            AXIS2,
+            REGISTRY,
+            API_MANAGER,
+            DATA_BRIDGE,
+            ENDPOINT_CONFIG,
+        ]
+        .into_iter()
+        .chain(SITE_JSON)
+        .filter_map(|f| Path::new(f).parent())
+        .chain([Path::new(layout::SECURITY_DIR)])
+        .collect();
+        Some(install::lock_home(apim_home, &known)?)
+    };
     let stores = stores(&set, &node)?;
     check_passwords(&set, &node, &stores)?;
     let settings = node_settings(&set, &node.name)?;
@@ -985,49 +1012,21 @@ pub fn apply(
         return Ok(report);
     }
 
-    // Back up every original first, then write.
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
-        ))
-        .unwrap_or_else(|_| "backup".into());
-    let backup = apim_home.join(".apim-pki-backup").join(stamp);
-    for p in &planned {
-        for rel in std::iter::once(&p.rel).chain(p.consumes.as_ref()) {
-            if let Ok(original) =
-                crate::input::read(apim_home.join(rel), crate::input::Limit::Config)
-            {
-                fsio::write_atomic(&backup.join(rel), &original, Access::Secret)?;
-            }
-        }
-    }
-    for p in &planned {
-        let target = apim_home.join(&p.rel);
-        let owner = std::fs::metadata(&target)
-            .ok()
-            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-            .zip(
-                std::fs::metadata(&target)
-                    .ok()
-                    .map(|m| std::os::unix::fs::MetadataExt::gid(&m)),
-            );
-        let access = if p.secret {
-            Access::Secret
-        } else {
-            Access::Public
-        };
-        fsio::write_atomic(&target, &p.bytes, access)?;
-        if let Some((uid, gid)) = owner {
-            let _ = std::os::unix::fs::chown(&target, Some(uid), Some(gid));
-        }
-        if let Some(consumed) = &p.consumes {
-            std::fs::remove_file(apim_home.join(consumed)).map_err(|e| FsError {
-                path: apim_home.join(consumed),
-                action: "cannot remove",
-                source: e,
-            })?;
-        }
-    }
+    // Back up every original, then write: one journaled commit (config::install).
+    let files: Vec<install::Install> = planned
+        .iter()
+        .map(|p| install::Install {
+            rel: &p.rel,
+            bytes: &p.bytes,
+            access: if p.secret {
+                Access::Secret
+            } else {
+                Access::Public
+            },
+            consumes: p.consumes.as_deref(),
+        })
+        .collect();
+    let backup = install::install(apim_home, &files)?;
     report.backup = Some(backup);
     Ok(report)
 }

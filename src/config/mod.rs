@@ -4,6 +4,7 @@
 pub mod apim26;
 pub mod default_keys;
 pub mod deployment_toml;
+pub mod install;
 pub mod jsonedit;
 pub mod properties;
 pub mod xmledit;

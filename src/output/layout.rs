@@ -14,6 +14,8 @@ pub const CA_PREVIOUS_CERT: &str = "ca/previous/ca.crt";
 pub const SECRETS: &str = "secrets.toml";
 pub const INVENTORY: &str = "inventory.json";
 pub const LOCK: &str = ".lock";
+/// The commit journal of a run that is writing (or was interrupted while writing) the set.
+pub const JOURNAL: &str = ".journal";
 pub const HISTORY: &str = "history";
 
 /// Where a node keeps keystores, relative to its product home.

@@ -16,6 +16,7 @@ use time::{Duration, OffsetDateTime};
 use crate::keystore::StoreType;
 use crate::output::fsio::{self, Access, DirLock, FsError, LockError};
 use crate::output::inventory::{Artifact, ArtifactEntry, ArtifactKind, PasswordSource};
+use crate::output::journal::{Journal, Op, Staged};
 use crate::output::layout::{self};
 use crate::password::{Password, PasswordProblem};
 use crate::pki::{self, Ca, CertInfo, CertSpec, Key, PkiError};
@@ -264,9 +265,13 @@ impl GenerateError {
                 "run `apim-pki rotate` to replace keys on purpose; generate never replaces a key"
                     .into(),
             ),
-            GenerateError::Lock(LockError::Busy(_)) => {
-                Some("wait for the other command to finish".into())
+            GenerateError::Lock(LockError::Busy { .. }) => {
+                Some("wait for the other command to finish, then run this one again".into())
             }
+            GenerateError::Lock(LockError::Raced { .. }) => Some(
+                "run the command again: it will take the directory as the other command left it"
+                    .into(),
+            ),
             GenerateError::Refused { hint, .. } => Some(hint.clone()),
             _ => None,
         }
@@ -528,16 +533,9 @@ fn run(
     rotation: &Rotation,
     imported: Option<&Imported>,
 ) -> Result<Outcome, GenerateError> {
-    // Lock an existing DIR now; a new one is created and locked only once every input checked
-    // out, so bad input never leaves a directory behind.
-    let mut lock = match mode {
-        Mode::Generate if dir.is_dir() => {
-            let lock = DirLock::acquire(dir)?;
-            fsio::remove_stale_temporaries(dir);
-            Some(lock)
-        }
-        _ => None,
-    };
+    let command = command_name(rotation, imported);
+    let journal = Journal::new(dir, layout::JOURNAL);
+    let mut lock = lock_existing(dir, mode, command, &journal)?;
     let strays = std::sync::Mutex::new(Vec::new());
     let index = Dir::index(dir);
     let root = dir;
@@ -937,61 +935,20 @@ fn run(
 
     if mode == Mode::Generate {
         if lock.is_none() {
-            lock = Some(DirLock::acquire(root)?);
+            lock = Some(DirLock::acquire_new(root, layout::LOCK, command)?);
         }
-        if !strays.is_empty() {
-            let stamp = history_stamp(now);
-            for path in &strays {
-                fsio::move_file(
-                    &dir.join(path),
-                    &dir.join(layout::HISTORY).join(&stamp).join(path),
-                )?;
-            }
-        }
-        if !removed.is_empty() {
-            let stamp = history_stamp(now);
-            for a in &removed {
-                let to = dir.join(layout::HISTORY).join(&stamp).join(&a.path);
-                fsio::move_file(&dir.join(&a.path), &to)?;
-                remove_empty_parents(root, &a.path);
-            }
-        }
-        // Passwords and the CA key first: an interrupted run must leave keystores it can open
-        // and a CA it can use; inventory.json last.
-        let rank = |f: &&FileOut| match f.kind {
-            ArtifactKind::Secrets => 0,
-            ArtifactKind::CaKey => 1,
-            _ => 2,
-        };
-        // The previous version of every file replaced is kept under history/ for rollback.
-        let stamp = history_stamp(now);
-        let write = |f: &FileOut| -> Result<(), GenerateError> {
-            let Some(bytes) = &f.bytes else { return Ok(()) };
-            let target = dir.join(&f.path);
-            if dir.has(&f.path) {
-                if let Ok(previous) = crate::input::read(&target, crate::input::Limit::Keystore) {
-                    if previous != *bytes {
-                        fsio::write_atomic(
-                            &dir.join(layout::HISTORY).join(&stamp).join(&f.path),
-                            &previous,
-                            Access::Secret,
-                        )?;
-                    }
-                }
-            }
-            Ok(fsio::write_atomic(&target, bytes, f.access)?)
-        };
-        let (first, rest): (Vec<&FileOut>, Vec<&FileOut>) = files.iter().partition(|f| rank(f) < 2);
-        let mut first = first;
-        first.sort_by_key(rank);
-        first.into_iter().try_for_each(write)?;
-        rest.into_par_iter().try_for_each(write)?;
-        if inventory_changed {
-            fsio::write_atomic(
-                &dir.join(layout::INVENTORY),
-                &inventory_bytes,
-                Access::Public,
-            )?;
+        let stamp = history_stamp(root, now);
+        commit(
+            dir,
+            &journal,
+            &stamp,
+            &files,
+            inventory_changed.then_some(&inventory_bytes[..]),
+            &strays,
+            &removed,
+        )?;
+        for a in &removed {
+            remove_empty_parents(root, &a.path);
         }
     }
     Ok(Outcome {
@@ -1023,12 +980,145 @@ fn store_type_of(format: crate::topology::KeystoreFormat) -> StoreType {
     }
 }
 
-fn history_stamp(now: OffsetDateTime) -> String {
+/// A name for this run's directory under history/ that no earlier run used.
+fn history_stamp(root: &Path, now: OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
     );
-    now.format(&format)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    let base = now
+        .format(&format)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    let history = root.join(layout::HISTORY);
+    (0..)
+        .map(|n| {
+            if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            }
+        })
+        .find(|s| !history.join(s).exists())
+        .unwrap_or(base)
+}
+
+/// The command a lock holder is named by.
+fn command_name(rotation: &Rotation, imported: Option<&Imported>) -> &'static str {
+    if imported.is_some() {
+        "import-signed"
+    } else if rotation.ca.is_some()
+        || rotation.primary_cert
+        || rotation.everything
+        || !rotation.nodes.is_empty()
+        || !rotation.load_balancers.is_empty()
+    {
+        "rotate"
+    } else {
+        "generate"
+    }
+}
+
+/// Locks an existing DIR before reading it (generate), completes what an interrupted run left
+/// (its journal, its temporaries), and refuses a symbolic link inside DIR. A new DIR is created
+/// and locked only once every input checked out, so bad input never leaves a directory behind.
+fn lock_existing(
+    dir: &Path,
+    mode: Mode,
+    command: &str,
+    journal: &Journal,
+) -> Result<Option<DirLock>, GenerateError> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let lock = match mode {
+        Mode::Generate => {
+            let lock = DirLock::acquire(dir, layout::LOCK, command)?;
+            journal.recover()?;
+            fsio::remove_stale_temporaries(dir, true);
+            Some(lock)
+        }
+        Mode::Plan if journal.path().exists() => {
+            return Err(GenerateError::Refused {
+                message: format!(
+                    "{}: a run that was writing this set was interrupted (or is still running)",
+                    journal.path().display()
+                ),
+                hint: "run `apim-pki generate` (or the interrupted command) again: it completes the interrupted run first".into(),
+            });
+        }
+        Mode::Plan => None,
+    };
+    if let Some(link) = fsio::first_link_below(dir) {
+        return Err(fsio::link_error(&link).into());
+    }
+    Ok(lock)
+}
+
+/// Writes the run's changes to DIR as one journaled commit: previous versions of replaced
+/// files and files leaving the set go to history/STAMP/, then the new files take their place
+/// (secrets.toml and the CA first, inventory.json last).
+fn commit(
+    dir: Dir,
+    journal: &Journal,
+    stamp: &str,
+    files: &[FileOut],
+    inventory: Option<&[u8]>,
+    strays: &[String],
+    removed: &[&Artifact],
+) -> Result<(), GenerateError> {
+    let history = |rel: &str| format!("{}/{stamp}/{rel}", layout::HISTORY);
+    let mut ops: Vec<Op> = strays
+        .iter()
+        .map(String::as_str)
+        .chain(removed.iter().map(|a| a.path.as_str()))
+        .map(|rel| Op::Move {
+            from: rel.to_string(),
+            to: history(rel),
+        })
+        .collect();
+    let rank = |f: &&FileOut| match f.kind {
+        ArtifactKind::Secrets => 0,
+        ArtifactKind::CaKey => 1,
+        ArtifactKind::CaCert => 2,
+        _ => 3,
+    };
+    let mut ordered: Vec<&FileOut> = files.iter().filter(|f| f.bytes.is_some()).collect();
+    ordered.sort_by_key(rank);
+    let staged: Vec<Result<(Option<Op>, Staged), FsError>> = ordered
+        .par_iter()
+        .map(|f| {
+            let bytes = f.bytes.as_deref().unwrap_or_default();
+            let copy = (dir.has(&f.path)
+                && crate::input::read(dir.join(&f.path), crate::input::Limit::Keystore)
+                    .is_ok_and(|previous| previous != bytes))
+            .then(|| Op::Copy {
+                from: f.path.clone(),
+                to: history(&f.path),
+            });
+            Ok((copy, journal.stage(&f.path, bytes, f.access)?))
+        })
+        .chain(inventory.into_par_iter().map(|bytes| {
+            Ok((
+                None,
+                journal.stage(layout::INVENTORY, bytes, Access::Public)?,
+            ))
+        }))
+        .collect();
+    let mut ok = Vec::with_capacity(staged.len());
+    let mut failed = None;
+    for s in staged {
+        match s {
+            Ok((copy, staged)) => {
+                ops.extend(copy);
+                ok.push(staged);
+            }
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    if let Some(e) = failed {
+        journal.abandon(ok);
+        return Err(e.into());
+    }
+    Ok(journal.commit(ok, ops)?)
 }
 
 fn remove_empty_parents(dir: &Path, rel: &str) {
