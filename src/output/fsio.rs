@@ -5,7 +5,7 @@
 //!
 //! Test hook: with `APIM_PKI_TEST_KILL_AT=N` in the environment, the process kills itself with
 //! SIGKILL right before its Nth file replacement (a rename into place, or a journal step; see
-//! [`crate::output::journal`]). The crash-safety suite (tests/crash.rs, scripts/crash-sweep)
+//! [`crate::output::journal`]). The crash-safety suite (tests/crash.rs, scripts/crash-sweep.sh)
 //! uses it to interrupt a run at every replacement deterministically.
 
 use std::fs::{self, File, OpenOptions};
