@@ -874,14 +874,62 @@ fn kill_at(scenario: Scenario, bench: &Bench, n: u64) -> Result<bool, String> {
     Ok(true)
 }
 
-/// Kills `scenario` at each of `points` (or at every replacement until the command completes)
-/// and returns how many kill points were checked.
-fn sweep(scenario: Scenario, points: Option<&[u64]>) -> usize {
+/// The steps of the journal `scenario` writes, as (op, target): the command killed right
+/// after writing its journal (before replacement 2) leaves it in place. Step `i` (0-based) is
+/// file replacement `i + 2`; removing the journal is replacement `steps + 2`.
+fn journal_steps(scenario: Scenario, bench: &Bench) -> Vec<(String, String)> {
+    let target = bench.root.join("journal-probe");
+    if bench.base.exists() {
+        copy_tree(&bench.base, &target);
+    }
+    let killed = output_of(
+        &scenario.args(bench, &target),
+        &[("APIM_PKI_TEST_KILL_AT", "2".into())],
+    );
+    assert_eq!(
+        killed.status.signal(),
+        Some(libc::SIGKILL),
+        "{scenario:?}: not killed at 2"
+    );
+    let journal = [".journal", ".apim-pki-backup/.journal"]
+        .iter()
+        .find_map(|j| std::fs::read(target.join(j)).ok())
+        .expect("the journal is in place");
+    let ops: Vec<serde_json::Value> = serde_json::from_slice(&journal).expect("journal JSON");
+    let _ = std::fs::remove_dir_all(&target);
+    ops.iter()
+        .map(|op| {
+            let to = op["to"]
+                .as_str()
+                .or(op["path"].as_str())
+                .unwrap_or_default();
+            (
+                op["op"].as_str().unwrap_or_default().to_string(),
+                to.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The kill point right before the journal step that replaces `to`.
+fn before_replacing(steps: &[(String, String)], to: &str) -> u64 {
+    let i = steps
+        .iter()
+        .position(|(op, t)| op == "replace" && t == to)
+        .unwrap_or_else(|| panic!("no replacement of {to} in {steps:?}"));
+    i as u64 + 2
+}
+
+type Pick<'a> = &'a dyn Fn(&[(String, String)]) -> Vec<u64>;
+
+/// Kills `scenario` at the points `pick` chooses from its journal (or at every replacement
+/// until the command completes) and returns how many kill points were checked.
+fn sweep(scenario: Scenario, pick: Option<Pick>) -> usize {
     let bench = scenario.prepare();
     let mut checked = 0;
     let mut failures = Vec::new();
-    let all: Vec<u64> = match points {
-        Some(p) => p.to_vec(),
+    let all: Vec<u64> = match pick {
+        Some(pick) => pick(&journal_steps(scenario, &bench)),
         None => (1..10_000).collect(),
     };
     for n in all {
@@ -902,24 +950,60 @@ fn sweep(scenario: Scenario, points: Option<&[u64]>) -> usize {
 
 #[test]
 fn killed_first_generate_is_completed_by_the_next_run() {
-    // 1: before the journal is in place (nothing committed); 2: right after it (secrets.toml
-    // next); 4: after ca/ca.key, before ca/ca.crt; 20: mid-way; 38: before removing the journal.
-    sweep(Scenario::GenerateNew, Some(&[1, 2, 4, 20, 38]));
+    // Before the journal is in place (nothing committed); after ca/ca.key, before ca/ca.crt
+    // (issue 8 item 4); before removing the journal (every file in place).
+    sweep(
+        Scenario::GenerateNew,
+        Some(&|steps| {
+            vec![
+                1,
+                before_replacing(steps, "ca/ca.crt"),
+                steps.len() as u64 + 2,
+            ]
+        }),
+    );
 }
 
 #[test]
 fn killed_rotate_ca_finish_never_leaves_a_mismatched_ca() {
-    sweep(Scenario::CaFinish, Some(&[1, 3, 4, 5, 12]));
+    // The new CA key is in place, its certificate not yet; then mid-way through the leaves.
+    sweep(
+        Scenario::CaFinish,
+        Some(&|steps| {
+            vec![
+                before_replacing(steps, "ca/ca.crt"),
+                before_replacing(steps, GW1_TLS),
+            ]
+        }),
+    );
 }
 
 #[test]
 fn killed_rotate_of_a_load_balancer_leaves_a_matching_pair() {
-    sweep(Scenario::RotateLoadBalancer, Some(&[2, 3, 4]));
+    // Between the load balancer's tls.key and tls.crt, whichever comes second.
+    let lb = "load-balancers/gw.lb.crash.internal";
+    sweep(
+        Scenario::RotateLoadBalancer,
+        Some(&|steps| {
+            let key = before_replacing(steps, &format!("{lb}/tls.key"));
+            let crt = before_replacing(steps, &format!("{lb}/tls.crt"));
+            vec![2, key.max(crt)]
+        }),
+    );
 }
 
 #[test]
 fn killed_apply_is_completed_by_the_next_apply() {
-    sweep(Scenario::Apply, Some(&[1, 3, 10, 16]));
+    // While backing up, and between two installed files.
+    sweep(
+        Scenario::Apply,
+        Some(&|steps| {
+            vec![
+                3,
+                before_replacing(steps, "repository/resources/security/gw1-tls.jks"),
+            ]
+        }),
+    );
 }
 
 /// The exhaustive sweep: every replacement of every scenario (minutes; run by
