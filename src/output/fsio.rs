@@ -413,6 +413,25 @@ mod tests {
     }
 
     #[test]
+    fn a_new_folder_another_run_filled_is_not_written() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("new");
+        drop(DirLock::acquire(&dir, ".lock", "generate").expect("first run"));
+        fs::write(dir.join("inventory.json"), b"{}").expect("write");
+        match DirLock::acquire_new(&dir, ".lock", "generate") {
+            Err(LockError::Raced { holder, .. }) => {
+                assert!(holder.contains("apim-pki generate"), "{holder}")
+            }
+            other => panic!("expected Raced, got {other:?}"),
+        }
+        // Only the lock and a killed run's temporaries: still new.
+        let fresh = tmp.path().join("fresh");
+        fs::create_dir_all(&fresh).expect("mkdir");
+        fs::write(fresh.join(".ca.key.tmp-1-0"), b"half").expect("write");
+        DirLock::acquire_new(&fresh, ".lock", "generate").expect("a new folder");
+    }
+
+    #[test]
     fn a_second_lock_names_the_holder() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("new");
