@@ -1006,6 +1006,45 @@ fn killed_apply_is_completed_by_the_next_apply() {
     );
 }
 
+/// A set with a pending journal: plan says to complete it; the next generate does.
+#[test]
+fn plan_on_an_interrupted_set_says_to_complete_it() {
+    let bench = Scenario::RotateNode.prepare();
+    let target = &bench.base;
+    let before = public_keys(target, &set_passwords(target));
+    let killed = output_of(
+        &Scenario::RotateNode.args(&bench, target),
+        &[("APIM_PKI_TEST_KILL_AT", "3".into())],
+    );
+    assert_eq!(killed.status.signal(), Some(libc::SIGKILL));
+    assert!(target.join(".journal").exists());
+    let plan = run(&["plan", s(&bench.topo), "--out", s(target)], &[]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stderr.contains(".journal") && plan.stderr.contains("interrupted"),
+        "{}",
+        plan.stderr
+    );
+    generate(&bench.topo, target, &[]);
+    assert!(leftovers(target).is_empty(), "{:?}", leftovers(target));
+    verify_ok(target).expect("verifies");
+    let after = public_keys(target, &set_passwords(target));
+    assert!(before.is_subset(&after), "a key was lost");
+    let gw1 = std::fs::read(target.join(GW1_TLS)).expect("gw1's keystore");
+    let key = set_passwords(target)
+        .iter()
+        .find_map(|p| Keystore::decode(&gw1, p).ok())
+        .and_then(|(store, _)| match store.key_entries().next() {
+            Some(Entry::PrivateKey { pkcs8, .. }) => Key::from_pkcs8_der(pkcs8, "gw1").ok(),
+            _ => None,
+        })
+        .expect("gw1's key");
+    assert!(
+        !before.contains(&key.public_key_der()),
+        "the committed rotation was not completed"
+    );
+}
+
 /// The exhaustive sweep: every replacement of every scenario (minutes; run by
 /// scripts/crash-sweep.sh).
 #[test]
