@@ -649,6 +649,12 @@ fn reconcile_cmd(
         let hint = e.hint();
         Failure::new(e, hint)
     })?;
+    if outcome.recovered {
+        eprintln!(
+            "note: first completed the writes of an interrupted run ({})",
+            out.join(apim_pki::output::layout::JOURNAL).display()
+        );
+    }
     emit(
         format,
         &serde_json::json!({ "actions": outcome.actions }),

@@ -206,6 +206,8 @@ pub struct Outcome {
     /// The CA rollover step this run made, if any (for what to ship next).
     #[serde(skip)]
     pub ca_step: Option<CaStep>,
+    /// True when the run first completed the writes of an interrupted run (its journal).
+    pub recovered: bool,
 }
 
 impl Outcome {
@@ -535,7 +537,7 @@ fn run(
 ) -> Result<Outcome, GenerateError> {
     let command = command_name(rotation, imported);
     let journal = Journal::new(dir, layout::JOURNAL);
-    let mut lock = lock_existing(dir, mode, command, &journal)?;
+    let (mut lock, recovered) = lock_existing(dir, mode, command, &journal)?;
     let strays = std::sync::Mutex::new(Vec::new());
     let index = Dir::index(dir);
     let root = dir;
@@ -956,6 +958,7 @@ fn run(
         certificates,
         generated_passwords,
         wrote: lock.is_some(),
+        recovered,
         verb: if imported.is_some() {
             "Imported"
         } else if rotation.ca.is_some()
@@ -1025,14 +1028,15 @@ fn lock_existing(
     mode: Mode,
     command: &str,
     journal: &Journal,
-) -> Result<Option<DirLock>, GenerateError> {
+) -> Result<(Option<DirLock>, bool), GenerateError> {
     if !dir.is_dir() {
-        return Ok(None);
+        return Ok((None, false));
     }
+    let mut recovered = false;
     let lock = match mode {
         Mode::Generate => {
             let lock = DirLock::acquire(dir, layout::LOCK, command)?;
-            journal.recover()?;
+            recovered = journal.recover()?;
             fsio::remove_stale_temporaries(dir, true);
             Some(lock)
         }
@@ -1050,7 +1054,7 @@ fn lock_existing(
     if let Some(link) = fsio::first_link_below(dir) {
         return Err(fsio::link_error(&link).into());
     }
-    Ok(lock)
+    Ok((lock, recovered))
 }
 
 /// Writes the run's changes to DIR as one journaled commit: previous versions of replaced
