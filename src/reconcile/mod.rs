@@ -535,9 +535,9 @@ fn run(
     rotation: &Rotation,
     imported: Option<&Imported>,
 ) -> Result<Outcome, GenerateError> {
-    let command = command_name(rotation, imported);
+    let command = Command::of(rotation, imported);
     let journal = Journal::new(dir, layout::JOURNAL);
-    let (mut lock, recovered) = lock_existing(dir, mode, command, &journal)?;
+    let (mut lock, recovered) = lock_existing(dir, mode, command.name(), &journal)?;
     let strays = std::sync::Mutex::new(Vec::new());
     let index = Dir::index(dir);
     let root = dir;
@@ -937,7 +937,7 @@ fn run(
 
     if mode == Mode::Generate {
         if lock.is_none() {
-            lock = Some(DirLock::acquire_new(root, layout::LOCK, command)?);
+            lock = Some(DirLock::acquire_new(root, layout::LOCK, command.name())?);
         }
         let stamp = history_stamp(root, now);
         commit(
@@ -959,18 +959,7 @@ fn run(
         generated_passwords,
         wrote: lock.is_some(),
         recovered,
-        verb: if imported.is_some() {
-            "Imported"
-        } else if rotation.ca.is_some()
-            || rotation.primary_cert
-            || rotation.everything
-            || !rotation.nodes.is_empty()
-            || !rotation.load_balancers.is_empty()
-        {
-            "Rotated"
-        } else {
-            "Generated"
-        },
+        verb: command.verb(),
         ca_step: rotation.ca,
     })
 }
@@ -1004,19 +993,44 @@ fn history_stamp(root: &Path, now: OffsetDateTime) -> String {
         .unwrap_or(base)
 }
 
-/// The command a lock holder is named by.
-fn command_name(rotation: &Rotation, imported: Option<&Imported>) -> &'static str {
-    if imported.is_some() {
-        "import-signed"
-    } else if rotation.ca.is_some()
-        || rotation.primary_cert
-        || rotation.everything
-        || !rotation.nodes.is_empty()
-        || !rotation.load_balancers.is_empty()
-    {
-        "rotate"
-    } else {
-        "generate"
+/// The writing command a run is, to name a lock holder and the summary's verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Generate,
+    Rotate,
+    ImportSigned,
+}
+
+impl Command {
+    fn of(rotation: &Rotation, imported: Option<&Imported>) -> Command {
+        if imported.is_some() {
+            Command::ImportSigned
+        } else if rotation.ca.is_some()
+            || rotation.primary_cert
+            || rotation.everything
+            || !rotation.nodes.is_empty()
+            || !rotation.load_balancers.is_empty()
+        {
+            Command::Rotate
+        } else {
+            Command::Generate
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Command::Generate => "generate",
+            Command::Rotate => "rotate",
+            Command::ImportSigned => "import-signed",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Command::Generate => "Generated",
+            Command::Rotate => "Rotated",
+            Command::ImportSigned => "Imported",
+        }
     }
 }
 
