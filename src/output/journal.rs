@@ -115,7 +115,11 @@ impl Journal {
             return Ok(());
         }
         ops.sort_by_key(Op::order);
-        let checked = ops.iter().try_for_each(|op| self.check(op));
+        // Staged files were checked by stage().
+        let checked = ops
+            .iter()
+            .filter(|op| !matches!(op, Op::Replace { .. }))
+            .try_for_each(|op| self.check(op));
         let written = checked
             .and_then(|()| self.prepare_dirs(&ops))
             .and_then(|()| {
