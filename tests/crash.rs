@@ -1006,7 +1006,8 @@ fn killed_apply_is_completed_by_the_next_apply() {
     );
 }
 
-/// A set with a pending journal: plan says to complete it; the next generate does.
+/// A set with a pending journal: plan says to complete it, verify reports `interrupted-write`;
+/// the next generate completes it.
 #[test]
 fn plan_on_an_interrupted_set_says_to_complete_it() {
     let bench = Scenario::RotateNode.prepare();
@@ -1025,6 +1026,9 @@ fn plan_on_an_interrupted_set_says_to_complete_it() {
         "{}",
         plan.stderr
     );
+    let v = run(&["verify", s(target)], &[]);
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("interrupted-write"), "{}", v.stdout);
     let r = generate(&bench.topo, target, &[]);
     assert!(
         r.stderr

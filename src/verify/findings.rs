@@ -46,6 +46,7 @@ pub enum Code {
     LbNameUncovered,
     LbForeignTrust,
     LbVerifyOff,
+    InterruptedWrite,
 }
 
 impl Code {
@@ -80,6 +81,7 @@ impl Code {
             Code::LbNameUncovered => "lb-name-uncovered",
             Code::LbForeignTrust => "lb-foreign-trust",
             Code::LbVerifyOff => "lb-verify-off",
+            Code::InterruptedWrite => "interrupted-write",
         }
     }
 

@@ -390,6 +390,16 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
     let format = view.keystores.format;
     let mut c = Collector::default();
 
+    // A run killed while writing the set leaves its journal: the files may mix old and new.
+    c.check(!dir.join(layout::JOURNAL).exists(), || {
+        Finding::new(
+            Code::InterruptedWrite,
+            &Owner::Set,
+            Some(layout::JOURNAL),
+            "a run that was writing this set was interrupted (or is running now): its files may mix the old and the new set; run `apim-pki generate` (or the interrupted command) to complete it",
+        )
+    });
+
     // The CAs the set trusts.
     let anchors = read_anchors(dir, now, warn, &mut c);
     let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
