@@ -312,7 +312,7 @@ impl DirLock {
             Err(fs::TryLockError::WouldBlock) => {
                 // The holder writes its name right after locking: give it a moment.
                 let mut holder = holder_of(&mut file);
-                for _ in 0..20 {
+                for _ in 0..100 {
                     if holder != UNKNOWN {
                         break;
                     }
