@@ -82,6 +82,7 @@
 
 pub mod config;
 pub mod corporate;
+pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod init;

@@ -327,6 +327,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Write a set's keystores, truststore and passwords for another delivery channel.
+    #[command(subcommand)]
+    Export(ExportTarget),
     /// List the entries of a JKS, PKCS#12 or PEM file.
     #[command(after_help = concat!(
         "Per entry: alias, kind, subject, issuer, SANs, serial, validity, key, SHA-256 fingerprint.\n\n",
@@ -385,6 +388,48 @@ enum Shell {
     Zsh,
     Fish,
     Powershell,
+}
+
+/// Where `export` delivers.
+#[derive(Subcommand)]
+enum ExportTarget {
+    /// Secret manifests for WSO2's Helm charts (4.x), a kustomization and the values that
+    /// point the chart at them, one folder per node.
+    #[command(
+        group(clap::ArgGroup::new("which").required(true).args(["node", "profile"])),
+        after_help = concat!(
+            "Writes OUT/<node>/ for each node (0600, atomically): keystores-secret.yaml (Secret\n",
+            "<node>-keystores: the keystores and truststore, keyed by file name, mounted by the chart\n",
+            "through jksSecretName), passwords-secret.yaml (Secret <node>-keystore-passwords, read by\n",
+            "charts 4.6.x and later through jksExistingSecret), kustomization.yaml listing both,\n",
+            "values.yaml (no password) and values-passwords.yaml (SECRET, for charts 4.2.x-4.5.x).\n",
+            "Passwords come from secrets.toml or the variables the set was made with. Only file names\n",
+            "are printed. API-M 4.x sets only. See docs/kubernetes.md.\n\n",
+            "Examples:\n",
+            "  apim-pki export kubernetes ../pki --node gw1\n",
+            "  apim-pki export kubernetes ../pki --profile control-plane --out ../k8s\n",
+            "  kubectl apply -k ../pki/kubernetes/gw1 && helm upgrade --install gw wso2/wso2am-gateway -f ../pki/kubernetes/gw1/values.yaml\n\n",
+            "Exit codes: 0 written; 2 bad input (unknown node or profile, a 2.6 or 3.2 set, a password\n",
+            "variable unset, a store that does not open).",
+        )
+    )]
+    Kubernetes {
+        /// A directory made by `generate` (it holds inventory.json).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The node to export, as named in the topology.
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Export every node of this profile (control-plane, gateway-worker, traffic-manager, key-manager).
+        #[arg(long, value_name = "PROFILE")]
+        profile: Option<String>,
+        /// The folder to write into, one sub-folder per node [default: DIR/kubernetes].
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Output for people (text) or scripts (json).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
 }
 
 /// Prints `value` as JSON, or for people through `text`.
@@ -529,6 +574,13 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             existing_truststore_password_env,
             format,
         ),
+        Command::Export(ExportTarget::Kubernetes {
+            dir,
+            node,
+            profile,
+            out,
+            format,
+        }) => export_kubernetes_cmd(&dir, node, profile, out, format),
         Command::CheckHost {
             file,
             hosts,
@@ -937,5 +989,46 @@ fn import_signed_cmd(dir: &Path, certs: &Path, format: Format) -> Result<ExitCod
             )
         },
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_kubernetes_cmd(
+    dir: &Path,
+    node: Option<String>,
+    profile: Option<String>,
+    out: Option<PathBuf>,
+    format: Format,
+) -> Result<ExitCode, Failure> {
+    use apim_pki::export::{self, Selection};
+    let selection = match (node, profile) {
+        (Some(n), _) => Selection::Node(n),
+        (None, Some(p)) => Selection::Profile(p),
+        (None, None) => return Err(Failure::new("give --node NAME or --profile PROFILE", None)),
+    };
+    let out = out.unwrap_or_else(|| export::default_out(dir));
+    let exported = export::export_kubernetes(dir, &selection, &out).map_err(|e| {
+        let hint = e.hint();
+        Failure::new(e, hint)
+    })?;
+    emit(format, &exported, |w| {
+        for e in &exported {
+            writeln!(
+                w,
+                "{}  ({} chart; Secrets {})",
+                e.dir.display(),
+                e.chart.as_str(),
+                e.secrets.join(", ")
+            )?;
+            for f in &e.files {
+                writeln!(w, "  {f}")?;
+            }
+        }
+        writeln!(
+            w,
+            "\nFiles are 0600 and hold keys and passwords: keep them out of version control."
+        )?;
+        writeln!(w, "Apply with `kubectl apply -k <folder>`; install the chart with `-f <folder>/values.yaml`")?;
+        writeln!(w, "(charts 4.2.x-4.5.x: also `-f <folder>/values-passwords.yaml`). See docs/kubernetes.md.")
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,268 @@
+//! Exports of a generated set for other delivery channels. [`kubernetes`] renders Secret
+//! manifests for WSO2's Helm charts (pure); this module reads the set, picks the nodes, checks
+//! each store opens with its password and writes the files (0600, atomically).
+
+pub mod kubernetes;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::keystore::Keystore;
+use crate::output::fsio::{self, Access, DirLock};
+use crate::output::layout;
+use crate::set::{NodeView, OpenedSet, SetError};
+use crate::topology::Product;
+use kubernetes::{Chart, NodeInput, Slot, Store};
+
+/// Which nodes to export.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    Node(String),
+    Profile(String),
+}
+
+/// Why an export cannot be made (exit 2). Never holds a password or key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    #[error(transparent)]
+    Set(#[from] SetError),
+    #[error("{}: {message}", path.display())]
+    Input {
+        path: PathBuf,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("this set is {product}: WSO2's Helm charts (helm-apim distributed/, 4.2.x and later) deploy API Manager 4.x only")]
+    UnsupportedProduct { product: String },
+    #[error("no node named `{0}` in this set")]
+    UnknownNode(String, Vec<String>),
+    #[error("no node of profile `{0}` in this set")]
+    UnknownProfile(String, Vec<String>),
+    #[error("node {node}: WSO2's Helm charts deploy no `{profile}` profile")]
+    NoChart { node: String, profile: String },
+    #[error("node {node}: {source}")]
+    Render {
+        node: String,
+        #[source]
+        source: kubernetes::RenderError,
+    },
+    #[error(transparent)]
+    Fs(#[from] fsio::FsError),
+    #[error(transparent)]
+    Lock(#[from] fsio::LockError),
+}
+
+impl ExportError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ExportError::Set(e) => e.hint(),
+            ExportError::Input { hint, .. } => hint.clone(),
+            ExportError::UnsupportedProduct { .. } => Some(
+                "supported: apim-4.x sets (and later 4.x lines); deliver 2.6 and 3.2 sets with `apim-pki apply`".into(),
+            ),
+            ExportError::UnknownNode(_, names) => Some(format!("the nodes are: {}", names.join(", "))),
+            ExportError::UnknownProfile(_, names) => {
+                Some(format!("the profiles are: {}", names.join(", ")))
+            }
+            ExportError::NoChart { .. } => Some(
+                "the charts are control-plane, gateway, traffic-manager and key-manager".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// One node's exported folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportedNode {
+    pub node: String,
+    pub chart: Chart,
+    pub dir: PathBuf,
+    /// The files written, in the folder.
+    pub files: Vec<String>,
+    /// The Secrets' names.
+    pub secrets: Vec<String>,
+}
+
+/// The folder `export kubernetes` writes into when `--out` is not given: `DIR/kubernetes`.
+pub fn default_out(dir: &Path) -> PathBuf {
+    dir.join("kubernetes")
+}
+
+/// Refuses products WSO2's Helm charts do not deploy.
+pub fn check_product(product: &str) -> Result<(), ExportError> {
+    let unsupported = || ExportError::UnsupportedProduct {
+        product: product.to_string(),
+    };
+    match Product::parse(product).ok_or_else(unsupported)? {
+        Product::Apim26 | Product::Apim32 => Err(unsupported()),
+        Product::Apim4x => Ok(()),
+    }
+}
+
+/// Writes each selected node's Secrets, kustomization and values into `out/<node>/`.
+pub fn export_kubernetes(
+    dir: &Path,
+    selection: &Selection,
+    out: &Path,
+) -> Result<Vec<ExportedNode>, ExportError> {
+    let inventory = dir.join(layout::INVENTORY);
+    if !inventory.is_file() {
+        return Err(ExportError::Input {
+            path: inventory,
+            message: "not found".into(),
+            hint: Some("point export at a directory made by `apim-pki generate`".into()),
+        });
+    }
+    let _lock = DirLock::acquire(dir)?;
+    let set = OpenedSet::open(dir)?;
+    check_product(&set.inventory.product)?;
+    let nodes = select(&set, selection)?;
+    let mut inputs = Vec::with_capacity(nodes.len());
+    for node in &nodes {
+        inputs.push(node_input(&set, node)?);
+    }
+    let mut exported = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        exported.push(write_node(input, out)?);
+    }
+    Ok(exported)
+}
+
+fn select<'a>(set: &'a OpenedSet, selection: &Selection) -> Result<Vec<&'a NodeView>, ExportError> {
+    let nodes = &set.view.nodes;
+    let picked: Vec<&NodeView> = match selection {
+        Selection::Node(name) => nodes.iter().filter(|n| &n.name == name).collect(),
+        Selection::Profile(p) => nodes.iter().filter(|n| &n.profile == p).collect(),
+    };
+    if !picked.is_empty() {
+        return Ok(picked);
+    }
+    Err(match selection {
+        Selection::Node(name) => {
+            ExportError::UnknownNode(name.clone(), nodes.iter().map(|n| n.name.clone()).collect())
+        }
+        Selection::Profile(p) => {
+            let mut profiles: Vec<String> = nodes.iter().map(|n| n.profile.clone()).collect();
+            profiles.sort();
+            profiles.dedup();
+            ExportError::UnknownProfile(p.clone(), profiles)
+        }
+    })
+}
+
+/// Reads a node's stores and checks each opens with its password.
+fn node_input(set: &OpenedSet, node: &NodeView) -> Result<NodeInput, ExportError> {
+    let chart = Chart::for_profile(&node.profile).ok_or_else(|| ExportError::NoChart {
+        node: node.name.clone(),
+        profile: node.profile.clone(),
+    })?;
+    let format = set.view.keystores.format;
+    let mut wanted = vec![(
+        Slot::Primary,
+        layout::primary_file(format),
+        Some(set.view.keystores.primary_alias.clone()),
+        "primary",
+    )];
+    if set.view.per_node_tls() {
+        let file = layout::tls_file(&node.name, format);
+        wanted.push((Slot::Tls, file, Some(node.name.clone()), "tls"));
+    }
+    wanted.push((
+        Slot::Truststore,
+        layout::truststore_file(format),
+        None,
+        "truststore",
+    ));
+    let mut stores = Vec::with_capacity(wanted.len());
+    for (slot, file_name, alias, role) in wanted {
+        let rel = layout::node_security(&node.name, &file_name);
+        let path = set.dir.join(&rel);
+        let bytes = std::fs::read(&path).map_err(|e| ExportError::Input {
+            path: path.clone(),
+            message: format!("cannot read: {e}"),
+            hint: Some("run `apim-pki generate` (or `verify`) on the set first".into()),
+        })?;
+        let password = set
+            .password(role)
+            .cloned()
+            .ok_or_else(|| ExportError::Input {
+                path: set.dir.join(layout::INVENTORY),
+                message: format!("records no `{role}` password"),
+                hint: None,
+            })?;
+        Keystore::decode(&bytes, &password).map_err(|e| ExportError::Input {
+            path: path.clone(),
+            message: format!("does not open with its {role} password: {e}"),
+            hint: Some("run `apim-pki verify` on the set".into()),
+        })?;
+        stores.push(Store {
+            slot,
+            file_name,
+            alias,
+            bytes,
+            password,
+        });
+    }
+    Ok(NodeInput {
+        node: node.name.clone(),
+        chart,
+        stores,
+    })
+}
+
+/// Creates `dir` and its missing parents 0700: they will hold keys and passwords.
+fn private_dir(dir: &Path) -> Result<(), ExportError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| {
+            ExportError::Fs(fsio::FsError {
+                path: dir.to_path_buf(),
+                action: "cannot create the directory",
+                source,
+            })
+        })
+}
+
+fn write_node(input: &NodeInput, out: &Path) -> Result<ExportedNode, ExportError> {
+    let files = kubernetes::render_node(input).map_err(|source| ExportError::Render {
+        node: input.node.clone(),
+        source,
+    })?;
+    let dir = out.join(&input.node);
+    private_dir(&dir)?;
+    for f in &files {
+        fsio::write_atomic(&dir.join(f.name), f.text.as_bytes(), Access::Secret)?;
+    }
+    Ok(ExportedNode {
+        node: input.node.clone(),
+        chart: input.chart,
+        dir,
+        files: files.iter().map(|f| f.name.to_string()).collect(),
+        secrets: vec![
+            kubernetes::keystores_secret_name(&input.node),
+            kubernetes::passwords_secret_name(&input.node),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_4x_sets_are_exported() {
+        assert!(check_product("apim-4.x").is_ok());
+        for p in ["apim-2.6", "apim-3.2", "apim-9"] {
+            let e = check_product(p).expect_err(p);
+            assert!(e.to_string().contains(p), "{e}");
+            assert!(e.hint().is_some_and(|h| h.contains("apim-4.x")));
+        }
+    }
+}
