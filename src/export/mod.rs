@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::keystore::Keystore;
-use crate::output::fsio::{self, Access, DirLock};
+use crate::output::fsio::{self, Access};
 use crate::output::layout;
 use crate::set::{NodeView, OpenedSet, SetError};
 use crate::topology::Product;
@@ -50,8 +50,6 @@ pub enum ExportError {
     },
     #[error(transparent)]
     Fs(#[from] fsio::FsError),
-    #[error(transparent)]
-    Lock(#[from] fsio::LockError),
 }
 
 impl ExportError {
@@ -103,7 +101,8 @@ pub fn check_product(product: &str) -> Result<(), ExportError> {
     }
 }
 
-/// Writes each selected node's Secrets, kustomization and values into `out/<node>/`.
+/// Writes each selected node's Secrets, kustomization and values into `out/<node>/`. Reads DIR
+/// without its lock, like verify: every file there is replaced atomically.
 pub fn export_kubernetes(
     dir: &Path,
     selection: &Selection,
@@ -117,7 +116,6 @@ pub fn export_kubernetes(
             hint: Some("point export at a directory made by `apim-pki generate`".into()),
         });
     }
-    let _lock = DirLock::acquire(dir)?;
     let set = OpenedSet::open(dir)?;
     check_product(&set.inventory.product)?;
     let nodes = select(&set, selection)?;
