@@ -179,10 +179,12 @@ fn node_input(set: &OpenedSet, node: &NodeView) -> Result<NodeInput, ExportError
     for (slot, file_name, alias, role) in wanted {
         let rel = layout::node_security(&node.name, &file_name);
         let path = set.dir.join(&rel);
-        let bytes = std::fs::read(&path).map_err(|e| ExportError::Input {
-            path: path.clone(),
-            message: format!("cannot read: {e}"),
-            hint: Some("run `apim-pki generate` (or `verify`) on the set first".into()),
+        let bytes = crate::input::read(&path, crate::input::Limit::Keystore).map_err(|e| {
+            ExportError::Input {
+                path: path.clone(),
+                message: format!("cannot read: {e}"),
+                hint: Some("run `apim-pki generate` (or `verify`) on the set first".into()),
+            }
         })?;
         let password = set
             .password(role)
