@@ -134,8 +134,8 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8")
 }
 
-/// Everything about one exported node folder; returns (keystores Secret data, passwords data).
-fn check_node_folder(set: &Path, folder: &Path, node: &str) {
+/// Everything about one exported node folder; the JVM checks (a few seconds) when `with_java`.
+fn check_node_folder(set: &Path, folder: &Path, node: &str, with_java: bool) {
     let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(folder), 0o700, "{}", folder.display());
     for entry in std::fs::read_dir(folder).expect("folder") {
@@ -168,6 +168,9 @@ fn check_node_folder(set: &Path, folder: &Path, node: &str) {
         ["keystores-secret.yaml", "passwords-secret.yaml"]
     );
     check_values(folder, &ks_name, &pw_name, &stores, &passwords);
+    if !with_java {
+        return;
+    }
     check_with_java(
         folder,
         &stores,
@@ -313,7 +316,7 @@ fn profile_export_validates_and_carries_the_set_byte_for_byte() {
             "{}",
             r.stdout
         );
-        check_node_folder(set, &out.join(node), node);
+        check_node_folder(set, &out.join(node), node, node == "cp1");
     }
     assert!(!out.join("gw1").exists(), "only the profile's nodes");
 }
@@ -327,7 +330,7 @@ fn node_export_defaults_into_dir_kubernetes_and_kustomize_builds_it() {
     let r = export(&[s(set), "--node", "gw1"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let folder = set.join("kubernetes/gw1");
-    check_node_folder(set, &folder, "gw1");
+    check_node_folder(set, &folder, "gw1", false);
     let v = yaml(&folder.join("values.yaml"));
     assert_eq!(
         v["wso2"]["apim"]["configurations"]["security"]["keystores"]["tls"]["name"],
@@ -476,7 +479,7 @@ fn shared_tls_with_env_passwords_and_a_missing_variable() {
         v["wso2"]["apim"]["configurations"]["security"]["keystores"]["tls"]["enabled"],
         false
     );
-    check_node_folder(&set, &folder, &node);
+    check_node_folder(&set, &folder, &node, true);
 }
 
 /// The first node's name in inventory.json.

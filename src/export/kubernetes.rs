@@ -566,6 +566,10 @@ mod tests {
             Some(Chart::TrafficManager)
         );
         assert_eq!(Chart::for_profile("key-manager"), Some(Chart::KeyManager));
+        assert_eq!(
+            Chart::for_profile("universal-gateway"),
+            Some(Chart::Gateway)
+        );
         assert_eq!(Chart::for_profile("publisher"), None);
     }
 }

@@ -97,7 +97,8 @@ pub fn check_product(product: &str) -> Result<(), ExportError> {
     };
     match Product::parse(product).ok_or_else(unsupported)? {
         Product::Apim26 | Product::Apim32 => Err(unsupported()),
-        Product::Apim4x => Ok(()),
+        // 4.0-4.4 and the later 4.x lines (4.5+: universal-gateway maps to the gateway chart).
+        _ => Ok(()),
     }
 }
 
