@@ -277,13 +277,20 @@ fn check_with_java(
         assert!(listing.contains("Your keystore contains"), "{listing}");
         let dump = java::keystore_dump(&java::jdk17_java(), &path, "JKS", &key_pass)
             .unwrap_or_else(|e| panic!("{}: {file} as JKS: {e}", folder.display()));
-        if let Some(s) = slot {
-            let alias = sec["keystores"][s]["alias"].as_str().expect("alias");
-            assert!(
-                dump.lines()
-                    .any(|l| l.starts_with(&format!("{alias} PrivateKeyEntry"))),
-                "{file}: {dump}"
-            );
+        match slot {
+            Some(s) => {
+                let alias = sec["keystores"][s]["alias"].as_str().expect("alias");
+                let want = format!("{alias} PrivateKeyEntry");
+                let line = dump.lines().find(|l| l.starts_with(&want));
+                assert!(
+                    line.is_some_and(|l| !l.contains("key=null")),
+                    "{file}: {dump}"
+                );
+            }
+            None => assert!(
+                dump.lines().any(|l| l.contains(" trustedCertEntry ")),
+                "{file}: no trusted certificate as type JKS: {dump}"
+            ),
         }
     }
 }
