@@ -408,7 +408,7 @@ enum ExportTarget {
             "Examples:\n",
             "  apim-pki export kubernetes ../pki --node gw1\n",
             "  apim-pki export kubernetes ../pki --profile control-plane --out ../k8s\n",
-            "  kubectl apply -k ../pki/kubernetes/gw1 && helm upgrade --install gw wso2/wso2am-gateway -f ../pki/kubernetes/gw1/values.yaml\n\n",
+            "  kubectl apply -k ../pki/kubernetes/gw1     (then: helm ... -f ../pki/kubernetes/gw1/values.yaml)\n\n",
             "Exit codes: 0 written; 2 bad input (unknown node or profile, a 2.6 or 3.2 set, a password\n",
             "variable unset, a store that does not open).",
         )
