@@ -328,7 +328,16 @@ enum Command {
         format: Format,
     },
     /// Write a set's keystores, truststore and passwords for another delivery channel.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = concat!(
+            "Channels: kubernetes (Secret manifests and Helm values for WSO2's 4.x charts).\n\n",
+            "Examples:\n",
+            "  apim-pki export kubernetes ../pki --node gw1\n",
+            "  apim-pki export kubernetes ../pki --profile gateway-worker --out ../k8s\n\n",
+            "Exit codes: 0 written; 2 bad input (see `apim-pki export kubernetes --help`).",
+        )
+    )]
     Export(ExportTarget),
     /// List the entries of a JKS, PKCS#12 or PEM file.
     #[command(after_help = concat!(
