@@ -68,7 +68,7 @@ fn generic(product: Product, ha: bool) -> String {
         Profile::Devportal => "devportal",
         Profile::TrafficManager => "tm",
         Profile::GatewayManager => "gwm",
-        Profile::GatewayWorker => "gw",
+        Profile::GatewayWorker | Profile::UniversalGateway => "gw",
         Profile::ControlPlane => "cp",
     };
     for (profile, required) in product.profiles() {

@@ -7,4 +7,5 @@ pub mod deployment_toml;
 pub mod install;
 pub mod jsonedit;
 pub mod properties;
+pub mod tomledit;
 pub mod xmledit;

@@ -14,12 +14,10 @@ pub fn render(topology: &Topology, node: &Node) -> String {
     let format = topology.keystores.format;
     let ty = toml_str(format.java_type());
     let sec = |file: &str| toml_str(&format!("{}/{file}", layout::SECURITY_DIR));
-    let start = match node.profile.start_profile(topology.product) {
-        _ if topology.product == Product::Apim26 => {
-            crate::config::apim26::start_command_26(node.profile.start_profile(topology.product))
-        }
-        Some(p) => format!("sh bin/wso2server.sh -Dprofile={p}"),
-        None => "sh bin/wso2server.sh".into(),
+    let start = if topology.product == Product::Apim26 {
+        crate::config::apim26::start_command_26(node.profile.start_profile(topology.product))
+    } else {
+        topology.product.start_command(node.profile)
     };
     let (tls_file, tls_alias) = if resolve::per_node_tls(topology) {
         (layout::tls_file(&node.name, format), node.name.clone())
@@ -80,6 +78,17 @@ pub fn render(topology: &Topology, node: &Node) -> String {
                 toml_str(&t.served_by.to_string())
             );
         }
+    }
+    for p in crate::config::deployment_toml::peers(topology, node) {
+        let t = &p.target;
+        out += &format!(
+            "\n[[peer]]\nsetting = {}\nurl = {}\nhost = {}\nport = {}\nserved_by = {}\n",
+            toml_str(&p.setting),
+            toml_str(&t.url),
+            toml_str(&t.host),
+            t.port,
+            toml_str(&t.served_by.to_string())
+        );
     }
     out
 }

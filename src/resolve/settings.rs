@@ -18,6 +18,8 @@ pub mod port {
     pub const THRIFT: u16 = 10397;
     pub const WS: u16 = 9099;
     pub const WSS: u16 = 8099;
+    pub const WEBSUB_HTTP: u16 = 9021;
+    pub const WEBSUB_HTTPS: u16 = 8021;
 }
 
 /// A configuration file of an API-M 2.6 node.
@@ -127,12 +129,7 @@ impl Address {
         format!("{scheme}://{host}:{port}{suffix}")
     }
 
-    /// Its admin services URL (`https://…:9443/services/`).
-    pub(crate) fn services(&self) -> String {
-        self.url("https", port::MGMT_HTTPS, "/services/")
-    }
-
-    fn target(&self, scheme: &str, port: u16, suffix: &str) -> Target {
+    pub(crate) fn target(&self, scheme: &str, port: u16, suffix: &str) -> Target {
         Target {
             url: self.url(scheme, port, suffix),
             host: self.host.clone(),
@@ -725,7 +722,7 @@ pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
             let (url, targets) = amqp_url(topology);
             out.push(Setting { file: am, path: "ThrottlingConfigurations/JMSConnectionDetails/JMSConnectionParameters/connectionfactory.TopicConnectionFactory".into(), value: url, targets });
         }
-        Profile::Devportal | Profile::ControlPlane => {}
+        Profile::Devportal | Profile::ControlPlane | Profile::UniversalGateway => {}
     }
     peer_urls(topology, node.profile, &mut out);
     broker_everywhere(topology, node.profile, &mut out);

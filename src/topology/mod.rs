@@ -48,14 +48,23 @@ pub enum Product {
     /// API-M 3.2: deployment.toml.
     #[serde(rename = "apim-3.2")]
     Apim32,
-    /// API-M 4.x: deployment.toml.
+    /// API-M 4.0 to 4.4: deployment.toml, one distribution started with `api-manager.sh`.
     #[serde(rename = "apim-4.x")]
     Apim4x,
+    /// API-M 4.5 and later: separate control-plane, universal-gateway and traffic-manager
+    /// distributions, each with its own start script.
+    #[serde(rename = "apim-4.5")]
+    Apim45,
 }
 
 impl Product {
     /// Every product, in the order users see them.
-    pub const ALL: [Product; 3] = [Product::Apim26, Product::Apim32, Product::Apim4x];
+    pub const ALL: [Product; 4] = [
+        Product::Apim26,
+        Product::Apim32,
+        Product::Apim4x,
+        Product::Apim45,
+    ];
 
     /// The name used in topology files.
     pub fn as_str(self) -> &'static str {
@@ -63,6 +72,7 @@ impl Product {
             Product::Apim26 => "apim-2.6",
             Product::Apim32 => "apim-3.2",
             Product::Apim4x => "apim-4.x",
+            Product::Apim45 => "apim-4.5",
         }
     }
 
@@ -96,14 +106,47 @@ impl Product {
                 (TrafficManager, true),
                 (KeyManager, false),
             ],
+            Product::Apim45 => &[
+                (ControlPlane, true),
+                (UniversalGateway, true),
+                (TrafficManager, true),
+                (KeyManager, false),
+            ],
         }
+    }
+
+    /// The command that starts a node of `profile` and keeps the deployment.toml apply wrote.
+    ///
+    /// 2.6 and 3.2 start with `wso2server.sh`, 4.0-4.4 with `api-manager.sh`, 4.5+ with the
+    /// script of each distribution. In 3.2 and 4.0-4.4 `-Dprofile=X` runs `profileSetup.sh`,
+    /// which replaces deployment.toml with the profile's template unless
+    /// `--skipConfigOptimization` is given (apply already started from that template).
+    pub fn start_command(self, profile: Profile) -> String {
+        let script = match (self, profile) {
+            (Product::Apim26 | Product::Apim32, _) => "wso2server.sh",
+            (Product::Apim4x, _) => "api-manager.sh",
+            (Product::Apim45, Profile::ControlPlane) => "api-cp.sh",
+            (Product::Apim45, Profile::KeyManager) => "key-manager.sh",
+            (Product::Apim45, Profile::TrafficManager) => "traffic-manager.sh",
+            (Product::Apim45, _) => "gateway.sh",
+        };
+        match profile.start_profile(self) {
+            None => format!("sh bin/{script}"),
+            Some(p) if self == Product::Apim26 => format!("sh bin/{script} -Dprofile={p}"),
+            Some(p) => format!("sh bin/{script} -Dprofile={p} --skipConfigOptimization"),
+        }
+    }
+
+    /// True for the products configured through deployment.toml (3.2 and later).
+    pub fn uses_deployment_toml(self) -> bool {
+        self != Product::Apim26
     }
 
     /// The keystore format used when the topology does not name one.
     pub fn default_format(self) -> KeystoreFormat {
         match self {
             Product::Apim26 => KeystoreFormat::Jks,
-            Product::Apim32 | Product::Apim4x => KeystoreFormat::Pkcs12,
+            Product::Apim32 | Product::Apim4x | Product::Apim45 => KeystoreFormat::Pkcs12,
         }
     }
 }
@@ -120,6 +163,8 @@ pub enum Profile {
     GatewayManager,
     GatewayWorker,
     ControlPlane,
+    /// API-M 4.5+'s separate gateway distribution.
+    UniversalGateway,
 }
 
 impl Profile {
@@ -134,6 +179,7 @@ impl Profile {
             Profile::GatewayManager => "gateway-manager",
             Profile::GatewayWorker => "gateway-worker",
             Profile::ControlPlane => "control-plane",
+            Profile::UniversalGateway => "universal-gateway",
         }
     }
 
@@ -146,10 +192,21 @@ impl Profile {
         known.into_iter().find(|p| p.as_str() == text)
     }
 
+    /// True for the profiles that serve API traffic (8280/8243).
+    pub fn is_gateway(self) -> bool {
+        matches!(
+            self,
+            Profile::GatewayWorker | Profile::GatewayManager | Profile::UniversalGateway
+        )
+    }
+
     /// The `-Dprofile=` value WSO2's start script takes, if the profile has one.
     pub fn start_profile(self, product: Product) -> Option<&'static str> {
         match (self, product) {
-            (Profile::KeyManager, Product::Apim4x) => Some("key-manager"),
+            // 4.5+: one distribution per profile, no profile switch (key manager aside).
+            (Profile::KeyManager, Product::Apim45) => Some("key-manager"),
+            (_, Product::Apim45) => None,
+            (Profile::KeyManager, Product::Apim4x) => Some("api-key-manager-node"),
             (Profile::KeyManager, _) => Some("api-key-manager"),
             (Profile::Publisher, _) => Some("api-publisher"),
             (Profile::Store, _) => Some("api-store"),
@@ -157,7 +214,7 @@ impl Profile {
             (Profile::TrafficManager, _) => Some("traffic-manager"),
             (Profile::GatewayWorker, _) => Some("gateway-worker"),
             (Profile::ControlPlane, _) => Some("control-plane"),
-            (Profile::GatewayManager, _) => None,
+            (Profile::GatewayManager | Profile::UniversalGateway, _) => None,
         }
     }
 }

@@ -1219,7 +1219,7 @@ pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
     for (node, leaf) in view.nodes.iter().zip(&leaves) {
         let acceptable: Vec<Vec<u8>> = leaf.iter().cloned().collect();
         let mut ports = vec![9443];
-        if node.profile.starts_with("gateway") {
+        if node.profile.starts_with("gateway") || node.profile == "universal-gateway" {
             ports.push(8243);
         }
         if node.profile == "traffic-manager" {
@@ -1249,7 +1249,7 @@ pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
             }
         }
         let mut ports = vec![9443];
-        if lb.fronts == "gateway-worker" {
+        if lb.fronts == "gateway-worker" || lb.fronts == "universal-gateway" {
             ports.push(8243);
         }
         for port in ports {

@@ -13,8 +13,21 @@
 use std::fmt::Write as _;
 
 use crate::output::layout;
-use crate::resolve::settings::{address, node_address, nodes_of, port, Address};
+use crate::resolve::settings::Target;
 use crate::topology::{Node, Product, Profile, TlsMode, Topology};
+
+mod apim32;
+mod apim4x;
+pub mod merge;
+mod tables;
+
+/// One URL deployment.toml names, and the setting that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// `deployment.toml: apim.key_manager.service_url`.
+    pub setting: String,
+    pub target: Target,
+}
 
 /// Where a password comes from, as deployment.toml refers to it.
 #[derive(Clone, Copy)]
@@ -60,6 +73,22 @@ const TRUSTSTORE_SECRET: &str = "truststore_password";
 
 /// Renders `node`'s deployment.toml; `None` for API-M 2.6 (XML configuration).
 pub fn render(topology: &Topology, node: &Node, passwords: &Passwords) -> Option<String> {
+    build(topology, node, passwords).map(|d| d.text)
+}
+
+/// The URLs of peers `node`'s deployment.toml names (empty for API-M 2.6).
+pub fn peers(topology: &Topology, node: &Node) -> Vec<Peer> {
+    let pw = Passwords {
+        primary: Secret::Env("-"),
+        tls: Secret::Env("-"),
+        truststore: Secret::Env("-"),
+    };
+    build(topology, node, &pw)
+        .map(|d| d.peers)
+        .unwrap_or_default()
+}
+
+fn build(topology: &Topology, node: &Node, passwords: &Passwords) -> Option<Doc> {
     if topology.product == Product::Apim26 {
         return None;
     }
@@ -80,8 +109,8 @@ pub fn render(topology: &Topology, node: &Node, passwords: &Passwords) -> Option
     server(&mut out, topology, node);
     keystores(&mut out, topology, node, passwords);
     match topology.product {
-        Product::Apim32 => peers_32(&mut out, topology, node),
-        Product::Apim4x => peers_4x(&mut out, topology, node),
+        Product::Apim32 => apim32::peers(&mut out, topology, node),
+        Product::Apim4x | Product::Apim45 => apim4x::peers(&mut out, topology, node),
         Product::Apim26 => {}
     }
 
@@ -101,13 +130,16 @@ pub fn render(topology: &Topology, node: &Node, passwords: &Passwords) -> Option
             out.kv(alias, &toml_str(&format!("[{value}]")));
         }
     }
-    Some(out.text)
+    Some(out)
 }
 
-/// The output, built line by line.
+/// The output, built line by line, and the peer URLs written.
 #[derive(Default)]
 struct Doc {
     text: String,
+    /// The current table's name (without brackets).
+    table: String,
+    peers: Vec<Peer>,
 }
 
 impl Doc {
@@ -120,6 +152,29 @@ impl Doc {
     /// a one-line comment.
     fn table(&mut self, name: &str, comment: &str) {
         let _ = write!(self.text, "\n# {comment}\n[{name}]\n");
+        self.table = name.trim_matches(['[', ']']).to_string();
+    }
+
+    fn record(&mut self, key: &str, target: Target) {
+        self.peers.push(Peer {
+            setting: format!("deployment.toml: {}.{key}", self.table),
+            target,
+        });
+    }
+
+    /// `key = "url"`, recorded as a peer.
+    fn url(&mut self, key: &str, target: Target) {
+        self.str(key, &target.url);
+        self.record(key, target);
+    }
+
+    /// `key = ["url", ...]`, each recorded as a peer.
+    fn urls(&mut self, key: &str, targets: Vec<Target>) {
+        let values: Vec<String> = targets.iter().map(|t| t.url.clone()).collect();
+        self.list(key, &values);
+        for t in targets {
+            self.record(key, t);
+        }
     }
 
     /// `key = value`, the value already rendered as TOML.
@@ -147,14 +202,13 @@ fn secret_ref(alias: &str) -> String {
     format!("$secret{{{alias}}}")
 }
 
-fn has(topology: &Topology, profile: Profile) -> bool {
-    topology.nodes.iter().any(|n| n.profile == profile)
-}
-
-/// The `server_role` WSO2's samples use; none for 3.2's devportal, whose samples disagree.
+/// The `server_role` WSO2's profile templates and samples set; none for 4.5+, whose separate
+/// distributions ship `server_role = "default"`.
 fn server_role(product: Product, profile: Profile) -> Option<&'static str> {
     match (product, profile) {
-        (Product::Apim32, Profile::Devportal) => None,
+        (Product::Apim45 | Product::Apim26, _) => None,
+        // 4.4's api-key-manager-node.toml: a key manager node runs the control-plane role.
+        (Product::Apim4x, Profile::KeyManager) => Some("control-plane"),
         _ => profile.start_profile(product),
     }
 }
@@ -247,221 +301,6 @@ fn keystore(out: &mut Doc, file: &str, java_type: &str, alias: &str, password: &
     out.str("password", password);
     out.str("alias", alias);
     out.str("key_password", password);
-}
-
-/// `[apim.key_manager] service_url`.
-fn key_manager(out: &mut Doc, km: &Address) {
-    out.table(
-        "apim.key_manager",
-        "Key manager: validates tokens and keys.",
-    );
-    out.str("service_url", &km.services());
-}
-
-/// `[[apim.gateway.environment]]` pointing at the gateway's address.
-fn gateway_environment(out: &mut Doc, gw: &Address, name: &str) {
-    out.table(
-        "[apim.gateway.environment]",
-        "Gateway environment: where APIs deploy and the URLs shown to consumers.",
-    );
-    out.str("name", name);
-    out.str("type", "hybrid");
-    out.str("service_url", &gw.services());
-    out.str("http_endpoint", &gw.url("http", port::GW_HTTP, ""));
-    out.str("https_endpoint", &gw.url("https", port::GW_HTTPS, ""));
-    out.str("ws_endpoint", &gw.url("ws", port::WS, ""));
-    out.str("wss_endpoint", &gw.url("wss", port::WSS, ""));
-}
-
-/// `[apim.throttling]`: service URL and the decision endpoints (every TM's AMQP port).
-fn throttling(out: &mut Doc, service: &Address, deciders: &[&Node]) {
-    out.table(
-        "apim.throttling",
-        "Throttling: the traffic manager's admin services and its decision (AMQP) endpoints.",
-    );
-    out.str("service_url", &service.services());
-    let decisions: Vec<String> = deciders
-        .iter()
-        .map(|n| node_address(n).url("tcp", port::AMQP, ""))
-        .collect();
-    out.list("throttle_decision_endpoints", &decisions);
-}
-
-/// One `[[apim.throttling.url_group]]` per traffic manager: every one receives every event.
-fn throttling_url_groups(out: &mut Doc, receivers: &[&Node]) {
-    for n in receivers {
-        let a = node_address(n);
-        out.table(
-            "[apim.throttling.url_group]",
-            &format!("Throttle events to {} (binary tcp + ssl auth).", n.name),
-        );
-        out.list(
-            "traffic_manager_urls",
-            &[a.url("tcp", port::BINARY_TCP, "")],
-        );
-        out.list(
-            "traffic_manager_auth_urls",
-            &[a.url("ssl", port::BINARY_SSL, "")],
-        );
-    }
-}
-
-fn peers_32(out: &mut Doc, topology: &Topology, node: &Node) {
-    let km = address(topology, Profile::KeyManager);
-    let gw = address(topology, Profile::GatewayWorker);
-    let tm = address(topology, Profile::TrafficManager);
-    let tms = nodes_of(topology, Profile::TrafficManager);
-    const ENV: &str = "Production and Sandbox";
-    match node.profile {
-        Profile::KeyManager => {
-            if let Some(gw) = &gw {
-                gateway_environment(out, gw, ENV);
-            }
-            throttling_url_groups(out, &tms);
-        }
-        Profile::Publisher => {
-            if let Some(km) = &km {
-                key_manager(out, km);
-            }
-            if let Some(gw) = &gw {
-                gateway_environment(out, gw, ENV);
-            }
-            if let Some(tm) = &tm {
-                throttling(out, tm, &tms);
-            }
-            throttling_url_groups(out, &tms);
-            if let Some(dp) = address(topology, Profile::Devportal) {
-                out.table(
-                    "apim.devportal",
-                    "Developer portal URL shown in the publisher.",
-                );
-                out.str("url", &dp.url("https", port::MGMT_HTTPS, "/devportal"));
-            }
-        }
-        Profile::Devportal | Profile::Store => {
-            if let Some(km) = &km {
-                key_manager(out, km);
-            }
-            if let Some(gw) = &gw {
-                gateway_environment(out, gw, ENV);
-                out.table(
-                    "apim.oauth_config",
-                    "Token revocation goes through the gateway.",
-                );
-                out.str(
-                    "revoke_endpoint",
-                    &gw.url("https", port::GW_HTTPS, "/revoke"),
-                );
-            }
-        }
-        Profile::GatewayWorker => {
-            if let Some(km) = &km {
-                key_manager(out, km);
-            }
-            if let Some(tm) = &tm {
-                throttling(out, tm, &tms);
-            }
-            throttling_url_groups(out, &tms);
-        }
-        _ => {}
-    }
-}
-
-/// `[apim.event_hub]`: the control plane's services and every control plane's AMQP port.
-fn event_hub(out: &mut Doc, topology: &Topology) {
-    let Some(cp) = address(topology, Profile::ControlPlane) else {
-        return;
-    };
-    let listen: Vec<String> = nodes_of(topology, Profile::ControlPlane)
-        .iter()
-        .map(|n| node_address(n).url("tcp", port::AMQP, ""))
-        .collect();
-    out.table(
-        "apim.event_hub",
-        "Event hub (the control plane): API, policy and key events.",
-    );
-    out.kv("enable", "true");
-    out.str("service_url", &cp.services());
-    out.list("event_listening_endpoints", &listen);
-}
-
-/// One `[[apim.event_hub.publish.url_group]]` per control plane.
-fn event_hub_publish(out: &mut Doc, topology: &Topology) {
-    for n in nodes_of(topology, Profile::ControlPlane) {
-        let a = node_address(n);
-        out.table(
-            "[apim.event_hub.publish.url_group]",
-            &format!(
-                "Publish events to control plane {} (binary tcp + ssl auth).",
-                n.name
-            ),
-        );
-        out.list("urls", &[a.url("tcp", port::BINARY_TCP, "")]);
-        out.list("auth_urls", &[a.url("ssl", port::BINARY_SSL, "")]);
-    }
-}
-
-fn peers_4x(out: &mut Doc, topology: &Topology, node: &Node) {
-    let cp = address(topology, Profile::ControlPlane);
-    // The key manager: a separate key-manager profile if there is one, else the control plane.
-    let km = address(topology, Profile::KeyManager).or_else(|| cp.clone());
-    // Throttling: the traffic managers, else the control plane (which embeds one).
-    let tm_profile = if has(topology, Profile::TrafficManager) {
-        Profile::TrafficManager
-    } else {
-        Profile::ControlPlane
-    };
-    let tm = address(topology, tm_profile);
-    let tms = nodes_of(topology, tm_profile);
-    match node.profile {
-        Profile::ControlPlane => {
-            if has(topology, Profile::KeyManager) {
-                if let Some(km) = &km {
-                    key_manager(out, km);
-                }
-            }
-            if let Some(gw) = address(topology, Profile::GatewayWorker) {
-                gateway_environment(out, &gw, "Default");
-            }
-            event_hub(out, topology);
-            event_hub_publish(out, topology);
-        }
-        Profile::GatewayWorker => {
-            if let Some(km) = &km {
-                key_manager(out, km);
-            }
-            if let Some(tm) = &tm {
-                throttling(out, tm, &tms);
-            }
-            throttling_url_groups(out, &tms);
-            event_hub(out, topology);
-            out.table(
-                "apim.sync_runtime_artifacts.gateway",
-                "Deploy the APIs of the \"Default\" environment.",
-            );
-            out.list("gateway_labels", &["Default".to_owned()]);
-        }
-        Profile::TrafficManager => {
-            event_hub(out, topology);
-            let others: Vec<String> = tms
-                .iter()
-                .filter(|n| n.name != node.name)
-                .map(|n| node_address(n).url("tcp", port::AMQP, ""))
-                .collect();
-            if !others.is_empty() {
-                out.table(
-                    "apim.throttling",
-                    "Share throttle decisions with the other traffic managers.",
-                );
-                out.list("event_duplicate_url", &others);
-            }
-        }
-        Profile::KeyManager => {
-            event_hub(out, topology);
-            event_hub_publish(out, topology);
-        }
-        _ => {}
-    }
 }
 
 #[cfg(test)]
@@ -805,8 +644,19 @@ offset = 4
             match node.name.as_str() {
                 "km" => {
                     assert_eq!(s(&doc, "server.server_role"), "api-key-manager");
-                    gw_env(&doc);
                     tm_groups(&doc);
+                    assert_eq!(
+                        s(&doc, "apim.event_hub.service_url"),
+                        "https://apim.acme.internal:9446/services/"
+                    );
+                    let l = &doc["event_listener"].as_array().expect("listeners")[0];
+                    assert_eq!(l["id"].as_str(), Some("token_revocation"));
+                    assert_eq!(
+                        l["properties"]["notification_endpoint"].as_str(),
+                        Some("https://apim.acme.internal:9446/internal/data/v1/notify")
+                    );
+                    let groups = array(&doc, "apim.event_hub.publish.url_group");
+                    assert_eq!(strs(&groups[0]["urls"]), ["tcp://apim.acme.internal:9614"]);
                 }
                 "pub" => {
                     assert_eq!(s(&doc, "server.server_role"), "api-publisher");
@@ -820,11 +670,13 @@ offset = 4
                     );
                 }
                 "dp" => {
+                    assert_eq!(s(&doc, "server.server_role"), "api-devportal");
                     assert_eq!(s(&doc, "apim.key_manager.service_url"), km);
                     gw_env(&doc);
+                    tm_groups(&doc);
                     assert_eq!(
-                        s(&doc, "apim.oauth_config.revoke_endpoint"),
-                        "https://apim.acme.internal:8247/revoke"
+                        strs(&table(&doc, "apim.throttling")["throttle_decision_endpoints"]),
+                        ["tcp://apim.acme.internal:5675"]
                     );
                 }
                 "gw" => {
@@ -834,7 +686,14 @@ offset = 4
                     tm_groups(&doc);
                     assert!(table(&doc, "apim").get("gateway").is_none());
                 }
-                "tm" => assert!(apim.is_none()),
+                "tm" => {
+                    assert_eq!(s(&doc, "apim.key_manager.service_url"), km);
+                    assert_eq!(
+                        s(&doc, "apim.oauth_config.revoke_endpoint"),
+                        "https://apim.acme.internal:9443/oauth2/revoke"
+                    );
+                    assert!(apim.is_some_and(|a| a.get("throttling").is_none()));
+                }
                 other => panic!("unexpected node {other}"),
             }
         }
