@@ -295,12 +295,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Install one node's keystores into an unpacked API-M 2.6 and write its configuration.
+    /// Install one node's keystores into an unpacked API-M and write its configuration (2.6: the
+    /// XML files; 3.2, 4.x, 4.5+: merged into the product's deployment.toml).
     #[command(after_help = concat!(
         "Edits carbon.xml, catalina-server.xml, axis2.xml, api-manager.xml, jndi.properties and the\n",
         "other files holding keystore settings in place, changing those values and nothing else;\n",
         "copies each original to .apim-pki-backup/<timestamp>/ first; a second run changes nothing.\n",
-        "See docs/apply-2.6.md. For API-M 3.2 and 4.x see docs/apply-deployment-toml.md.\n\n",
+        "See docs/apply-2.6.md. For API-M 3.2, 4.x and 4.5+ it merges the node's tables into\n",
+        "repository/conf/deployment.toml instead: see docs/apply-deployment-toml.md.\n\n",
         "Examples:\n",
         "  apim-pki apply ../pki --node km1 --apim-home /opt/wso2am-2.6.0 --dry-run\n",
         "  apim-pki apply ../pki --node km1 --apim-home /opt/wso2am-2.6.0\n\n",
@@ -930,8 +932,21 @@ fn apply_cmd(
     truststore_env: Option<String>,
     format: Format,
 ) -> Result<ExitCode, Failure> {
-    use apim_pki::config::apim26;
+    use apim_pki::config::{apim26, apply_toml};
     dir_arg("DIR", dir, true)?;
+    let failure = |e: apim26::ApplyError| {
+        let hint = e.hint();
+        Failure::new(e, hint)
+    };
+    let set = apim_pki::set::OpenedSet::open(dir).map_err(|e| failure(e.into()))?;
+    if apply_toml::set_product(&set)
+        .map_err(failure)?
+        .uses_deployment_toml()
+    {
+        let report = apply_toml::apply(dir, node, home, dry_run).map_err(failure)?;
+        emit(format, &report, |w| apply_toml::render_text(&report, w))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let existing_truststore_password = match truststore_env {
         Some(var) => Some(
             read_password(Some(var), None)?

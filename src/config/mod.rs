@@ -2,6 +2,7 @@
 //! value apply does not own stays byte for byte.
 
 pub mod apim26;
+pub mod apply_toml;
 pub mod default_keys;
 pub mod deployment_toml;
 pub mod install;

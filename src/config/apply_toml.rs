@@ -1,0 +1,480 @@
+//! `apply` for API-M 3.2, 4.0-4.4 and 4.5+: merges one node's generated deployment.toml into the
+//! product's own `repository/conf/deployment.toml` (losslessly, `config::tomledit`), installs its
+//! keystores and merges its truststore. On a home whose deployment.toml is still the one WSO2
+//! ships, it starts from the profile's template first, as `profileSetup.sh -Dprofile=X` does.
+//! Everything is read, merged and checked first; then the originals are backed up; then written.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::apim26::{ApplyError, FileChange, ValueChange};
+use super::deployment_toml::merge as rules;
+use super::tomledit;
+use crate::keystore::{Entry, Keystore};
+use crate::output::fsio::{self, Access};
+use crate::output::layout;
+use crate::password::Password;
+use crate::set::OpenedSet;
+use crate::topology::{Product, Profile};
+
+const CONF: &str = "repository/conf/deployment.toml";
+
+/// The result of apply on a deployment.toml product.
+#[derive(Debug, Clone, Serialize)]
+pub struct TomlApplyReport {
+    pub node: String,
+    pub product: String,
+    pub apim_home: PathBuf,
+    pub dry_run: bool,
+    /// What the merge started from: `deployment.toml`, or the profile template's path.
+    pub base: String,
+    pub files: Vec<FileChange>,
+    /// The deployment.toml diff, `[secrets]` values masked.
+    pub diff: String,
+    /// Values apply left as they were (secrets the cipher tool already encrypted).
+    pub kept: Vec<String>,
+    /// `[secrets]` aliases still in plain text: the server refuses to start until WSO2's cipher
+    /// tool encrypts them (`sh bin/ciphertool.sh -Dconfigure`).
+    pub plain_secrets: Vec<String>,
+    /// The command that starts the node and keeps this deployment.toml.
+    pub start: String,
+    /// True when nothing is left to do before `start`.
+    pub ready: bool,
+    pub notes: Vec<String>,
+    pub backup: Option<PathBuf>,
+}
+
+fn input(path: impl Into<PathBuf>, message: impl Into<String>, hint: Option<&str>) -> ApplyError {
+    ApplyError::Input {
+        path: path.into(),
+        message: message.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// The product a set was generated for.
+pub fn set_product(set: &OpenedSet) -> Result<Product, ApplyError> {
+    Product::parse(&set.inventory.product).ok_or_else(|| {
+        input(
+            set.dir.join(layout::INVENTORY),
+            format!("unknown product `{}`", set.inventory.product),
+            None,
+        )
+    })
+}
+
+/// One file to write.
+struct Planned {
+    rel: String,
+    bytes: Vec<u8>,
+    change: FileChange,
+}
+
+fn read(path: &Path, hint: Option<&str>) -> Result<Vec<u8>, ApplyError> {
+    std::fs::read(path).map_err(|e| input(path, format!("cannot read: {e}"), hint))
+}
+
+fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ApplyError> {
+    String::from_utf8(bytes).map_err(|_| input(path, "is not UTF-8 text", None))
+}
+
+/// Merges `node_name`'s deployment.toml into `apim_home` and installs its keystores.
+pub fn apply(
+    dir: &Path,
+    node_name: &str,
+    apim_home: &Path,
+    dry_run: bool,
+) -> Result<TomlApplyReport, ApplyError> {
+    let set = OpenedSet::open(dir)?;
+    let product = set_product(&set)?;
+    let node = set
+        .view
+        .nodes
+        .iter()
+        .find(|n| n.name == node_name)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = set.view.nodes.iter().map(|n| n.name.as_str()).collect();
+            input(
+                dir.join(layout::INVENTORY),
+                format!("the set has no node `{node_name}`"),
+                Some(&format!("nodes: {}", names.join(", "))),
+            )
+        })?;
+    let profile = Profile::parse(&node.profile, product).ok_or_else(|| {
+        input(
+            dir.join(layout::INVENTORY),
+            format!(
+                "node `{node_name}` has profile `{}`, unknown for {}",
+                node.profile,
+                product.as_str()
+            ),
+            None,
+        )
+    })?;
+    let conf = apim_home.join(CONF);
+    let hint_home = format!(
+        "--apim-home must be the root of an unpacked API-M {} (the directory holding bin/ and repository/)",
+        product.as_str().trim_start_matches("apim-")
+    );
+    if !conf.is_file() {
+        return Err(input(&conf, "not found", Some(&hint_home)));
+    }
+    let patch_path = dir.join(layout::deployment_toml(node_name));
+    let patch = text(
+        &patch_path,
+        read(&patch_path, Some("run `apim-pki generate` first"))?,
+    )?;
+    let current = text(&conf, read(&conf, None)?)?;
+    let mut notes = Vec::new();
+    let (base_name, base) = base_text(apim_home, product, profile, &current, &mut notes)?;
+    let merged = tomledit::merge(&base, &patch, &rules::rules()).map_err(|e| {
+        input(
+            apim_home.join(&base_name),
+            e.to_string(),
+            Some("fix the file and run apply again; nothing was written"),
+        )
+    })?;
+    toml::from_str::<toml::Table>(&merged.text).map_err(|e| {
+        input(
+            &conf,
+            format!("the merged file would not be valid TOML: {}", e.message()),
+            Some("nothing was written; please report this"),
+        )
+    })?;
+
+    let mut planned = Vec::new();
+    if merged.text != current {
+        let mut changes: Vec<ValueChange> = merged
+            .changed
+            .iter()
+            .map(|c| ValueChange {
+                what: c.clone(),
+                old: None,
+                new: "set".into(),
+            })
+            .collect();
+        changes.extend(merged.dropped.iter().map(|d| ValueChange {
+            what: d.clone(),
+            old: None,
+            new: "removed".into(),
+        }));
+        planned.push(Planned {
+            rel: CONF.into(),
+            bytes: merged.text.clone().into_bytes(),
+            change: FileChange {
+                file: CONF.into(),
+                action: if base_name == CONF {
+                    "merge".into()
+                } else {
+                    format!("merge (from {base_name})")
+                },
+                changes,
+            },
+        });
+    }
+    planned.extend(keystores(
+        &set, &node.name, apim_home, &current, &mut notes,
+    )?);
+
+    let plain = rules::plain_secrets(&merged.text);
+    let mut report = TomlApplyReport {
+        node: node.name.clone(),
+        product: product.as_str().into(),
+        apim_home: apim_home.to_path_buf(),
+        dry_run,
+        base: base_name,
+        files: planned.iter().map(|p| p.change.clone()).collect(),
+        diff: tomledit::diff(&masked(&current), &masked(&merged.text)),
+        kept: merged.kept.clone(),
+        ready: plain.is_empty(),
+        plain_secrets: plain,
+        start: product.start_command(profile),
+        notes,
+        backup: None,
+    };
+    if !dry_run && !planned.is_empty() {
+        report.backup = Some(write(apim_home, &planned)?);
+    }
+    Ok(report)
+}
+
+/// The text to merge into: the profile template on a home whose deployment.toml is still WSO2's
+/// shipped one (what `profileSetup.sh -Dprofile=X` would copy there), else the file itself.
+fn base_text(
+    home: &Path,
+    product: Product,
+    profile: Profile,
+    current: &str,
+    notes: &mut Vec<String>,
+) -> Result<(String, String), ApplyError> {
+    let Some(template) = rules::template(product, profile) else {
+        return Ok((CONF.into(), current.to_string()));
+    };
+    if !rules::is_shipped(current.as_bytes()) {
+        return Ok((CONF.into(), current.to_string()));
+    }
+    let path = home.join(&template);
+    if !path.is_file() {
+        notes.push(format!(
+            "{template} is missing: merged into the shipped deployment.toml instead"
+        ));
+        return Ok((CONF.into(), current.to_string()));
+    }
+    notes.push(format!(
+        "deployment.toml was WSO2's shipped file: started from {template}, as profileSetup.sh does"
+    ));
+    Ok((template.clone(), text(&path, read(&path, None)?)?))
+}
+
+/// Masks `[secrets]` values, so a diff never shows a password.
+fn masked(text: &str) -> String {
+    let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return text.to_string();
+    };
+    if let Some(secrets) = doc.get_mut("secrets").and_then(|s| s.as_table_like_mut()) {
+        for (_, item) in secrets.iter_mut() {
+            if let Some(v) = item.as_value_mut() {
+                let decor = v.decor().clone();
+                let shown = match v.as_str() {
+                    Some(s) if rules::is_plain_secret(s) => {
+                        format!("[plain text, {} characters]", s.len() - 2)
+                    }
+                    _ => "(encrypted)".to_string(),
+                };
+                *v = toml_edit::Value::from(shown);
+                *v.decor_mut() = decor;
+            }
+        }
+    }
+    doc.to_string()
+}
+
+/// The node's primary and TLS keystores as generated, and its truststore merged into the one the
+/// home's deployment.toml names now (the operator's other CAs stay).
+fn keystores(
+    set: &OpenedSet,
+    node: &str,
+    home: &Path,
+    current: &str,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Planned>, ApplyError> {
+    let format = set.view.keystores.format;
+    let (tls_file, _) = set.view.tls_file(node);
+    let tls_file = tls_file.rsplit('/').next().unwrap_or_default().to_string();
+    let mut files = vec![layout::primary_file(format)];
+    if !files.contains(&tls_file) {
+        files.push(tls_file);
+    }
+    let mut out = Vec::new();
+    for file in files {
+        let from = set.dir.join(layout::node_security(node, &file));
+        let bytes = read(&from, Some("run `apim-pki generate` first"))?;
+        let rel = format!("{}/{file}", layout::SECURITY_DIR);
+        if std::fs::read(home.join(&rel)).ok().as_deref() != Some(&bytes[..]) {
+            out.push(Planned {
+                rel: rel.clone(),
+                bytes,
+                change: FileChange {
+                    file: rel,
+                    action: "install".into(),
+                    changes: Vec::new(),
+                },
+            });
+        }
+    }
+    out.extend(truststore(set, node, home, current, notes)?);
+    Ok(out)
+}
+
+/// The home's current `[truststore]` file and password (WSO2's defaults when absent), the
+/// password resolved from a plain `[secrets]` value or an `$env{}` variable; `None` when apply
+/// cannot read it (an encrypted secret).
+fn current_truststore(current: &str) -> (String, Option<String>) {
+    let table: Option<toml::Table> = current.parse().ok();
+    let section = |name: &str| {
+        table
+            .as_ref()
+            .and_then(|t| t.get(name))
+            .and_then(|t| t.as_table())
+    };
+    let get = |t: &str, k: &str| {
+        section(t)
+            .and_then(|t| t.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let file = get("truststore", "file_name").unwrap_or_else(|| "client-truststore.jks".into());
+    let password = get("truststore", "password").unwrap_or_else(|| "wso2carbon".into());
+    let password = if let Some(alias) = password
+        .strip_prefix("$secret{")
+        .and_then(|r| r.strip_suffix('}'))
+    {
+        get("secrets", alias)
+            .filter(|v| rules::is_plain_secret(v))
+            .map(|v| v[1..v.len() - 1].to_string())
+    } else if let Some(var) = password
+        .strip_prefix("$env{")
+        .and_then(|r| r.strip_suffix('}'))
+    {
+        std::env::var(var).ok()
+    } else {
+        Some(password)
+    };
+    (file, password)
+}
+
+fn truststore(
+    set: &OpenedSet,
+    node: &str,
+    home: &Path,
+    current: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<Planned>, ApplyError> {
+    let format = set.view.keystores.format;
+    let file = layout::truststore_file(format);
+    let from = set.dir.join(layout::node_security(node, &file));
+    let ours_bytes = read(&from, Some("run `apim-pki generate` first"))?;
+    let password = set.password("truststore").cloned().ok_or_else(|| {
+        input(
+            set.dir.join(layout::INVENTORY),
+            "no truststore password recorded",
+            None,
+        )
+    })?;
+    let (ours, _) =
+        Keystore::decode(&ours_bytes, &password).map_err(|e| input(&from, e.to_string(), None))?;
+    let managed: Vec<String> = ours.entries.iter().map(|e| e.alias().to_string()).collect();
+    let (old_file, old_password) = current_truststore(current);
+    let old_path = home.join(layout::SECURITY_DIR).join(&old_file);
+    let mut entries = Vec::new();
+    let old_password =
+        old_password.or_else(|| (old_file == file).then(|| password.expose().to_string()));
+    match (std::fs::read(&old_path), old_password) {
+        (Ok(bytes), Some(pw)) => {
+            let (old, _) = Keystore::decode(&bytes, &Password::new(pw)).map_err(|e| {
+                input(&old_path, format!("cannot open with the password deployment.toml gives: {e}"), None)
+            })?;
+            entries.extend(old.entries.into_iter().filter(|e| {
+                matches!(e, Entry::Trusted { .. }) && !managed.iter().any(|m| m == e.alias())
+            }));
+        }
+        (Ok(_), None) => notes.push(format!(
+            "{old_file}: its password is a reference apply cannot read; its other CAs were not carried over"
+        )),
+        (Err(_), _) => {}
+    }
+    let kept = entries.len();
+    entries.extend(ours.entries.iter().cloned());
+    let rel = format!("{}/{file}", layout::SECURITY_DIR);
+    if let Ok(existing) = std::fs::read(home.join(&rel)) {
+        if let Ok((now, _)) = Keystore::decode(&existing, &password) {
+            let key = |k: &[Entry]| {
+                let mut v: Vec<(String, Vec<u8>)> = k
+                    .iter()
+                    .filter_map(|e| e.cert().map(|c| (e.alias().to_string(), c.to_vec())))
+                    .collect();
+                v.sort();
+                v
+            };
+            if key(&now.entries) == key(&entries) {
+                return Ok(None);
+            }
+        }
+    }
+    let bytes = Keystore { entries }
+        .encode(format, &password)
+        .map_err(|e| input(home.join(&rel), e.to_string(), None))?;
+    Ok(Some(Planned {
+        rel: rel.clone(),
+        bytes,
+        change: FileChange {
+            file: rel,
+            action: "merge".into(),
+            changes: vec![ValueChange {
+                what: "entries".into(),
+                old: None,
+                new: format!(
+                    "{kept} kept from {old_file}, {} from the set",
+                    managed.len()
+                ),
+            }],
+        },
+    }))
+}
+
+/// Backs up every original, then writes each file atomically (0600, owner kept).
+fn write(home: &Path, planned: &[Planned]) -> Result<PathBuf, ApplyError> {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_else(|_| "backup".into());
+    let backup = home.join(".apim-pki-backup").join(stamp);
+    for p in planned {
+        if let Ok(original) = std::fs::read(home.join(&p.rel)) {
+            fsio::write_atomic(&backup.join(&p.rel), &original, Access::Secret)?;
+        }
+    }
+    for p in planned {
+        let target = home.join(&p.rel);
+        let owner = std::fs::metadata(&target).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.uid(), m.gid())
+        });
+        fsio::write_atomic(&target, &p.bytes, Access::Secret)?;
+        if let Some((uid, gid)) = owner {
+            let _ = std::os::unix::fs::chown(&target, Some(uid), Some(gid));
+        }
+    }
+    Ok(backup)
+}
+
+/// Renders the report for people.
+pub fn render_text(r: &TomlApplyReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    if r.files.is_empty() {
+        writeln!(
+            out,
+            "{}: {} is up to date; nothing to change",
+            r.node,
+            r.apim_home.display()
+        )?;
+    } else {
+        let verb = if r.dry_run { "Would apply" } else { "Applied" };
+        writeln!(
+            out,
+            "{verb} {} ({}) → {}",
+            r.node,
+            r.product,
+            r.apim_home.display()
+        )?;
+        for f in &r.files {
+            writeln!(out, "  {:<8} {}", f.action, f.file)?;
+        }
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    if r.dry_run && !r.diff.is_empty() {
+        writeln!(out, "--- {CONF}\n+++ {CONF} (merged)\n{}", r.diff)?;
+    }
+    for k in &r.kept {
+        writeln!(out, "kept {k}: already encrypted; if it does not hold the set's password, re-encrypt it with the cipher tool")?;
+    }
+    if r.dry_run {
+        writeln!(out, "dry run: nothing written")?;
+    } else if let Some(b) = &r.backup {
+        writeln!(out, "originals backed up to {}", b.display())?;
+    }
+    if r.ready {
+        writeln!(out, "start with: {}", r.start)
+    } else {
+        writeln!(
+            out,
+            "NOT READY: [secrets] holds plain-text passwords ({}). WSO2 refuses to start until the cipher tool encrypts them:\n  sh bin/ciphertool.sh -Dconfigure\nthen start with: {}",
+            r.plain_secrets.join(", "),
+            r.start
+        )
+    }
+}
