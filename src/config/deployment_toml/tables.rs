@@ -46,6 +46,7 @@ pub(super) fn gateway_environment(out: &mut Doc, gw: &Address, product: Product)
         "Gateway environment: where APIs deploy and the URLs shown to consumers.",
     );
     out.str("name", environment_name(product));
+    out.str("display_name", environment_name(product));
     out.str("type", "hybrid");
     if product != Product::Apim32 {
         out.str("gateway_type", "Regular");
