@@ -1,0 +1,227 @@
+//! `apply` on deployment.toml files an operator has shaped by hand (our own small fixtures, not
+//! WSO2's): comments and blank lines, an operator's own table, an owned table written as an
+//! inline table or with dotted keys, CRLF line ends, invalid TOML, secrets the cipher tool has
+//! already encrypted, and `--dry-run`.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+
+use util::cli;
+
+const TOPOLOGY: &str = r#"
+name = "edge"
+product = "apim-4.x"
+[pki]
+key = "ecdsa-p256"
+
+[[node]]
+name = "cp"
+profile = "control-plane"
+host = "cp.edge.example"
+
+[[node]]
+name = "gw"
+profile = "gateway-worker"
+host = "gw.edge.example"
+
+[[node]]
+name = "tm"
+profile = "traffic-manager"
+host = "tm.edge.example"
+"#;
+
+/// An operator's file: comments, blank lines, their own tables, an inline `[keystore] tls`, a
+/// dotted-key truststore, an encrypted secret.
+const OPERATOR: &str = r#"# Operator's header comment
+truststore.file_name = "old-trust.jks"
+truststore.type = "JKS"
+truststore.password = "wso2carbon"
+
+[server]
+hostname = "old.edge.example"   # trailing comment
+# offset = 5
+
+[database.apim_db]
+type = "mysql"
+url = "jdbc:mysql://db.edge.example:3306/apim"   # keep me
+username = "apim"
+password = "$secret{db_password}"
+
+[keystore]
+tls = { file_name = "old.jks", type = "JKS", password = "x", alias = "old", key_password = "x" }
+
+[operator.custom]
+flag = true
+
+[secrets]
+db_password = "b3BlcmF0b3ItZW5jcnlwdGVk"
+keystore_password = "RU5DUllQVEVELUJZLUNJUEhFUlRPT0w="
+"#;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    set: PathBuf,
+    home: PathBuf,
+}
+
+fn setup(conf: &[u8]) -> Env {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topo = cli::write_topology(tmp.path(), TOPOLOGY);
+    let set = tmp.path().join("set");
+    cli::generate(&topo, &set, &[]);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join("repository/conf")).expect("mkdir");
+    std::fs::write(home.join("repository/conf/deployment.toml"), conf).expect("write");
+    Env {
+        _tmp: tmp,
+        set,
+        home,
+    }
+}
+
+fn apply(env: &Env, extra: &[&str]) -> cli::Run {
+    let mut args = vec![
+        "apply",
+        env.set.to_str().expect("utf-8"),
+        "--node",
+        "gw",
+        "--apim-home",
+        env.home.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    cli::run(&args, &[])
+}
+
+fn conf(home: &Path) -> String {
+    std::fs::read_to_string(home.join("repository/conf/deployment.toml")).expect("read")
+}
+
+#[test]
+fn operator_file_kept_owned_forms_edited_in_place() {
+    let env = setup(OPERATOR.as_bytes());
+    let r = apply(&env, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let text = conf(&env.home);
+    let t: toml::Table = toml::from_str(&text).expect("valid TOML, no duplicate table");
+    // Comments, blank lines and the operator's tables, byte for byte.
+    for kept in [
+        "# Operator's header comment\ntruststore.file_name",
+        "\n\n[server]\nhostname = \"gw.edge.example\"   # trailing comment\n",
+        "\n# offset = 5\n",
+        "[database.apim_db]\ntype = \"mysql\"\nurl = \"jdbc:mysql://db.edge.example:3306/apim\"   # keep me\nusername = \"apim\"\npassword = \"$secret{db_password}\"\n",
+        "[operator.custom]\nflag = true\n",
+    ] {
+        assert!(text.contains(kept), "lost {kept:?} in:\n{text}");
+    }
+    assert_eq!(t["server"]["hostname"].as_str(), Some("gw.edge.example"));
+    // The inline table and the dotted keys were edited in their own form, not duplicated.
+    assert!(
+        text.contains("tls = { file_name = \"gw-tls.p12\""),
+        "{text}"
+    );
+    assert!(!text.contains("[keystore.tls]"));
+    assert!(
+        text.contains("truststore.file_name = \"client-truststore.p12\""),
+        "{text}"
+    );
+    assert!(!text.contains("[truststore]"));
+    assert_eq!(t["keystore"]["tls"]["alias"].as_str(), Some("gw"));
+    // The encrypted secrets stay; the missing plain ones are added.
+    let secrets = t["secrets"].as_table().expect("secrets");
+    assert_eq!(
+        secrets["keystore_password"].as_str(),
+        Some("RU5DUllQVEVELUJZLUNJUEhFUlRPT0w=")
+    );
+    assert_eq!(
+        secrets["db_password"].as_str(),
+        Some("b3BlcmF0b3ItZW5jcnlwdGVk")
+    );
+    assert!(secrets["tls_password"]
+        .as_str()
+        .is_some_and(|v| v.starts_with('[')));
+    assert!(
+        r.stdout.contains("kept secrets.keystore_password"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("NOT READY"), "{}", r.stdout);
+    // Second run: nothing changes.
+    let before = cli::snapshot(&env.home);
+    let again = apply(&env, &[]);
+    assert_eq!(again.code, 0);
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    assert_eq!(before, cli::snapshot(&env.home));
+}
+
+#[test]
+fn crlf_file_stays_crlf() {
+    let env = setup(OPERATOR.replace('\n', "\r\n").as_bytes());
+    let r = apply(&env, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let text = conf(&env.home);
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "a bare LF in a CRLF file"
+    );
+    assert!(text.contains("[apim.key_manager]\r\n"));
+    toml::from_str::<toml::Table>(&text).expect("valid");
+    let again = apply(&env, &[]);
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+}
+
+#[test]
+fn invalid_toml_exit_2_nothing_written() {
+    let bad = "[server]\nhostname = \"a\"\n\n[keystore.tls]\nfile_name = \n";
+    let env = setup(bad.as_bytes());
+    let before = cli::snapshot(&env.home);
+    let r = apply(&env, &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("deployment.toml"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 5"), "{}", r.stderr);
+    assert_eq!(before, cli::snapshot(&env.home), "nothing written");
+    // A duplicated table is invalid TOML too.
+    let dup = "[server]\nhostname = \"a\"\n[server]\noffset = 1\n";
+    let env = setup(dup.as_bytes());
+    let r = apply(&env, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(conf(&env.home), dup);
+    // A value where apply needs a table.
+    let shape = "keystore = \"x\"\n";
+    let env = setup(shape.as_bytes());
+    let r = apply(&env, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("`keystore`"), "{}", r.stderr);
+    assert_eq!(conf(&env.home), shape);
+}
+
+#[test]
+fn dry_run_prints_diff_writes_nothing_shows_no_password() {
+    let env = setup(OPERATOR.as_bytes());
+    let before = cli::snapshot(&env.home);
+    let r = apply(&env, &["--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("-hostname = \"old.edge.example\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("+[apim.key_manager]"), "{}", r.stdout);
+    assert!(r.stdout.contains("dry run: nothing written"));
+    assert_eq!(before, cli::snapshot(&env.home));
+    for (_, pw) in cli::secrets(&env.set) {
+        assert!(
+            !r.stdout.contains(&pw) && !r.stderr.contains(&pw),
+            "password printed"
+        );
+    }
+}
+
+#[test]
+fn missing_home_file_is_exit_2() {
+    let env = setup(b"");
+    std::fs::remove_file(env.home.join("repository/conf/deployment.toml")).expect("rm");
+    let r = apply(&env, &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--apim-home"), "{}", r.stderr);
+}
