@@ -225,3 +225,46 @@ fn missing_home_file_is_exit_2() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--apim-home"), "{}", r.stderr);
 }
+
+/// verify reads the peers node.toml records for deployment.toml products: a clean set passes,
+/// and a peer URL naming a host its server's certificate does not cover is
+/// `config-host-uncovered`.
+#[test]
+fn verify_checks_deployment_toml_peers() {
+    for product in ["apim-3.2", "apim-4.x", "apim-4.5"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let example = cli::run(&["init", "--product", product], &[]);
+        assert_eq!(example.code, 0, "{}", example.stderr);
+        let topo = cli::write_topology(
+            tmp.path(),
+            &example
+                .stdout
+                .replace("key = \"rsa-2048\"", "key = \"ecdsa-p256\""),
+        );
+        let set = tmp.path().join("set");
+        cli::generate(&topo, &set, &[]);
+        let dir = set.to_str().expect("utf-8");
+        let ok = cli::run(&["verify", dir, "--format", "json"], &[]);
+        assert_eq!(ok.code, 0, "{product}: {}", ok.stdout);
+        // Point one TLS peer URL of the first node at a host nobody's certificate covers.
+        let first = std::fs::read_dir(set.join("nodes"))
+            .expect("nodes")
+            .flatten()
+            .map(|e| e.path().join("node.toml"))
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("url = \"https://")))
+            .expect("a node with a TLS peer");
+        let text = std::fs::read_to_string(&first).expect("read");
+        let start = text.find("url = \"https://").expect("https peer") + "url = \"https://".len();
+        let end = start + text[start..].find(':').expect("port");
+        let host = text[start..end].to_string();
+        let bad = format!("{}elsewhere.example{}", &text[..start], &text[end..]);
+        std::fs::write(&first, bad).expect("write");
+        let r = cli::run(&["verify", dir, "--format", "json"], &[]);
+        assert_eq!(r.code, 1, "{product}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("config-host-uncovered") && r.stdout.contains("elsewhere.example"),
+            "{product} (was {host}): {}",
+            r.stdout
+        );
+    }
+}
