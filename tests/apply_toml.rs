@@ -14,7 +14,7 @@ mod util;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use util::cli;
+use util::{cli, java};
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -38,11 +38,21 @@ fn reference() -> Option<PathBuf> {
     None
 }
 
-/// python3 with jinja2, or `None` with a note (a failure under CI=true).
+/// The Python that runs render_wso2.py: `APIM_PKI_PYTHON` (set by .ci/run when jinja2 lives in
+/// a venv), else `python3`.
+fn python() -> String {
+    std::env::var("APIM_PKI_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
+/// render_wso2.py, when Python 3.11+ with jinja2 runs it, or `None` with a note (a failure
+/// under CI=true).
 fn renderer() -> Option<PathBuf> {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/render_wso2.py");
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import jinja2"])
+    let ok = std::process::Command::new(python())
+        .args(["-c", "import tomllib, jinja2"])
         .output()
         .is_ok_and(|o| o.status.success());
     if ok && tool.is_file() {
@@ -58,6 +68,8 @@ fn renderer() -> Option<PathBuf> {
 }
 
 struct Version {
+    /// Prove the TLS settings with JSSE handshakes (HA topology).
+    jsse: bool,
     /// The product's home under the reference, per profile.
     home: fn(&str) -> &'static str,
     product: &'static str,
@@ -68,24 +80,28 @@ struct Version {
 }
 
 const V320: Version = Version {
+    jsse: true,
     home: |_| "apim-3.2.0/wso2am-3.2.0",
     product: "apim-3.2",
     model: Some("apim-3.2.0/wso2am-3.2.0/repository/resources/conf"),
     templates: true,
 };
 const V400: Version = Version {
+    jsse: false,
     home: |_| "apim-4.0.0/wso2am-4.0.0",
     product: "apim-4.x",
     model: Some("apim-4.0.0/wso2am-4.0.0/repository/resources/conf"),
     templates: true,
 };
 const V440: Version = Version {
+    jsse: true,
     home: |_| "apim-4.4.0/wso2am-4.4.0",
     product: "apim-4.x",
     model: Some("apim-4.4.0/wso2am-4.4.0/repository/resources/conf"),
     templates: true,
 };
 const V460: Version = Version {
+    jsse: true,
     home: |profile| match profile {
         "control-plane" => "apim-4.6.0-split/api-control-plane",
         "universal-gateway" => "apim-4.6.0-split/gateway",
@@ -326,7 +342,7 @@ fn template_name(product: &str, profile: &str) -> &'static str {
 fn render_and_check(c: &Case, model: &Path, home: &Path) {
     let Some(tool) = renderer() else { return };
     let out = c.work.join(format!("render-{}", c.node));
-    let o = std::process::Command::new("python3")
+    let o = std::process::Command::new(python())
         .arg(&tool)
         .arg(model)
         .arg(home.join("repository/conf/deployment.toml"))
@@ -506,7 +522,167 @@ fn run_version(version: &Version) {
                 });
             }
         });
+        if version.jsse && label == "ha" {
+            jsse(&set, &work, &nodes);
+        }
     }
+}
+
+/// A keystore as a node's merged deployment.toml names it: file in the home, type, password
+/// (resolved from `[secrets]`).
+fn store(home: &Path, table: &toml::Table, section: &str) -> (PathBuf, String, String) {
+    let mut t = table;
+    for part in section.split('.') {
+        t = t[part].as_table().expect("section");
+    }
+    let file = t["file_name"].as_str().expect("file_name");
+    let ty = t["type"].as_str().expect("type").to_string();
+    let pw = t["password"].as_str().expect("password");
+    let alias = pw
+        .strip_prefix("$secret{")
+        .and_then(|r| r.strip_suffix('}'))
+        .expect("a $secret{} reference");
+    let plain = table["secrets"][alias].as_str().expect("secret");
+    let pw = plain[1..plain.len() - 1].to_string();
+    (
+        home.join("repository/resources/security").join(file),
+        ty,
+        pw,
+    )
+}
+
+/// JSSE, on JDK 17 and JDK 21: every TLS peer URL each node names completes a handshake with
+/// HTTPS host-name checking, the client using the truststore its applied deployment.toml names
+/// and the server the TLS keystore of what serves the URL (each node behind a load balancer:
+/// TLS passthrough).
+fn jsse(set: &Path, work: &Path, nodes: &[(String, String)]) {
+    if !java::require("java") || !java::require("javac") {
+        return;
+    }
+    let Some(jdk21) = java::require_jdk21() else {
+        return;
+    };
+    let merged = |node: &str| -> (PathBuf, toml::Table) {
+        let home = work.join(format!("home-{node}"));
+        let text =
+            std::fs::read_to_string(home.join("repository/conf/deployment.toml")).expect("merged");
+        (home, toml::from_str(&text).expect("parses"))
+    };
+    let profile_of = |name: &str| {
+        nodes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone())
+    };
+    // server node -> (client truststore, host) pairs, from every node's peers.
+    let mut wanted: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let text = std::fs::read_to_string(set.join("inventory.json")).expect("inventory");
+    let inv: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let lbs = inv["topology"]["load_balancers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (client, _) in nodes {
+        let t: toml::Table = toml::from_str(
+            &std::fs::read_to_string(set.join(format!("nodes/{client}/node.toml"))).expect("read"),
+        )
+        .expect("node.toml");
+        for p in t
+            .get("peer")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let url = p["url"].as_str().expect("url");
+            if !(url.starts_with("https://") || url.starts_with("ssl://")) {
+                continue;
+            }
+            let host = p["host"].as_str().expect("host").to_string();
+            let served = p["served_by"].as_str().expect("served_by");
+            let servers: Vec<String> = if let Some(n) = served.strip_prefix("node ") {
+                vec![n.to_string()]
+            } else {
+                let lb = served.trim_start_matches("load-balancer ");
+                let fronts = lbs
+                    .iter()
+                    .find(|l| l["host"] == lb)
+                    .and_then(|l| l["fronts"].as_str())
+                    .expect("load balancer");
+                nodes
+                    .iter()
+                    .filter(|(n, _)| profile_of(n).as_deref() == Some(fronts))
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            };
+            for s in servers {
+                let e = wanted.entry(s).or_default();
+                if !e.contains(&(client.clone(), host.clone())) {
+                    e.push((client.clone(), host.clone()));
+                }
+            }
+        }
+    }
+    assert!(!wanted.is_empty(), "no TLS peers to prove");
+    // One probe per server and distinct client truststore content (every client's own file).
+    struct Job {
+        server: String,
+        ks: (PathBuf, String, String),
+        ts: (PathBuf, String, String),
+        hosts: Vec<String>,
+    }
+    let mut jobs: Vec<Job> = Vec::new();
+    for (server, clients) in &wanted {
+        let (home, t) = merged(server);
+        let ks = store(&home, &t, "keystore.tls");
+        let mut seen: Vec<(Vec<u8>, usize)> = Vec::new();
+        for (client, host) in clients {
+            let (chome, ct) = merged(client);
+            let ts = store(&chome, &ct, "truststore");
+            let bytes = std::fs::read(&ts.0).expect("truststore installed");
+            let i = match seen.iter().find(|(b, _)| *b == bytes) {
+                Some((_, i)) => *i,
+                None => {
+                    jobs.push(Job {
+                        server: server.clone(),
+                        ks: ks.clone(),
+                        ts,
+                        hosts: Vec::new(),
+                    });
+                    seen.push((bytes, jobs.len() - 1));
+                    jobs.len() - 1
+                }
+            };
+            if !jobs[i].hosts.contains(host) {
+                jobs[i].hosts.push(host.clone());
+            }
+        }
+    }
+    let probes: Vec<java::ProbeJob> = jobs
+        .iter()
+        .map(|j| java::ProbeJob {
+            keystore: (&j.ks.0, &j.ks.1, &j.ks.2),
+            truststore: (&j.ts.0, &j.ts.1, &j.ts.2),
+            hosts: j.hosts.iter().map(String::as_str).collect(),
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for javabin in [java::jdk17_java(), jdk21] {
+            let (probes, jobs) = (&probes, &jobs);
+            scope.spawn(move || {
+                let results = java::tls_probe_batch(&javabin, probes);
+                for (job, r) in jobs.iter().zip(results) {
+                    for (h, r) in r {
+                        assert!(
+                            r.is_ok(),
+                            "{}: {} serving {h}: {r:?}",
+                            javabin.display(),
+                            job.server
+                        );
+                    }
+                }
+            });
+        }
+    });
 }
 
 #[test]

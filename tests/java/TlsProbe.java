@@ -24,8 +24,10 @@ import javax.net.ssl.TrustManagerFactory;
  * <pre>
  * java -cp DIR TlsProbe --keystore K --keystore-type JKS|PKCS12 --keystore-password-env VAR
  *     --truststore T --truststore-type JKS|PKCS12 --truststore-password-env VAR2
- *     --host NAME [--host NAME2 ...]
+ *     --host NAME [--host NAME2 ...] [--next --keystore ... (another probe) ...]
  * </pre>
+ *
+ * <p>Several probes may run in one JVM, separated by {@code --next}: each prints "JOB n" first.
  *
  * <p>The server (127.0.0.1, ephemeral port) uses the keystore (key password = store password).
  * Each client trusts the truststore, verifies the endpoint with the "HTTPS" algorithm against the
@@ -49,7 +51,20 @@ public final class TlsProbe {
 
     public static void main(String[] args) {
         try {
-            run(args);
+            List<String> all = java.util.Arrays.asList(args);
+            if (!all.contains("--next")) {
+                run(args);
+            } else {
+                int job = 0;
+                int from = 0;
+                for (int i = 0; i <= all.size(); i++) {
+                    if (i == all.size() || all.get(i).equals("--next")) {
+                        System.out.println("JOB " + job++);
+                        run(all.subList(from, i).toArray(new String[0]));
+                        from = i + 1;
+                    }
+                }
+            }
         } catch (SetupException e) {
             System.err.println("TlsProbe: " + e.getMessage());
             System.exit(3);

