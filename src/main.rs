@@ -258,6 +258,13 @@ enum Command {
         /// Warn about certificates expiring within N days (default: renew_before_days).
         #[arg(long, value_name = "N")]
         warn_days: Option<u32>,
+        /// Verify an applied API-M 3.2/4.x/4.5+ home instead: the keystores and peers its
+        /// deployment.toml names (with --node).
+        #[arg(long, requires = "node", conflicts_with = "live")]
+        apim_home: Option<PathBuf>,
+        /// The node whose applied home --apim-home is.
+        #[arg(long, requires = "apim_home")]
+        node: Option<String>,
         /// Output for people (text) or scripts (json: ok, ca_stage, summary, findings).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -536,8 +543,13 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             connect_file,
             timeout,
             warn_days,
+            apim_home,
+            node,
             format,
         } => {
+            if let (Some(home), Some(node)) = (apim_home, node) {
+                return verify_home_cmd(&dir, &node, &home, format);
+            }
             let live = live.then_some(LiveArgs {
                 connect,
                 connect_file,
@@ -832,6 +844,26 @@ fn verify_cmd(
             std::time::Duration::from_secs_f64(live.timeout),
         );
     }
+    emit(format, &report, |w| report.render_text(&set.view.name, w))?;
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn verify_home_cmd(
+    dir: &Path,
+    node: &str,
+    home: &Path,
+    format: Format,
+) -> Result<ExitCode, Failure> {
+    let failure = |e: apim_pki::set::SetError| {
+        let hint = e.hint();
+        Failure::new(e, hint)
+    };
+    let set = apim_pki::set::OpenedSet::open(dir).map_err(failure)?;
+    let report = apim_pki::verify::home::verify_home(&set, node, home).map_err(failure)?;
     emit(format, &report, |w| report.render_text(&set.view.name, w))?;
     Ok(if report.ok {
         ExitCode::SUCCESS

@@ -268,3 +268,76 @@ fn verify_checks_deployment_toml_peers() {
         );
     }
 }
+
+/// `verify --apim-home PATH --node NAME` checks what the applied home's deployment.toml names:
+/// clean after apply; a wrong password, a swapped TLS keystore and a peer URL naming an
+/// uncovered host are findings (exit 1).
+#[test]
+fn verify_applied_home() {
+    let env = setup(OPERATOR.as_bytes());
+    assert_eq!(apply(&env, &[]).code, 0);
+    let dir = env.set.to_str().expect("utf-8");
+    let home = env.home.to_str().expect("utf-8");
+    let verify = || {
+        let r = cli::run(
+            &[
+                "verify",
+                dir,
+                "--apim-home",
+                home,
+                "--node",
+                "gw",
+                "--format",
+                "json",
+            ],
+            &[],
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr));
+        (r.code, v)
+    };
+    let (code, v) = verify();
+    assert_eq!(code, 0, "{v}");
+    assert!(v["summary"]["checked"].as_u64().unwrap_or(0) > 5, "{v}");
+
+    let conf_path = env.home.join("repository/conf/deployment.toml");
+    let good = conf(&env.home);
+    // The gateway names tm's services; make tm's certificate one that does not cover it.
+    let set_tm = env
+        .set
+        .join("nodes/tm/repository/resources/security/tm-tls.p12");
+    let set_cp = env
+        .set
+        .join("nodes/cp/repository/resources/security/cp-tls.p12");
+    let saved_tm = std::fs::read(&set_tm).expect("read");
+    std::fs::copy(&set_cp, &set_tm).expect("copy");
+    let (code, v) = verify();
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        v.to_string().contains("config-host-uncovered")
+            && v.to_string().contains("tm.edge.example"),
+        "{v}"
+    );
+    std::fs::write(&set_tm, saved_tm).expect("restore");
+    // The TLS keystore swapped for the control plane's: hostname-mismatch.
+    let cp_tls = env
+        .set
+        .join("nodes/cp/repository/resources/security/cp-tls.p12");
+    let gw_tls = env.home.join("repository/resources/security/gw-tls.p12");
+    let saved = std::fs::read(&gw_tls).expect("read");
+    std::fs::copy(&cp_tls, &gw_tls).expect("copy");
+    let (code, v) = verify();
+    assert_eq!(code, 1);
+    assert!(v.to_string().contains("hostname-mismatch"), "{v}");
+    std::fs::write(&gw_tls, saved).expect("restore");
+    // A truststore password that does not open the file.
+    let wrong = good.replace(
+        "password = \"$secret{truststore_password}\"",
+        "password = \"not-the-password\"",
+    );
+    assert_ne!(wrong, good);
+    std::fs::write(&conf_path, wrong).expect("write");
+    let (code, v) = verify();
+    assert_eq!(code, 1);
+    assert!(v.to_string().contains("wrong-password"), "{v}");
+}

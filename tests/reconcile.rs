@@ -161,7 +161,7 @@ fn a_new_load_balancer_reissues_the_nodes_behind_it_with_the_same_keys() {
 
 #[test]
 fn every_init_example_generates_and_verifies() {
-    for product in ["apim-2.6", "apim-3.2", "apim-4.x"] {
+    for product in ["apim-2.6", "apim-3.2", "apim-4.x", "apim-4.5"] {
         for ha in [false, true] {
             let tmp = tempfile::tempdir().expect("tempdir");
             let mut args = vec!["init", "--product", product];

@@ -2,6 +2,7 @@
 //! trusts the code that wrote the set.
 
 pub mod findings;
+pub mod home;
 pub mod hostname;
 pub mod live;
 pub mod offline;
