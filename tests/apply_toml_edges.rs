@@ -341,3 +341,71 @@ fn verify_applied_home() {
     assert_eq!(code, 1);
     assert!(v.to_string().contains("wrong-password"), "{v}");
 }
+
+/// The truststore deployment.toml names before apply (WSO2's `client-truststore.jks`, password
+/// `wso2carbon`) keeps the operator's CAs: they are merged into the set's truststore; the
+/// entries the set owns are the set's.
+#[test]
+fn operator_cas_carried_into_the_new_truststore() {
+    use apim_pki::keystore::{Entry, Keystore};
+    use apim_pki::password::Password;
+    use apim_pki::topology::KeystoreFormat;
+    let shipped = "[server]\nhostname = \"localhost\"\n\n[truststore]\nfile_name = \"client-truststore.jks\"\ntype = \"JKS\"\npassword = \"wso2carbon\"\n";
+    let env = setup(shipped.as_bytes());
+    // Any certificate will do as the operator's CA: the set's own CA certificate.
+    let ca_pem = std::fs::read(env.set.join("ca/ca.crt")).expect("ca");
+    let der = pem_der(&ca_pem);
+    let old = Keystore {
+        entries: vec![
+            Entry::Trusted {
+                alias: "corp-root".into(),
+                cert: der.clone(),
+            },
+            Entry::Trusted {
+                alias: "wso2carbon".into(),
+                cert: der.clone(),
+            },
+        ],
+    };
+    let sec = env.home.join("repository/resources/security");
+    std::fs::create_dir_all(&sec).expect("mkdir");
+    let bytes = old
+        .encode(KeystoreFormat::Jks, &Password::new("wso2carbon".into()))
+        .expect("encode");
+    std::fs::write(sec.join("client-truststore.jks"), &bytes).expect("write");
+    let r = apply(&env, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let pw = cli::secrets(&env.set)["truststore"].clone();
+    let (merged, _) = Keystore::decode(
+        &std::fs::read(sec.join("client-truststore.p12")).expect("installed"),
+        &Password::new(pw),
+    )
+    .expect("opens with the set's password");
+    let aliases: Vec<&str> = merged.entries.iter().map(Entry::alias).collect();
+    assert!(aliases.contains(&"corp-root"), "{aliases:?}");
+    assert_eq!(
+        aliases.iter().filter(|a| **a == "wso2carbon").count(),
+        1,
+        "{aliases:?}"
+    );
+    let primary = merged
+        .entry("wso2carbon")
+        .and_then(Entry::cert)
+        .expect("primary");
+    assert_ne!(
+        primary,
+        &der[..],
+        "wso2carbon is the set's primary, not the old entry"
+    );
+    // The old file stays where it was (deployment.toml no longer names it).
+    assert_eq!(
+        std::fs::read(sec.join("client-truststore.jks")).expect("old"),
+        bytes
+    );
+}
+
+fn pem_der(pem: &[u8]) -> Vec<u8> {
+    apim_pki::keystore::pem::certs_from_pem(pem)
+        .expect("PEM")
+        .remove(0)
+}
