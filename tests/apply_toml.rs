@@ -68,6 +68,8 @@ fn renderer() -> Option<PathBuf> {
 }
 
 struct Version {
+    /// Add a key-manager node to the HA topology (4.4 and 4.5+ have a key-manager node profile).
+    key_manager: bool,
     /// Prove the TLS settings with JSSE handshakes (HA topology).
     jsse: bool,
     /// The product's home under the reference, per profile.
@@ -75,45 +77,50 @@ struct Version {
     product: &'static str,
     /// WSO2's config model, where the reference has it.
     model: Option<&'static str>,
-    /// Whether a fresh home starts from the profile template.
-    templates: bool,
+    /// Whether a fresh home of a profile starts from the profile template.
+    templates: fn(&str) -> bool,
 }
 
 const V320: Version = Version {
+    key_manager: false,
     jsse: true,
     home: |_| "apim-3.2.0/wso2am-3.2.0",
     product: "apim-3.2",
     model: Some("apim-3.2.0/wso2am-3.2.0/repository/resources/conf"),
-    templates: true,
+    templates: |_| true,
 };
 const V400: Version = Version {
+    key_manager: false,
     jsse: false,
     home: |_| "apim-4.0.0/wso2am-4.0.0",
     product: "apim-4.x",
     model: Some("apim-4.0.0/wso2am-4.0.0/repository/resources/conf"),
-    templates: true,
+    templates: |_| true,
 };
 const V440: Version = Version {
+    key_manager: true,
     jsse: true,
     home: |_| "apim-4.4.0/wso2am-4.4.0",
     product: "apim-4.x",
     model: Some("apim-4.4.0/wso2am-4.4.0/repository/resources/conf"),
-    templates: true,
+    templates: |_| true,
 };
 const V460: Version = Version {
+    key_manager: true,
     jsse: true,
     home: |profile| match profile {
-        "control-plane" => "apim-4.6.0-split/api-control-plane",
+        "control-plane" | "key-manager" => "apim-4.6.0-split/api-control-plane",
         "universal-gateway" => "apim-4.6.0-split/gateway",
         _ => "apim-4.6.0-split/traffic-manager",
     },
     product: "apim-4.5",
     model: None,
-    templates: false,
+    templates: |profile| profile == "key-manager",
 };
 
-/// An HA topology (two nodes per profile behind load balancers) for `product`.
-fn ha(product: &str) -> String {
+/// An HA topology (two nodes per profile behind load balancers) for `product`, with a single
+/// key-manager node when `key_manager`.
+fn ha(product: &str, key_manager: bool) -> String {
     let profiles: &[&str] = match product {
         "apim-3.2" => &[
             "key-manager",
@@ -136,6 +143,9 @@ fn ha(product: &str) -> String {
             );
         }
         t += &format!("\n[[load_balancer]]\nhost = \"{short}.shop.example\"\nfronts = \"{p}\"\n");
+    }
+    if key_manager {
+        t += "\n[[node]]\nname = \"km1\"\nprofile = \"key-manager\"\nhost = \"km1.dc1.shop.example\"\n";
     }
     t
 }
@@ -272,7 +282,7 @@ fn apply_case(c: &Case) {
     .expect("set's deployment.toml");
     let patch = flat(&patch_text, "generated deployment.toml");
     let start = shipped_home.join("repository/resources/conf/deployment-templates");
-    let base_path = match c.version.templates {
+    let base_path = match (c.version.templates)(&c.profile) {
         true => start.join(format!(
             "{}.toml",
             template_name(c.version.product, &c.profile)
@@ -280,7 +290,7 @@ fn apply_case(c: &Case) {
         false => shipped_home.join("repository/conf/deployment.toml"),
     };
     assert!(
-        r.stdout.contains("profileSetup.sh") == c.version.templates,
+        r.stdout.contains("profileSetup.sh") == (c.version.templates)(&c.profile),
         "{}",
         r.stdout
     );
@@ -335,6 +345,8 @@ fn template_name(product: &str, profile: &str) -> &'static str {
         (_, "traffic-manager") => "traffic-manager",
         (_, "gateway-worker") => "gateway-worker",
         (_, "control-plane") => "control-plane",
+        ("apim-4.x", "key-manager") => "api-key-manager-node",
+        ("apim-4.5", "key-manager") => "key-manager",
         other => panic!("no template for {other:?}"),
     }
 }
@@ -485,7 +497,7 @@ fn run_version(version: &Version) {
     let Some(reference) = reference() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     for (label, topology) in [
-        ("ha", ha(version.product)),
+        ("ha", ha(version.product, version.key_manager)),
         ("single", single(version.product)),
     ] {
         let work = tmp.path().join(label);

@@ -67,22 +67,26 @@ pub fn plain_secrets(text: &str) -> Vec<String> {
 }
 
 /// The profile template `profileSetup.sh -Dprofile=X` copies over deployment.toml, relative to
-/// the product home (3.2 and 4.0-4.4; 4.5+ ships one distribution per profile).
+/// the product home (3.2 and 4.0-4.4; in 4.5+, whose distributions are one per profile, only the
+/// control-plane distribution's key-manager profile has one).
 pub fn template(product: Product, profile: Profile) -> Option<String> {
-    match product {
-        Product::Apim32 | Product::Apim4x => profile
-            .start_profile(product)
-            .map(|p| format!("repository/resources/conf/deployment-templates/{p}.toml")),
-        Product::Apim26 | Product::Apim45 => None,
-    }
+    let name = match (product, profile) {
+        (Product::Apim32 | Product::Apim4x, _) => profile.start_profile(product)?,
+        (Product::Apim45, Profile::KeyManager) => "key-manager",
+        (Product::Apim26 | Product::Apim45, _) => return None,
+    };
+    Some(format!(
+        "repository/resources/conf/deployment-templates/{name}.toml"
+    ))
 }
 
-/// SHA-256 of the deployment.toml WSO2 ships in 3.2.0, 4.0.0 and 4.4.0 (checked against the
-/// real distributions in ../shared/reference/wso2).
-const SHIPPED: [&str; 3] = [
+/// SHA-256 of the deployment.toml WSO2 ships in 3.2.0, 4.0.0, 4.4.0 and 4.6.0's control-plane
+/// distribution (checked against the real distributions in ../shared/reference/wso2).
+const SHIPPED: [&str; 4] = [
     "69cb727c5ccd4fde39573a976cfde72c8ad805cf83314841466fa8cc2c9f3c99",
     "32260fed8bb67a8806ff206a41fc90ef5ce7f2fbc67d5c5d40aa175c079dd291",
     "2424f4de155b7f63b7d409d998187b8e9a8ac589277df287279fb0adc913bb56",
+    "b57da53f43c72d1084256cd0e6ad33851092120271a09d8179a3faf295f3751c",
 ];
 
 /// True when `bytes` is a deployment.toml exactly as WSO2 ships it: nobody has configured this
@@ -126,6 +130,11 @@ mod tests {
             Some("repository/resources/conf/deployment-templates/api-key-manager-node.toml")
         );
         assert!(template(Product::Apim45, Profile::ControlPlane).is_none());
+        assert!(template(Product::Apim45, Profile::UniversalGateway).is_none());
+        assert_eq!(
+            template(Product::Apim45, Profile::KeyManager).as_deref(),
+            Some("repository/resources/conf/deployment-templates/key-manager.toml")
+        );
         assert!(!is_shipped(b"[server]\n"));
     }
 
