@@ -463,6 +463,26 @@ fn render_and_check(c: &Case, model: &Path, home: &Path) {
 
     // No empty credential in a rendered gateway environment.
     let am = read("repository/conf/api-manager.xml");
+    // 3.2's devportal (server_role api-devportal) publishes no throttle events and deploys no
+    // policies, as WSO2's api-devportal.toml does.
+    if c.version.product == "apim-3.2" && matches!(c.profile.as_str(), "devportal" | "store") {
+        for block in [
+            "DataPublisher",
+            "PolicyDeployer",
+            "BlockCondition",
+            "JMSConnectionDetails",
+        ] {
+            let after = am
+                .split(&format!("<{block}>"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("{}: no <{block}>", c.node));
+            let enabled = after
+                .split("<Enabled>")
+                .nth(1)
+                .and_then(|r| r.split('<').next());
+            assert_eq!(enabled, Some("false"), "{}: {block} is on", c.node);
+        }
+    }
     for env in am.split("<Environment ").skip(1) {
         let env = env.split("</Environment>").next().unwrap_or_default();
         for tag in ["Username", "Password", "ServerURL", "Name"] {
