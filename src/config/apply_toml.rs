@@ -79,6 +79,41 @@ fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ApplyError> {
     String::from_utf8(bytes).map_err(|_| input(path, "is not UTF-8 text", None))
 }
 
+/// The node named `name` in the set, and its profile.
+fn find_node(
+    set: &OpenedSet,
+    product: Product,
+    name: &str,
+) -> Result<(crate::set::NodeView, Profile), ApplyError> {
+    let inventory = set.dir.join(layout::INVENTORY);
+    let node = set
+        .view
+        .nodes
+        .iter()
+        .find(|n| n.name == name)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = set.view.nodes.iter().map(|n| n.name.as_str()).collect();
+            input(
+                &inventory,
+                format!("the set has no node `{name}`"),
+                Some(&format!("nodes: {}", names.join(", "))),
+            )
+        })?;
+    let profile = Profile::parse(&node.profile, product).ok_or_else(|| {
+        input(
+            &inventory,
+            format!(
+                "node `{name}` has profile `{}`, unknown for {}",
+                node.profile,
+                product.as_str()
+            ),
+            None,
+        )
+    })?;
+    Ok((node, profile))
+}
+
 /// Merges `node_name`'s deployment.toml into `apim_home` and installs its keystores.
 pub fn apply(
     dir: &Path,
@@ -88,31 +123,7 @@ pub fn apply(
 ) -> Result<TomlApplyReport, ApplyError> {
     let set = OpenedSet::open(dir)?;
     let product = set_product(&set)?;
-    let node = set
-        .view
-        .nodes
-        .iter()
-        .find(|n| n.name == node_name)
-        .cloned()
-        .ok_or_else(|| {
-            let names: Vec<&str> = set.view.nodes.iter().map(|n| n.name.as_str()).collect();
-            input(
-                dir.join(layout::INVENTORY),
-                format!("the set has no node `{node_name}`"),
-                Some(&format!("nodes: {}", names.join(", "))),
-            )
-        })?;
-    let profile = Profile::parse(&node.profile, product).ok_or_else(|| {
-        input(
-            dir.join(layout::INVENTORY),
-            format!(
-                "node `{node_name}` has profile `{}`, unknown for {}",
-                node.profile,
-                product.as_str()
-            ),
-            None,
-        )
-    })?;
+    let (node, profile) = find_node(&set, product, node_name)?;
     let conf = apim_home.join(CONF);
     let hint_home = format!(
         "--apim-home must be the root of an unpacked API-M {} (the directory holding bin/ and repository/)",

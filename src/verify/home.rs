@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
 use crate::output::layout::{self, LbFile};
 use crate::password::Password;
-use crate::set::{OpenedSet, SetError};
+use crate::set::{NodeView, OpenedSet, SetError};
 use crate::verify::findings::{Code, Finding, Owner, Report};
 use crate::verify::hostname::{self, CertNames, Host};
 
@@ -187,68 +187,70 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
         findings: Vec::new(),
         checked: 0,
     };
-    let format = set.view.keystores.format;
-    let ours = |file: &str| -> Option<Keystore> {
-        let bytes = std::fs::read(set.dir.join(layout::node_security(node, file))).ok()?;
-        let role = if file == layout::truststore_file(format) {
-            "truststore"
-        } else {
-            "primary"
-        };
-        Keystore::decode(&bytes, set.password(role)?)
-            .ok()
-            .map(|(k, _)| k)
-    };
-    let set_primary = ours(&layout::primary_file(format)).as_ref().and_then(leaf);
+    stores(&mut c, view, home, &doc);
+    peers(&mut c, &doc);
+    Ok(Report::new(
+        set.inventory.ca_stage.clone(),
+        c.findings,
+        c.checked,
+    ))
+}
+
+/// The set's primary certificate and CA certificate, to compare the home's stores with.
+fn set_certs(set: &OpenedSet, node: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let file = layout::primary_file(set.view.keystores.format);
+    let primary = std::fs::read(set.dir.join(layout::node_security(node, &file)))
+        .ok()
+        .zip(set.password("primary"))
+        .and_then(|(b, pw)| Keystore::decode(&b, pw).ok())
+        .and_then(|(k, _)| leaf(&k));
     let ca = std::fs::read(set.dir.join(layout::CA_CERT))
         .ok()
         .and_then(|b| pem::certs_from_pem(&b).ok())
         .and_then(|v| v.into_iter().next());
+    (primary, ca)
+}
 
-    let primary = store(&doc, "keystore.primary", None, "wso2carbon.jks");
+/// The keystores and truststore deployment.toml names.
+fn stores(c: &mut Ctx, view: &NodeView, home: &Path, doc: &toml::Table) {
+    let (set_primary, ca) = set_certs(c.set, &view.name);
+    let primary = store(doc, "keystore.primary", None, "wso2carbon.jks");
     let internal = store(
-        &doc,
+        doc,
         "keystore.internal",
         Some("keystore.primary"),
         "wso2carbon.jks",
     );
     let tls = store(
-        &doc,
+        doc,
         "keystore.tls",
         Some("keystore.primary"),
         "wso2carbon.jks",
     );
-    let trust = store(&doc, "truststore", None, "client-truststore.jks");
+    let trust = store(doc, "truststore", None, "client-truststore.jks");
     let owner = c.owner.clone();
     for s in [&primary, &internal] {
         if let Some(k) = c.open(home, s, "primary") {
             let got = leaf(&k);
             c.check(got.is_some() && got == set_primary, || {
-                Finding::new(
-                    Code::PrimaryDiffers,
-                    &owner,
-                    Some(&s.rel),
-                    format!(
-                        "[{}]'s key entry is not the set's primary certificate",
-                        s.section
-                    ),
-                )
+                let msg = format!(
+                    "[{}]'s key entry is not the set's primary certificate",
+                    s.section
+                );
+                Finding::new(Code::PrimaryDiffers, &owner, Some(&s.rel), msg)
             });
         }
     }
     if let Some(k) = c.open(home, &tls, "tls") {
         let mut names = vec![view.host.clone()];
-        names.extend(set.view.lb_for(&view.profile).map(|lb| lb.host.clone()));
+        names.extend(c.set.view.lb_for(&view.profile).map(|lb| lb.host.clone()));
         if let Some(cert) = leaf(&k).and_then(|d| CertNames::from_der(&d).ok()) {
             for h in names {
                 let Ok(host) = Host::parse(&h) else { continue };
                 c.check(hostname::check(&cert, &host).java, || {
-                    Finding::new(
-                        Code::HostnameMismatch,
-                        &owner,
-                        Some(&tls.rel),
-                        format!("the TLS certificate [keystore.tls] names does not cover {h}"),
-                    )
+                    let msg =
+                        format!("the TLS certificate [keystore.tls] names does not cover {h}");
+                    Finding::new(Code::HostnameMismatch, &owner, Some(&tls.rel), msg)
                 });
             }
         }
@@ -261,29 +263,20 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
                     .any(|e| matches!(e, Entry::Trusted { cert, .. } if cert == d))
             })
         };
+        let file = Some(trust.rel.as_str());
         c.check(has(&ca), || {
             Finding::new(
                 Code::TruststoreMissingCa,
                 &owner,
-                Some(&trust.rel),
+                file,
                 "does not trust the set's CA",
             )
         });
         c.check(has(&set_primary), || {
-            Finding::new(
-                Code::TruststoreMissingPrimary,
-                &owner,
-                Some(&trust.rel),
-                "does not hold the primary certificate (gateways verify tokens with it)",
-            )
+            let msg = "does not hold the primary certificate (gateways verify tokens with it)";
+            Finding::new(Code::TruststoreMissingPrimary, &owner, file, msg)
         });
     }
-    peers(&mut c, &doc);
-    Ok(Report::new(
-        set.inventory.ca_stage.clone(),
-        c.findings,
-        c.checked,
-    ))
 }
 
 /// Every TLS URL deployment.toml names, in any table, checked against what the set serves there.
