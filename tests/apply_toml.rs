@@ -272,6 +272,13 @@ fn apply_case(c: &Case) {
         r.stdout
     );
     let text = std::fs::read_to_string(home.join("repository/conf/deployment.toml")).expect("read");
+    // [secrets] stays the last table: WSO2's cipher tool rewrites what follows it.
+    let last = text.rfind("\n[").expect("a table header");
+    assert!(
+        text[last..].starts_with("\n[secrets]"),
+        "{}: [secrets] is not last",
+        c.node
+    );
     let result = flat(&text, "merged deployment.toml");
 
     // Every table apply does not own is kept, value for value.

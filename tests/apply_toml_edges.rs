@@ -115,6 +115,9 @@ fn operator_file_kept_owned_forms_edited_in_place() {
         assert!(text.contains(kept), "lost {kept:?} in:\n{text}");
     }
     assert_eq!(t["server"]["hostname"].as_str(), Some("gw.edge.example"));
+    // [secrets] stays the last table: WSO2's cipher tool rewrites what follows it.
+    let last = text.rfind("\n[").expect("a table header");
+    assert!(text[last..].starts_with("\n[secrets]\n"), "{text}");
     // The inline table and the dotted keys were edited in their own form, not duplicated.
     assert!(
         text.contains("tls = { file_name = \"gw-tls.p12\""),

@@ -34,6 +34,9 @@ pub type KeepFn = fn(&str, &str, &Value) -> bool;
 pub struct Rules {
     pub arrays: Vec<ArrayRule>,
     pub keep: Option<KeepFn>,
+    /// A top-level table that must end the file: tables the merge adds go before it, and
+    /// comments after the last table move above its header.
+    pub last: Option<&'static str>,
 }
 
 /// The merged text and what changed.
@@ -100,12 +103,46 @@ pub fn merge(base: &str, patch: &str, rules: &Rules) -> Result<Merged, MergeErro
         },
     };
     m.table(doc.as_table_mut(), patch.as_table(), "")?;
+    keep_last(&mut doc, rules.last);
     let mut text = doc.to_string();
     if base.contains("\r\n") {
         text = text.replace("\r\n", "\n").replace('\n', "\r\n");
     }
     m.out.text = text;
     Ok(m.out)
+}
+
+/// Moves table `name` to the end of `doc`, the document's trailing comments above its header.
+fn keep_last(doc: &mut DocumentMut, name: Option<&str>) {
+    let Some(name) = name else { return };
+    let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+    if !matches!(doc.get(name), Some(Item::Table(_))) {
+        return;
+    }
+    // Last in item order (so tables without a position are placed before it) and last by
+    // position.
+    let item = doc.remove(name).expect("present");
+    doc.insert(name, item);
+    let Some(Item::Table(t)) = doc.get_mut(name) else {
+        return;
+    };
+    t.set_position(Some(isize::MAX));
+    if !trailing.trim().is_empty() {
+        let prefix = t
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let moved = format!("{}\n{}", trailing.trim_end(), prefix);
+        let moved = if moved.ends_with('\n') {
+            moved
+        } else {
+            format!("{moved}\n")
+        };
+        t.decor_mut().set_prefix(moved);
+        doc.set_trailing("");
+    }
 }
 
 struct Merger<'r> {
@@ -300,11 +337,16 @@ impl Merger<'_> {
         rule: ArrayRule,
         here: &str,
     ) -> Result<(), MergeError> {
+        // An entry's identity: its key field's value, without whitespace or comment around it.
         let ident = |t: &Table| -> Option<String> {
             rule.key
                 .and_then(|k| t.get(k))
                 .and_then(Item::as_value)
-                .map(|v| v.to_string().trim().to_string())
+                .map(|v| {
+                    let mut v = v.clone();
+                    v.decor_mut().clear();
+                    v.to_string()
+                })
         };
         let mut matched = vec![false; existing.len()];
         let mut appended = Vec::new();
@@ -416,7 +458,27 @@ mod tests {
                 },
             ],
             keep: Some(|path, _, v| path == "secrets" && !v.to_string().contains('[')),
+            last: Some("secrets"),
         }
+    }
+
+    #[test]
+    fn last_table_stays_last() {
+        let base = "[server]\nhostname = \"a\"\n\n[secrets]\nx = \"[1]\"\n";
+        let patch = "[apim.event_hub]\nenable = true\n\n[secrets]\ny = \"[2]\"\n";
+        let m = merge(base, patch, &rules()).expect("merged");
+        assert_eq!(
+            m.text,
+            "[server]\nhostname = \"a\"\n\n[apim.event_hub]\nenable = true\n\n[secrets]\nx = \"[1]\"\ny = \"[2]\"\n"
+        );
+        assert_eq!(merge(&m.text, patch, &rules()).expect("m").text, m.text);
+        // Comments after the last table move above [secrets].
+        let base = "[server]\nhostname = \"a\"\n\n#[apim.event_hub]\n#enable = true";
+        let m = merge(base, patch, &rules()).expect("merged");
+        let tail = &m.text[m.text.find("#[apim").expect("comment kept")..];
+        assert!(tail.contains("\n[secrets]\ny = \"[2]\"\n"), "{}", m.text);
+        assert!(m.text.trim_end().ends_with("y = \"[2]\""), "{}", m.text);
+        assert_eq!(merge(&m.text, patch, &rules()).expect("m").text, m.text);
     }
 
     const BASE: &str = "# Head comment\n\n[server]\nhostname = \"localhost\"   # the host\n#offset = 0\nbase_path = \"x\"\n\n# Operator's own table\n[database.shared_db]\nurl = \"jdbc:h2:./x\"\n\n[[env]]\nname = \"Default\"\nextra = true\nservice_url = \"https://localhost:9443/services/\"\n\n[[env]]\nname = \"Old\"\n\n[[listener]]\nid = \"a\"\nvalue = 1\n\n[[listener]]\nid = \"b\"\nvalue = 2\n";
@@ -478,6 +540,17 @@ mod tests {
             m.text
         );
         toml::from_str::<toml::Table>(&m.text).expect("valid");
+    }
+
+    #[test]
+    fn array_entry_matched_despite_comment() {
+        let base = "[[env]]\nname = \"Default\"   # ours\nextra = 1\n";
+        let patch = "[[env]]\nname = \"Default\"\ny = 2\n";
+        let m = merge(base, patch, &rules()).expect("merged");
+        assert_eq!(
+            m.text,
+            "[[env]]\nname = \"Default\"   # ours\nextra = 1\ny = 2\n"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub fn rules() -> Rules {
             },
         ],
         keep: Some(keep_encrypted_secret),
+        // WSO2's cipher tool (1.1.26, 1.1.28) rewrites the lines after [secrets] to "null".
+        last: Some("secrets"),
     }
 }
 
