@@ -149,6 +149,11 @@ fn operator_file_kept_owned_forms_edited_in_place() {
         r.stdout
     );
     assert!(r.stdout.contains("NOT READY"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("cipher tool would damage"),
+        "{}",
+        r.stdout
+    );
     // Second run: nothing changes.
     let before = cli::snapshot(&env.home);
     let again = apply(&env, &[]);
@@ -411,4 +416,20 @@ fn pem_der(pem: &[u8]) -> Vec<u8> {
     apim_pki::keystore::pem::certs_from_pem(pem)
         .expect("PEM")
         .remove(0)
+}
+
+/// A comment inside the operator's `[secrets]` would be rewritten by WSO2's cipher tool: apply
+/// keeps it (the table is not apply's to reformat) and says so.
+#[test]
+fn comment_inside_secrets_is_called_out() {
+    let text = OPERATOR.replace("[secrets]\n", "[secrets]\n# the operator's note\n");
+    let env = setup(text.as_bytes());
+    let r = apply(&env, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("cipher tool would damage"),
+        "{}",
+        r.stdout
+    );
+    assert!(conf(&env.home).contains("# the operator's note"));
 }

@@ -189,6 +189,11 @@ pub fn apply(
         &set, &node.name, apim_home, &current, &mut notes,
     )?);
 
+    if let Err(e) = crate::vault::secrets_toml::check_layout(&merged.text) {
+        notes.push(format!(
+            "WSO2's cipher tool would damage this file ({e}): fix [secrets] before running it"
+        ));
+    }
     let plain = rules::plain_secrets(&merged.text);
     let mut report = TomlApplyReport {
         node: node.name.clone(),
