@@ -83,12 +83,12 @@ pub fn ports(product: Product, profile: Profile) -> Vec<LbPort> {
         false,
         "management console and admin services",
     )];
-    if matches!(profile, Profile::GatewayWorker | Profile::GatewayManager) {
+    if profile.is_gateway() {
         out.push(https(port::GW_HTTPS, false, "API traffic (HTTPS)"));
         out.push(http(port::GW_HTTP, false, "API traffic (HTTP)"));
         out.push(https(port::WSS, true, "WebSocket APIs (wss)"));
         out.push(http(port::WS, true, "WebSocket APIs (ws)"));
-        if product == Product::Apim4x {
+        if matches!(product, Product::Apim4x | Product::Apim45) {
             out.push(https(WEBSUB_HTTPS, false, "WebSub/WebHook APIs (HTTPS)"));
             out.push(http(WEBSUB_HTTP, false, "WebSub/WebHook APIs (HTTP)"));
         }
