@@ -453,6 +453,12 @@ fn stores(set: &OpenedSet, node: &NodeView) -> Result<Stores, ApplyError> {
 /// with the password apply writes into the node's files, and so does each key entry (Tomcat and
 /// WSO2 use the store password as the key password). A password variable that differs from the
 /// one the set was made with would otherwise leave a node that cannot start.
+/// Checks, before anything is written, that every keystore of `node` in the set opens with the
+/// password a node's configuration will carry (shared by every product's apply).
+pub(crate) fn check_set_passwords(set: &OpenedSet, node: &NodeView) -> Result<(), ApplyError> {
+    check_passwords(set, node, &stores(set, node)?)
+}
+
 fn check_passwords(set: &OpenedSet, node: &NodeView, stores: &Stores) -> Result<(), ApplyError> {
     let tls_role = if set.view.per_node_tls() {
         "tls"

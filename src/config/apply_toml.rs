@@ -10,9 +10,11 @@ use serde::Serialize;
 
 use super::apim26::{ApplyError, FileChange, ValueChange};
 use super::deployment_toml::merge as rules;
+use super::install;
 use super::tomledit;
+use crate::input::Limit;
 use crate::keystore::{Entry, Keystore};
-use crate::output::fsio::{self, Access};
+use crate::output::fsio::Access;
 use crate::output::layout;
 use crate::password::Password;
 use crate::set::OpenedSet;
@@ -72,7 +74,8 @@ struct Planned {
 }
 
 fn read(path: &Path, hint: Option<&str>) -> Result<Vec<u8>, ApplyError> {
-    std::fs::read(path).map_err(|e| input(path, format!("cannot read: {e}"), hint))
+    crate::input::read(path, Limit::Config)
+        .map_err(|e| input(path, format!("cannot read: {e}"), hint))
 }
 
 fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ApplyError> {
@@ -132,6 +135,17 @@ pub fn apply(
     if !conf.is_file() {
         return Err(input(&conf, "not found", Some(&hint_home)));
     }
+    // One writer per home; completes what an interrupted apply left (config::install).
+    let _lock = if dry_run {
+        None
+    } else {
+        let known = [
+            Path::new(CONF).parent().unwrap_or(Path::new(".")),
+            Path::new(layout::SECURITY_DIR),
+        ];
+        Some(install::lock_home(apim_home, &known)?)
+    };
+    super::apim26::check_set_passwords(&set, &node)?;
     let patch_path = dir.join(layout::deployment_toml(node_name));
     let patch = text(
         &patch_path,
@@ -288,7 +302,11 @@ fn keystores(
         let from = set.dir.join(layout::node_security(node, &file));
         let bytes = read(&from, Some("run `apim-pki generate` first"))?;
         let rel = format!("{}/{file}", layout::SECURITY_DIR);
-        if std::fs::read(home.join(&rel)).ok().as_deref() != Some(&bytes[..]) {
+        if crate::input::read(home.join(&rel), Limit::Keystore)
+            .ok()
+            .as_deref()
+            != Some(&bytes[..])
+        {
             out.push(Planned {
                 rel: rel.clone(),
                 bytes,
@@ -367,7 +385,7 @@ fn truststore(
     let mut entries = Vec::new();
     let old_password =
         old_password.or_else(|| (old_file == file).then(|| password.expose().to_string()));
-    match (std::fs::read(&old_path), old_password) {
+    match (crate::input::read(&old_path, Limit::Keystore), old_password) {
         (Ok(bytes), Some(pw)) => {
             let (old, _) = Keystore::decode(&bytes, &Password::new(pw)).map_err(|e| {
                 input(&old_path, format!("cannot open with the password deployment.toml gives: {e}"), None)
@@ -384,7 +402,7 @@ fn truststore(
     let kept = entries.len();
     entries.extend(ours.entries.iter().cloned());
     let rel = format!("{}/{file}", layout::SECURITY_DIR);
-    if let Ok(existing) = std::fs::read(home.join(&rel)) {
+    if let Ok(existing) = crate::input::read(home.join(&rel), Limit::Keystore) {
         if let Ok((now, _)) = Keystore::decode(&existing, &password) {
             let key = |k: &[Entry]| {
                 let mut v: Vec<(String, Vec<u8>)> = k
@@ -422,29 +440,16 @@ fn truststore(
 
 /// Backs up every original, then writes each file atomically (0600, owner kept).
 fn write(home: &Path, planned: &[Planned]) -> Result<PathBuf, ApplyError> {
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
-        ))
-        .unwrap_or_else(|_| "backup".into());
-    let backup = home.join(".apim-pki-backup").join(stamp);
-    for p in planned {
-        if let Ok(original) = std::fs::read(home.join(&p.rel)) {
-            fsio::write_atomic(&backup.join(&p.rel), &original, Access::Secret)?;
-        }
-    }
-    for p in planned {
-        let target = home.join(&p.rel);
-        let owner = std::fs::metadata(&target).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.uid(), m.gid())
-        });
-        fsio::write_atomic(&target, &p.bytes, Access::Secret)?;
-        if let Some((uid, gid)) = owner {
-            let _ = std::os::unix::fs::chown(&target, Some(uid), Some(gid));
-        }
-    }
-    Ok(backup)
+    let files: Vec<install::Install> = planned
+        .iter()
+        .map(|p| install::Install {
+            rel: &p.rel,
+            bytes: &p.bytes,
+            access: Access::Secret,
+            consumes: None,
+        })
+        .collect();
+    Ok(install::install(home, &files)?)
 }
 
 /// Renders the report for people.

@@ -4,6 +4,7 @@
 //! covering the node's names, the truststore trusting the CA and the primary), and every
 //! `https://` / `ssl://` URL it names that the set serves (covered by what answers there).
 
+use crate::input::{self, Limit};
 use std::path::Path;
 
 use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
@@ -96,7 +97,7 @@ impl Ctx<'_> {
     fn open(&mut self, home: &Path, s: &Store, role: &str) -> Option<Keystore> {
         let owner = self.owner.clone();
         let file = Some(s.rel.as_str());
-        let Ok(bytes) = std::fs::read(home.join(&s.rel)) else {
+        let Ok(bytes) = input::read(home.join(&s.rel), Limit::Keystore) else {
             self.check(false, || {
                 Finding::new(
                     Code::MissingFile,
@@ -171,7 +172,7 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
             )
         })?;
     let conf = home.join(CONF);
-    let text = std::fs::read_to_string(&conf).map_err(|e| {
+    let text = input::read_to_string(&conf, Limit::Config).map_err(|e| {
         input(
             &conf,
             format!("cannot read: {e}"),
@@ -199,12 +200,15 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
 /// The set's primary certificate and CA certificate, to compare the home's stores with.
 fn set_certs(set: &OpenedSet, node: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let file = layout::primary_file(set.view.keystores.format);
-    let primary = std::fs::read(set.dir.join(layout::node_security(node, &file)))
-        .ok()
-        .zip(set.password("primary"))
-        .and_then(|(b, pw)| Keystore::decode(&b, pw).ok())
-        .and_then(|(k, _)| leaf(&k));
-    let ca = std::fs::read(set.dir.join(layout::CA_CERT))
+    let primary = input::read(
+        set.dir.join(layout::node_security(node, &file)),
+        Limit::Keystore,
+    )
+    .ok()
+    .zip(set.password("primary"))
+    .and_then(|(b, pw)| Keystore::decode(&b, pw).ok())
+    .and_then(|(k, _)| leaf(&k));
+    let ca = input::read(set.dir.join(layout::CA_CERT), Limit::Certificate)
         .ok()
         .and_then(|b| pem::certs_from_pem(&b).ok())
         .and_then(|v| v.into_iter().next());
@@ -316,7 +320,7 @@ fn peers(c: &mut Ctx, doc: &toml::Table) {
 fn servers(set: &OpenedSet, host: &str) -> Vec<(String, Vec<u8>)> {
     let tls_cert = |n: &str| -> Option<Vec<u8>> {
         let (file, _) = set.view.tls_file(n);
-        let bytes = std::fs::read(set.dir.join(file)).ok()?;
+        let bytes = input::read(set.dir.join(file), Limit::Keystore).ok()?;
         let role = if set.view.per_node_tls() {
             "tls"
         } else {
@@ -332,10 +336,13 @@ fn servers(set: &OpenedSet, host: &str) -> Vec<(String, Vec<u8>)> {
         .iter()
         .find(|l| l.host.eq_ignore_ascii_case(host))
     {
-        if let Some(c) = std::fs::read(set.dir.join(layout::lb_file(&lb.host, LbFile::Cert)))
-            .ok()
-            .and_then(|b| pem::certs_from_pem(&b).ok())
-            .and_then(|v| v.into_iter().next())
+        if let Some(c) = input::read(
+            set.dir.join(layout::lb_file(&lb.host, LbFile::Cert)),
+            Limit::Certificate,
+        )
+        .ok()
+        .and_then(|b| pem::certs_from_pem(&b).ok())
+        .and_then(|v| v.into_iter().next())
         {
             out.push((format!("load balancer {}", lb.host), c));
         }
