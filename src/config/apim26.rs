@@ -106,7 +106,11 @@ impl ApplyError {
     }
 }
 
-fn input(path: impl Into<PathBuf>, message: impl Into<String>, hint: Option<&str>) -> ApplyError {
+pub(super) fn input(
+    path: impl Into<PathBuf>,
+    message: impl Into<String>,
+    hint: Option<&str>,
+) -> ApplyError {
     ApplyError::Input {
         path: path.into(),
         message: message.into(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::apim26::{ApplyError, FileChange, ValueChange};
+use super::apim26::{input, ApplyError, FileChange, ValueChange};
 use super::deployment_toml::merge as rules;
 use super::install;
 use super::tomledit;
@@ -45,14 +45,6 @@ pub struct TomlApplyReport {
     pub ready: bool,
     pub notes: Vec<String>,
     pub backup: Option<PathBuf>,
-}
-
-fn input(path: impl Into<PathBuf>, message: impl Into<String>, hint: Option<&str>) -> ApplyError {
-    ApplyError::Input {
-        path: path.into(),
-        message: message.into(),
-        hint: hint.map(str::to_string),
-    }
 }
 
 /// The product a set was generated for.

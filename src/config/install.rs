@@ -52,7 +52,7 @@ pub fn lock_home(home: &Path, known: &[&Path]) -> Result<DirLock, LockError> {
 /// original, then replaces the files and removes the consumed ones, all in one journaled
 /// commit. Keeps the owner of each replaced file. Returns the backup directory.
 pub fn install(home: &Path, files: &[Install]) -> Result<PathBuf, FsError> {
-    let stamp = unique_stamp(&home.join(BACKUP_DIR));
+    let stamp = fsio::unique_stamp(&home.join(BACKUP_DIR), time::OffsetDateTime::now_utc());
     let backup_rel = format!("{BACKUP_DIR}/{stamp}");
     let journal = journal(home);
     let mut ops = Vec::new();
@@ -88,26 +88,6 @@ pub fn install(home: &Path, files: &[Install]) -> Result<PathBuf, FsError> {
     }
     journal.commit(staged, ops)?;
     Ok(home.join(backup_rel))
-}
-
-/// A backup directory name no earlier apply used.
-fn unique_stamp(backups: &Path) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let base = now
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
-        ))
-        .unwrap_or_else(|_| "backup".into());
-    (0..)
-        .map(|n| {
-            if n == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{n}")
-            }
-        })
-        .find(|s| !backups.join(s).exists())
-        .unwrap_or(base)
 }
 
 #[cfg(test)]

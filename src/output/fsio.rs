@@ -371,6 +371,27 @@ fn holder_of(file: &mut File) -> String {
     }
 }
 
+/// A timestamp name (`20261129T091500.123Z`, then `-1`, `-2`, ...) for a new directory under
+/// `parent` that no earlier run used: history/ and apply's backups.
+pub fn unique_stamp(parent: &Path, now: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
+    let base = now
+        .format(&format)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    (0..)
+        .map(|n| {
+            if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            }
+        })
+        .find(|s| !parent.join(s).exists())
+        .unwrap_or(base)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -939,7 +939,7 @@ fn run(
         if lock.is_none() {
             lock = Some(DirLock::acquire_new(root, layout::LOCK, command.name())?);
         }
-        let stamp = history_stamp(root, now);
+        let stamp = fsio::unique_stamp(&root.join(layout::HISTORY), now);
         commit(
             dir,
             &journal,
@@ -970,27 +970,6 @@ fn store_type_of(format: crate::topology::KeystoreFormat) -> StoreType {
     } else {
         StoreType::Pkcs12
     }
-}
-
-/// A name for this run's directory under history/ that no earlier run used.
-fn history_stamp(root: &Path, now: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
-    );
-    let base = now
-        .format(&format)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string());
-    let history = root.join(layout::HISTORY);
-    (0..)
-        .map(|n| {
-            if n == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{n}")
-            }
-        })
-        .find(|s| !history.join(s).exists())
-        .unwrap_or(base)
 }
 
 /// The writing command a run is, to name a lock holder and the summary's verb.
