@@ -13,8 +13,6 @@
 //!   .apim-pki-backup/). Here a sample of kill points per command; `scripts/crash-sweep.sh` runs
 //!   `crash_sweep_every_replacement` (ignored here) over every point.
 
-mod util;
-
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -22,11 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::Instant;
 
+use crate::util::cli::{apim_pki, generate, run, secrets, snapshot, write_topology, Run};
 use apim_pki::keystore::{Entry, Keystore};
 use apim_pki::password::Password;
 use apim_pki::pki::Key;
 use apim_pki::topology::KeystoreFormat;
-use util::cli::{apim_pki, generate, run, secrets, snapshot, write_topology, Run};
 
 /// Six nodes of every 2.6 profile and two load balancers, ECDSA leaves (fast keys), RSA primary.
 const TOPOLOGY: &str = r#"

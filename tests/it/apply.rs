@@ -21,8 +21,6 @@
 //! layout, WSO2's own `TrustSore` element names in data-agent-config.xml, and a carbon.xml with
 //! Latin-1 bytes.
 
-mod util;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
@@ -31,11 +29,11 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::util::cli::{generate, ha_example, run, secrets, snapshot, write_topology, Run};
+use crate::util::java;
 use apim_pki::config::xmledit::XmlDoc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use util::cli::{generate, ha_example, run, secrets, snapshot, write_topology, Run};
-use util::java;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apim26");
 /// The stock password of the fixture's files and keystores.

@@ -2,14 +2,12 @@
 //! made by `keytool`: the chain the probe records must be the one `keytool -exportcert` shows,
 //! leaf first, over TLS 1.3 and over TLS 1.2 (as WSO2 API Manager 2.6 on Java 8 speaks it).
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::util::java;
 use apim_pki::verify::live::{probe_all, Endpoint, ProbeError};
-use util::java;
 
 const PASS_ENV: &str = "APIM_PKI_TEST_LIVE_PASS";
 const PASS: &str = "wso2carbon-live";

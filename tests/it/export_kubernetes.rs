@@ -12,7 +12,7 @@
 //! - exit 2: unknown node, unknown profile, a 2.6 set, a password variable that is not set
 //!   (named), and nothing written then.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::util::cli::{generate, run, write_topology};
+use crate::util::java;
 use base64::Engine;
 use serde_json::Value;
-use util::cli::{generate, run, write_topology};
-use util::java;
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

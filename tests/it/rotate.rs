@@ -17,23 +17,21 @@
 //! The Java parts need `java` and `javac`: skipped without them, a failure when CI=true. Timings
 //! are printed (run with `--nocapture`), never asserted.
 
-mod util;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::util::cli::{
+    generate, ha_example, minimal_example, run, secrets, snapshot, write_topology, Run,
+};
+use crate::util::java;
 use apim_pki::keystore::{pem, Entry, Keystore};
 use apim_pki::password::Password;
 use apim_pki::pki::CertInfo;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use util::cli::{
-    generate, ha_example, minimal_example, run, secrets, snapshot, write_topology, Run,
-};
-use util::java;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

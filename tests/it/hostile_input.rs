@@ -4,15 +4,13 @@
 //! output quietly with the command's own status, and a full one is an exit-2 error, never a
 //! panic.
 
-mod util;
-
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use util::cli::{apim_pki, generate, run, write_topology, Run};
+use crate::util::cli::{apim_pki, generate, run, write_topology, Run};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

@@ -13,14 +13,12 @@
 //! | 11.0.10 | `gw.acme.internal.`   | refuse    | refuse             | `Illegal given domain name: gw.acme.internal.`                 |
 //! | 11.0.10 | `other.acme.internal` | refuse    | refuse             | `No subject alternative DNS name matching other.acme.internal found.` |
 
-mod util;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::util::cli::run;
+use crate::util::java;
 use apim_pki::verify::hostname::{self, CertNames, Host};
-use util::cli::run;
-use util::java;
 
 const COVERED: &str = "gw.acme.internal";
 const DOTTED: &str = "gw.acme.internal.";

@@ -4,16 +4,16 @@
 //! with one message naming the file or variable, and nothing is written or changed; an
 //! interrupted `generate` leaves only complete files and a re-run recovers.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::util::cli::{
+    apim_pki, generate, minimal_example, run, secrets, snapshot, write_topology, Run,
+};
 use apim_pki::keystore::{Keystore, KeystoreError};
 use apim_pki::password::Password;
 use apim_pki::topology::Topology;
-use util::cli::{apim_pki, generate, minimal_example, run, secrets, snapshot, write_topology, Run};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

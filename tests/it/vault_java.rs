@@ -12,11 +12,11 @@
 //!
 //! Missing `java`/`javac`/JDK 11: the test says so and skips, or fails when `CI=true`.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::util::cli::{generate, minimal_example, secrets, write_topology};
+use crate::util::java::{self, VaultAlias};
 use apim_pki::keystore::{Entry, Keystore};
 use apim_pki::password::Password;
 use apim_pki::pki::{self, CertSpec, Key, Role, Subject};
@@ -26,8 +26,6 @@ use apim_pki::vault::cipher_text::{self, SecretValue};
 use apim_pki::vault::secret_conf::{SecretConf, VaultStoreType, CIPHER_TEXT_LOCATION};
 use apim_pki::vault::{self, secrets_toml, ConfigForm, Release, Scheme, VaultError};
 use sha2::{Digest, Sha256};
-use util::cli::{generate, minimal_example, secrets, write_topology};
-use util::java::{self, VaultAlias};
 
 /// A generated set: its directory, one node's home, the primary keystore and passwords.
 struct Set {

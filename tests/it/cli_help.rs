@@ -2,9 +2,9 @@
 //! argument, examples and exit codes; `completions SHELL` and `man [COMMAND]` print what the
 //! shells and `man` read; `init` lists what a topology may use.
 
-mod util;
+use crate::util;
 
-use util::cli::run;
+use crate::util::cli::run;
 
 /// Every command of the CLI.
 const COMMANDS: &[&str] = &[

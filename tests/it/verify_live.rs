@@ -2,14 +2,12 @@
 //! live finding; another node's keystore there gives live-cert-differs; a closed port and a
 //! listener that never answers give live-unreachable within the timeout.
 
-mod util;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use util::cli::{generate, minimal_example, run, secrets, write_topology};
-use util::java;
+use crate::util::cli::{generate, minimal_example, run, secrets, write_topology};
+use crate::util::java;
 
 /// The minimal set's endpoints (cli.md): every node's 9443, the gateway's 8243, the traffic
 /// manager's 9711.

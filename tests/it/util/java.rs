@@ -7,7 +7,6 @@
 //! * The Java helpers are compiled once with `javac --release 11`, so both JDKs run them.
 //!
 //! Passwords are handed to every Java process through environment variables, never argv.
-#![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
 use std::collections::BTreeMap;
 use std::io::Read;

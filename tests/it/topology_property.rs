@@ -9,11 +9,9 @@
 //! `APIM_PROPERTY_SEED=N` replays a run, `APIM_PROPERTY_CASES=N` sets how many topologies (10 by
 //! default, to keep `cargo test` fast; run a few hundred before a release).
 
-mod util;
-
 use std::path::Path;
 
-use util::cli::{run, write_topology};
+use crate::util::cli::{run, write_topology};
 
 /// xorshift64*: small, deterministic, good enough to pick cases. `wild` turns on the values at
 /// and past the limits; tame topologies stay valid.

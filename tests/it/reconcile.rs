@@ -1,9 +1,9 @@
 //! Reconcile through the CLI: a second run changes nothing, a new node changes only what derives
 //! from it, plan writes nothing and agrees with generate.
 
-mod util;
+use crate::util;
 
-use util::cli::{generate, ha_example, minimal_example, run, snapshot, write_topology};
+use crate::util::cli::{generate, ha_example, minimal_example, run, snapshot, write_topology};
 
 #[test]
 fn second_generate_changes_no_file() {

@@ -9,7 +9,7 @@
 //! (the primary keystore and the truststore) are read once per distinct content, which covers
 //! every node without one JVM per copy.
 
-mod util;
+use crate::util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use util::cli::{generate, ha_example, minimal_example, run, snapshot, write_topology};
-use util::java;
+use crate::util::cli::{generate, ha_example, minimal_example, run, snapshot, write_topology};
+use crate::util::java;
 
 // ---------------------------------------------------------------------------------------------
 // Topologies and generated sets

@@ -1,5 +1,4 @@
 //! Running the built `apim-pki` binary the way a user does, and reading what it made.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -23,15 +23,13 @@
 //! checking succeeds to every TLS peer URL in its node.toml, served by the keystore the peer's
 //! applied files configure for that port, and fails against WSO2's default keystore.
 
-mod util;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::util::cli::{generate, ha_example, run, secrets, snapshot, write_topology};
+use crate::util::java;
 use apim_pki::config::xmledit::XmlDoc;
 use serde_json::Value;
-use util::cli::{generate, ha_example, run, secrets, snapshot, write_topology};
-use util::java;
 
 const REAL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -3,11 +3,9 @@
 //! inline table or with dotted keys, CRLF line ends, invalid TOML, secrets the cipher tool has
 //! already encrypted, and `--dry-run`.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 
-use util::cli;
+use crate::util::cli;
 
 const TOPOLOGY: &str = r#"
 name = "edge"

@@ -3,11 +3,11 @@
 //! options that need --live say so, and error messages name the file, key or variable and
 //! what to do.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 
-use util::cli::{generate, minimal_example, run, write_topology};
+use crate::util::cli::{generate, minimal_example, run, write_topology};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

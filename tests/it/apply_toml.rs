@@ -9,12 +9,10 @@
 //!
 //! Without ../shared the tests print a note and pass; with `CI=true` they fail.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use util::{cli, java};
+use crate::util::{cli, java};
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

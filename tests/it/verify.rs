@@ -8,18 +8,18 @@
 //!
 //! Timings of generate and verify are printed (run with `--nocapture`), never asserted.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::util::cli::{apim_pki, ha_example, minimal_example, secrets, write_topology, Run};
 use apim_pki::keystore::{pem as kpem, Entry, Keystore, StoreType};
 use apim_pki::password::Password;
 use apim_pki::topology::KeystoreFormat;
 use serde_json::Value;
-use util::cli::{apim_pki, ha_example, minimal_example, secrets, write_topology, Run};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
