@@ -4,7 +4,7 @@
 //! hang, no allocation beyond a small multiple of the input.
 //!
 //! `fuzz/` (a separate Cargo project, run by `scripts/fuzz.sh TARGET SECONDS`) drives them under
-//! libFuzzer; `tests/fuzz_sample.rs` replays a seed corpus and a few thousand mutations of it
+//! libFuzzer; `tests/it/fuzz_sample.rs` replays a seed corpus and a few thousand mutations of it
 //! through the same functions on every `cargo test`. Where an edit succeeds, the targets also
 //! check what must hold of its output (it parses again, the value reads back).
 

@@ -4,7 +4,7 @@
 //!
 //! Matched by the SHA-256 of the certificate's SubjectPublicKeyInfo, so a certificate re-issued
 //! for the same default key is caught too. The fingerprints were computed from the certificates
-//! in WSO2's shipped 2.6.0 `client-truststore.jks` (carbon-kernel 4.4.35); tests/apply_real26.rs
+//! in WSO2's shipped 2.6.0 `client-truststore.jks` (carbon-kernel 4.4.35); tests/it/apply_real26.rs
 //! recomputes them from that file.
 
 use sha2::{Digest, Sha256};

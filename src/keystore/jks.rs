@@ -35,7 +35,7 @@
 //! # De-risking notes
 //!
 //! * Every detail above was checked against real `keytool` (JDK 17) output by
-//!   `tests/jks_interop.rs`: keytool-written stores (RSA and EC keys, key password
+//!   `tests/it/jks_interop.rs`: keytool-written stores (RSA and EC keys, key password
 //!   different from the store password, non-ASCII passwords, trusted certs, a chain of 2)
 //!   are read, verified, decrypted and re-encoded byte for byte; stores written here are
 //!   listed by keytool and converted by it to PKCS#12, which requires keytool to decrypt

@@ -2232,16 +2232,28 @@ fn check_topology(label: &str, topology: &str, probe_tls: bool) {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn every_profile_on_one_machine_with_offsets() {
     check_topology("one machine", ONE_MACHINE, false);
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn seed_ha_with_a_gateway_manager() {
     check_topology("seed HA", &ha_example(), true);
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn ha_gateways_on_a_shared_file_system_with_offsets_everywhere() {
     check_topology("HA gateways", HA_GATEWAYS, true);
 }
@@ -2251,6 +2263,10 @@ fn ha_gateways_on_a_shared_file_system_with_offsets_everywhere() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn a_missing_file_exits_2_naming_it_and_writes_nothing() {
     let Some(fx) = fixture_stores() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -2275,6 +2291,10 @@ fn a_missing_file_exits_2_naming_it_and_writes_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn a_missing_element_exits_2_naming_it_and_writes_nothing() {
     let Some(fx) = fixture_stores() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -2309,6 +2329,10 @@ fn a_missing_element_exits_2_naming_it_and_writes_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn the_older_layout_gets_the_url_groups_inside_data_publisher() {
     let Some(fx) = fixture_stores() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -2369,6 +2393,10 @@ fn the_older_layout_gets_the_url_groups_inside_data_publisher() {
 /// name the node's truststore (PKCS#12 here: a new file name) with its password; otherwise the
 /// gateway's throttling publisher opens the old file with a stale password.
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn data_agent_truststore_uses_wso2s_element_names() {
     let Some(fx) = fixture_stores() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -2398,6 +2426,10 @@ fn data_agent_truststore_uses_wso2s_element_names() {
 /// The product's carbon.xml declares ISO-8859-1. Latin-1 bytes in it (an operator's comment)
 /// must neither stop apply nor be altered.
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn a_latin1_carbon_xml_is_edited_in_its_encoding() {
     let Some(fx) = fixture_stores() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -2524,6 +2556,10 @@ fn the_untouched_check_catches_stray_edits() {
 /// config-2.6.md: "where [TrustStore/Password] is a secure-vault alias, apply exits 2 and asks
 /// for `--existing-truststore-password-env VAR`". And nothing is written.
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn a_secure_vault_truststore_password_asks_for_the_env_option() {
     let Some(fx) = fixture_stores() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -2581,6 +2617,10 @@ fn with_password_vars(vars: [(&str, &str); 3]) -> String {
 /// node could not start. Exit 2 naming the variable and the keystore, never the password, and
 /// nothing written.
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn a_password_that_does_not_open_the_set_is_exit_2_and_writes_nothing() {
     let Some(fx) = fixture_stores() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");

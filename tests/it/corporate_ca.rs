@@ -406,21 +406,37 @@ fn brought_ca_makes_a_chain_to_the_corporate_root(form: KeyForm) {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_openssl)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn rsa_intermediate_with_pkcs8_key() {
     brought_ca_makes_a_chain_to_the_corporate_root(KeyForm::RsaPkcs8);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_openssl)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn rsa_intermediate_with_pkcs1_key() {
     brought_ca_makes_a_chain_to_the_corporate_root(KeyForm::RsaPkcs1);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_openssl)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn ecdsa_p256_intermediate_with_sec1_key() {
     brought_ca_makes_a_chain_to_the_corporate_root(KeyForm::EcSec1);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_openssl)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn passphrase_protected_ca_key_is_exit_2_and_writes_nothing() {
     if !tools_available() {
         return;
@@ -541,6 +557,10 @@ fn sign_all(corp: &Corp, out: &Path, signed: &Path) {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_openssl)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn csr_flow_assembles_a_set_that_chains_to_the_corporate_root() {
     if !tools_available() {
         return;
@@ -641,6 +661,10 @@ fn csr_flow_assembles_a_set_that_chains_to_the_corporate_root() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_openssl)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
     if !tools_available() {
         return;

@@ -1097,18 +1097,17 @@ fn used_kb(dir: &Path) -> u64 {
 /// A full disk (ENOSPC) at any point of a rotate: exit 2 naming the file, the set unchanged or
 /// its commit pending, no key lost; once space is back, the next run completes and verifies.
 #[test]
+#[cfg_attr(
+    not(apim_pki_root),
+    ignore = "needs root (the full-disk case mounts a tmpfs); .ci/run installs it all"
+)]
 fn a_full_disk_during_rotate_loses_nothing_and_the_next_run_completes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let topo = write_topology(tmp.path(), TOPOLOGY);
     let base = tmp.path().join("base");
     generate(&topo, &base, &[]);
     let Some(fs) = Tmpfs::mount(&tmp.path().join("small")) else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI=true but a tmpfs cannot be mounted (the full-disk test needs root)"
-        );
-        eprintln!("note: SKIPPED: cannot mount a tmpfs here (needs root); the full-disk case is not tested");
-        return;
+        crate::util::java::missing_tool("a tmpfs mount (the full-disk test needs root)");
     };
     let out = fs.0.join("out");
     let passwords = set_passwords(&base);
@@ -1146,7 +1145,7 @@ fn a_full_disk_during_rotate_loses_nothing_and_the_next_run_completes() {
 /// The exhaustive sweep: every replacement of every scenario (minutes; run by
 /// scripts/crash-sweep.sh).
 #[test]
-#[ignore]
+#[ignore = "minutes: the exhaustive crash sweep (scripts/crash-sweep.sh runs it)"]
 fn crash_sweep_every_replacement() {
     let only = std::env::var("CRASH_SWEEP_ONLY").unwrap_or_default();
     let mut total = 0;

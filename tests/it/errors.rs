@@ -1412,6 +1412,10 @@ fn pkcs12_from_another_set_over_the_jks_name_is_exit_2() {
 /// (another environment of one deployment, or the set before it was regenerated from scratch):
 /// the keystore's certificate is not signed by this set's CA, so generate must not keep it.
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn keystore_issued_by_another_ca_with_the_same_name_is_not_kept() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (out, r) = foreign_keystore_rerun(tmp.path(), "acme-dev", "jks");

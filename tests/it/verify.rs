@@ -586,6 +586,10 @@ fn primary_of_another_set_is_primary_differs_and_untrusted() {
 
 /// A different primary key issued by the set's own CA: `primary-differs` alone.
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn primary_with_another_key_from_the_same_ca_is_primary_differs() {
     if !util::java::require("openssl") {
         return;
@@ -612,6 +616,10 @@ fn primary_with_another_key_from_the_same_ca_is_primary_differs() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn expired_certificate_is_expired() {
     if !util::java::require("openssl") {
         return;
@@ -667,6 +675,10 @@ fn expired_certificate_is_expired() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn sha1_signed_certificate_is_weak_signature() {
     if !util::java::require("openssl") {
         return;
@@ -684,6 +696,10 @@ fn sha1_signed_certificate_is_weak_signature() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn rsa_1024_certificate_is_weak_key() {
     if !util::java::require("openssl") {
         return;
@@ -704,6 +720,10 @@ fn rsa_1024_certificate_is_weak_key() {
 /// name km's host, so `hostname-mismatch` and `untrusted-chain` on the same file are accepted;
 /// findings elsewhere (peers whose URLs name km's host) would be consequences, not root causes.
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn wso2_default_certificate_is_default_certificate() {
     if !util::java::require("openssl") {
         return;
@@ -1219,6 +1239,10 @@ fn check_host_drops_one_trailing_dot_as_jdk17_does() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn check_host_partial_wildcard_is_java_only() {
     if !util::java::require("openssl") {
         return;
@@ -1276,6 +1300,10 @@ fn check_host_partial_wildcard_is_java_only() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn check_host_cn_only_certificate_is_java_only() {
     if !util::java::require("openssl") {
         return;
@@ -1394,6 +1422,10 @@ fn garbage_cert_pem() -> String {
 /// re-certified on gw2's key. Both nodes hold one private key, and each certificate names its
 /// node, so both are reported.
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn a_copied_key_recertified_for_its_new_node_is_shared_key() {
     if !util::java::require("openssl") {
         return;
@@ -1619,6 +1651,10 @@ fn tls_entry(pkcs8: Vec<u8>, chain: Vec<Vec<u8>>) -> Entry {
 /// Every file verify reads passes every check or produces a finding: one corruption per file
 /// kind, each with its exact findings (no "ok", no checks silently skipped).
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn every_unusable_file_is_a_finding() {
     if !util::java::require("openssl") {
         return;
@@ -1647,6 +1683,10 @@ fn every_unusable_file_is_a_finding() {
 /// `-nomac -keypbe NONE`): it opens with any password, the key is readable by anyone, and Java
 /// finds no key in it.
 #[test]
+#[cfg_attr(
+    not(apim_pki_openssl),
+    ignore = "needs openssl (apt-get install openssl); .ci/run installs it all"
+)]
 fn a_pkcs12_without_mac_and_with_a_clear_key_is_unprotected_keystore() {
     if !util::java::require("openssl") {
         return;

