@@ -30,6 +30,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::util::cli::{generate, ha_example, run, secrets, snapshot, write_topology, Run};
+use crate::util::files::{copy_tree, decode};
 use crate::util::java;
 use apim_pki::config::xmledit::XmlDoc;
 use serde_json::Value;
@@ -274,19 +275,6 @@ fn keytool_fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
-}
-
 /// A fresh "unpacked API-M 2.6" at `root/name`: the fixture's repository/ plus its keystores.
 fn fresh_home(fx: &FixtureStores, root: &Path, name: &str) -> PathBuf {
     let home = root.join("homes").join(name);
@@ -307,16 +295,6 @@ fn home_files(home: &Path) -> BTreeMap<String, Vec<u8>> {
         .into_iter()
         .filter(|(k, _)| !k.starts_with(BACKUP_DIR))
         .collect()
-}
-
-/// Text of a file in its declared encoding (ISO-8859-1 or UTF-8).
-fn decode(bytes: &[u8]) -> String {
-    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_ascii_lowercase();
-    if head.contains("encoding=\"iso-8859-1\"") {
-        bytes.iter().map(|b| char::from(*b)).collect()
-    } else {
-        String::from_utf8_lossy(bytes).into_owned()
-    }
 }
 
 fn read_text(path: &Path) -> Option<String> {

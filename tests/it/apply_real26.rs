@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::util::cli::{generate, ha_example, run, secrets, snapshot, write_topology};
+use crate::util::files::{copy_tree, decode, in_ci};
 use crate::util::java;
 use apim_pki::config::xmledit::XmlDoc;
 use serde_json::Value;
@@ -44,7 +45,7 @@ fn real_tree() -> Option<PathBuf> {
     if p.join("repository/conf/carbon.xml").is_file() {
         return Some(p);
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if in_ci() {
         panic!(
             "{REAL} is missing: CI must provide ../shared/reference/wso2 (WSO2's real 2.6.0 files)"
         );
@@ -162,33 +163,10 @@ offset = 4
 // Files and text
 // ---------------------------------------------------------------------------------------------
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 fn without_backup(snap: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     snap.into_iter()
         .filter(|(k, _)| !k.starts_with(BACKUP_DIR))
         .collect()
-}
-
-/// Text in the file's declared encoding (ISO-8859-1 or UTF-8).
-fn decode(bytes: &[u8]) -> String {
-    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_ascii_lowercase();
-    if head.contains("encoding=\"iso-8859-1\"") {
-        bytes.iter().map(|b| char::from(*b)).collect()
-    } else {
-        String::from_utf8_lossy(bytes).into_owned()
-    }
 }
 
 fn is_keystore(rel: &str) -> bool {

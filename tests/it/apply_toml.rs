@@ -12,11 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::util::files::in_ci;
 use crate::util::{cli, java};
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 /// `../shared/reference/wso2`, or `None` with a visible note (a failure under CI=true).
 fn reference() -> Option<PathBuf> {
@@ -25,7 +22,7 @@ fn reference() -> Option<PathBuf> {
         return Some(p);
     }
     assert!(
-        !ci(),
+        !in_ci(),
         "CI=true but {} is missing: these tests prove apply on WSO2's real files",
         p.display()
     );
@@ -59,7 +56,7 @@ fn renderer() -> Option<PathBuf> {
     if tool.is_file() {
         return Some(tool);
     }
-    assert!(!ci(), "CI=true but {} is missing", tool.display());
+    assert!(!in_ci(), "CI=true but {} is missing", tool.display());
     eprintln!("note: {} is missing: not rendering", tool.display());
     None
 }

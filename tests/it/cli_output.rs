@@ -5,13 +5,9 @@
 
 use crate::util;
 
-use std::path::Path;
 
 use crate::util::cli::{generate, minimal_example, run, write_topology};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use crate::util::files::s;
 
 /// The minimal topology with `[pki] key = KEY`.
 fn with_key(key: &str) -> String {

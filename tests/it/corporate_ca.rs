@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::cli::{generate, minimal_example, run, secrets, snapshot, write_topology};
+use crate::util::files::s;
 use crate::util::java;
 use apim_pki::keystore::{pem, Entry, Keystore};
 use apim_pki::password::Password;
@@ -38,10 +39,6 @@ keyUsage = critical,keyCertSign,cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 ";
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn tools_available() -> bool {
     ["openssl", "keytool", "java", "javac"]

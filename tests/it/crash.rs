@@ -21,6 +21,7 @@ use std::process::{Child, Output, Stdio};
 use std::time::Instant;
 
 use crate::util::cli::{apim_pki, generate, run, secrets, snapshot, write_topology, Run};
+use crate::util::files::{copy_tree, s};
 use apim_pki::keystore::{Entry, Keystore};
 use apim_pki::password::Password;
 use apim_pki::pki::Key;
@@ -77,10 +78,6 @@ const GW1_TLS: &str = "nodes/gw1/repository/resources/security/gw1-tls.jks";
 const BUSY: &str = "another apim-pki command";
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apim26");
 const FIXTURE_PASSWORD: &str = "wso2carbon";
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn verify_ok(out: &Path) -> Result<(), String> {
     let r = run(&["verify", s(out)], &[]);
@@ -184,20 +181,6 @@ fn set_passwords(out: &Path) -> Vec<Password> {
         return Vec::new();
     }
     secrets(out).into_values().map(Password::new).collect()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        let t = entry.file_type().expect("type");
-        if t.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else if t.is_file() {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
 }
 
 fn ca_stage(out: &Path) -> String {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::util::cli::{
     apim_pki, generate, minimal_example, run, secrets, snapshot, write_topology, Run,
 };
+use crate::util::files::{copy_files, s};
 use apim_pki::keystore::{Keystore, KeystoreError};
 use apim_pki::password::Password;
 use apim_pki::topology::Topology;
@@ -18,10 +19,6 @@ use apim_pki::topology::Topology;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn generate_args<'a>(topology: &'a Path, out: &'a Path) -> [&'a str; 4] {
     ["generate", s(topology), "--out", s(out)]
@@ -1940,14 +1937,6 @@ fn shared_key_base(dir: &Path) -> (PathBuf, PathBuf) {
     (topo, out)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for (rel, bytes) in snapshot(from) {
-        let target = to.join(rel);
-        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-        std::fs::write(target, bytes).expect("write");
-    }
-}
-
 fn tls_keystore(out: &Path, node: &str) -> PathBuf {
     out.join(format!("nodes/{node}/{SEC}/{node}-tls.jks"))
 }
@@ -2053,7 +2042,7 @@ fn a_key_held_twice_is_refused_naming_the_rotate_that_repairs_it() {
     let env = [("TLS_PW", "first-password-1")];
     for (i, (what, break_it, repair, other)) in copies().into_iter().enumerate() {
         let out = tmp.path().join(format!("case{i}"));
-        copy_dir(&base, &out);
+        copy_files(&base, &out);
         break_it(&out, "first-password-1");
         let before = snapshot(&out);
         let runs = [

@@ -21,13 +21,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::util::cli::{generate, run, write_topology};
+use crate::util::files::{in_ci, s};
 use crate::util::java;
 use base64::Engine;
 use serde_json::Value;
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 /// True when python3 with PyYAML runs; otherwise fails in CI, or says it skips.
 fn have_pyyaml() -> bool {
@@ -124,10 +121,6 @@ fn export(args: &[&str], env: &[(&str, &str)]) -> util::cli::Run {
     let mut all = vec!["export", "kubernetes"];
     all.extend_from_slice(args);
     run(&all, env)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8")
 }
 
 /// Everything about one exported node folder; the JVM checks (a few seconds) when `with_java`.

@@ -11,10 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use crate::util::cli::{apim_pki, generate, run, write_topology, Run};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use crate::util::files::s;
 
 /// A small apim-2.6 set (ECDSA nodes), generated once for the tests that need one.
 fn shared_set() -> &'static Path {

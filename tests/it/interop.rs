@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::util::cli::{generate, ha_example, minimal_example, run, snapshot, write_topology};
+use crate::util::files::s;
 use crate::util::java;
 
 // ---------------------------------------------------------------------------------------------
@@ -272,10 +273,6 @@ fn rel<'a>(set: &Set, path: &'a Path) -> std::borrow::Cow<'a, str> {
     path.strip_prefix(&set.out)
         .unwrap_or(path)
         .to_string_lossy()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn tools(names: &[&str]) -> bool {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::util::files::s;
 use crate::util::java;
 use apim_pki::verify::live::{probe_all, Endpoint, ProbeError};
 
@@ -33,10 +34,6 @@ fn keytool(keytool: &Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temp path")
 }
 
 /// `keytool -exportcert` of `alias` in `store`, DER.

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use crate::util::cli::{
     generate, ha_example, minimal_example, run, secrets, snapshot, write_topology, Run,
 };
+use crate::util::files::{copy_files, s};
 use crate::util::java;
 use apim_pki::keystore::{pem, Entry, Keystore};
 use apim_pki::password::Password;
@@ -38,10 +39,6 @@ use sha2::{Digest, Sha256};
 // ---------------------------------------------------------------------------------------------
 
 type Files = BTreeMap<String, Vec<u8>>;
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// `nodes/NODE/repository/resources/security/FILE`.
 fn sec(node: &str, file: &str) -> String {
@@ -192,15 +189,6 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-/// Copies every file of `from` (`.lock` excepted) below `to`.
-fn copy_tree(from: &Path, to: &Path) {
-    for (rel, bytes) in snapshot(from) {
-        let dest = to.join(&rel);
-        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&dest, bytes).expect("copy");
-    }
-}
-
 #[track_caller]
 fn file<'a>(files: &'a Files, rel: &str) -> &'a [u8] {
     files.get(rel).unwrap_or_else(|| panic!("{rel} is missing"))
@@ -337,7 +325,7 @@ struct Snap {
 impl Snap {
     fn take(label: &'static str, out: &Path, base: &Path, fleet: &Fleet) -> Snap {
         let dir = base.join(label);
-        copy_tree(out, &dir);
+        copy_files(out, &dir);
         let files = snapshot(&dir);
         let first = fleet.nodes[0].0.as_str();
         let reference = file(&files, &truststore(first));
@@ -1016,7 +1004,7 @@ fn primary_cert_rotation_keeps_encrypted_data_readable() {
     generate(&topo, &out, &[]);
     let pw = secrets(&out);
     let s0 = tmp.path().join("s0");
-    copy_tree(&out, &s0);
+    copy_files(&out, &s0);
     let before = snapshot(&s0);
     // Certificate times have one-second resolution: make the new not_before observably later.
     std::thread::sleep(Duration::from_millis(1100));
@@ -1338,7 +1326,7 @@ fn rotate_refuses_bad_input_and_changes_nothing() {
 
     // A corrupt inventory.json: whatever rotate is asked, it names the file and writes nothing.
     let corrupt = tmp.path().join("corrupt");
-    copy_tree(&out, &corrupt);
+    copy_files(&out, &corrupt);
     std::fs::write(
         corrupt.join("inventory.json"),
         "{\"ca_stage\": \"rollover-beg",

@@ -9,9 +9,9 @@
 //! `APIM_PROPERTY_SEED=N` replays a run, `APIM_PROPERTY_CASES=N` sets how many topologies (10 by
 //! default, to keep `cargo test` fast; run a few hundred before a release).
 
-use std::path::Path;
 
 use crate::util::cli::{run, write_topology};
+use crate::util::files::s;
 
 /// xorshift64*: small, deterministic, good enough to pick cases. `wild` turns on the values at
 /// and past the limits; tame topologies stay valid.
@@ -216,10 +216,6 @@ fn topology(rng: &mut Rng) -> String {
         }
     }
     t + &lbs.concat()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 #[test]

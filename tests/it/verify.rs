@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::util::cli::{apim_pki, ha_example, minimal_example, secrets, write_topology, Run};
+use crate::util::files::s;
 use apim_pki::keystore::{pem as kpem, Entry, Keystore, StoreType};
 use apim_pki::password::Password;
 use apim_pki::topology::KeystoreFormat;
@@ -24,10 +25,6 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// `nodes/NODE/repository/resources/security/FILE`.
 fn sec(node: &str, file: &str) -> String {

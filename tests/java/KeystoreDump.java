@@ -36,7 +36,7 @@ public final class KeystoreDump {
             System.out.print(dump(args[0], args[1], pass.toCharArray()));
             System.out.flush();
         } catch (Exception e) {
-            System.err.println("KeystoreDump: " + describe(e));
+            System.err.println("KeystoreDump: " + Describe.describe(e));
             System.exit(3);
         }
         System.exit(0);
@@ -81,22 +81,4 @@ public final class KeystoreDump {
     }
 
     /** "Class: message", followed by "; caused by Class: message" for each distinct cause. */
-    private static String describe(Throwable e) {
-        StringBuilder sb = new StringBuilder();
-        sb.append(e.getClass().getName()).append(": ").append(e.getMessage());
-        String top = String.valueOf(e.getMessage());
-        Throwable cause = e.getCause();
-        for (int depth = 0; cause != null && depth < 10; depth++) {
-            String msg = cause.getMessage();
-            if (msg == null || !top.contains(msg)) {
-                sb.append("; caused by ").append(cause.getClass().getName()).append(": ")
-                        .append(msg);
-            }
-            if (cause.getCause() == cause) {
-                break;
-            }
-            cause = cause.getCause();
-        }
-        return sb.toString().replace('\r', ' ').replace('\n', ' ');
-    }
 }

@@ -71,7 +71,7 @@ public final class OaepCheck {
             }
             newKey = (PrivateKey) key;
         } catch (Exception e) {
-            System.err.println("OaepCheck: " + describe(e));
+            System.err.println("OaepCheck: " + Describe.describe(e));
             System.exit(3);
             return;
         }
@@ -91,7 +91,7 @@ public final class OaepCheck {
             verdict = ok ? "OK" : "FAIL decrypted bytes differ from the secret";
         } catch (Exception e) {
             ok = false;
-            verdict = "FAIL " + describe(e);
+            verdict = "FAIL " + Describe.describe(e);
         }
         System.out.println(verdict);
         System.out.println("old " + summary(oldCert));
@@ -126,17 +126,5 @@ public final class OaepCheck {
     private static String summary(X509Certificate cert) {
         return "serial=" + cert.getSerialNumber().toString(16)
                 + " not_before=" + cert.getNotBefore().getTime() / 1000;
-    }
-
-    private static String describe(Throwable e) {
-        StringBuilder sb = new StringBuilder();
-        sb.append(e.getClass().getName()).append(": ").append(e.getMessage());
-        Throwable cause = e.getCause();
-        for (int depth = 0; cause != null && depth < 5; depth++) {
-            sb.append("; caused by ").append(cause.getClass().getName()).append(": ")
-                    .append(cause.getMessage());
-            cause = cause.getCause();
-        }
-        return sb.toString().replace('\r', ' ').replace('\n', ' ');
     }
 }

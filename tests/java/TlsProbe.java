@@ -120,7 +120,7 @@ public final class TlsProbe {
             tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
             tmf.init(ts);
         } catch (Exception e) {
-            throw new SetupException("cannot initialise key/trust managers: " + describe(e));
+            throw new SetupException("cannot initialise key/trust managers: " + Describe.describe(e));
         }
 
         InetAddress loopback;
@@ -131,7 +131,7 @@ public final class TlsProbe {
                     .createServerSocket(0, 50, loopback);
             server.setSoTimeout(TIMEOUT_MS);
         } catch (IOException e) {
-            throw new SetupException("cannot start the TLS server: " + describe(e));
+            throw new SetupException("cannot start the TLS server: " + Describe.describe(e));
         }
         Thread acceptor = new Thread(() -> serve(server), "tls-probe-server");
         acceptor.setDaemon(true);
@@ -143,7 +143,7 @@ public final class TlsProbe {
                 probe(tmf, loopback, server.getLocalPort(), host);
                 result = "OK " + host;
             } catch (Exception e) {
-                result = "FAIL " + host + " " + describe(e);
+                result = "FAIL " + host + " " + Describe.describe(e);
             }
             System.out.println(result);
             System.out.flush();
@@ -171,7 +171,7 @@ public final class TlsProbe {
             return ks;
         } catch (Exception e) {
             throw new SetupException(
-                    "cannot load " + what + " " + file + " (" + type + "): " + describe(e));
+                    "cannot load " + what + " " + file + " (" + type + "): " + Describe.describe(e));
         }
     }
 
@@ -250,22 +250,4 @@ public final class TlsProbe {
     }
 
     /** "Class: message", followed by "; caused by Class: message" for each distinct cause. */
-    private static String describe(Throwable e) {
-        StringBuilder sb = new StringBuilder();
-        sb.append(e.getClass().getName()).append(": ").append(e.getMessage());
-        String top = String.valueOf(e.getMessage());
-        Throwable cause = e.getCause();
-        for (int depth = 0; cause != null && depth < 10; depth++) {
-            String msg = cause.getMessage();
-            if (msg == null || !top.contains(msg)) {
-                sb.append("; caused by ").append(cause.getClass().getName()).append(": ")
-                        .append(msg);
-            }
-            if (cause.getCause() == cause) {
-                break;
-            }
-            cause = cause.getCause();
-        }
-        return sb.toString().replace('\r', ' ').replace('\n', ' ');
-    }
 }

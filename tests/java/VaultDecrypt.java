@@ -111,7 +111,7 @@ public final class VaultDecrypt {
             cipher = Cipher.getInstance(algorithm.trim());
             cipher.init(Cipher.DECRYPT_MODE, key);
         } catch (Exception e) {
-            System.out.println(name + " SETUP - " + describe(e));
+            System.out.println(name + " SETUP - " + Describe.describe(e));
             return false;
         }
 
@@ -137,13 +137,13 @@ public final class VaultDecrypt {
                                 + (opens(location, type, text) ? "yes" : "no");
                     }
                 } catch (Exception e) {
-                    line = "FAIL " + alias + " " + describe(e);
+                    line = "FAIL " + alias + " " + Describe.describe(e);
                     allOk = false;
                 }
                 System.out.println(name + " " + line);
             }
         } catch (Exception e) {
-            System.out.println(name + " SETUP - " + describe(e));
+            System.out.println(name + " SETUP - " + Describe.describe(e));
             return false;
         }
         return allOk;
@@ -235,17 +235,5 @@ public final class VaultDecrypt {
             sb.append(String.format("%02x", b & 0xff));
         }
         return sb.toString();
-    }
-
-    private static String describe(Throwable e) {
-        StringBuilder sb = new StringBuilder();
-        sb.append(e.getClass().getName()).append(": ").append(e.getMessage());
-        Throwable cause = e.getCause();
-        for (int depth = 0; cause != null && depth < 5; depth++) {
-            sb.append("; caused by ").append(cause.getClass().getName()).append(": ")
-                    .append(cause.getMessage());
-            cause = cause.getCause();
-        }
-        return sb.toString().replace('\r', ' ').replace('\n', ' ');
     }
 }

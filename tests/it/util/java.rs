@@ -32,16 +32,12 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(120);
 const KS_PASS_ENV: &str = "APIM_PKI_TEST_KS_PASS";
 const TS_PASS_ENV: &str = "APIM_PKI_TEST_TS_PASS";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// Fails the test: `what` is missing. A test that needs an outside tool is `#[ignore]`d with the
 /// reason when build.rs does not find the tool (`cfg(apim_pki_<tool>)`), so reaching this means
 /// it was run anyway (`--include-ignored`, as `.ci/run` does with `CI=true`) or the tool went
 /// away after the build: either way a failure, never a silent pass.
 pub fn missing_tool(what: &str) -> ! {
-    let ci = if in_ci() {
+    let ci = if super::files::in_ci() {
         " (CI=true: .ci/run installs it)"
     } else {
         ""
