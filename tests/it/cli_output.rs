@@ -5,7 +5,6 @@
 
 use crate::util;
 
-
 use crate::util::cli::{generate, minimal_example, run, write_topology};
 use crate::util::files::s;
 

@@ -40,10 +40,20 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 ";
 
-fn tools_available() -> bool {
-    ["openssl", "keytool", "java", "javac"]
-        .into_iter()
-        .all(java::require)
+/// The tools these tests run: a missing one fails the test (`java::missing_tool`).
+fn require_tools() {
+    for tool in ["openssl", "keytool", "java", "javac"] {
+        java::require(tool);
+    }
+}
+
+/// The common set-up: the tools, a temporary folder, and a corporate root and intermediate
+/// in it whose key is written in `form`.
+fn corporate(form: KeyForm) -> (tempfile::TempDir, Corp) {
+    require_tools();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corp = Corp::new(tmp.path(), form);
+    (tmp, corp)
 }
 
 /// Runs `openssl ARGS` in `dir`; panics with its output unless it succeeds. Returns stdout.
@@ -285,11 +295,7 @@ fn check_leaf(corp: &Corp, work: &Path, label: &str, leaf: &[u8]) {
 }
 
 fn brought_ca_makes_a_chain_to_the_corporate_root(form: KeyForm) {
-    if !tools_available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let corp = Corp::new(tmp.path(), form);
+    let (tmp, corp) = corporate(form);
     let topo = write_topology(tmp.path(), &topology_text("int.key"));
     let out = tmp.path().join("out");
     generate(&topo, &out, &[]);
@@ -435,11 +441,7 @@ fn ecdsa_p256_intermediate_with_sec1_key() {
     ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
 )]
 fn passphrase_protected_ca_key_is_exit_2_and_writes_nothing() {
-    if !tools_available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let corp = Corp::new(tmp.path(), KeyForm::RsaPkcs8);
+    let (tmp, corp) = corporate(KeyForm::RsaPkcs8);
     // PKCS#8 encrypted (`ENCRYPTED PRIVATE KEY`) and traditional (`Proc-Type: 4,ENCRYPTED`).
     openssl(
         &corp.dir,
@@ -559,11 +561,7 @@ fn sign_all(corp: &Corp, out: &Path, signed: &Path) {
     ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
 )]
 fn csr_flow_assembles_a_set_that_chains_to_the_corporate_root() {
-    if !tools_available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let corp = Corp::new(tmp.path(), KeyForm::RsaPkcs8);
+    let (tmp, corp) = corporate(KeyForm::RsaPkcs8);
     let topo = write_topology(tmp.path(), &csr_topology_text());
     let out = tmp.path().join("out");
     let r = run(&["csr", s(&topo), "--out", s(&out)], &[]);
@@ -663,11 +661,7 @@ fn csr_flow_assembles_a_set_that_chains_to_the_corporate_root() {
     ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); openssl (apt-get install openssl); .ci/run installs it all"
 )]
 fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
-    if !tools_available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let corp = Corp::new(tmp.path(), KeyForm::RsaPkcs8);
+    let (tmp, corp) = corporate(KeyForm::RsaPkcs8);
     let topo = write_topology(tmp.path(), &csr_topology_text());
     let out = tmp.path().join("out");
     assert_eq!(run(&["csr", s(&topo), "--out", s(&out)], &[]).code, 0);

@@ -79,6 +79,16 @@ const BUSY: &str = "another apim-pki command";
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apim26");
 const FIXTURE_PASSWORD: &str = "wso2carbon";
 
+/// A temporary folder with [`TOPOLOGY`] written in it and generated into `tmp/<set>`: the
+/// folder (removed on drop), the topology file and the set.
+fn generated(set: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topo = write_topology(tmp.path(), TOPOLOGY);
+    let out = tmp.path().join(set);
+    generate(&topo, &out, &[]);
+    (tmp, topo, out)
+}
+
 fn verify_ok(out: &Path) -> Result<(), String> {
     let r = run(&["verify", s(out)], &[]);
     if r.code == 0 {
@@ -305,10 +315,7 @@ fn concurrent_generates_into_a_new_folder_make_one_ca() {
 
 #[test]
 fn concurrent_writers_on_an_existing_set_one_at_a_time() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let topo = write_topology(tmp.path(), TOPOLOGY);
-    let out = tmp.path().join("out");
-    generate(&topo, &out, &[]);
+    let (tmp, topo, out) = generated("out");
     let o = s(&out);
     let t = s(&topo);
     // rotate --node gw1 four times at once: each success archives gw1's previous key.
@@ -402,10 +409,7 @@ fn concurrent_csr_and_import_signed_one_at_a_time() {
 
 #[test]
 fn concurrent_applies_on_one_home_one_writes() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let topo = write_topology(tmp.path(), TOPOLOGY);
-    let set = tmp.path().join("set");
-    generate(&topo, &set, &[]);
+    let (tmp, _, set) = generated("set");
     let home = tmp.path().join("home");
     fresh_home(&home);
     let results = race(4, &apply_args(&set, "gw1", &home));
@@ -431,10 +435,7 @@ fn concurrent_applies_on_one_home_one_writes() {
 /// Temporaries a killed apply left (before its commit) are removed by the next apply.
 #[test]
 fn apply_removes_the_temporaries_of_a_killed_apply() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let topo = write_topology(tmp.path(), TOPOLOGY);
-    let set = tmp.path().join("set");
-    generate(&topo, &set, &[]);
+    let (tmp, _, set) = generated("set");
     let home = tmp.path().join("home");
     fresh_home(&home);
     let stale = [
@@ -476,10 +477,7 @@ fn assert_link_refused(r: &Run, link: &Path) {
 
 #[test]
 fn a_symlinked_tls_keystore_is_refused_not_replaced() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let topo = write_topology(tmp.path(), TOPOLOGY);
-    let out = tmp.path().join("out");
-    generate(&topo, &out, &[]);
+    let (tmp, topo, out) = generated("out");
     let keystore = out.join(GW1_TLS);
     let elsewhere = tmp.path().join("gw1-tls.jks");
     std::fs::rename(&keystore, &elsewhere).expect("move");
@@ -500,10 +498,7 @@ fn a_symlinked_tls_keystore_is_refused_not_replaced() {
 
 #[test]
 fn links_inside_the_set_are_refused() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let topo = write_topology(tmp.path(), TOPOLOGY);
-    let base = tmp.path().join("base");
-    generate(&topo, &base, &[]);
+    let (tmp, topo, base) = generated("base");
     for (i, rel) in ["ca", "nodes", "history", ".lock", "load-balancers"]
         .into_iter()
         .enumerate()
@@ -540,10 +535,7 @@ fn links_inside_the_set_are_refused() {
 
 #[test]
 fn apply_refuses_linked_config_files_and_backup_dir() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let topo = write_topology(tmp.path(), TOPOLOGY);
-    let set = tmp.path().join("set");
-    generate(&topo, &set, &[]);
+    let (tmp, _, set) = generated("set");
     for rel in ["repository/conf/carbon.xml", ".apim-pki-backup"] {
         let home = tmp.path().join(format!("home-{}", rel.replace('/', "_")));
         fresh_home(&home);
@@ -573,13 +565,10 @@ fn apply_refuses_linked_config_files_and_backup_dir() {
     }
 }
 
-#[test]
-fn umask_000_leaves_directories_0700() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let topo = write_topology(tmp.path(), TOPOLOGY);
-    let out = tmp.path().join("new/out");
+/// Runs apim-pki with `args` under umask 000.
+fn with_umask_000(args: &[&str]) -> Run {
     let mut cmd = apim_pki();
-    cmd.args(["generate", s(&topo), "--out", s(&out)]);
+    cmd.args(args);
     // SAFETY: umask(2) is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -587,19 +576,17 @@ fn umask_000_leaves_directories_0700() {
             Ok(())
         });
     }
-    let r = Run::from(cmd.output().expect("runs"));
+    Run::from(cmd.output().expect("runs"))
+}
+
+#[test]
+fn umask_000_leaves_directories_0700() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topo = write_topology(tmp.path(), TOPOLOGY);
+    let out = tmp.path().join("new/out");
+    let r = with_umask_000(&["generate", s(&topo), "--out", s(&out)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let rot = {
-        let mut cmd = apim_pki();
-        cmd.args(["rotate", s(&topo), "--out", s(&out), "--node", "gw1"]);
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::umask(0);
-                Ok(())
-            });
-        }
-        Run::from(cmd.output().expect("runs"))
-    };
+    let rot = with_umask_000(&["rotate", s(&topo), "--out", s(&out), "--node", "gw1"]);
     assert_eq!(rot.code, 0, "{}", rot.stderr);
     let mut bad = Vec::new();
     let mut dirs = vec![tmp.path().join("new")];
@@ -1085,10 +1072,7 @@ fn used_kb(dir: &Path) -> u64 {
     ignore = "needs root (the full-disk case mounts a tmpfs); .ci/run installs it all"
 )]
 fn a_full_disk_during_rotate_loses_nothing_and_the_next_run_completes() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let topo = write_topology(tmp.path(), TOPOLOGY);
-    let base = tmp.path().join("base");
-    generate(&topo, &base, &[]);
+    let (tmp, topo, base) = generated("base");
     let Some(fs) = Tmpfs::mount(&tmp.path().join("small")) else {
         crate::util::java::missing_tool("a tmpfs mount (the full-disk test needs root)");
     };

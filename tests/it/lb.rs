@@ -38,6 +38,25 @@ fn spawn(mut cmd: Command, what: &str) -> Guard {
     Guard { child }
 }
 
+/// Starts a helper with piped stdin and stdout: the process (killed on drop), its stdin, and
+/// its stdout's lines as they come.
+fn spawn_piped(mut cmd: Command, what: &str) -> (Guard, ChildStdin, mpsc::Receiver<String>) {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut guard = spawn(cmd, what);
+    let stdin = guard.child.stdin.take().expect("piped stdin");
+    let stdout = guard.child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (guard, stdin, rx)
+}
+
 /// nginx or haproxy: on PATH, else where Debian puts them (/usr/sbin is not on every user's PATH).
 fn tool(name: &str) -> PathBuf {
     java::which(name).unwrap_or_else(|| Path::new("/usr/sbin").join(name))
@@ -279,18 +298,7 @@ fn start_backends(password: &str, groups: &[(&str, PathBuf, usize, usize)]) -> B
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut guard = spawn(cmd, "HttpServe");
-    let stdin = guard.child.stdin.take().unwrap();
-    let stdout = guard.child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (guard, stdin, rx) = spawn_piped(cmd, "HttpServe");
     let ports = groups
         .iter()
         .map(|(_, _, https, http)| {
@@ -365,18 +373,7 @@ impl Fetch {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut guard = spawn(cmd, "HttpFetch");
-        let stdin = guard.child.stdin.take().unwrap();
-        let stdout = guard.child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (guard, stdin, lines) = spawn_piped(cmd, "HttpFetch");
         Fetch {
             _guard: guard,
             stdin,

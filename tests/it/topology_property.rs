@@ -9,7 +9,6 @@
 //! `APIM_PROPERTY_SEED=N` replays a run, `APIM_PROPERTY_CASES=N` sets how many topologies (10 by
 //! default, to keep `cargo test` fast; run a few hundred before a release).
 
-
 use crate::util::cli::{run, write_topology};
 use crate::util::files::s;
 
