@@ -21,6 +21,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Whether one tool is at hand.
+type Probe = fn() -> bool;
+
 /// True when `program args` runs and exits 0 (output discarded).
 fn runs(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> bool {
     Command::new(program)
@@ -84,7 +87,7 @@ fn main() {
     ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
-    let tools: [(&str, fn() -> bool); 10] = [
+    let tools: [(&str, Probe); 10] = [
         ("jdk17", || {
             runs("java", &["-version"])
                 && runs("javac", &["-version"])
