@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
+use crate::keystore::{pem, Entry, Keystore, KeystoreError, KeystoreFormat};
 use crate::password::Password;
 use crate::pki::{CertInfo, Key};
 
@@ -54,7 +54,7 @@ pub fn inspect(bytes: &[u8], password: Option<&Password>) -> Result<Listing, Ins
     if pem::is_pem(bytes) {
         return inspect_pem(bytes);
     }
-    let store_type = StoreType::detect(bytes)
+    let store_type = KeystoreFormat::detect(bytes)
         .ok_or_else(|| KeystoreError::NotAKeystore("neither JKS, PKCS#12 nor PEM".into()))?;
     let password = password.ok_or(InspectError::NeedsPassword(store_type.java_type()))?;
     let (store, store_type) = Keystore::decode(bytes, password)?;

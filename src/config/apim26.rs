@@ -1133,7 +1133,7 @@ fn merge_truststore(
                 v
             };
             if key(&current) == key(&merged)
-                && crate::keystore::StoreType::detect(bytes).map(|t| t.java_type())
+                && crate::keystore::KeystoreFormat::detect(bytes).map(|t| t.java_type())
                     == Some(format.java_type())
             {
                 return Ok(None);

@@ -1,15 +1,17 @@
 //! Java keystores: one in-memory model, encoded as JKS (our own codec), PKCS#12 or legacy
 //! PKCS#12 (through p12-keystore), plus PEM. Bytes in, bytes out; never opens files.
 
+mod format;
 pub mod jks;
 pub mod pem;
 mod pkcs12;
 pub mod protection;
 
+pub use format::KeystoreFormat;
+
 use zeroize::Zeroizing;
 
 use crate::password::Password;
-use crate::topology::KeystoreFormat;
 
 /// What went wrong opening or writing a keystore. Never contains a password.
 #[derive(Debug, thiserror::Error)]
@@ -29,35 +31,9 @@ pub enum KeystoreError {
     Encode(String),
 }
 
-/// The container type of a keystore's bytes, told by its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum StoreType {
-    /// Starts with FE ED FE ED.
-    Jks,
-    /// A DER SEQUENCE (0x30).
-    Pkcs12,
-}
-
-impl StoreType {
-    /// Tells JKS from PKCS#12 by the first bytes.
-    pub fn detect(bytes: &[u8]) -> Option<StoreType> {
-        if jks::is_jks(bytes) {
-            Some(StoreType::Jks)
-        } else if bytes.first() == Some(&0x30) {
-            Some(StoreType::Pkcs12)
-        } else {
-            None
-        }
-    }
-
-    /// The keystore type name Java uses.
-    pub fn java_type(self) -> &'static str {
-        match self {
-            StoreType::Jks => "JKS",
-            StoreType::Pkcs12 => "PKCS12",
-        }
-    }
-}
+/// The container of a keystore's bytes (what [`KeystoreFormat::detect`] reports): the same enum
+/// as the format, never `Pkcs12Legacy`. Kept as a name for the readers that compare containers.
+pub type StoreType = KeystoreFormat;
 
 /// One keystore entry.
 #[derive(Clone)]
@@ -148,9 +124,9 @@ impl Keystore {
     pub fn decode(
         bytes: &[u8],
         password: &Password,
-    ) -> Result<(Keystore, StoreType), KeystoreError> {
-        match StoreType::detect(bytes) {
-            Some(StoreType::Jks) => {
+    ) -> Result<(Keystore, KeystoreFormat), KeystoreError> {
+        match KeystoreFormat::detect(bytes).map(KeystoreFormat::container) {
+            Some(KeystoreFormat::Jks) => {
                 let store =
                     jks::JksKeyStore::from_bytes(bytes, password.expose()).map_err(jks_error)?;
                 let mut entries = Vec::with_capacity(store.entries.len());
@@ -168,9 +144,11 @@ impl Keystore {
                         }
                     });
                 }
-                Ok((Keystore { entries }, StoreType::Jks))
+                Ok((Keystore { entries }, KeystoreFormat::Jks))
             }
-            Some(StoreType::Pkcs12) => Ok((pkcs12::decode(bytes, password)?, StoreType::Pkcs12)),
+            Some(KeystoreFormat::Pkcs12 | KeystoreFormat::Pkcs12Legacy) => {
+                Ok((pkcs12::decode(bytes, password)?, KeystoreFormat::Pkcs12))
+            }
             None => Err(KeystoreError::NotAKeystore(describe_start(bytes))),
         }
     }

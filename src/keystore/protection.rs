@@ -74,9 +74,9 @@ fn is_key_bag(bytes: &[u8], bag: Tlv) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keystore::KeystoreFormat;
     use crate::keystore::{Entry, Keystore};
     use crate::password::Password;
-    use crate::topology::KeystoreFormat;
 
     #[test]
     fn what_apim_pki_writes_is_protected() {

@@ -965,11 +965,7 @@ fn run(
 }
 
 fn store_type_of(format: crate::topology::KeystoreFormat) -> StoreType {
-    if format == crate::topology::KeystoreFormat::Jks {
-        StoreType::Jks
-    } else {
-        StoreType::Pkcs12
-    }
+    format.container()
 }
 
 /// The writing command a run is, to name a lock holder and the summary's verb.

@@ -278,56 +278,7 @@ impl std::fmt::Display for KeyType {
     }
 }
 
-/// How keystores are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeystoreFormat {
-    /// Sun's JKS, read by every JDK.
-    Jks,
-    /// PKCS#12 with PBES2/AES-256 and HmacSHA256, as keytool 17 writes it.
-    Pkcs12,
-    /// PKCS#12 with PBE-SHA1-3DES and HmacSHA1, for JDKs before 8u301 / 11.0.12.
-    Pkcs12Legacy,
-}
-
-impl KeystoreFormat {
-    /// Every format, in the order users see them.
-    pub const ALL: [KeystoreFormat; 3] = [
-        KeystoreFormat::Jks,
-        KeystoreFormat::Pkcs12,
-        KeystoreFormat::Pkcs12Legacy,
-    ];
-
-    /// The name used in topology files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeystoreFormat::Jks => "jks",
-            KeystoreFormat::Pkcs12 => "pkcs12",
-            KeystoreFormat::Pkcs12Legacy => "pkcs12-legacy",
-        }
-    }
-
-    /// Parses a format name.
-    pub fn parse(text: &str) -> Option<KeystoreFormat> {
-        KeystoreFormat::ALL.into_iter().find(|f| f.as_str() == text)
-    }
-
-    /// The file extension of keystores in this format.
-    pub fn extension(self) -> &'static str {
-        match self {
-            KeystoreFormat::Jks => "jks",
-            KeystoreFormat::Pkcs12 | KeystoreFormat::Pkcs12Legacy => "p12",
-        }
-    }
-
-    /// The keystore type name Java and WSO2's configuration use.
-    pub fn java_type(self) -> &'static str {
-        match self {
-            KeystoreFormat::Jks => "JKS",
-            KeystoreFormat::Pkcs12 | KeystoreFormat::Pkcs12Legacy => "PKCS12",
-        }
-    }
-}
+pub use crate::keystore::KeystoreFormat;
 
 /// Whether each node has its own TLS keystore or the primary keystore serves TLS too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

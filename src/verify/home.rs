@@ -7,7 +7,7 @@
 use crate::input::{self, Limit};
 use std::path::Path;
 
-use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
+use crate::keystore::{pem, Entry, Keystore, KeystoreError, KeystoreFormat};
 use crate::output::layout::{self, LbFile};
 use crate::password::Password;
 use crate::set::{NodeView, OpenedSet, SetError};
@@ -108,7 +108,7 @@ impl Ctx<'_> {
             });
             return None;
         };
-        let detected = StoreType::detect(&bytes).map(|t| t.java_type());
+        let detected = KeystoreFormat::detect(&bytes).map(|t| t.java_type());
         self.check(
             detected.is_none_or(|t| t.eq_ignore_ascii_case(&s.java_type)),
             || {

@@ -14,7 +14,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::findings::{Code, Finding, Owner, Report};
 use super::hostname::{self, CertNames, Host};
-use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
+use crate::keystore::{pem, Entry, Keystore, KeystoreError};
 use crate::output::layout::{self, LbFile};
 use crate::password::Password;
 use crate::pki::info::is_issued_by;
@@ -94,12 +94,8 @@ fn open_store(
         }
     };
     c.checked += 1;
-    let want = if format == KeystoreFormat::Jks {
-        StoreType::Jks
-    } else {
-        StoreType::Pkcs12
-    };
-    let detected = StoreType::detect(&bytes);
+    let want = format.container();
+    let detected = KeystoreFormat::detect(&bytes);
     if let Some(found) = detected {
         c.check(found == want, || {
             Finding::new(Code::WrongKeystoreType, owner, Some(rel), format!("the file is {} but its name and configuration say {}; JDKs before 8u60 and non-Java readers refuse it", found.java_type(), want.java_type()))
@@ -117,7 +113,7 @@ fn open_store(
     };
     match Keystore::decode(&bytes, password) {
         Ok((store, found)) => {
-            if found == StoreType::Pkcs12 {
+            if found == KeystoreFormat::Pkcs12 {
                 check_protection(&bytes, owner, rel, c);
             }
             Some(store)
