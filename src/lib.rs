@@ -93,6 +93,7 @@ pub mod lb;
 pub mod output;
 pub mod password;
 pub mod pki;
+pub mod plan;
 pub mod reconcile;
 pub mod resolve;
 pub mod set;

@@ -7,6 +7,49 @@ use zeroize::Zeroizing;
 
 use crate::topology::KeystoreFormat;
 
+/// Which password a keystore takes: the roles of `[passwords]`, inventory.json and secrets.toml.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PasswordRole {
+    /// The shared primary keystore (and the TLS keystore with `tls = "shared"`).
+    Primary,
+    /// Each node's own TLS keystore.
+    Tls,
+    /// The truststores.
+    Truststore,
+}
+
+impl PasswordRole {
+    /// Every role, in the order files list them.
+    pub const ALL: [PasswordRole; 3] = [
+        PasswordRole::Primary,
+        PasswordRole::Tls,
+        PasswordRole::Truststore,
+    ];
+
+    /// The name in topology files, inventory.json and secrets.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasswordRole::Primary => "primary",
+            PasswordRole::Tls => "tls",
+            PasswordRole::Truststore => "truststore",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(text: &str) -> Option<PasswordRole> {
+        PasswordRole::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for PasswordRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A keystore password. Wiped from memory when dropped; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(Zeroizing<String>);

@@ -10,7 +10,7 @@ use crate::output::inventory::{Inventory, PasswordSource};
 use crate::output::layout;
 use crate::output::secrets::Secrets;
 use crate::password::Password;
-use crate::topology::KeystoreFormat;
+use crate::topology::{KeystoreFormat, TlsMode};
 
 /// Why a set could not be opened (exit 2). Problems inside DIR that verify checks are findings
 /// instead.
@@ -58,7 +58,7 @@ pub struct PkiView {
 #[derive(Debug, Clone, Deserialize)]
 pub struct KeystoresView {
     pub format: KeystoreFormat,
-    pub tls: String,
+    pub tls: TlsMode,
     pub primary_alias: String,
 }
 
@@ -84,7 +84,7 @@ pub struct LbView {
 impl SetView {
     /// True when each node has its own TLS keystore.
     pub fn per_node_tls(&self) -> bool {
-        self.keystores.tls == "per-node"
+        self.keystores.tls == TlsMode::PerNode
     }
 
     /// The load balancer fronting `profile`.

@@ -24,7 +24,7 @@ impl Secrets {
         })?;
         let mut passwords = BTreeMap::new();
         for (key, value) in table {
-            if !["primary", "tls", "truststore"].contains(&key.as_str()) {
+            if crate::password::PasswordRole::parse(&key).is_none() {
                 return Err(format!(
                     "unknown key `{key}` (expected primary, tls, truststore)"
                 ));

@@ -40,7 +40,7 @@ pub struct TopologyError {
 }
 
 /// The WSO2 API-M release line a topology targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Product {
     /// API-M 2.6: XML configuration, JDK 7/8.
     #[serde(rename = "apim-2.6")]
@@ -152,7 +152,9 @@ impl Product {
 }
 
 /// A WSO2 node profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
     KeyManager,
@@ -281,7 +283,7 @@ impl std::fmt::Display for KeyType {
 pub use crate::keystore::KeystoreFormat;
 
 /// Whether each node has its own TLS keystore or the primary keystore serves TLS too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TlsMode {
     /// Each node has its own TLS keystore; the primary is shared.

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -19,6 +18,7 @@ use crate::output::layout::{self, LbFile};
 use crate::password::Password;
 use crate::pki::info::is_issued_by;
 use crate::pki::CertInfo;
+use crate::plan::{ServedBy, Target};
 pub use crate::set::{LbView, NodeView, OpenedSet, SetError, SetView};
 use crate::topology::KeystoreFormat;
 
@@ -680,110 +680,113 @@ fn verify_truststore_primary(
     }
 }
 
-/// A `[[peer]]` of node.toml, read back on its own terms.
-#[derive(Debug, Deserialize)]
-struct PeerView {
-    setting: String,
-    url: String,
-    host: String,
-    served_by: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct NodeTomlView {
-    #[serde(default)]
-    peer: Vec<PeerView>,
-}
-
 /// config-host-uncovered: every host a TLS URL in any node's settings names is covered by the
 /// certificate of what answers there (the node, or the load balancer and the nodes behind it).
+/// node.toml is read back as the plan generate wrote ([`crate::plan::node_toml`]).
 fn verify_peer_hosts(set: &OpenedSet, tls_leaves: &BTreeMap<&str, Vec<u8>>, c: &mut Collector) {
     for node in &set.view.nodes {
         let rel = layout::node_toml(&node.name);
         let owner = Owner::Node(node.name.clone());
-        let Ok(text) =
-            crate::input::read_to_string(set.dir.join(&rel), crate::input::Limit::SetFile)
-        else {
-            c.check(false, || {
-                Finding::new(Code::MissingFile, &owner, Some(&rel), "missing")
-            });
-            continue;
+        let plan = match crate::plan::node_toml::read(&set.dir.join(&rel)) {
+            Ok(plan) => plan,
+            Err(crate::plan::node_toml::NodeTomlError::Read { .. }) => {
+                c.check(false, || {
+                    Finding::new(Code::MissingFile, &owner, Some(&rel), "missing")
+                });
+                continue;
+            }
+            Err(e) => {
+                let message = format!("{e}; {}", e.hint());
+                c.push(Finding::new(Code::CorruptFile, &owner, Some(&rel), message));
+                continue;
+            }
         };
-        let Ok(parsed) = toml::from_str::<NodeTomlView>(&text) else {
-            c.push(Finding::new(
-                Code::CorruptFile,
-                &owner,
-                Some(&rel),
-                "not a valid node.toml",
-            ));
-            continue;
-        };
-        for peer in parsed
-            .peer
-            .iter()
-            .filter(|p| p.url.starts_with("https://") || p.url.starts_with("ssl://"))
-        {
-            // Each certificate that may answer, and the hosts its own checks already cover
-            // (a mismatch there is reported once, as hostname-mismatch: the root cause).
-            let node_cert = |n: &NodeView| {
-                let mut own = vec![n.host.clone()];
-                own.extend(set.view.lb_for(&n.profile).map(|lb| lb.host.clone()));
-                tls_leaves
-                    .get(n.name.as_str())
-                    .map(|c| (format!("node {}", n.name), c.clone(), own))
-            };
-            let mut certs: Vec<(String, Vec<u8>, Vec<String>)> = Vec::new();
-            if let Some(lb) = peer.served_by.strip_prefix("load-balancer ") {
-                let own = crate::input::read(
-                    set.dir.join(layout::lb_file(lb, LbFile::Cert)),
-                    crate::input::Limit::Certificate,
-                )
-                .ok()
-                .and_then(|b| pem::certs_from_pem(&b).ok())
-                .and_then(|v| v.into_iter().next());
-                certs.extend(own.map(|c| (format!("load balancer {lb}"), c, vec![lb.to_string()])));
-                if let Some(front) = set.view.load_balancers.iter().find(|l| l.host == lb) {
-                    certs.extend(
-                        set.view
-                            .nodes
-                            .iter()
-                            .filter(|n| n.profile == front.fronts)
-                            .filter_map(node_cert),
-                    );
-                }
-            } else if let Some(name) = peer.served_by.strip_prefix("node ") {
+        for (setting, target) in plan.all_targets().iter().filter(|(_, t)| t.is_tls()) {
+            let certs = answering_certs(set, tls_leaves, &target.served_by);
+            peer_host_covered(&owner, &rel, setting, target, certs, c);
+        }
+    }
+}
+
+/// Each certificate that may answer for `served_by`, and the hosts its own checks already
+/// cover (a mismatch there is reported once, as hostname-mismatch: the root cause).
+fn answering_certs(
+    set: &OpenedSet,
+    tls_leaves: &BTreeMap<&str, Vec<u8>>,
+    served_by: &ServedBy,
+) -> Vec<(String, Vec<u8>, Vec<String>)> {
+    let node_cert = |n: &NodeView| {
+        let mut own = vec![n.host.clone()];
+        own.extend(set.view.lb_for(&n.profile).map(|lb| lb.host.clone()));
+        tls_leaves
+            .get(n.name.as_str())
+            .map(|c| (format!("node {}", n.name), c.clone(), own))
+    };
+    let mut certs: Vec<(String, Vec<u8>, Vec<String>)> = Vec::new();
+    match served_by {
+        ServedBy::LoadBalancer(lb) => {
+            let own = crate::input::read(
+                set.dir.join(layout::lb_file(lb, LbFile::Cert)),
+                crate::input::Limit::Certificate,
+            )
+            .ok()
+            .and_then(|b| pem::certs_from_pem(&b).ok())
+            .and_then(|v| v.into_iter().next());
+            certs.extend(own.map(|c| (format!("load balancer {lb}"), c, vec![lb.to_string()])));
+            if let Some(front) = set.view.load_balancers.iter().find(|l| &l.host == lb) {
                 certs.extend(
                     set.view
                         .nodes
                         .iter()
-                        .filter(|n| n.name == name)
+                        .filter(|n| n.profile == front.fronts)
                         .filter_map(node_cert),
                 );
             }
-            // The host the URL really names, not the record's `host` field.
-            let host_text = url_host(&peer.url).unwrap_or(&peer.host);
-            let Ok(host) = Host::parse(host_text) else {
-                continue;
-            };
-            certs.retain(|(_, _, own)| !own.iter().any(|h| h.eq_ignore_ascii_case(host_text)));
-            for (who, der, _) in certs {
-                let Ok(names) = CertNames::from_der(&der) else {
-                    continue;
-                };
-                c.check(hostname::check(&names, &host).java, || {
-                    Finding::new(
-                        Code::ConfigHostUncovered,
-                        &owner,
-                        Some(&rel),
-                        format!(
-                            "{} names {} ({}), but the certificate of {who} does not cover {host}",
-                            peer.setting, peer.url, peer.served_by
-                        ),
-                    )
-                    .expected_actual(host.to_string(), who.clone())
-                });
-            }
         }
+        ServedBy::Node(name) => {
+            certs.extend(
+                set.view
+                    .nodes
+                    .iter()
+                    .filter(|n| &n.name == name)
+                    .filter_map(node_cert),
+            );
+        }
+    }
+    certs
+}
+
+/// One finding per certificate in `certs` that does not cover the host `target` names.
+fn peer_host_covered(
+    owner: &Owner,
+    rel: &str,
+    setting: &str,
+    target: &Target,
+    mut certs: Vec<(String, Vec<u8>, Vec<String>)>,
+    c: &mut Collector,
+) {
+    // The host the URL really names, not the record's `host` field.
+    let host_text = url_host(&target.url).unwrap_or(&target.host);
+    let Ok(host) = Host::parse(host_text) else {
+        return;
+    };
+    certs.retain(|(_, _, own)| !own.iter().any(|h| h.eq_ignore_ascii_case(host_text)));
+    for (who, der, _) in certs {
+        let Ok(names) = CertNames::from_der(&der) else {
+            continue;
+        };
+        c.check(hostname::check(&names, &host).java, || {
+            Finding::new(
+                Code::ConfigHostUncovered,
+                owner,
+                Some(rel),
+                format!(
+                    "{setting} names {} ({}), but the certificate of {who} does not cover {host}",
+                    target.url, target.served_by
+                ),
+            )
+            .expected_actual(host.to_string(), who.clone())
+        });
     }
 }
 

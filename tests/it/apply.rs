@@ -2070,27 +2070,24 @@ fn probe_peers(set: &Set, homes: &BTreeMap<String, PathBuf>, listings: &Listings
     let mut groups: BTreeMap<Key, (PathBuf, PathBuf, BTreeSet<String>, Vec<String>)> =
         BTreeMap::new();
     for (name, home) in homes {
-        let toml_text = std::fs::read_to_string(set.dir.join(format!("nodes/{name}/node.toml")))
-            .expect("node.toml");
-        let table: toml::Table = toml_text.parse().expect("node.toml parses");
+        // node.toml read back through the library's own types, as apply and verify read it.
+        let plan =
+            apim_pki::plan::node_toml::read(&set.dir.join(format!("nodes/{name}/node.toml")))
+                .expect("node.toml");
         let (ts_file, ts_type, ts_pass) = configured_truststore(home);
         let Some(ts_listing) = listings.get(name) else {
             fails.push(format!("{name}: no truststore listing; TLS not probed"));
             continue;
         };
-        for peer in table
-            .get("peer")
-            .and_then(|p| p.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let url = peer["url"].as_str().unwrap_or_default();
-            if !(url.starts_with("https://") || url.starts_with("ssl://")) {
+        for (_, peer) in plan.all_targets() {
+            let url = peer.url.as_str();
+            if !peer.is_tls() {
                 continue;
             }
-            let host = peer["host"].as_str().unwrap_or_default().to_string();
-            let port = u16::try_from(peer["port"].as_integer().unwrap_or_default()).expect("port");
-            let served_by = peer["served_by"].as_str().unwrap_or_default();
+            let host = peer.host.clone();
+            let port = peer.port;
+            let served_by = peer.served_by.to_string();
+            let served_by = served_by.as_str();
             let (server, base_port) = if let Some(node) = served_by.strip_prefix("node ") {
                 let s = set.topo.node(node);
                 (s.name.clone(), port - s.offset)

@@ -950,11 +950,9 @@ fn probe(set: &Path, t: &Topo, homes: &BTreeMap<String, PathBuf>, real: &Path) -
         g.uses.push(use_);
     };
     for (name, home) in homes {
-        let table: toml::Table =
-            std::fs::read_to_string(set.join(format!("nodes/{name}/node.toml")))
-                .expect("node.toml")
-                .parse()
-                .expect("node.toml parses");
+        // node.toml read back through the library's own types, as apply and verify read it.
+        let plan = apim_pki::plan::node_toml::read(&set.join(format!("nodes/{name}/node.toml")))
+            .expect("node.toml");
         let ts = configured_truststore(home);
         let default_ks = real.join(SECURITY).join("wso2carbon.jks");
         add(
@@ -965,19 +963,15 @@ fn probe(set: &Path, t: &Topo, homes: &BTreeMap<String, PathBuf>, real: &Path) -
             None,
             format!("{name}'s truststore"),
         );
-        for peer in table
-            .get("peer")
-            .and_then(|p| p.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let url = peer["url"].as_str().unwrap_or_default();
-            if !(url.starts_with("https://") || url.starts_with("ssl://")) {
+        for (_, peer) in plan.all_targets() {
+            let url = peer.url.as_str();
+            if !peer.is_tls() {
                 continue;
             }
-            let host = peer["host"].as_str().unwrap_or_default().to_string();
-            let port = u16::try_from(peer["port"].as_integer().unwrap_or(0)).expect("port");
-            let served = peer["served_by"].as_str().unwrap_or_default();
+            let host = peer.host.clone();
+            let port = peer.port;
+            let served = peer.served_by.to_string();
+            let served = served.as_str();
             let (server, base_port) = if let Some(n) = served.strip_prefix("node ") {
                 let off = t.nodes.iter().find(|x| x.0 == n).map_or(0, |x| x.2);
                 (n.to_string(), port - off)

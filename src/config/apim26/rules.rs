@@ -13,6 +13,7 @@
 
 use std::path::Path;
 
+use super::files::{BROKER, CARBON, DATA_AGENT, DATA_BRIDGE, ENDPOINT_CONFIG, IDENTITY};
 use super::{
     decode_xml, input, shown, ApplyError, FileChange, Planned, Store, Stores, ValueChange, XmlFile,
 };
@@ -115,26 +116,6 @@ pub(super) fn ssl_profiles(x: &mut XmlFile, stores: &Stores) -> Result<(), Apply
     Ok(())
 }
 
-/// node.toml settings of `file` whose paths end in an attribute (`…/element/@attr`), below the
-/// root element `root`; skipped where the element is absent.
-pub(super) fn attribute_settings(
-    x: &mut XmlFile,
-    root: &str,
-    settings: &[(String, String, String)],
-    file: &str,
-) -> Result<(), ApplyError> {
-    for (_, path, value) in settings.iter().filter(|(f, _, _)| f == file) {
-        let Some((element, attr)) = path.rsplit_once("/@") else {
-            continue;
-        };
-        let full = format!("{root}/{element}");
-        if x.doc.count(&full) > 0 {
-            x.set_attr(&full, attr, value)?;
-        }
-    }
-    Ok(())
-}
-
 fn set_if_present(x: &mut XmlFile, path: &str, value: &str) -> Result<(), ApplyError> {
     if x.doc.count(path) == 0 {
         return Ok(());
@@ -147,7 +128,7 @@ fn set_location_if_present(x: &mut XmlFile, path: &str, store: &Store) -> Result
     let Some(first) = existing.first() else {
         return Ok(());
     };
-    x.set(path, &super::keystore_path(Some(first), &store.file))
+    x.set(path, &super::edit::keystore_path(Some(first), &store.file))
 }
 
 /// site.json `ssoConfiguration` keys apply owns, and the value each gets: empty.
@@ -173,17 +154,17 @@ pub(super) fn cipher_text_aliases(stores: &Stores) -> [(&'static str, VaultTarge
     [
         (
             "Carbon.Security.KeyStore.Password",
-            VaultTarget::Element(super::CARBON, "Server/Security/KeyStore/Password"),
+            VaultTarget::Element(CARBON, "Server/Security/KeyStore/Password"),
             &stores.primary.password,
         ),
         (
             "Carbon.Security.KeyStore.KeyPassword",
-            VaultTarget::Element(super::CARBON, "Server/Security/KeyStore/KeyPassword"),
+            VaultTarget::Element(CARBON, "Server/Security/KeyStore/KeyPassword"),
             &stores.primary.password,
         ),
         (
             "Carbon.Security.TrustStore.Password",
-            VaultTarget::Element(super::CARBON, "Server/Security/TrustStore/Password"),
+            VaultTarget::Element(CARBON, "Server/Security/TrustStore/Password"),
             &stores.trust.password,
         ),
         (
@@ -275,11 +256,11 @@ pub(super) fn plan_cipher_text(
 /// `KeyStore.getInstance("JKS")` (or the JDK default type), so a PKCS#12 file works only where the
 /// JDK reads PKCS#12 through the JKS type (keystore.type.compat, JDK 8u60 and later).
 pub(super) const UNTYPED_CONSUMERS: [&str; 8] = [
-    super::IDENTITY,
-    super::BROKER,
-    super::DATA_BRIDGE,
-    super::DATA_AGENT,
-    super::ENDPOINT_CONFIG,
+    IDENTITY,
+    BROKER,
+    DATA_BRIDGE,
+    DATA_AGENT,
+    ENDPOINT_CONFIG,
     SECURE_WEBSOCKET,
     "repository/deployment/server/jaggeryapps/publisher/site/conf/site.json",
     "repository/deployment/server/jaggeryapps/store/site/conf/site.json",
@@ -337,16 +318,28 @@ mod tests {
     use crate::config::xmledit::{Edits, XmlDoc};
 
     fn stores() -> Stores {
-        let s = |file: &str, pw: &str, alias: Option<&str>| Store {
+        use crate::password::PasswordRole;
+        let s = |file: &str, pw: &str, alias: Option<&str>, role| Store {
             file: file.into(),
             java_type: "PKCS12",
             password: Password::new(pw.to_string()),
             alias: alias.map(str::to_string),
+            role,
         };
         Stores {
-            primary: s("wso2carbon.p12", "prim-pw", Some("primary")),
-            tls: s("gw1-tls.p12", "tls-pw", Some("gw1")),
-            trust: s("client-truststore.p12", "trust-pw", None),
+            primary: s(
+                "wso2carbon.p12",
+                "prim-pw",
+                Some("primary"),
+                PasswordRole::Primary,
+            ),
+            tls: s("gw1-tls.p12", "tls-pw", Some("gw1"), PasswordRole::Tls),
+            trust: s(
+                "client-truststore.p12",
+                "trust-pw",
+                None,
+                PasswordRole::Truststore,
+            ),
         }
     }
 
@@ -445,7 +438,7 @@ mod tests {
             std::fs::write(p, text).expect("write");
         };
         write(
-            super::super::CARBON,
+            super::CARBON,
             "<Server xmlns:svns=\"http://org.wso2.securevault/configuration\"><Security>\n<KeyStore><Password svns:secretAlias=\"Carbon.Security.KeyStore.Password\">password</Password><KeyPassword>prim-pw</KeyPassword></KeyStore>\n<TrustStore><Password>trust-pw</Password></TrustStore></Security></Server>\n",
         );
         write(
@@ -464,38 +457,6 @@ mod tests {
     }
 
     #[test]
-    fn attribute_settings_set_existing_elements_only() {
-        let text = "<proxy xmlns=\"http://ws.apache.org/ns/synapse\" name=\"W\">\n<target><inSequence><send><endpoint>\n<address uri=\"https://localhost:9443/store/x.jag\"\n format=\"rest\"/>\n</endpoint></send></inSequence></target>\n</proxy>\n";
-        let settings = vec![
-            (
-                "WorkflowCallbackService.xml".to_string(),
-                "target/inSequence/send/endpoint/address/@uri".to_string(),
-                "https://store.example:9443/store/x.jag".to_string(),
-            ),
-            (
-                "WorkflowCallbackService.xml".to_string(),
-                "target/outSequence/send/endpoint/address/@uri".to_string(),
-                "https://elsewhere/".to_string(),
-            ),
-            (
-                "api-manager.xml".to_string(),
-                "APIStore/URL".to_string(),
-                "ignored".to_string(),
-            ),
-        ];
-        let out = run(text, |x| {
-            attribute_settings(x, "proxy", &settings, "WorkflowCallbackService.xml")
-        });
-        assert_eq!(
-            out,
-            text.replace(
-                "https://localhost:9443/store/x.jag",
-                "https://store.example:9443/store/x.jag"
-            )
-        );
-    }
-
-    #[test]
     fn the_start_command_never_optimizes() {
         assert_eq!(
             start_command_26(Some("api-publisher")),
@@ -508,7 +469,7 @@ mod tests {
     #[test]
     fn pkcs12_with_untyped_files_warns_and_jks_does_not() {
         use crate::topology::KeystoreFormat;
-        let files = [super::super::BROKER];
+        let files = [super::BROKER];
         assert_eq!(untyped_warning(KeystoreFormat::Jks, &files), None);
         assert_eq!(untyped_warning(KeystoreFormat::Pkcs12, &[]), None);
         for f in [KeystoreFormat::Pkcs12, KeystoreFormat::Pkcs12Legacy] {

@@ -3,8 +3,11 @@
 //! each URL names and what serves them. `node.toml` records them; `verify` checks that each host
 //! is covered by the certificate of what answers there.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
+use super::PeerGroup;
 use crate::topology::{Node, Product, Profile, Topology};
 
 /// Ports, before offsets.
@@ -22,17 +25,32 @@ pub mod port {
     pub const WEBSUB_HTTPS: u16 = 8021;
 }
 
-/// A configuration file of an API-M 2.6 node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// A configuration file of an API-M 2.6 node that settings go to (node.toml names it by its
+/// short name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ConfigFile {
+    #[serde(rename = "carbon.xml")]
     Carbon,
+    #[serde(rename = "api-manager.xml")]
     ApiManager,
+    #[serde(rename = "jndi.properties")]
     Jndi,
+    #[serde(rename = "identity.xml")]
     Identity,
+    #[serde(rename = "WorkflowCallbackService.xml")]
     WorkflowCallback,
 }
 
 impl ConfigFile {
+    /// Every file, in the order apply writes them.
+    pub const ALL: [ConfigFile; 5] = [
+        ConfigFile::Carbon,
+        ConfigFile::ApiManager,
+        ConfigFile::Jndi,
+        ConfigFile::Identity,
+        ConfigFile::WorkflowCallback,
+    ];
+
     /// The file, relative to the product home.
     pub fn path(self) -> &'static str {
         match self {
@@ -58,9 +76,9 @@ impl ConfigFile {
     }
 }
 
-/// What answers at a host and port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+/// What answers at a host and port; written `node NAME` or `load-balancer HOST`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum ServedBy {
     LoadBalancer(String),
     Node(String),
@@ -75,8 +93,30 @@ impl std::fmt::Display for ServedBy {
     }
 }
 
+impl From<ServedBy> for String {
+    fn from(s: ServedBy) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for ServedBy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<ServedBy, String> {
+        if let Some(name) = text.strip_prefix("node ") {
+            Ok(ServedBy::Node(name.to_string()))
+        } else if let Some(host) = text.strip_prefix("load-balancer ") {
+            Ok(ServedBy::LoadBalancer(host.to_string()))
+        } else {
+            Err(format!(
+                "`{text}` is neither `node NAME` nor `load-balancer HOST`"
+            ))
+        }
+    }
+}
+
 /// One URL inside a setting's value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub url: String,
     pub host: String,
@@ -92,14 +132,32 @@ impl Target {
 }
 
 /// One value apply writes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setting {
     pub file: ConfigFile,
-    /// Element path below the root element (XML), or the property key (jndi.properties).
+    /// Element path below the root element (XML; `…/@attr` for an attribute), or the property
+    /// key (jndi.properties).
     pub path: String,
     pub value: String,
-    /// The URLs the value names.
+    /// True when apply skips it where the node's file has no such element (WSO2 files of other
+    /// 2.x releases, or trimmed files): the peer URLs config-2.6.md does not require.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// The URLs the value names, apart from those of `group`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<Target>,
+    /// The peer group whose every member the value names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupUrls>,
+}
+
+/// A URL per member of a peer group: `scheme://member:port+offset`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupUrls {
+    /// The group: the nodes of this profile.
+    pub group: Profile,
+    pub scheme: String,
+    pub port: u16,
 }
 
 impl Setting {
@@ -109,9 +167,9 @@ impl Setting {
     }
 }
 
-/// Where peers reach a profile: its load balancer (offset 0) or its single node.
-#[derive(Debug, Clone)]
-pub(crate) struct Address {
+/// Where peers reach a profile (its load balancer, offset 0) or a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
     host: String,
     offset: u16,
     served_by: ServedBy,
@@ -119,7 +177,7 @@ pub(crate) struct Address {
 
 impl Address {
     /// `scheme://host:port+offset suffix`, an IPv6 host in brackets.
-    pub(crate) fn url(&self, scheme: &str, port: u16, suffix: &str) -> String {
+    pub fn url(&self, scheme: &str, port: u16, suffix: &str) -> String {
         let port = u32::from(port) + u32::from(self.offset);
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -129,7 +187,8 @@ impl Address {
         format!("{scheme}://{host}:{port}{suffix}")
     }
 
-    pub(crate) fn target(&self, scheme: &str, port: u16, suffix: &str) -> Target {
+    /// The URL as a [`Target`].
+    pub fn target(&self, scheme: &str, port: u16, suffix: &str) -> Target {
         Target {
             url: self.url(scheme, port, suffix),
             host: self.host.clone(),
@@ -189,10 +248,8 @@ fn setting(file: ConfigFile, path: &str, targets: Vec<Target>, join: &str) -> Se
         .collect::<Vec<_>>()
         .join(join);
     Setting {
-        file,
-        path: path.into(),
-        value,
         targets,
+        ..plain(file, path, value)
     }
 }
 
@@ -201,57 +258,80 @@ fn plain(file: ConfigFile, path: &str, value: impl Into<String>) -> Setting {
         file,
         path: path.into(),
         value: value.into(),
+        optional: OPTIONAL_PATHS.contains(&path),
         targets: Vec::new(),
+        group: None,
     }
+}
+
+/// A setting whose value names every traffic manager (the `traffic-manager` peer group).
+fn tm_setting(file: ConfigFile, path: &str, value: String, scheme: &str, port: u16) -> Setting {
+    Setting {
+        group: Some(GroupUrls {
+            group: Profile::TrafficManager,
+            scheme: scheme.into(),
+            port,
+        }),
+        ..plain(file, path, value)
+    }
+}
+
+/// The traffic managers' URLs for `scheme` and `port`.
+fn tm_urls(topology: &Topology, scheme: &str, port: u16) -> Vec<String> {
+    nodes_of(topology, Profile::TrafficManager)
+        .iter()
+        .map(|n| node_address(n).url(scheme, port, ""))
+        .collect()
 }
 
 /// TM-GROUP(scheme, port): `scheme://tm:port`, or `{scheme://tm1:port}, {scheme://tm2:port}`.
 fn tm_group(topology: &Topology, path: &str, scheme: &str, port: u16) -> Setting {
-    let tms = nodes_of(topology, Profile::TrafficManager);
-    let targets: Vec<Target> = tms
-        .iter()
-        .map(|n| node_address(n).target(scheme, port, ""))
-        .collect();
-    let value = if targets.len() == 1 {
-        targets[0].url.clone()
+    let urls = tm_urls(topology, scheme, port);
+    let value = if urls.len() == 1 {
+        urls[0].clone()
     } else {
-        targets
-            .iter()
-            .map(|t| format!("{{{}}}", t.url))
+        urls.iter()
+            .map(|u| format!("{{{u}}}"))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    Setting {
-        file: ConfigFile::ApiManager,
-        path: path.into(),
-        value,
-        targets,
-    }
+    tm_setting(ConfigFile::ApiManager, path, value, scheme, port)
 }
 
 /// The broker part of AMQP-URL; apply keeps the user and password of the value it replaces
 /// (`USER:PASS` below stands for them).
 pub const AMQP_CREDENTIALS: &str = "USER:PASS";
 
-fn amqp_url(topology: &Topology) -> (String, Vec<Target>) {
-    let tms = nodes_of(topology, Profile::TrafficManager);
-    let targets: Vec<Target> = tms
-        .iter()
-        .map(|n| node_address(n).target("tcp", port::AMQP, ""))
-        .collect();
-    let url = if targets.len() == 1 {
+/// The AMQP connection URL naming every traffic manager's broker, as a setting of `file`.
+fn amqp_url(topology: &Topology, file: ConfigFile, path: &str) -> Setting {
+    let urls = tm_urls(topology, "tcp", port::AMQP);
+    let value = if urls.len() == 1 {
         format!(
             "amqp://{AMQP_CREDENTIALS}@clientid/carbon?brokerlist='{}'",
-            targets[0].url
+            urls[0]
         )
     } else {
-        let brokers: Vec<String> = targets
+        let brokers: Vec<String> = urls
             .iter()
-            .map(|t| format!("{}?retries='5'%26connectdelay='50'", t.url))
+            .map(|u| format!("{u}?retries='5'%26connectdelay='50'"))
             .collect();
         format!("amqp://{AMQP_CREDENTIALS}@clientID/carbon?failover='roundrobin'%26cyclecount='2'%26brokerlist='{}'", brokers.join(";"))
     };
-    (url, targets)
+    tm_setting(file, path, value, "tcp", port::AMQP)
+}
+
+/// The peer groups `settings` name, each listed once.
+pub fn peer_groups(topology: &Topology, settings: &[Setting]) -> BTreeMap<Profile, PeerGroup> {
+    let mut out = BTreeMap::new();
+    for g in settings.iter().filter_map(|s| s.group.as_ref()) {
+        out.entry(g.group).or_insert_with(|| PeerGroup {
+            members: nodes_of(topology, g.group)
+                .into_iter()
+                .map(node_address)
+                .collect(),
+        });
+    }
+    out
 }
 
 fn key_validation(topology: &Topology, out: &mut Vec<Setting>, client_side: bool) {
@@ -548,185 +628,203 @@ fn peer_urls(topology: &Topology, profile: Profile, out: &mut Vec<Setting>) {
 }
 
 /// Every topology-derived setting of `node` (API-M 2.6); empty for other products, whose
-/// deployment.toml is not written yet.
+/// deployment.toml carries its own peers.
 pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
     if topology.product != Product::Apim26 {
         return Vec::new();
     }
-    let (am, carbon) = (ConfigFile::ApiManager, ConfigFile::Carbon);
-    let mut out = Vec::new();
+    let carbon = ConfigFile::Carbon;
     let public_host = topology
         .load_balancer_for(node.profile)
         .map_or_else(|| node.host.to_string(), |lb| lb.host.to_string());
-    out.push(plain(carbon, "HostName", public_host.clone()));
-    out.push(plain(carbon, "MgtHostName", public_host));
-    out.push(plain(carbon, "Ports/Offset", node.offset.to_string()));
-    let single_km = nodes_of(topology, Profile::KeyManager).len() == 1;
-    let tm = address(topology, Profile::TrafficManager);
-    let km = address(topology, Profile::KeyManager);
+    let mut out = vec![
+        plain(carbon, "HostName", public_host.clone()),
+        plain(carbon, "MgtHostName", public_host),
+        plain(carbon, "Ports/Offset", node.offset.to_string()),
+    ];
     match node.profile {
-        Profile::KeyManager => {
-            gateway_environment(topology, &mut out, false);
-            if single_km {
-                out.push(plain(
-                    am,
-                    "APIKeyValidator/KeyValidatorClientType",
-                    "ThriftClient",
-                ));
-                out.push(plain(am, "APIKeyValidator/EnableThriftServer", "true"));
-                out.push(plain(
-                    am,
-                    "APIKeyValidator/ThriftServerHost",
-                    node.host.to_string(),
-                ));
-                out.push(plain(
-                    am,
-                    "APIKeyValidator/ThriftServerPort",
-                    (port::THRIFT + node.offset).to_string(),
-                ));
-            } else {
-                out.push(plain(
-                    am,
-                    "APIKeyValidator/KeyValidatorClientType",
-                    "WSClient",
-                ));
-                out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
-            }
-        }
-        Profile::Publisher => {
-            out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
-            if let Some(km) = &km {
-                out.push(setting(
-                    am,
-                    "AuthManager/ServerURL",
-                    vec![km.target("https", port::MGMT_HTTPS, "/services/")],
-                    "",
-                ));
-            }
-            throttling_publisher(topology, &mut out);
-            if let Some(tm) = &tm {
-                out.push(setting(
-                    am,
-                    "ThrottlingConfigurations/PolicyDeployer/ServiceURL",
-                    vec![tm.target("https", port::MGMT_HTTPS, "/services/")],
-                    "",
-                ));
-            }
-            out.push(plain(
-                am,
-                "ThrottlingConfigurations/BlockCondition/Enabled",
-                "false",
-            ));
-            out.push(plain(
-                am,
-                "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
-                "false",
-            ));
-            gateway_environment(topology, &mut out, true);
-            out.push(plain(am, "APIStore/DisplayURL", "true"));
-            if let Some(store) = address(topology, Profile::Store) {
-                out.push(setting(
-                    am,
-                    "APIStore/URL",
-                    vec![store.target("https", port::MGMT_HTTPS, "/store")],
-                    "",
-                ));
-            }
-            let (url, targets) = amqp_url(topology);
-            out.push(Setting {
-                file: ConfigFile::Jndi,
-                path: "connectionfactory.TopicConnectionFactory".into(),
-                value: url,
-                targets,
-            });
-            out.push(plain(
-                ConfigFile::Jndi,
-                "topic.throttleData",
-                "throttleData",
-            ));
-        }
-        Profile::Store => {
-            out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
-            key_validation(topology, &mut out, true);
-            if let Some(km) = &km {
-                out.push(setting(
-                    am,
-                    "AuthManager/ServerURL",
-                    vec![km.target("https", port::MGMT_HTTPS, "/services/")],
-                    "",
-                ));
-            }
-            out.push(plain(
-                am,
-                "ThrottlingConfigurations/EnableAdvanceThrottling",
-                "true",
-            ));
-            out.push(plain(
-                am,
-                "ThrottlingConfigurations/DataPublisher/Enabled",
-                "false",
-            ));
-            out.push(plain(
-                am,
-                "ThrottlingConfigurations/BlockCondition/Enabled",
-                "false",
-            ));
-            out.push(plain(
-                am,
-                "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
-                "false",
-            ));
-            gateway_environment(topology, &mut out, true);
-            if let Some(gw) = address(topology, Profile::GatewayWorker) {
-                out.push(setting(
-                    am,
-                    "OAuthConfigurations/RevokeAPIURL",
-                    vec![gw.target("https", port::GW_HTTPS, "/revoke")],
-                    "",
-                ));
-            }
-        }
-        Profile::TrafficManager => {
-            out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
-        }
-        Profile::GatewayManager | Profile::GatewayWorker => {
-            out.push(plain(am, "APIKeyValidator/EnableThriftServer", "false"));
-            key_validation(topology, &mut out, true);
-            throttling_publisher(topology, &mut out);
-            out.push(plain(
-                am,
-                "ThrottlingConfigurations/PolicyDeployer/Enabled",
-                "false",
-            ));
-            if let Some(tm) = &tm {
-                out.push(setting(
-                    am,
-                    "ThrottlingConfigurations/PolicyDeployer/ServiceURL",
-                    vec![tm.target("https", port::MGMT_HTTPS, "/services/")],
-                    "",
-                ));
-            }
-            out.push(plain(
-                am,
-                "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
-                "true",
-            ));
-            if let Some(first_tm) = nodes_of(topology, Profile::TrafficManager).first() {
-                out.push(setting(
-                    am,
-                    "ThrottlingConfigurations/JMSConnectionDetails/ServiceURL",
-                    vec![node_address(first_tm).target("tcp", port::AMQP, "")],
-                    "",
-                ));
-            }
-            let (url, targets) = amqp_url(topology);
-            out.push(Setting { file: am, path: "ThrottlingConfigurations/JMSConnectionDetails/JMSConnectionParameters/connectionfactory.TopicConnectionFactory".into(), value: url, targets });
-        }
+        Profile::KeyManager => key_manager(topology, node, &mut out),
+        Profile::Publisher => publisher(topology, &mut out),
+        Profile::Store => store(topology, &mut out),
+        Profile::TrafficManager => out.push(thrift_server(false)),
+        Profile::GatewayManager | Profile::GatewayWorker => gateway(topology, &mut out),
         Profile::Devportal | Profile::ControlPlane | Profile::UniversalGateway => {}
     }
     peer_urls(topology, node.profile, &mut out);
     broker_everywhere(topology, node.profile, &mut out);
     out
+}
+
+fn thrift_server(enabled: bool) -> Setting {
+    plain(
+        ConfigFile::ApiManager,
+        "APIKeyValidator/EnableThriftServer",
+        enabled.to_string(),
+    )
+}
+
+/// `path` = the key manager's `…/services/` URL, where there is a key manager.
+fn km_services(topology: &Topology, path: &str, out: &mut Vec<Setting>) {
+    if let Some(km) = address(topology, Profile::KeyManager) {
+        out.push(setting(
+            ConfigFile::ApiManager,
+            path,
+            vec![km.target("https", port::MGMT_HTTPS, "/services/")],
+            "",
+        ));
+    }
+}
+
+/// `ThrottlingConfigurations/PolicyDeployer/ServiceURL`: the traffic managers' services.
+fn policy_deployer(topology: &Topology, out: &mut Vec<Setting>) {
+    if let Some(tm) = address(topology, Profile::TrafficManager) {
+        out.push(setting(
+            ConfigFile::ApiManager,
+            "ThrottlingConfigurations/PolicyDeployer/ServiceURL",
+            vec![tm.target("https", port::MGMT_HTTPS, "/services/")],
+            "",
+        ));
+    }
+}
+
+/// Each `(path, value)` as a plain api-manager.xml setting.
+fn switches(out: &mut Vec<Setting>, values: &[(&str, &str)]) {
+    out.extend(
+        values
+            .iter()
+            .map(|(path, value)| plain(ConfigFile::ApiManager, path, *value)),
+    );
+}
+
+/// The key manager: the Thrift server with a single key manager, web services with several.
+fn key_manager(topology: &Topology, node: &Node, out: &mut Vec<Setting>) {
+    let am = ConfigFile::ApiManager;
+    gateway_environment(topology, out, false);
+    if nodes_of(topology, Profile::KeyManager).len() == 1 {
+        out.push(plain(
+            am,
+            "APIKeyValidator/KeyValidatorClientType",
+            "ThriftClient",
+        ));
+        out.push(thrift_server(true));
+        out.push(plain(
+            am,
+            "APIKeyValidator/ThriftServerHost",
+            node.host.to_string(),
+        ));
+        out.push(plain(
+            am,
+            "APIKeyValidator/ThriftServerPort",
+            (port::THRIFT + node.offset).to_string(),
+        ));
+    } else {
+        out.push(plain(
+            am,
+            "APIKeyValidator/KeyValidatorClientType",
+            "WSClient",
+        ));
+        out.push(thrift_server(false));
+    }
+}
+
+/// The publisher: throttling data to the traffic managers, the gateway environment and the
+/// store's URL, and the throttle-data topic (jndi.properties).
+fn publisher(topology: &Topology, out: &mut Vec<Setting>) {
+    out.push(thrift_server(false));
+    km_services(topology, "AuthManager/ServerURL", out);
+    throttling_publisher(topology, out);
+    policy_deployer(topology, out);
+    switches(
+        out,
+        &[
+            ("ThrottlingConfigurations/BlockCondition/Enabled", "false"),
+            (
+                "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
+                "false",
+            ),
+        ],
+    );
+    gateway_environment(topology, out, true);
+    out.push(plain(ConfigFile::ApiManager, "APIStore/DisplayURL", "true"));
+    if let Some(store) = address(topology, Profile::Store) {
+        out.push(setting(
+            ConfigFile::ApiManager,
+            "APIStore/URL",
+            vec![store.target("https", port::MGMT_HTTPS, "/store")],
+            "",
+        ));
+    }
+    out.push(amqp_url(
+        topology,
+        ConfigFile::Jndi,
+        "connectionfactory.TopicConnectionFactory",
+    ));
+    out.push(plain(
+        ConfigFile::Jndi,
+        "topic.throttleData",
+        "throttleData",
+    ));
+}
+
+/// The store: key validation, the gateway environment and the gateways' revoke URL.
+fn store(topology: &Topology, out: &mut Vec<Setting>) {
+    out.push(thrift_server(false));
+    key_validation(topology, out, true);
+    km_services(topology, "AuthManager/ServerURL", out);
+    switches(
+        out,
+        &[
+            ("ThrottlingConfigurations/EnableAdvanceThrottling", "true"),
+            ("ThrottlingConfigurations/DataPublisher/Enabled", "false"),
+            ("ThrottlingConfigurations/BlockCondition/Enabled", "false"),
+            (
+                "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
+                "false",
+            ),
+        ],
+    );
+    gateway_environment(topology, out, true);
+    if let Some(gw) = address(topology, Profile::GatewayWorker) {
+        out.push(setting(
+            ConfigFile::ApiManager,
+            "OAuthConfigurations/RevokeAPIURL",
+            vec![gw.target("https", port::GW_HTTPS, "/revoke")],
+            "",
+        ));
+    }
+}
+
+/// Gateways: key validation, throttling data to and JMS events from the traffic managers.
+fn gateway(topology: &Topology, out: &mut Vec<Setting>) {
+    let am = ConfigFile::ApiManager;
+    out.push(thrift_server(false));
+    key_validation(topology, out, true);
+    throttling_publisher(topology, out);
+    switches(
+        out,
+        &[("ThrottlingConfigurations/PolicyDeployer/Enabled", "false")],
+    );
+    policy_deployer(topology, out);
+    switches(
+        out,
+        &[(
+            "ThrottlingConfigurations/JMSConnectionDetails/Enabled",
+            "true",
+        )],
+    );
+    if let Some(first_tm) = nodes_of(topology, Profile::TrafficManager).first() {
+        out.push(setting(
+            am,
+            "ThrottlingConfigurations/JMSConnectionDetails/ServiceURL",
+            vec![node_address(first_tm).target("tcp", port::AMQP, "")],
+            "",
+        ));
+    }
+    out.push(amqp_url(
+        topology,
+        am,
+        "ThrottlingConfigurations/JMSConnectionDetails/JMSConnectionParameters/connectionfactory.TopicConnectionFactory",
+    ));
 }
 
 /// jndi.properties' topic factory names the traffic managers' broker on every node that is not
@@ -741,13 +839,7 @@ fn broker_everywhere(topology: &Topology, profile: Profile, out: &mut Vec<Settin
     {
         return;
     }
-    let (value, targets) = amqp_url(topology);
-    out.push(Setting {
-        file: ConfigFile::Jndi,
-        path: path.into(),
-        value,
-        targets,
-    });
+    out.push(amqp_url(topology, ConfigFile::Jndi, path));
 }
 
 #[cfg(test)]

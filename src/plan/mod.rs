@@ -1,0 +1,471 @@
+//! Topology → Plan: one typed value that says, for the deployment and for each node and load
+//! balancer, every artifact (file, format, alias, names covered, key type, validity), every
+//! password role and every setting with the file it goes to. Built once from a validated
+//! [`Topology`]; generate, apply and verify read it instead of asking the topology again.
+//!
+//! The plan is pure data: it generates no key, opens no file and knows no crypto library. A
+//! node's part ([`NodePlan`]) is what `nodes/<node>/node.toml` holds: its serde form is the
+//! file (see [`node_toml`]), so apply and verify read back the very types generate wrote.
+
+pub mod certs;
+pub mod node_toml;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keystore::KeystoreFormat;
+use crate::output::layout;
+use crate::password::PasswordRole;
+use crate::pki::CertSpec;
+use crate::topology::{KeyType, Node, Product, Profile, TlsMode, Topology};
+
+pub use settings::{Address, ConfigFile, GroupUrls, ServedBy, Setting, Target};
+
+/// The schema of node.toml this build writes and reads; an older or newer file is refused
+/// (re-run `generate` to rewrite it). 1 was the hand-rendered file with `[settings]` and one
+/// `[[peer]]` per URL; 2 is [`NodePlan`]'s serde form with shared peer groups.
+pub const NODE_TOML_SCHEMA: u32 = 2;
+
+/// Everything a deployment needs, as data.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub deployment: Deployment,
+    pub nodes: Vec<NodePlan>,
+    pub load_balancers: Vec<LbPlan>,
+}
+
+/// What every node shares: the CA, the primary keystore, the truststore and the passwords.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub name: String,
+    pub product: Product,
+    pub format: KeystoreFormat,
+    pub tls: TlsMode,
+    /// The key type of every key the deployment holds.
+    pub key: KeyType,
+    /// The first CA generation's certificate.
+    pub ca: CertSpec,
+    /// The shared primary keystore: file name, alias and certificate.
+    pub primary: Artifact,
+    /// The truststore's file name.
+    pub truststore_file: String,
+    /// The aliases under which truststores hold the primary certificate.
+    pub primary_trust_aliases: Vec<String>,
+    /// The password roles the deployment uses (`tls` only with per-node TLS keystores).
+    pub passwords: Vec<PasswordRole>,
+}
+
+/// A keystore holding one key: its file name (in the node's security directory), alias,
+/// format, password role and the certificate it carries.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub file: String,
+    pub alias: String,
+    pub format: KeystoreFormat,
+    pub password: PasswordRole,
+    pub key: KeyType,
+    pub cert: CertSpec,
+}
+
+/// A load balancer terminating TLS: its host, the profile it fronts and its certificate.
+#[derive(Debug, Clone)]
+pub struct LbPlan {
+    pub host: String,
+    pub fronts: Profile,
+    pub key: KeyType,
+    pub cert: CertSpec,
+}
+
+/// One node's plan; its serde form is node.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodePlan {
+    /// [`NODE_TOML_SCHEMA`].
+    pub schema: u32,
+    pub name: String,
+    pub profile: Profile,
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    pub offset: u16,
+    /// The command that starts the node and keeps what apply wrote.
+    pub start: String,
+    pub keystores: NodeKeystores,
+    /// Every value apply writes that depends on the topology (API-M 2.6).
+    #[serde(default, rename = "setting", skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<Setting>,
+    /// The URLs the node's deployment.toml names (3.2 and later), with the key holding each.
+    #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<NamedTarget>,
+    /// The groups of nodes that settings name together (every traffic manager), listed once.
+    #[serde(
+        default,
+        rename = "peer_group",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub peer_groups: BTreeMap<Profile, PeerGroup>,
+}
+
+/// The node's three keystores, as its files name them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeKeystores {
+    pub primary: StoreRef,
+    /// The keystore the HTTPS connector serves: the node's own, or the primary when shared.
+    pub tls: StoreRef,
+    pub truststore: StoreRef,
+}
+
+/// A keystore as a node's configuration names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreRef {
+    /// Relative to the product home (`repository/resources/security/…`).
+    pub file: String,
+    pub format: KeystoreFormat,
+    /// The key entry's alias; none for a truststore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Which password opens it.
+    pub password: PasswordRole,
+    /// The names the node's own TLS certificate covers (per-node TLS only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<Covers>,
+}
+
+impl StoreRef {
+    /// The file name without its directory.
+    pub fn file_name(&self) -> &str {
+        self.file.rsplit('/').next().unwrap_or(&self.file)
+    }
+}
+
+/// What a TLS certificate covers, its key type and validity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Covers {
+    pub dns_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<IpAddr>,
+    pub key: KeyType,
+    pub validity_days: u32,
+}
+
+/// A URL deployment.toml names and the key holding it (`deployment.toml: apim.x.service_url`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedTarget {
+    pub setting: String,
+    #[serde(flatten)]
+    pub target: Target,
+}
+
+/// Nodes that settings name together, each as its peers reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerGroup {
+    pub members: Vec<Address>,
+}
+
+impl Plan {
+    /// The plan of `topology`: every node and load balancer.
+    pub fn build(topology: &Topology) -> Plan {
+        Plan {
+            deployment: Deployment::build(topology),
+            nodes: topology
+                .nodes
+                .iter()
+                .map(|n| NodePlan::build(topology, n))
+                .collect(),
+            load_balancers: topology
+                .load_balancers
+                .iter()
+                .map(|lb| LbPlan {
+                    host: lb.host.to_string(),
+                    fronts: lb.fronts,
+                    key: topology.pki.key,
+                    cert: certs::lb_cert(topology, &lb.host),
+                })
+                .collect(),
+        }
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&NodePlan> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+impl Deployment {
+    /// The deployment-wide part of `topology`'s plan.
+    pub fn build(topology: &Topology) -> Deployment {
+        let format = topology.keystores.format;
+        let mut passwords = vec![PasswordRole::Primary];
+        if topology.keystores.tls == TlsMode::PerNode {
+            passwords.push(PasswordRole::Tls);
+        }
+        passwords.push(PasswordRole::Truststore);
+        Deployment {
+            name: topology.name.clone(),
+            product: topology.product,
+            format,
+            tls: topology.keystores.tls,
+            key: topology.pki.key,
+            ca: certs::ca_cert(topology, 1),
+            primary: Artifact {
+                file: layout::primary_file(format),
+                alias: topology.keystores.primary_alias.clone(),
+                format,
+                password: PasswordRole::Primary,
+                key: topology.pki.key,
+                cert: certs::primary_cert(topology),
+            },
+            truststore_file: layout::truststore_file(format),
+            primary_trust_aliases: certs::primary_trust_aliases(topology),
+            passwords,
+        }
+    }
+}
+
+impl NodePlan {
+    /// `node`'s plan. Costs what one node's settings cost: callers that handle one node at a
+    /// time (node.toml rendering) build only that node's.
+    pub fn build(topology: &Topology, node: &Node) -> NodePlan {
+        let settings = settings::node_settings(topology, node);
+        let peer_groups = settings::peer_groups(topology, &settings);
+        let peers = crate::config::deployment_toml::peers(topology, node)
+            .into_iter()
+            .map(|p| NamedTarget {
+                setting: p.setting,
+                target: p.target,
+            })
+            .collect();
+        NodePlan {
+            schema: NODE_TOML_SCHEMA,
+            name: node.name.clone(),
+            profile: node.profile,
+            host: node.host.to_string(),
+            ip: node.ip,
+            offset: node.offset,
+            start: topology.product.start_command(node.profile),
+            keystores: NodeKeystores::build(topology, node),
+            settings,
+            peers,
+            peer_groups,
+        }
+    }
+
+    /// The settings that go to `file`.
+    pub fn settings_for(&self, file: ConfigFile) -> impl Iterator<Item = &Setting> {
+        self.settings.iter().filter(move |s| s.file == file)
+    }
+
+    /// The URLs `setting` names: its own targets and those of the group it names.
+    pub fn targets(&self, setting: &Setting) -> Vec<Target> {
+        let mut out = setting.targets.clone();
+        if let Some(g) = &setting.group {
+            if let Some(group) = self.peer_groups.get(&g.group) {
+                out.extend(
+                    group
+                        .members
+                        .iter()
+                        .map(|m| m.target(&g.scheme, g.port, "")),
+                );
+            }
+        }
+        out
+    }
+
+    /// Every URL the node's files name, with the label of the setting holding it.
+    pub fn all_targets(&self) -> Vec<(String, Target)> {
+        let mut out: Vec<(String, Target)> = Vec::new();
+        for s in &self.settings {
+            let label = s.label();
+            out.extend(self.targets(s).into_iter().map(|t| (label.clone(), t)));
+        }
+        out.extend(
+            self.peers
+                .iter()
+                .map(|p| (p.setting.clone(), p.target.clone())),
+        );
+        out
+    }
+}
+
+impl NodeKeystores {
+    fn build(topology: &Topology, node: &Node) -> NodeKeystores {
+        let per_node = topology.keystores.tls == TlsMode::PerNode;
+        let covers = per_node.then(|| {
+            let cert = certs::node_cert(topology, node);
+            Covers {
+                dns_names: cert.dns_names,
+                ip_addresses: cert.ip_addresses,
+                key: topology.pki.key,
+                validity_days: cert.validity_days,
+            }
+        });
+        NodeKeystores::new(
+            topology.keystores.format,
+            topology.keystores.tls,
+            &topology.keystores.primary_alias,
+            &node.name,
+            covers,
+        )
+    }
+
+    /// The keystores of node `node` in a deployment of `format` and `tls` mode whose primary
+    /// key is `primary_alias`: one rule for generate's plan and for readers of a set.
+    pub fn new(
+        format: KeystoreFormat,
+        tls: TlsMode,
+        primary_alias: &str,
+        node: &str,
+        covers: Option<Covers>,
+    ) -> NodeKeystores {
+        let sec = |file: String| format!("{}/{file}", layout::SECURITY_DIR);
+        let primary = StoreRef {
+            file: sec(layout::primary_file(format)),
+            format,
+            alias: Some(primary_alias.to_string()),
+            password: PasswordRole::Primary,
+            covers: None,
+        };
+        let tls = match tls {
+            TlsMode::PerNode => StoreRef {
+                file: sec(layout::tls_file(node, format)),
+                format,
+                alias: Some(node.to_string()),
+                password: PasswordRole::Tls,
+                covers,
+            },
+            TlsMode::Shared => primary.clone(),
+        };
+        NodeKeystores {
+            primary,
+            tls,
+            truststore: StoreRef {
+                file: sec(layout::truststore_file(format)),
+                format,
+                alias: None,
+                password: PasswordRole::Truststore,
+                covers: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const TOPOLOGY: &str = r#"
+name = "t"
+product = "apim-2.6"
+[[node]]
+name = "km"
+profile = "key-manager"
+host = "km.t.example"
+[[node]]
+name = "pub"
+profile = "publisher"
+host = "pub.t.example"
+[[node]]
+name = "store"
+profile = "store"
+host = "store.t.example"
+[[node]]
+name = "tm1"
+profile = "traffic-manager"
+host = "tm1.t.example"
+[[node]]
+name = "tm2"
+profile = "traffic-manager"
+host = "tm2.t.example"
+offset = 1
+[[node]]
+name = "gw"
+profile = "gateway-worker"
+host = "gw.t.example"
+ip = "10.0.0.7"
+[[load_balancer]]
+host = "tm.t.example"
+fronts = "traffic-manager"
+"#;
+
+    fn plan(text: &str) -> Plan {
+        let t = Topology::parse(text, std::path::Path::new("t.toml")).expect("valid");
+        Plan::build(&t)
+    }
+
+    #[test]
+    fn every_node_names_its_keystores_and_password_roles() {
+        let p = plan(TOPOLOGY);
+        assert_eq!(
+            p.deployment.passwords,
+            [
+                PasswordRole::Primary,
+                PasswordRole::Tls,
+                PasswordRole::Truststore
+            ]
+        );
+        let gw = p.node("gw").expect("gw");
+        assert_eq!(
+            gw.keystores.tls.file,
+            "repository/resources/security/gw-tls.jks"
+        );
+        assert_eq!(gw.keystores.tls.password, PasswordRole::Tls);
+        assert_eq!(gw.keystores.tls.alias.as_deref(), Some("gw"));
+        let covers = gw
+            .keystores
+            .tls
+            .covers
+            .as_ref()
+            .expect("per-node TLS covers");
+        assert_eq!(covers.dns_names, ["gw.t.example", "localhost"]);
+        assert!(covers
+            .ip_addresses
+            .contains(&"10.0.0.7".parse().expect("ip")));
+        assert_eq!(gw.keystores.truststore.password, PasswordRole::Truststore);
+        assert_eq!(gw.start, "sh bin/wso2server.sh -Dprofile=gateway-worker");
+    }
+
+    #[test]
+    fn shared_tls_serves_the_primary_and_uses_its_password() {
+        let text = format!("{TOPOLOGY}[keystores]\ntls = \"shared\"\n");
+        let p = plan(&text);
+        assert_eq!(
+            p.deployment.passwords,
+            [PasswordRole::Primary, PasswordRole::Truststore]
+        );
+        let gw = p.node("gw").expect("gw");
+        assert_eq!(gw.keystores.tls, gw.keystores.primary);
+        assert!(p
+            .deployment
+            .primary
+            .cert
+            .dns_names
+            .contains(&"tm2.t.example".into()));
+    }
+
+    #[test]
+    fn a_gateway_names_the_traffic_managers_once_as_a_group() {
+        let p = plan(TOPOLOGY);
+        let gw = p.node("gw").expect("gw");
+        let group = &gw.peer_groups[&Profile::TrafficManager];
+        assert_eq!(group.members.len(), 2);
+        let receiver = gw
+            .settings
+            .iter()
+            .find(|s| s.path == "ThrottlingConfigurations/TrafficManager/ReceiverUrlGroup")
+            .expect("receiver group");
+        assert!(receiver.targets.is_empty(), "the group holds the members");
+        let urls: Vec<String> = gw.targets(receiver).into_iter().map(|t| t.url).collect();
+        assert_eq!(
+            urls,
+            ["tcp://tm1.t.example:9611", "tcp://tm2.t.example:9612"]
+        );
+        assert_eq!(
+            receiver.value,
+            "{tcp://tm1.t.example:9611}, {tcp://tm2.t.example:9612}"
+        );
+        // A traffic manager names no traffic-manager group.
+        assert!(p.node("tm1").expect("tm1").peer_groups.is_empty());
+    }
+}
