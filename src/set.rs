@@ -9,8 +9,8 @@ use serde::Deserialize;
 use crate::output::inventory::{Inventory, PasswordSource};
 use crate::output::layout;
 use crate::output::secrets::Secrets;
-use crate::password::Password;
-use crate::topology::{KeystoreFormat, TlsMode};
+use crate::password::{Password, PasswordRole};
+use crate::topology::{KeystoreFormat, Profile, TlsMode};
 
 /// Why a set could not be opened (exit 2). Problems inside DIR that verify checks are findings
 /// instead.
@@ -65,7 +65,7 @@ pub struct KeystoresView {
 #[derive(Debug, Clone, Deserialize)]
 pub struct NodeView {
     pub name: String,
-    pub profile: String,
+    pub profile: Profile,
     pub host: String,
     #[serde(default)]
     pub offset: u16,
@@ -74,7 +74,7 @@ pub struct NodeView {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LbView {
     pub host: String,
-    pub fronts: String,
+    pub fronts: Profile,
     /// Where its files live on the load-balancer host (absent in sets made before the
     /// load-balancer configurations were).
     #[serde(default)]
@@ -88,7 +88,7 @@ impl SetView {
     }
 
     /// The load balancer fronting `profile`.
-    pub fn lb_for(&self, profile: &str) -> Option<&LbView> {
+    pub fn lb_for(&self, profile: Profile) -> Option<&LbView> {
         self.load_balancers.iter().find(|lb| lb.fronts == profile)
     }
 
@@ -190,10 +190,10 @@ impl OpenedSet {
         })
     }
 
-    /// The password for a role (`primary`, `tls`, `truststore`); the primary's when absent.
-    pub fn password(&self, role: &str) -> Option<&Password> {
+    /// The password for `role`; the primary's when absent.
+    pub fn password(&self, role: PasswordRole) -> Option<&Password> {
         self.passwords
-            .get(role)
-            .or_else(|| self.passwords.get("primary"))
+            .get(role.as_str())
+            .or_else(|| self.passwords.get(PasswordRole::Primary.as_str()))
     }
 }

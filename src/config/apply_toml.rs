@@ -95,8 +95,9 @@ fn find_node(
                 Some(&format!("nodes: {}", names.join(", "))),
             )
         })?;
-    let profile = Profile::parse(&node.profile, product).ok_or_else(|| {
-        input(
+    let profile = node.profile;
+    if !product.profiles().iter().any(|(p, _)| *p == profile) {
+        return Err(input(
             &inventory,
             format!(
                 "node `{name}` has profile `{}`, unknown for {}",
@@ -104,8 +105,8 @@ fn find_node(
                 product.as_str()
             ),
             None,
-        )
-    })?;
+        ));
+    }
     Ok((node, profile))
 }
 
@@ -362,13 +363,16 @@ fn truststore(
     let file = layout::truststore_file(format);
     let from = set.dir.join(layout::node_security(node, &file));
     let ours_bytes = read(&from, Some("run `apim-pki generate` first"))?;
-    let password = set.password("truststore").cloned().ok_or_else(|| {
-        input(
-            set.dir.join(layout::INVENTORY),
-            "no truststore password recorded",
-            None,
-        )
-    })?;
+    let password = set
+        .password(crate::password::PasswordRole::Truststore)
+        .cloned()
+        .ok_or_else(|| {
+            input(
+                set.dir.join(layout::INVENTORY),
+                "no truststore password recorded",
+                None,
+            )
+        })?;
     let (ours, _) =
         Keystore::decode(&ours_bytes, &password).map_err(|e| input(&from, e.to_string(), None))?;
     let managed: Vec<String> = ours.entries.iter().map(|e| e.alias().to_string()).collect();

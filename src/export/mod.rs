@@ -135,7 +135,7 @@ fn select<'a>(set: &'a OpenedSet, selection: &Selection) -> Result<Vec<&'a NodeV
     let nodes = &set.view.nodes;
     let picked: Vec<&NodeView> = match selection {
         Selection::Node(name) => nodes.iter().filter(|n| &n.name == name).collect(),
-        Selection::Profile(p) => nodes.iter().filter(|n| &n.profile == p).collect(),
+        Selection::Profile(p) => nodes.iter().filter(|n| n.profile.as_str() == p).collect(),
     };
     if !picked.is_empty() {
         return Ok(picked);
@@ -145,7 +145,7 @@ fn select<'a>(set: &'a OpenedSet, selection: &Selection) -> Result<Vec<&'a NodeV
             ExportError::UnknownNode(name.clone(), nodes.iter().map(|n| n.name.clone()).collect())
         }
         Selection::Profile(p) => {
-            let mut profiles: Vec<String> = nodes.iter().map(|n| n.profile.clone()).collect();
+            let mut profiles: Vec<String> = nodes.iter().map(|n| n.profile.to_string()).collect();
             profiles.sort();
             profiles.dedup();
             ExportError::UnknownProfile(p.clone(), profiles)
@@ -155,26 +155,31 @@ fn select<'a>(set: &'a OpenedSet, selection: &Selection) -> Result<Vec<&'a NodeV
 
 /// Reads a node's stores and checks each opens with its password.
 fn node_input(set: &OpenedSet, node: &NodeView) -> Result<NodeInput, ExportError> {
-    let chart = Chart::for_profile(&node.profile).ok_or_else(|| ExportError::NoChart {
+    let chart = Chart::for_profile(node.profile.as_str()).ok_or_else(|| ExportError::NoChart {
         node: node.name.clone(),
-        profile: node.profile.clone(),
+        profile: node.profile.to_string(),
     })?;
     let format = set.view.keystores.format;
     let mut wanted = vec![(
         Slot::Primary,
         layout::primary_file(format),
         Some(set.view.keystores.primary_alias.clone()),
-        "primary",
+        crate::password::PasswordRole::Primary,
     )];
     if set.view.per_node_tls() {
         let file = layout::tls_file(&node.name, format);
-        wanted.push((Slot::Tls, file, Some(node.name.clone()), "tls"));
+        wanted.push((
+            Slot::Tls,
+            file,
+            Some(node.name.clone()),
+            crate::password::PasswordRole::Tls,
+        ));
     }
     wanted.push((
         Slot::Truststore,
         layout::truststore_file(format),
         None,
-        "truststore",
+        crate::password::PasswordRole::Truststore,
     ));
     let mut stores = Vec::with_capacity(wanted.len());
     for (slot, file_name, alias, role) in wanted {

@@ -257,6 +257,11 @@ impl NodePlan {
         self.settings.iter().filter(move |s| s.file == file)
     }
 
+    /// The value `setting` gives its element or key.
+    pub fn value(&self, setting: &Setting) -> String {
+        setting.value(&self.peer_groups)
+    }
+
     /// The URLs `setting` names: its own targets and those of the group it names.
     pub fn targets(&self, setting: &Setting) -> Vec<Target> {
         let mut out = setting.targets.clone();
@@ -462,7 +467,7 @@ fronts = "traffic-manager"
             ["tcp://tm1.t.example:9611", "tcp://tm2.t.example:9612"]
         );
         assert_eq!(
-            receiver.value,
+            gw.value(receiver),
             "{tcp://tm1.t.example:9611}, {tcp://tm2.t.example:9612}"
         );
         // A traffic manager names no traffic-manager group.

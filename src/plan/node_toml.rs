@@ -45,56 +45,8 @@ pub fn render(plan: &NodePlan, product: Product) -> String {
     }
     // A NodePlan holds only strings, numbers, lists and maps with string keys: serialising it
     // cannot fail.
-    let text = toml::to_string(plan).unwrap_or_else(|e| format!("# unserialisable plan: {e}\n"));
-    out += &inline_lists(&text);
+    out += &toml::to_string(plan).unwrap_or_else(|e| format!("# unserialisable plan: {e}\n"));
     out
-}
-
-/// The same TOML with each setting's `targets` and `group`, and each peer group's `members`,
-/// written inline (one line per URL or member) instead of as sub-tables: layout only.
-fn inline_lists(text: &str) -> String {
-    let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
-        return text.to_string();
-    };
-    if let Some(settings) = doc
-        .get_mut("setting")
-        .and_then(toml_edit::Item::as_array_of_tables_mut)
-    {
-        for s in settings.iter_mut() {
-            inline_array(s, "targets");
-            if let Some(group) = s.get("group").and_then(toml_edit::Item::as_table) {
-                let mut inline = group.clone().into_inline_table();
-                inline.fmt();
-                s.insert("group", toml_edit::value(inline));
-            }
-        }
-    }
-    if let Some(groups) = doc
-        .get_mut("peer_group")
-        .and_then(toml_edit::Item::as_table_mut)
-    {
-        for (_, g) in groups.iter_mut() {
-            if let Some(g) = g.as_table_mut() {
-                inline_array(g, "members");
-            }
-        }
-    }
-    doc.to_string()
-}
-
-fn inline_array(table: &mut toml_edit::Table, key: &str) {
-    let Some(tables) = table.get(key).and_then(toml_edit::Item::as_array_of_tables) else {
-        return;
-    };
-    let mut array = toml_edit::Array::new();
-    for t in tables.iter() {
-        let mut inline = t.clone().into_inline_table();
-        inline.fmt();
-        array.push_formatted(toml_edit::Value::InlineTable(inline).decorated("\n  ", ""));
-    }
-    array.set_trailing("\n");
-    array.set_trailing_comma(true);
-    table.insert(key, toml_edit::value(array));
 }
 
 /// Parses node.toml text read from `path`.
@@ -165,8 +117,12 @@ mod tests {
         let (plan, product) = plans(crate::plan::tests::TOPOLOGY);
         let gw = plan.nodes.iter().find(|n| n.name == "gw").expect("gw");
         let text = render(gw, product);
-        assert_eq!(text.matches("tm2.t.example").count(), 1 + 4, "{text}");
-        assert_eq!(text.matches("[peer_group.traffic-manager]").count(), 1);
+        assert_eq!(text.matches("tm2.t.example").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("[[peer_group.traffic-manager.members]]")
+                .count(),
+            2
+        );
     }
 
     #[test]
@@ -186,3 +142,4 @@ mod tests {
         assert!(matches!(broken, NodeTomlError::Invalid { .. }));
     }
 }
+

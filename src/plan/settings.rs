@@ -138,6 +138,8 @@ pub struct Setting {
     /// Element path below the root element (XML; `…/@attr` for an attribute), or the property
     /// key (jndi.properties).
     pub path: String,
+    /// The value; empty when it is made from `group` ([`Setting::value`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
     /// True when apply skips it where the node's file has no such element (WSO2 files of other
     /// 2.x releases, or trimmed files): the peer URLs config-2.6.md does not require.
@@ -151,13 +153,50 @@ pub struct Setting {
     pub group: Option<GroupUrls>,
 }
 
-/// A URL per member of a peer group: `scheme://member:port+offset`.
+/// A URL per member of a peer group (`scheme://member:port+offset`), and how the value joins
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupUrls {
     /// The group: the nodes of this profile.
     pub group: Profile,
     pub scheme: String,
     pub port: u16,
+    pub form: GroupForm,
+}
+
+/// How a setting's value names every member of its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupForm {
+    /// TM-GROUP: `url` for one member, `{url1}, {url2}` for several.
+    UrlGroup,
+    /// An AMQP connection URL naming every member's broker (round-robin failover for several);
+    /// `USER:PASS` stands for the credentials apply keeps from the file.
+    AmqpBrokers,
+}
+
+impl GroupForm {
+    /// The value naming `urls`.
+    pub fn render(self, urls: &[String]) -> String {
+        match (self, urls) {
+            (GroupForm::UrlGroup, [one]) => one.clone(),
+            (GroupForm::UrlGroup, _) => urls
+                .iter()
+                .map(|u| format!("{{{u}}}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (GroupForm::AmqpBrokers, [one]) => {
+                format!("amqp://{AMQP_CREDENTIALS}@clientid/carbon?brokerlist='{one}'")
+            }
+            (GroupForm::AmqpBrokers, _) => {
+                let brokers: Vec<String> = urls
+                    .iter()
+                    .map(|u| format!("{u}?retries='5'%26connectdelay='50'"))
+                    .collect();
+                format!("amqp://{AMQP_CREDENTIALS}@clientID/carbon?failover='roundrobin'%26cyclecount='2'%26brokerlist='{}'", brokers.join(";"))
+            }
+        }
+    }
 }
 
 impl Setting {
@@ -264,38 +303,29 @@ fn plain(file: ConfigFile, path: &str, value: impl Into<String>) -> Setting {
     }
 }
 
-/// A setting whose value names every traffic manager (the `traffic-manager` peer group).
-fn tm_setting(file: ConfigFile, path: &str, value: String, scheme: &str, port: u16) -> Setting {
+/// A setting whose value names every traffic manager (the `traffic-manager` peer group), in
+/// `form`: its value is made from the group ([`Setting::value`]).
+fn tm_setting(file: ConfigFile, path: &str, scheme: &str, port: u16, form: GroupForm) -> Setting {
     Setting {
         group: Some(GroupUrls {
             group: Profile::TrafficManager,
             scheme: scheme.into(),
             port,
+            form,
         }),
-        ..plain(file, path, value)
+        ..plain(file, path, String::new())
     }
 }
 
-/// The traffic managers' URLs for `scheme` and `port`.
-fn tm_urls(topology: &Topology, scheme: &str, port: u16) -> Vec<String> {
-    nodes_of(topology, Profile::TrafficManager)
-        .iter()
-        .map(|n| node_address(n).url(scheme, port, ""))
-        .collect()
-}
-
 /// TM-GROUP(scheme, port): `scheme://tm:port`, or `{scheme://tm1:port}, {scheme://tm2:port}`.
-fn tm_group(topology: &Topology, path: &str, scheme: &str, port: u16) -> Setting {
-    let urls = tm_urls(topology, scheme, port);
-    let value = if urls.len() == 1 {
-        urls[0].clone()
-    } else {
-        urls.iter()
-            .map(|u| format!("{{{u}}}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    tm_setting(ConfigFile::ApiManager, path, value, scheme, port)
+fn tm_group(path: &str, scheme: &str, port: u16) -> Setting {
+    tm_setting(
+        ConfigFile::ApiManager,
+        path,
+        scheme,
+        port,
+        GroupForm::UrlGroup,
+    )
 }
 
 /// The broker part of AMQP-URL; apply keeps the user and password of the value it replaces
@@ -303,21 +333,28 @@ fn tm_group(topology: &Topology, path: &str, scheme: &str, port: u16) -> Setting
 pub const AMQP_CREDENTIALS: &str = "USER:PASS";
 
 /// The AMQP connection URL naming every traffic manager's broker, as a setting of `file`.
-fn amqp_url(topology: &Topology, file: ConfigFile, path: &str) -> Setting {
-    let urls = tm_urls(topology, "tcp", port::AMQP);
-    let value = if urls.len() == 1 {
-        format!(
-            "amqp://{AMQP_CREDENTIALS}@clientid/carbon?brokerlist='{}'",
-            urls[0]
-        )
-    } else {
-        let brokers: Vec<String> = urls
-            .iter()
-            .map(|u| format!("{u}?retries='5'%26connectdelay='50'"))
-            .collect();
-        format!("amqp://{AMQP_CREDENTIALS}@clientID/carbon?failover='roundrobin'%26cyclecount='2'%26brokerlist='{}'", brokers.join(";"))
-    };
-    tm_setting(file, path, value, "tcp", port::AMQP)
+fn amqp_url(file: ConfigFile, path: &str) -> Setting {
+    tm_setting(file, path, "tcp", port::AMQP, GroupForm::AmqpBrokers)
+}
+
+impl Setting {
+    /// The value apply writes: its own, or the one made from its group's members in `groups`.
+    pub fn value(&self, groups: &BTreeMap<Profile, PeerGroup>) -> String {
+        let Some(g) = &self.group else {
+            return self.value.clone();
+        };
+        let urls: Vec<String> = groups
+            .get(&g.group)
+            .map(|group| {
+                group
+                    .members
+                    .iter()
+                    .map(|m| m.url(&g.scheme, g.port, ""))
+                    .collect()
+            })
+            .unwrap_or_default();
+        g.form.render(&urls)
+    }
 }
 
 /// The peer groups `settings` name, each listed once.
@@ -400,7 +437,7 @@ fn gateway_environment(topology: &Topology, out: &mut Vec<Setting>, with_endpoin
     }
 }
 
-fn throttling_publisher(topology: &Topology, out: &mut Vec<Setting>) {
+fn throttling_publisher(out: &mut Vec<Setting>) {
     let am = ConfigFile::ApiManager;
     out.push(plain(
         am,
@@ -418,13 +455,11 @@ fn throttling_publisher(topology: &Topology, out: &mut Vec<Setting>) {
         "Binary",
     ));
     out.push(tm_group(
-        topology,
         "ThrottlingConfigurations/TrafficManager/ReceiverUrlGroup",
         "tcp",
         port::BINARY_TCP,
     ));
     out.push(tm_group(
-        topology,
         "ThrottlingConfigurations/TrafficManager/AuthUrlGroup",
         "ssl",
         port::BINARY_SSL,
@@ -732,7 +767,7 @@ fn key_manager(topology: &Topology, node: &Node, out: &mut Vec<Setting>) {
 fn publisher(topology: &Topology, out: &mut Vec<Setting>) {
     out.push(thrift_server(false));
     km_services(topology, "AuthManager/ServerURL", out);
-    throttling_publisher(topology, out);
+    throttling_publisher(out);
     policy_deployer(topology, out);
     switches(
         out,
@@ -755,7 +790,6 @@ fn publisher(topology: &Topology, out: &mut Vec<Setting>) {
         ));
     }
     out.push(amqp_url(
-        topology,
         ConfigFile::Jndi,
         "connectionfactory.TopicConnectionFactory",
     ));
@@ -799,7 +833,7 @@ fn gateway(topology: &Topology, out: &mut Vec<Setting>) {
     let am = ConfigFile::ApiManager;
     out.push(thrift_server(false));
     key_validation(topology, out, true);
-    throttling_publisher(topology, out);
+    throttling_publisher(out);
     switches(
         out,
         &[("ThrottlingConfigurations/PolicyDeployer/Enabled", "false")],
@@ -821,7 +855,6 @@ fn gateway(topology: &Topology, out: &mut Vec<Setting>) {
         ));
     }
     out.push(amqp_url(
-        topology,
         am,
         "ThrottlingConfigurations/JMSConnectionDetails/JMSConnectionParameters/connectionfactory.TopicConnectionFactory",
     ));
@@ -839,7 +872,7 @@ fn broker_everywhere(topology: &Topology, profile: Profile, out: &mut Vec<Settin
     {
         return;
     }
-    out.push(amqp_url(topology, ConfigFile::Jndi, path));
+    out.push(amqp_url(ConfigFile::Jndi, path));
 }
 
 #[cfg(test)]
@@ -876,9 +909,11 @@ offset = 2
     fn values(node: &str) -> Vec<(String, String)> {
         let t = Topology::parse(TOPOLOGY, std::path::Path::new("t.toml")).expect("valid");
         let n = t.nodes.iter().find(|n| n.name == node).expect("node");
-        node_settings(&t, n)
-            .into_iter()
-            .map(|s| (s.label(), s.value))
+        let settings = node_settings(&t, n);
+        let groups = peer_groups(&t, &settings);
+        settings
+            .iter()
+            .map(|s| (s.label(), s.value(&groups)))
             .collect()
     }
 

@@ -94,7 +94,12 @@ impl Ctx<'_> {
 
     /// Opens a store with the password deployment.toml gives (the set's for `role` when it is
     /// encrypted); a finding and `None` when it cannot.
-    fn open(&mut self, home: &Path, s: &Store, role: &str) -> Option<Keystore> {
+    fn open(
+        &mut self,
+        home: &Path,
+        s: &Store,
+        role: crate::password::PasswordRole,
+    ) -> Option<Keystore> {
         let owner = self.owner.clone();
         let file = Some(s.rel.as_str());
         let Ok(bytes) = input::read(home.join(&s.rel), Limit::Keystore) else {
@@ -205,7 +210,7 @@ fn set_certs(set: &OpenedSet, node: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>) 
         Limit::Keystore,
     )
     .ok()
-    .zip(set.password("primary"))
+    .zip(set.password(crate::password::PasswordRole::Primary))
     .and_then(|(b, pw)| Keystore::decode(&b, pw).ok())
     .and_then(|(k, _)| leaf(&k));
     let ca = input::read(set.dir.join(layout::CA_CERT), Limit::Certificate)
@@ -234,7 +239,7 @@ fn stores(c: &mut Ctx, view: &NodeView, home: &Path, doc: &toml::Table) {
     let trust = store(doc, "truststore", None, "client-truststore.jks");
     let owner = c.owner.clone();
     for s in [&primary, &internal] {
-        if let Some(k) = c.open(home, s, "primary") {
+        if let Some(k) = c.open(home, s, crate::password::PasswordRole::Primary) {
             let got = leaf(&k);
             c.check(got.is_some() && got == set_primary, || {
                 let msg = format!(
@@ -245,9 +250,9 @@ fn stores(c: &mut Ctx, view: &NodeView, home: &Path, doc: &toml::Table) {
             });
         }
     }
-    if let Some(k) = c.open(home, &tls, "tls") {
+    if let Some(k) = c.open(home, &tls, crate::password::PasswordRole::Tls) {
         let mut names = vec![view.host.clone()];
-        names.extend(c.set.view.lb_for(&view.profile).map(|lb| lb.host.clone()));
+        names.extend(c.set.view.lb_for(view.profile).map(|lb| lb.host.clone()));
         if let Some(cert) = leaf(&k).and_then(|d| CertNames::from_der(&d).ok()) {
             for h in names {
                 let Ok(host) = Host::parse(&h) else { continue };
@@ -259,7 +264,7 @@ fn stores(c: &mut Ctx, view: &NodeView, home: &Path, doc: &toml::Table) {
             }
         }
     }
-    if let Some(k) = c.open(home, &trust, "truststore") {
+    if let Some(k) = c.open(home, &trust, crate::password::PasswordRole::Truststore) {
         let has = |der: &Option<Vec<u8>>| {
             der.as_ref().is_some_and(|d| {
                 k.entries
@@ -322,9 +327,9 @@ fn servers(set: &OpenedSet, host: &str) -> Vec<(String, Vec<u8>)> {
         let (file, _) = set.view.tls_file(n);
         let bytes = input::read(set.dir.join(file), Limit::Keystore).ok()?;
         let role = if set.view.per_node_tls() {
-            "tls"
+            crate::password::PasswordRole::Tls
         } else {
-            "primary"
+            crate::password::PasswordRole::Primary
         };
         let (k, _) = Keystore::decode(&bytes, set.password(role)?).ok()?;
         leaf(&k)

@@ -717,7 +717,7 @@ fn answering_certs(
 ) -> Vec<(String, Vec<u8>, Vec<String>)> {
     let node_cert = |n: &NodeView| {
         let mut own = vec![n.host.clone()];
-        own.extend(set.view.lb_for(&n.profile).map(|lb| lb.host.clone()));
+        own.extend(set.view.lb_for(n.profile).map(|lb| lb.host.clone()));
         tls_leaves
             .get(n.name.as_str())
             .map(|c| (format!("node {}", n.name), c.clone(), own))
@@ -884,7 +884,7 @@ fn node_truststore(
 ) -> (Trust, Option<Vec<(String, Vec<u8>)>>) {
     let (set, owner) = (cx.set, &cx.owner);
     let rel = layout::node_security(&cx.node.name, &layout::truststore_file(cx.format));
-    let password = set.password("truststore");
+    let password = set.password(crate::password::PasswordRole::Truststore);
     let Some(store) = open_store(&set.dir, &rel, cx.format, password, owner, c) else {
         return (
             Trust {
@@ -932,7 +932,7 @@ fn node_primary(
 ) -> Option<Vec<u8>> {
     let (set, owner) = (cx.set, &cx.owner);
     let rel = layout::node_security(&cx.node.name, &layout::primary_file(cx.format));
-    let password = set.password("primary");
+    let password = set.password(crate::password::PasswordRole::Primary);
     let store = open_store(&set.dir, &rel, cx.format, password, owner, c)?;
     let alias = &set.view.keystores.primary_alias;
     let (pkcs8, chain) = key_entry(&store, alias, owner, &rel, c)?;
@@ -964,13 +964,25 @@ fn node_tls(
     let (set, owner, view) = (cx.set, &cx.owner, &cx.set.view);
     let (rel, alias) = view.tls_file(&cx.node.name);
     let mut hosts = vec![cx.node.host.clone()];
-    hosts.extend(view.lb_for(&cx.node.profile).map(|lb| lb.host.clone()));
+    hosts.extend(view.lb_for(cx.node.profile).map(|lb| lb.host.clone()));
     let per_node = view.per_node_tls();
     let store = if per_node {
-        open_store(&set.dir, &rel, cx.format, set.password("tls"), owner, c)?
+        open_store(
+            &set.dir,
+            &rel,
+            cx.format,
+            set.password(crate::password::PasswordRole::Tls),
+            owner,
+            c,
+        )?
     } else {
         let bytes = crate::input::read(set.dir.join(&rel), crate::input::Limit::Keystore).ok()?;
-        Keystore::decode(&bytes, set.password("primary")?).ok()?.0
+        Keystore::decode(
+            &bytes,
+            set.password(crate::password::PasswordRole::Primary)?,
+        )
+        .ok()?
+        .0
     };
     let (pkcs8, chain) = key_entry(&store, &alias, owner, &rel, c)?;
     let leaf = if per_node {
@@ -1200,9 +1212,9 @@ pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
     let leaf_of = |node: &NodeView| -> Option<Vec<u8>> {
         let (rel, _) = view.tls_file(&node.name);
         let role = if view.per_node_tls() {
-            "tls"
+            crate::password::PasswordRole::Tls
         } else {
-            "primary"
+            crate::password::PasswordRole::Primary
         };
         let bytes = crate::input::read(set.dir.join(rel), crate::input::Limit::Keystore).ok()?;
         let (store, _) = Keystore::decode(&bytes, set.password(role)?).ok()?;
@@ -1218,10 +1230,10 @@ pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
     for (node, leaf) in view.nodes.iter().zip(&leaves) {
         let acceptable: Vec<Vec<u8>> = leaf.iter().cloned().collect();
         let mut ports = vec![9443];
-        if node.profile.starts_with("gateway") || node.profile == "universal-gateway" {
+        if node.profile.is_gateway() {
             ports.push(8243);
         }
-        if node.profile == "traffic-manager" {
+        if node.profile == crate::topology::Profile::TrafficManager {
             ports.push(9711);
         }
         for port in ports {
@@ -1248,7 +1260,10 @@ pub fn live_targets(set: &OpenedSet) -> Vec<LiveTarget> {
             }
         }
         let mut ports = vec![9443];
-        if lb.fronts == "gateway-worker" || lb.fronts == "universal-gateway" {
+        if matches!(
+            lb.fronts,
+            crate::topology::Profile::GatewayWorker | crate::topology::Profile::UniversalGateway
+        ) {
             ports.push(8243);
         }
         for port in ports {

@@ -81,7 +81,10 @@ pub(super) fn xml_settings(
                     continue;
                 }
                 let existing = x.text(&full);
-                x.set(&full, &with_amqp_credentials(&s.value, existing.as_deref()))?;
+                x.set(
+                    &full,
+                    &with_amqp_credentials(&plan.value(s), existing.as_deref()),
+                )?;
             }
             SettingsAt::Attributes { root } => {
                 let Some((elem, attr)) = s.path.rsplit_once("/@") else {
@@ -89,7 +92,7 @@ pub(super) fn xml_settings(
                 };
                 let full = format!("{root}/{elem}");
                 if x.doc.count(&full) > 0 {
-                    x.set_attr(&full, attr, &s.value)?;
+                    x.set_attr(&full, attr, &plan.value(s))?;
                 }
             }
             SettingsAt::Properties => {}
@@ -109,7 +112,7 @@ pub(super) fn properties_settings(
         return changes;
     }
     for s in plan.settings_for(file) {
-        let value = with_amqp_credentials(&s.value, props.get(&s.path));
+        let value = with_amqp_credentials(&plan.value(s), props.get(&s.path));
         if let Some(c) = props.set(&s.path, &value) {
             changes.push(ValueChange {
                 what: c.key,

@@ -32,7 +32,7 @@ impl Stores {
     /// The keystores of `plan`, with the set's passwords.
     pub(super) fn new(set: &OpenedSet, plan: &NodeKeystores) -> Result<Stores, ApplyError> {
         let store = |r: &StoreRef| -> Result<Store, ApplyError> {
-            let password = set.password(r.password.as_str()).cloned().ok_or_else(|| {
+            let password = set.password(r.password).cloned().ok_or_else(|| {
                 input(
                     set.dir.join(layout::INVENTORY),
                     format!("no {} password recorded", r.password),

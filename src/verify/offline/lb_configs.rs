@@ -12,7 +12,7 @@ use crate::lb::{self, read, Backend, Scheme};
 use crate::output::inventory::ArtifactKind;
 use crate::output::layout::{self, LbFile};
 use crate::set::{LbView, OpenedSet};
-use crate::topology::{LbPaths, Product, Profile};
+use crate::topology::{LbPaths, Product};
 use crate::verify::findings::{Code, Finding, Owner};
 use crate::verify::hostname::{self, CertNames, Host};
 
@@ -31,9 +31,7 @@ pub(super) fn verify_lb_configs(
     let (Some(files), Some(product)) = (&lb.files, Product::parse(&set.inventory.product)) else {
         return; // a set made before load-balancer configurations existed
     };
-    let Some(profile) = Profile::parse(&lb.fronts, product) else {
-        return;
-    };
+    let profile = lb.fronts;
     verify_bundle(set, lb, anchors, leaves, &owner, c);
     let backends: Vec<Backend> = set
         .view
