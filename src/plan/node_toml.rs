@@ -142,4 +142,3 @@ mod tests {
         assert!(matches!(broken, NodeTomlError::Invalid { .. }));
     }
 }
-

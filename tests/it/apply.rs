@@ -2683,3 +2683,58 @@ fn a_password_that_does_not_open_the_set_is_exit_2_and_writes_nothing() {
     let r = apply_with(&home, &made_with);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+/// node.toml is read back through the plan's own types: one an older apim-pki wrote (no
+/// `schema`) is refused by apply (exit 2, naming the file and what to do) and reported by
+/// verify; `generate` rewrites it and changes nothing else.
+#[test]
+fn an_older_node_toml_is_refused_until_generate_rewrites_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = crate::util::cli::minimal_example() + "\n[pki]\nkey = \"ecdsa-p256\"\n";
+    let topo = write_topology(tmp.path(), &text);
+    let set = tmp.path().join("set");
+    generate(&topo, &set, &[]);
+    let dir = set.to_str().expect("utf-8");
+    let node_toml = set.join("nodes/gateway/node.toml");
+    let before = snapshot(&set);
+    std::fs::write(
+        &node_toml,
+        "name = \"gateway\"\n[settings]\n\"carbon.xml: HostName\" = \"gw.dev.acme.internal\"\n",
+    )
+    .expect("write");
+    let home = tmp.path().join("home");
+    let home_arg = home.to_str().expect("utf-8");
+    let r = run(
+        &["apply", dir, "--node", "gateway", "--apim-home", home_arg],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("nodes/gateway/node.toml: written by an older apim-pki")
+            && r.stderr.contains("run `apim-pki generate` again"),
+        "{}",
+        r.stderr
+    );
+    let v = run(&["verify", dir, "--format", "json"], &[]);
+    assert_eq!(v.code, 1, "{}", v.stdout);
+    assert!(
+        v.stdout.contains("corrupt-file") && v.stdout.contains("apim-pki generate"),
+        "{}",
+        v.stdout
+    );
+    generate(&topo, &set, &[]);
+    let after = snapshot(&set);
+    let rewritten = std::fs::read_to_string(&node_toml).expect("read");
+    assert!(rewritten.contains("\nschema = 2\n"), "{rewritten}");
+    let differs: Vec<&String> = after
+        .iter()
+        .filter(|(k, v)| !k.starts_with("history/") && before.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        differs.is_empty(),
+        "only node.toml was rewritten: {differs:?}"
+    );
+    assert_eq!(run(&["verify", dir], &[]).code, 0);
+}
