@@ -55,9 +55,44 @@ pub struct ValueChange {
 pub struct FileChange {
     /// Relative to the product home.
     pub file: String,
-    /// `edit`, `install`, `merge` or `replace` (the traffic manager's swapped files).
-    pub action: String,
+    pub action: FileAction,
     pub changes: Vec<ValueChange>,
+}
+
+/// What apply does to a file; written `edit`, `install`, `merge`, `merge (from T)` or
+/// `replace (from F)` in reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum FileAction {
+    /// Values changed in place.
+    Edit,
+    /// A keystore copied from the set.
+    Install,
+    /// Merged with what the node has (a truststore; deployment.toml, from a profile template
+    /// when `from` is given).
+    Merge { from: Option<String> },
+    /// Replaced by another file of the product, which is removed (the traffic manager's
+    /// axis2_TM.xml and registry_TM.xml).
+    Replace { from: String },
+}
+
+impl std::fmt::Display for FileAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            FileAction::Edit => "edit".to_string(),
+            FileAction::Install => "install".to_string(),
+            FileAction::Merge { from: None } => "merge".to_string(),
+            FileAction::Merge { from: Some(from) } => format!("merge (from {from})"),
+            FileAction::Replace { from } => format!("replace (from {from})"),
+        };
+        f.pad(&text)
+    }
+}
+
+impl From<FileAction> for String {
+    fn from(a: FileAction) -> String {
+        a.to_string()
+    }
 }
 
 /// The result of apply.
@@ -312,7 +347,9 @@ fn registry_tm(home: &Path) -> Result<Option<Planned>, ApplyError> {
         secret: false,
         change: FileChange {
             file: REGISTRY.into(),
-            action: format!("replace (from {REGISTRY_TM})"),
+            action: FileAction::Replace {
+                from: REGISTRY_TM.into(),
+            },
             changes: Vec::new(),
         },
         consumes: Some(REGISTRY_TM.into()),
@@ -390,7 +427,7 @@ fn plan_keystores(
                 secret: true,
                 change: FileChange {
                     file: rel,
-                    action: "install".into(),
+                    action: FileAction::Install,
                     changes: Vec::new(),
                 },
                 consumes: None,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::apim26::{input, ApplyError, FileChange, ValueChange};
+use super::apim26::{input, ApplyError, FileAction, FileChange, ValueChange};
 use super::deployment_toml::merge as rules;
 use super::install;
 use super::tomledit;
@@ -183,10 +183,8 @@ pub fn apply(
             bytes: merged.text.clone().into_bytes(),
             change: FileChange {
                 file: CONF.into(),
-                action: if base_name == CONF {
-                    "merge".into()
-                } else {
-                    format!("merge (from {base_name})")
+                action: FileAction::Merge {
+                    from: (base_name != CONF).then(|| base_name.to_string()),
                 },
                 changes,
             },
@@ -305,7 +303,7 @@ fn keystores(
                 bytes,
                 change: FileChange {
                     file: rel,
-                    action: "install".into(),
+                    action: FileAction::Install,
                     changes: Vec::new(),
                 },
             });
@@ -421,7 +419,7 @@ fn truststore(
         bytes,
         change: FileChange {
             file: rel,
-            action: "merge".into(),
+            action: FileAction::Merge { from: None },
             changes: vec![ValueChange {
                 what: "entries".into(),
                 old: None,

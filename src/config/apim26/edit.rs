@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::path::Path;
 
-use super::{input, ApplyError, FileChange, ValueChange};
+use super::{input, ApplyError, FileAction, FileChange, ValueChange};
 use crate::config::xmledit::{EditError, Edits, XmlDoc};
 use crate::plan::settings::AMQP_CREDENTIALS;
 
@@ -45,7 +45,7 @@ impl Planned {
             secret,
             change: FileChange {
                 file: rel.into(),
-                action: "edit".into(),
+                action: FileAction::Edit,
                 changes,
             },
             consumes: None,
@@ -295,10 +295,9 @@ pub(super) fn plan_xml(
             what: c.path,
         })
         .collect();
-    let action = if consumes.is_some() {
-        format!("replace (from {read_from})")
-    } else {
-        "edit".into()
+    let action = match &consumes {
+        Some(from) => FileAction::Replace { from: from.clone() },
+        None => FileAction::Edit,
     };
     Ok(Some(Planned {
         rel: rel.to_string(),

@@ -492,6 +492,23 @@ mod tests {
     }
 
     #[test]
+    fn the_workflow_callback_posts_to_the_store_where_the_address_exists() {
+        let text = "<proxy xmlns=\"http://ws.apache.org/ns/synapse\" name=\"W\">\n<target><inSequence><send><endpoint>\n<address uri=\"https://localhost:9443/store/x.jag\"\n format=\"rest\"/>\n</endpoint></send></inSequence></target>\n</proxy>\n";
+        let out = run("gw", text, workflow_callback);
+        assert_eq!(
+            out,
+            text.replace(
+                "https://localhost:9443/store/x.jag",
+                "https://store.t.example:9443/store/site/blocks/workflow/workflow-listener/ajax/workflow-listener.jag"
+            )
+        );
+        let trimmed = "<proxy name=\"W\"><target/></proxy>";
+        assert_eq!(run("gw", trimmed, workflow_callback), trimmed);
+        // The store's own callback is not rewritten (the setting is the gateway's).
+        assert_eq!(run("store", text, workflow_callback), text);
+    }
+
+    #[test]
     fn every_config_file_of_the_plan_has_a_destination() {
         for file in ConfigFile::ALL {
             let at = settings_at(file);

@@ -245,7 +245,7 @@ pub(super) fn plan_cipher_text(
         secret: true,
         change: FileChange {
             file: CIPHER_TEXT.into(),
-            action: "edit".into(),
+            action: super::FileAction::Edit,
             changes,
         },
         consumes: None,

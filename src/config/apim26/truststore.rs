@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::edit::{read_xml, Planned};
 use super::stores::Stores;
-use super::{input, ApplyError, ApplyOptions, FileChange, ValueChange};
+use super::{input, ApplyError, ApplyOptions, FileAction, FileChange, ValueChange};
 use crate::keystore::{Entry, Keystore, KeystoreError, KeystoreFormat};
 use crate::output::layout;
 use crate::password::Password;
@@ -170,7 +170,7 @@ pub(super) fn merge(
         secret: true,
         change: FileChange {
             file: target_rel,
-            action: "merge".into(),
+            action: FileAction::Merge { from: None },
             changes,
         },
         consumes: None,
