@@ -34,6 +34,8 @@ pub const NODE_TOML_SCHEMA: u32 = 2;
 pub struct Plan {
     pub deployment: Deployment,
     pub nodes: Vec<NodePlan>,
+    /// Each node's own TLS keystore (per-node TLS only), by node name, with its certificate.
+    pub node_tls: BTreeMap<String, Artifact>,
     pub load_balancers: Vec<LbPlan>,
 }
 
@@ -174,6 +176,7 @@ impl Plan {
                 .iter()
                 .map(|n| NodePlan::build(topology, n))
                 .collect(),
+            node_tls: node_tls(topology),
             load_balancers: topology
                 .load_balancers
                 .iter()
@@ -191,6 +194,29 @@ impl Plan {
     pub fn node(&self, name: &str) -> Option<&NodePlan> {
         self.nodes.iter().find(|n| n.name == name)
     }
+}
+
+/// The TLS keystore of each node, with per-node TLS.
+fn node_tls(topology: &Topology) -> BTreeMap<String, Artifact> {
+    if topology.keystores.tls != TlsMode::PerNode {
+        return BTreeMap::new();
+    }
+    let format = topology.keystores.format;
+    topology
+        .nodes
+        .iter()
+        .map(|n| {
+            let artifact = Artifact {
+                file: layout::tls_file(&n.name, format),
+                alias: n.name.clone(),
+                format,
+                password: PasswordRole::Tls,
+                key: topology.pki.key,
+                cert: certs::node_cert(topology, n),
+            };
+            (n.name.clone(), artifact)
+        })
+        .collect()
 }
 
 impl Deployment {
@@ -441,6 +467,7 @@ fronts = "traffic-manager"
         );
         let gw = p.node("gw").expect("gw");
         assert_eq!(gw.keystores.tls, gw.keystores.primary);
+        assert!(p.node_tls.is_empty());
         assert!(p
             .deployment
             .primary
