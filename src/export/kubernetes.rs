@@ -21,6 +21,7 @@ use base64::Engine;
 use zeroize::Zeroizing;
 
 use crate::password::Password;
+use crate::topology::Profile;
 
 /// One of WSO2's distributed Helm charts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -33,15 +34,16 @@ pub enum Chart {
 }
 
 impl Chart {
-    /// The chart for a node profile as inventory.json names it; `None` for profiles the
-    /// charts do not deploy.
-    pub fn for_profile(profile: &str) -> Option<Chart> {
+    /// The chart for a node profile; `None` for profiles the charts do not deploy.
+    pub fn for_profile(profile: Profile) -> Option<Chart> {
         match profile {
-            "control-plane" => Some(Chart::ControlPlane),
-            "gateway-worker" | "universal-gateway" => Some(Chart::Gateway),
-            "traffic-manager" => Some(Chart::TrafficManager),
-            "key-manager" => Some(Chart::KeyManager),
-            _ => None,
+            Profile::ControlPlane => Some(Chart::ControlPlane),
+            Profile::GatewayWorker | Profile::UniversalGateway => Some(Chart::Gateway),
+            Profile::TrafficManager => Some(Chart::TrafficManager),
+            Profile::KeyManager => Some(Chart::KeyManager),
+            Profile::Publisher | Profile::Store | Profile::Devportal | Profile::GatewayManager => {
+                None
+            }
         }
     }
 
@@ -556,20 +558,26 @@ mod tests {
 
     #[test]
     fn charts_by_profile() {
-        assert_eq!(Chart::for_profile("gateway-worker"), Some(Chart::Gateway));
         assert_eq!(
-            Chart::for_profile("control-plane"),
+            Chart::for_profile(Profile::GatewayWorker),
+            Some(Chart::Gateway)
+        );
+        assert_eq!(
+            Chart::for_profile(Profile::ControlPlane),
             Some(Chart::ControlPlane)
         );
         assert_eq!(
-            Chart::for_profile("traffic-manager"),
+            Chart::for_profile(Profile::TrafficManager),
             Some(Chart::TrafficManager)
         );
-        assert_eq!(Chart::for_profile("key-manager"), Some(Chart::KeyManager));
         assert_eq!(
-            Chart::for_profile("universal-gateway"),
+            Chart::for_profile(Profile::KeyManager),
+            Some(Chart::KeyManager)
+        );
+        assert_eq!(
+            Chart::for_profile(Profile::UniversalGateway),
             Some(Chart::Gateway)
         );
-        assert_eq!(Chart::for_profile("publisher"), None);
+        assert_eq!(Chart::for_profile(Profile::Publisher), None);
     }
 }

@@ -155,7 +155,7 @@ fn select<'a>(set: &'a OpenedSet, selection: &Selection) -> Result<Vec<&'a NodeV
 
 /// Reads a node's stores and checks each opens with its password.
 fn node_input(set: &OpenedSet, node: &NodeView) -> Result<NodeInput, ExportError> {
-    let chart = Chart::for_profile(node.profile.as_str()).ok_or_else(|| ExportError::NoChart {
+    let chart = Chart::for_profile(node.profile).ok_or_else(|| ExportError::NoChart {
         node: node.name.clone(),
         profile: node.profile.to_string(),
     })?;
