@@ -76,12 +76,17 @@ pub fn primary_cert(topology: &Topology) -> CertSpec {
 /// The CA certificate of generation `generation` (1 for the first).
 pub fn ca_cert(topology: &Topology, generation: u32) -> CertSpec {
     CertSpec {
-        subject: Subject::new(format!("{} CA G{generation}", topology.name), &topology.pki),
+        subject: Subject::new(ca_common_name(&topology.name, generation), &topology.pki),
         dns_names: Vec::new(),
         ip_addresses: Vec::new(),
         role: Role::Ca,
         validity_days: topology.pki.ca_validity_days,
     }
+}
+
+/// The common name of CA generation `generation` of deployment `name`.
+pub fn ca_common_name(name: &str, generation: u32) -> String {
+    format!("{name} CA G{generation}")
 }
 
 /// The truststore alias of the CA of `generation` (`<name>-ca`, then `<name>-ca-g2`, …).

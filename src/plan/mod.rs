@@ -220,6 +220,18 @@ fn node_tls(topology: &Topology) -> BTreeMap<String, Artifact> {
 }
 
 impl Deployment {
+    /// The certificate of CA generation `generation` (1 for the first).
+    pub fn ca_cert(&self, generation: u32) -> CertSpec {
+        let mut spec = self.ca.clone();
+        spec.subject.common_name = certs::ca_common_name(&self.name, generation);
+        spec
+    }
+
+    /// The truststore alias of CA generation `generation` (`<name>-ca`, then `<name>-ca-g2`, …).
+    pub fn ca_alias(&self, generation: u32) -> String {
+        crate::topology::aliases::ca_alias(&self.name, generation)
+    }
+
     /// The deployment-wide part of `topology`'s plan.
     pub fn build(topology: &Topology) -> Deployment {
         let format = topology.keystores.format;
@@ -499,5 +511,20 @@ fronts = "traffic-manager"
         );
         // A traffic manager names no traffic-manager group.
         assert!(p.node("tm1").expect("tm1").peer_groups.is_empty());
+    }
+
+    #[test]
+    fn every_ca_generation_is_planned_as_resolve_said() {
+        let t = Topology::parse(TOPOLOGY, std::path::Path::new("t.toml")).expect("valid");
+        let p = Plan::build(&t);
+        for g in 1..4 {
+            assert_eq!(p.deployment.ca_cert(g), certs::ca_cert(&t, g));
+            assert_eq!(p.deployment.ca_alias(g), certs::ca_alias(&t, g));
+        }
+        assert_eq!(p.deployment.primary.cert, certs::primary_cert(&t));
+        assert_eq!(
+            p.load_balancers[0].cert,
+            certs::lb_cert(&t, &t.load_balancers[0].host)
+        );
     }
 }
