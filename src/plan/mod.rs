@@ -13,6 +13,7 @@ pub mod settings;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -107,8 +108,12 @@ pub struct NodePlan {
         rename = "peer_group",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
-    pub peer_groups: BTreeMap<Profile, PeerGroup>,
+    pub peer_groups: PeerGroups,
 }
+
+/// The peer groups a node's settings name, by profile. Shared between the nodes of a [`Plan`]:
+/// 600 traffic managers are held once, not once per node.
+pub type PeerGroups = BTreeMap<Profile, Arc<PeerGroup>>;
 
 /// The node's three keystores, as its files name them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,12 +174,13 @@ pub struct PeerGroup {
 impl Plan {
     /// The plan of `topology`: every node and load balancer.
     pub fn build(topology: &Topology) -> Plan {
+        let mut groups = PeerGroups::new();
         Plan {
             deployment: Deployment::build(topology),
             nodes: topology
                 .nodes
                 .iter()
-                .map(|n| NodePlan::build(topology, n))
+                .map(|n| NodePlan::build_with(topology, n, &mut groups))
                 .collect(),
             node_tls: node_tls(topology),
             load_balancers: topology
@@ -266,8 +272,13 @@ impl NodePlan {
     /// `node`'s plan. Costs what one node's settings cost: callers that handle one node at a
     /// time (node.toml rendering) build only that node's.
     pub fn build(topology: &Topology, node: &Node) -> NodePlan {
+        NodePlan::build_with(topology, node, &mut PeerGroups::new())
+    }
+
+    /// `node`'s plan, taking the peer groups it names from `shared` (and adding those missing).
+    pub fn build_with(topology: &Topology, node: &Node, shared: &mut PeerGroups) -> NodePlan {
         let settings = settings::node_settings(topology, node);
-        let peer_groups = settings::peer_groups(topology, &settings);
+        let peer_groups = settings::peer_groups(topology, &settings, shared);
         let peers = crate::config::deployment_toml::peers(topology, node)
             .into_iter()
             .map(|p| NamedTarget {
@@ -509,6 +520,9 @@ fronts = "traffic-manager"
             gw.value(receiver),
             "{tcp://tm1.t.example:9611}, {tcp://tm2.t.example:9612}"
         );
+        // The nodes of one plan share the group.
+        let pub_group = &p.node("pub").expect("pub").peer_groups[&Profile::TrafficManager];
+        assert!(Arc::ptr_eq(group, pub_group));
         // A traffic manager names no traffic-manager group.
         assert!(p.node("tm1").expect("tm1").peer_groups.is_empty());
     }

@@ -3,11 +3,9 @@
 //! each URL names and what serves them. `node.toml` records them; `verify` checks that each host
 //! is covered by the certificate of what answers there.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::PeerGroup;
+use super::{PeerGroup, PeerGroups};
 use crate::topology::{Node, Product, Profile, Topology};
 
 /// Ports, before offsets.
@@ -339,7 +337,7 @@ fn amqp_url(file: ConfigFile, path: &str) -> Setting {
 
 impl Setting {
     /// The value apply writes: its own, or the one made from its group's members in `groups`.
-    pub fn value(&self, groups: &BTreeMap<Profile, PeerGroup>) -> String {
+    pub fn value(&self, groups: &PeerGroups) -> String {
         let Some(g) = &self.group else {
             return self.value.clone();
         };
@@ -357,16 +355,24 @@ impl Setting {
     }
 }
 
-/// The peer groups `settings` name, each listed once.
-pub fn peer_groups(topology: &Topology, settings: &[Setting]) -> BTreeMap<Profile, PeerGroup> {
-    let mut out = BTreeMap::new();
+/// The peer groups `settings` name, each listed once; taken from `shared` when there (and
+/// added to it when not), so nodes of one plan share them.
+pub fn peer_groups(
+    topology: &Topology,
+    settings: &[Setting],
+    shared: &mut PeerGroups,
+) -> PeerGroups {
+    let mut out = PeerGroups::new();
     for g in settings.iter().filter_map(|s| s.group.as_ref()) {
-        out.entry(g.group).or_insert_with(|| PeerGroup {
-            members: nodes_of(topology, g.group)
-                .into_iter()
-                .map(node_address)
-                .collect(),
+        let group = shared.entry(g.group).or_insert_with(|| {
+            std::sync::Arc::new(PeerGroup {
+                members: nodes_of(topology, g.group)
+                    .into_iter()
+                    .map(node_address)
+                    .collect(),
+            })
         });
+        out.entry(g.group).or_insert_with(|| group.clone());
     }
     out
 }
@@ -910,7 +916,7 @@ offset = 2
         let t = Topology::parse(TOPOLOGY, std::path::Path::new("t.toml")).expect("valid");
         let n = t.nodes.iter().find(|n| n.name == node).expect("node");
         let settings = node_settings(&t, n);
-        let groups = peer_groups(&t, &settings);
+        let groups = peer_groups(&t, &settings, &mut PeerGroups::new());
         settings
             .iter()
             .map(|s| (s.label(), s.value(&groups)))
