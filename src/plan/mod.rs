@@ -33,19 +33,26 @@ pub const NODE_TOML_SCHEMA: u32 = 2;
 /// Everything a deployment needs, as data.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// What every node shares.
     pub deployment: Deployment,
+    /// Each node, in topology order.
     pub nodes: Vec<NodePlan>,
     /// Each node's own TLS keystore (per-node TLS only), by node name, with its certificate.
     pub node_tls: BTreeMap<String, Artifact>,
+    /// Each load balancer, in topology order.
     pub load_balancers: Vec<LbPlan>,
 }
 
 /// What every node shares: the CA, the primary keystore, the truststore and the passwords.
 #[derive(Debug, Clone)]
 pub struct Deployment {
+    /// The topology's `name`.
     pub name: String,
+    /// The API-M release line.
     pub product: Product,
+    /// The format of every keystore.
     pub format: KeystoreFormat,
+    /// Per-node TLS keystores, or the primary serving TLS.
     pub tls: TlsMode,
     /// The key type of every key the deployment holds.
     pub key: KeyType,
@@ -65,20 +72,30 @@ pub struct Deployment {
 /// format, password role and the certificate it carries.
 #[derive(Debug, Clone)]
 pub struct Artifact {
+    /// The file name.
     pub file: String,
+    /// The key entry's alias.
     pub alias: String,
+    /// The keystore format.
     pub format: KeystoreFormat,
+    /// Which password opens it.
     pub password: PasswordRole,
+    /// The key's type.
     pub key: KeyType,
+    /// The certificate: names covered, subject, role, validity.
     pub cert: CertSpec,
 }
 
 /// A load balancer terminating TLS: its host, the profile it fronts and its certificate.
 #[derive(Debug, Clone)]
 pub struct LbPlan {
+    /// The host clients use.
     pub host: String,
+    /// The profile it fronts.
     pub fronts: Profile,
+    /// The key's type.
     pub key: KeyType,
+    /// Its certificate.
     pub cert: CertSpec,
 }
 
@@ -87,11 +104,16 @@ pub struct LbPlan {
 pub struct NodePlan {
     /// [`NODE_TOML_SCHEMA`].
     pub schema: u32,
+    /// The node's name in the topology.
     pub name: String,
+    /// Its profile.
     pub profile: Profile,
+    /// The host its peers use.
     pub host: String,
+    /// Its IP address, when the topology gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
+    /// Its port offset.
     pub offset: u16,
     /// The command that starts the node and keeps what apply wrote.
     pub start: String,
@@ -118,9 +140,11 @@ pub type PeerGroups = BTreeMap<Profile, Arc<PeerGroup>>;
 /// The node's three keystores, as its files name them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeKeystores {
+    /// The shared primary keystore.
     pub primary: StoreRef,
     /// The keystore the HTTPS connector serves: the node's own, or the primary when shared.
     pub tls: StoreRef,
+    /// The truststore.
     pub truststore: StoreRef,
 }
 
@@ -129,6 +153,7 @@ pub struct NodeKeystores {
 pub struct StoreRef {
     /// Relative to the product home (`repository/resources/security/…`).
     pub file: String,
+    /// Its format.
     pub format: KeystoreFormat,
     /// The key entry's alias; none for a truststore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,17 +175,23 @@ impl StoreRef {
 /// What a TLS certificate covers, its key type and validity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Covers {
+    /// DNS names, in the certificate's order.
     pub dns_names: Vec<String>,
+    /// IP addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_addresses: Vec<IpAddr>,
+    /// The key's type.
     pub key: KeyType,
+    /// How long a certificate issued now is valid.
     pub validity_days: u32,
 }
 
 /// A URL deployment.toml names and the key holding it (`deployment.toml: apim.x.service_url`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedTarget {
+    /// The file and key holding the URL.
     pub setting: String,
+    /// The URL and what serves it.
     #[serde(flatten)]
     pub target: Target,
 }
@@ -168,6 +199,7 @@ pub struct NamedTarget {
 /// Nodes that settings name together, each as its peers reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerGroup {
+    /// Each member as its peers reach it.
     pub members: Vec<Address>,
 }
 

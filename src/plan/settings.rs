@@ -116,9 +116,13 @@ impl TryFrom<String> for ServedBy {
 /// One URL inside a setting's value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
+    /// The URL as written.
     pub url: String,
+    /// The host it names.
     pub host: String,
+    /// The port it names (offset included).
     pub port: u16,
+    /// What answers there.
     pub served_by: ServedBy,
 }
 
@@ -132,6 +136,7 @@ impl Target {
 /// One value apply writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setting {
+    /// The file it goes to.
     pub file: ConfigFile,
     /// Element path below the root element (XML; `…/@attr` for an attribute), or the property
     /// key (jndi.properties).
@@ -157,8 +162,11 @@ pub struct Setting {
 pub struct GroupUrls {
     /// The group: the nodes of this profile.
     pub group: Profile,
+    /// The URLs' scheme.
     pub scheme: String,
+    /// The base port (each member adds its offset).
     pub port: u16,
+    /// How the value joins the URLs.
     pub form: GroupForm,
 }
 
