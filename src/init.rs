@@ -32,6 +32,8 @@ pub fn reference() -> String {
          # [pki]: validity_days, renew_before_days, organization, organizational_unit, country,\n\
          #        include_localhost; [pki.ca]: validity_days, cert, key\n\
          # [keystores]: primary_alias, primary_validity_days; [passwords]: primary, tls, truststore\n\
+         # [secure_vault] (on when absent; docs/secure-vault.md): enabled = true | false,\n\
+         #                scheme = oaep (default) | pkcs1, password_file = none (default) | tmp | persist\n\
          # [[node]]: name, profile, host, ip, offset, extra_sans; [[load_balancer]]: host, fronts\n",
         keys.join(" | "),
         formats.join(" | ")
@@ -57,7 +59,9 @@ fn generic(product: Product, ha: bool) -> String {
          renew_before_days = 30\n# organization = \"Acme Corp\"\n# country = \"US\"\n\n\
          [keystores]\nformat = \"pkcs12\"              # jks | pkcs12 | pkcs12-legacy\ntls = \"per-node\"               # per-node | shared\n\n\
          # [passwords] names environment variables; unset ones are generated into secrets.toml.\n\
-         # [passwords]\n# primary = \"APIM_PRIMARY_PASSWORD\"\n# tls = \"APIM_TLS_PASSWORD\"\n# truststore = \"APIM_TRUSTSTORE_PASSWORD\"\n",
+         # [passwords]\n# primary = \"APIM_PRIMARY_PASSWORD\"\n# tls = \"APIM_TLS_PASSWORD\"\n# truststore = \"APIM_TRUSTSTORE_PASSWORD\"\n\n\
+         # Secure vault (on by default): passwords in the node files are ciphertexts under the primary key.\n\
+         # [secure_vault]\n# enabled = true\n# scheme = \"oaep\"             # oaep | pkcs1\n# password_file = \"none\"       # none | tmp | persist (apply writes it, 0600)\n",
         product.as_str(),
         product.as_str()
     );

@@ -258,8 +258,8 @@ enum Command {
         /// Warn about certificates expiring within N days (default: renew_before_days).
         #[arg(long, value_name = "N")]
         warn_days: Option<u32>,
-        /// Verify an applied API-M 3.2/4.x/4.5+ home instead: the keystores and peers its
-        /// deployment.toml names (with --node).
+        /// Verify an applied home instead (with --node): for 3.2/4.x/4.5+ the keystores and
+        /// peers its deployment.toml names; for every release its secure vault.
         #[arg(long, requires = "node", conflicts_with = "live")]
         apim_home: Option<PathBuf>,
         /// The node whose applied home --apim-home is.

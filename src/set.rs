@@ -48,6 +48,27 @@ pub struct SetView {
     pub keystores: KeystoresView,
     pub nodes: Vec<NodeView>,
     pub load_balancers: Vec<LbView>,
+    /// `[secure_vault]` as generated (sets older than the vault have none: on, defaults).
+    #[serde(default)]
+    pub secure_vault: SecureVaultView,
+}
+
+/// The set's `[secure_vault]` settings (docs/secure-vault.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecureVaultView {
+    pub enabled: bool,
+    pub scheme: String,
+    pub password_file: String,
+}
+
+impl Default for SecureVaultView {
+    fn default() -> Self {
+        SecureVaultView {
+            enabled: true,
+            scheme: "oaep".into(),
+            password_file: "none".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

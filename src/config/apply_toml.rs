@@ -20,6 +20,8 @@ use crate::password::Password;
 use crate::set::OpenedSet;
 use crate::topology::{Product, Profile};
 
+mod vault;
+
 const CONF: &str = "repository/conf/deployment.toml";
 
 /// The result of apply on a deployment.toml product.
@@ -135,6 +137,9 @@ pub fn apply(
         let known = [
             Path::new(CONF).parent().unwrap_or(Path::new(".")),
             Path::new(layout::SECURITY_DIR),
+            Path::new(vault::SECRET_CONF)
+                .parent()
+                .unwrap_or(Path::new(".")),
         ];
         Some(install::lock_home(apim_home, &known)?)
     };
@@ -162,6 +167,13 @@ pub fn apply(
         )
     })?;
 
+    let mut merged = merged;
+    let vault = vault::seal(&set, &node.name, apim_home, &merged.text, &patch, &current)?;
+    if let Some(v) = &vault {
+        merged.text.clone_from(&v.text);
+        merged.kept.retain(|k| !v.sealed.contains(k));
+        notes.extend(v.notes.iter().cloned());
+    }
     let mut planned = Vec::new();
     if merged.text != current {
         let mut changes: Vec<ValueChange> = merged
@@ -193,6 +205,7 @@ pub fn apply(
     planned.extend(keystores(
         &set, &node.name, apim_home, &current, &mut notes,
     )?);
+    planned.extend(vault.map(|v| v.files).unwrap_or_default());
 
     if let Err(e) = crate::vault::secrets_toml::check_layout(&merged.text) {
         notes.push(format!(

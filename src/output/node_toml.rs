@@ -7,5 +7,11 @@ use crate::topology::{Node, Topology};
 
 /// Renders `node`'s node.toml.
 pub fn render(topology: &Topology, node: &Node) -> String {
-    node_toml::render(&NodePlan::build(topology, node), topology.product)
+    let text = node_toml::render(&NodePlan::build(topology, node), topology.product);
+    // After the header line: how this node's start gets the secure vault's password.
+    let vault = crate::vault::startup::node_toml_comment(&topology.secure_vault);
+    match text.split_once('\n') {
+        Some((head, rest)) => format!("{head}\n{vault}{rest}"),
+        None => text,
+    }
 }

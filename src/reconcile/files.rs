@@ -401,6 +401,9 @@ pub(super) fn build_files(
         .filter_map(|x| x.0.node.as_deref().map(|n| (n, x)))
         .collect();
 
+    use crate::config::deployment_toml::secrets as vault;
+    let vault_key = vault::generate_key(topology, &primary_store)
+        .map_err(|e| input(dir, e.to_string(), None))?;
     let node_files: Vec<Result<Vec<FileOut>, GenerateError>> = topology
         .nodes
         .par_iter()
@@ -498,6 +501,28 @@ pub(super) fn build_files(
                 truststore: secret(&passwords.truststore),
             };
             if let Some(text) = crate::config::deployment_toml::render(topology, node, &pw) {
+                // Secure vault: [secrets] sealed with the primary key, secret-conf.properties.
+                let text = match &vault_key {
+                    Some(key) => {
+                        let previous = dir.read(&layout::deployment_toml(&node.name));
+                        let previous = previous.and_then(|b| String::from_utf8(b).ok());
+                        let conf = vault::secret_conf(topology, key);
+                        let mut f = simple_file(
+                            dir,
+                            vault::secret_conf_path(&node.name),
+                            ArtifactKind::DeploymentConfig,
+                            Access::Public,
+                            conf.into_bytes(),
+                            "new node",
+                            Vec::new(),
+                        );
+                        f.node = Some(node.name.clone());
+                        out.push(f);
+                        vault::seal_generated(&text, previous.as_deref(), key)
+                            .map_err(|e| input(dir, e.to_string(), None))?
+                    }
+                    None => text,
+                };
                 let mut f = simple_file(
                     dir,
                     layout::deployment_toml(&node.name),

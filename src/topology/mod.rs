@@ -328,6 +328,42 @@ pub struct KeystoreSettings {
     pub primary_validity_days: u32,
 }
 
+/// `[secure_vault]`: whether apply and generate write passwords as WSO2's secure vault expects
+/// (docs/secure-vault.md), with which scheme, and whether apply writes the start-up password file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SecureVaultSettings {
+    /// On unless `enabled = false`.
+    pub enabled: bool,
+    /// `scheme = "oaep" | "pkcs1"` (default: the release's strongest, OAEP).
+    #[serde(serialize_with = "ser_scheme")]
+    pub scheme: crate::vault::Scheme,
+    /// `password_file = "none" | "tmp" | "persist"` (default none): the file apply writes in
+    /// the product home so the JVM gets the vault key's password without a console.
+    #[serde(serialize_with = "ser_password_file")]
+    pub password_file: Option<crate::vault::startup::PasswordFile>,
+}
+
+impl Default for SecureVaultSettings {
+    fn default() -> Self {
+        SecureVaultSettings {
+            enabled: true,
+            scheme: crate::vault::Scheme::RsaOaepSha1,
+            password_file: None,
+        }
+    }
+}
+
+fn ser_scheme<S: serde::Serializer>(s: &crate::vault::Scheme, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.name())
+}
+
+fn ser_password_file<S: serde::Serializer>(
+    p: &Option<crate::vault::startup::PasswordFile>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(p.map_or("none", |p| p.name()))
+}
+
 /// The environment variables passwords come from (`[passwords]`); `None` means generated.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PasswordVariables {
@@ -416,6 +452,7 @@ pub struct Topology {
     pub ca: CaSource,
     pub keystores: KeystoreSettings,
     pub passwords: PasswordVariables,
+    pub secure_vault: SecureVaultSettings,
     pub nodes: Vec<Node>,
     pub load_balancers: Vec<LoadBalancer>,
 }

@@ -17,6 +17,8 @@ pub(super) struct RawTopology {
     pub keystores: RawKeystores,
     pub passwords: Option<RawPasswords>,
     #[serde(default)]
+    pub secure_vault: RawSecureVault,
+    #[serde(default)]
     pub node: Vec<RawNode>,
     #[serde(default)]
     pub load_balancer: Vec<RawLoadBalancer>,
@@ -52,6 +54,14 @@ pub(super) struct RawKeystores {
     pub primary_alias: Option<S<String>>,
     pub primary_key: Option<S<String>>,
     pub primary_validity_days: Option<S<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecureVault {
+    pub enabled: Option<bool>,
+    pub scheme: Option<S<String>>,
+    pub password_file: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@ use super::raw::{RawTopology, S};
 use super::*;
 
 mod lb_keys;
+mod secure_vault;
 
 /// Turns byte offsets into 1-based line numbers and builds errors.
 struct Ctx<'a> {
@@ -208,6 +209,7 @@ fn build(cx: &Ctx, raw: RawTopology) -> Result<Topology, TopologyError> {
     let ca = ca_source(cx, &raw)?;
     let keystores = keystore_settings(cx, &raw, product)?;
     let passwords = password_variables(cx, &raw)?;
+    let secure_vault = secure_vault::settings(cx, &raw.secure_vault)?;
     let nodes = nodes(cx, &raw, product)?;
     let load_balancers = load_balancers(cx, &raw, product, &nodes)?;
     check_profiles(cx, &raw, product, &nodes, &load_balancers)?;
@@ -220,6 +222,7 @@ fn build(cx: &Ctx, raw: RawTopology) -> Result<Topology, TopologyError> {
         ca,
         keystores,
         passwords,
+        secure_vault,
         nodes,
         load_balancers,
     })

@@ -21,11 +21,13 @@ pub mod carbon26;
 pub mod cipher;
 pub mod cipher_text;
 pub mod javaprops;
+pub mod key;
 pub mod secret_conf;
 pub mod secrets_toml;
 pub mod startup;
 
 pub use cipher::{decrypt, encrypt, Ciphertext};
+pub use key::{release_of, Sealed, VaultKey};
 
 /// An API Manager release whose secure vault was read from WSO2's sources (at the tag named).
 /// Releases in between (4.1–4.3, 4.5) were not read; from 3.2 on every release here behaves the
@@ -165,6 +167,14 @@ impl Scheme {
             | "rsa/ecb/oaeppadding" => Ok(Scheme::RsaOaepSha1),
             _ => Err(VaultError::UnsupportedAlgorithm(v.to_string())),
         }
+    }
+
+    /// Every scheme, strongest first.
+    pub const ALL: [Scheme; 2] = [Scheme::RsaOaepSha1, Scheme::RsaPkcs1];
+
+    /// The scheme named `name` in the topology (`"oaep"`, `"pkcs1"`).
+    pub fn parse(name: &str) -> Option<Scheme> {
+        Scheme::ALL.into_iter().find(|s| s.name() == name)
     }
 
     /// The topology name of the scheme (`"oaep"`, `"pkcs1"`).

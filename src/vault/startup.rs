@@ -19,6 +19,22 @@ pub enum PasswordFile {
 }
 
 impl PasswordFile {
+    /// Every choice, as the topology names them.
+    pub const ALL: [PasswordFile; 2] = [PasswordFile::Tmp, PasswordFile::Persist];
+
+    /// The topology name (`password_file = "tmp" | "persist"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PasswordFile::Tmp => "tmp",
+            PasswordFile::Persist => "persist",
+        }
+    }
+
+    /// The choice named `name` in the topology.
+    pub fn parse(name: &str) -> Option<PasswordFile> {
+        PasswordFile::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// The file name in the product home (`.txt` on Windows, as the handler checks `os.name`).
     pub fn file_name(self, windows: bool) -> &'static str {
         match (self, windows) {
@@ -37,6 +53,24 @@ impl PasswordFile {
         }
         Some(Zeroizing::new(format!("{password}\n")))
     }
+}
+
+/// The comment node.toml carries above its start command: how this start gets the vault key's
+/// password (docs/secure-vault.md, "Start-up password").
+pub fn node_toml_comment(settings: &crate::topology::SecureVaultSettings) -> String {
+    if !settings.enabled {
+        return String::new();
+    }
+    let how = match settings.password_file {
+        None => "give it at the console prompt, or write password-persist (0600) from your secret store\n# before a daemon or container start (no console there: without it nothing decrypts)",
+        Some(PasswordFile::Tmp) => "apply writes password-tmp (0600); the server deletes it after reading,\n# so run apply (or write it) again before each restart",
+        Some(PasswordFile::Persist) => "apply writes password-persist (0600), read at every start",
+    };
+    format!(
+        "# Secure vault ({}): the server needs the primary keystore password at start-up:\n# {how}.\n# A manual ciphertool.sh run needs -Dorg.wso2.CipherTransformation={}.\n",
+        settings.scheme.name(),
+        settings.scheme.transformation()
+    )
 }
 
 #[cfg(test)]

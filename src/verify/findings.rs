@@ -47,6 +47,13 @@ pub enum Code {
     LbForeignTrust,
     LbVerifyOff,
     InterruptedWrite,
+    /// A password of the set in clear where secure vault could hold it.
+    PlaintextPassword,
+    /// A WSO2 default password (`wso2carbon`, `admin`), in clear or decrypted.
+    DefaultPassword,
+    /// A ciphertext the set's primary key cannot decrypt (or whose plaintext does not open its
+    /// keystore), a secured field without a ciphertext, or no usable secret-conf.properties.
+    VaultUndecryptable,
 }
 
 impl Code {
@@ -82,6 +89,9 @@ impl Code {
             Code::LbForeignTrust => "lb-foreign-trust",
             Code::LbVerifyOff => "lb-verify-off",
             Code::InterruptedWrite => "interrupted-write",
+            Code::PlaintextPassword => "plaintext-password",
+            Code::DefaultPassword => "default-password",
+            Code::VaultUndecryptable => "vault-undecryptable",
         }
     }
 

@@ -176,6 +176,22 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
                 None,
             )
         })?;
+    if set.inventory.product == "apim-2.6" {
+        // 2.6 keeps its configuration in XML: the secure vault checks only.
+        if !home.join("repository/conf/carbon.xml").is_file() {
+            return Err(input(
+                &home.join("repository/conf/carbon.xml"),
+                "not found",
+                Some("--apim-home must be the root of the node's API-M"),
+            ));
+        }
+        let (findings, checked) = crate::verify::vault::verify_home(set, node, home);
+        return Ok(Report::new(
+            set.inventory.ca_stage.clone(),
+            findings,
+            checked,
+        ));
+    }
     let conf = home.join(CONF);
     let text = input::read_to_string(&conf, Limit::Config).map_err(|e| {
         input(
@@ -195,6 +211,9 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
     };
     stores(&mut c, view, home, &doc);
     peers(&mut c, &doc);
+    let (vault_findings, vault_checked) = crate::verify::vault::verify_home(set, node, home);
+    c.findings.extend(vault_findings);
+    c.checked += vault_checked;
     Ok(Report::new(
         set.inventory.ca_stage.clone(),
         c.findings,

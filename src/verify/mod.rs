@@ -6,6 +6,7 @@ pub mod home;
 pub mod hostname;
 pub mod live;
 pub mod offline;
+pub mod vault;
 
 use serde::Serialize;
 

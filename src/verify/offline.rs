@@ -450,6 +450,9 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
     }
     shared_keys(&keys, &mut c);
     verify_peer_hosts(set, &tls_leaves, &mut c);
+    let (vault_findings, vault_checked) = super::vault::verify_node_files(set);
+    c.findings.extend(vault_findings);
+    c.checked += vault_checked;
     Report::new(set.inventory.ca_stage.clone(), c.findings, c.checked)
 }
 

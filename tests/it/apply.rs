@@ -510,7 +510,7 @@ struct Set {
 
 impl Set {
     fn generate(root: &Path, topology: &str) -> Set {
-        let topo_file = write_topology(root, topology);
+        let topo_file = write_topology(root, &crate::util::cli::with_vault(topology, false));
         let dir = root.join("set");
         generate(&topo_file, &dir, &[]);
         let pw = secrets(&dir);

@@ -1058,7 +1058,11 @@ fn check_topology(label: &str, topology: &str) {
     let start = std::time::Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
     let set = tmp.path().join("set");
-    generate(&write_topology(tmp.path(), topology), &set, &[]);
+    generate(
+        &write_topology(tmp.path(), &crate::util::cli::with_vault(topology, false)),
+        &set,
+        &[],
+    );
     let t = topo(topology);
     let mut fails = Vec::new();
     let mut homes = BTreeMap::new();
@@ -1165,7 +1169,11 @@ fn verify_flags_a_truststore_that_trusts_a_default_key() {
     let Some(real) = real_tree() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let set = tmp.path().join("set");
-    generate(&write_topology(tmp.path(), ONE_HOST), &set, &[]);
+    generate(
+        &write_topology(tmp.path(), &crate::util::cli::with_vault(ONE_HOST, false)),
+        &set,
+        &[],
+    );
     let clean = run(
         &["verify", set.to_str().expect("utf-8"), "--format", "json"],
         &[],
@@ -1243,4 +1251,421 @@ fn the_scan_and_the_owned_check_catch_the_stock_tree_and_stray_edits() {
         1,
     );
     assert_eq!(check_owned_changes(rel, &api, &dropped).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secure vault on the real 2.6.0 files (docs/secure-vault.md)
+// ---------------------------------------------------------------------------------------------
+
+const CIPHER_TEXT: &str = "repository/conf/security/cipher-text.properties";
+const CIPHER_TOOL: &str = "repository/conf/security/cipher-tool.properties";
+const SECRET_CONF: &str = "repository/conf/security/secret-conf.properties";
+
+/// `text` with every vault placeholder put back to the password it stands for (decrypted from
+/// the home's cipher-text.properties with the set's primary key) and the `svns` namespace and
+/// aliases removed: what apply writes with the vault off.
+fn unvault(text: &str, secrets: &BTreeMap<String, String>) -> String {
+    let mut s = text.replace(
+        " xmlns:svns=\"http://org.wso2.securevault/configuration\"",
+        "",
+    );
+    while let Some(at) = s.find(" svns:secretAlias=\"") {
+        let start = at + " svns:secretAlias=\"".len();
+        let end = start + s[start..].find('"').expect("alias ends");
+        let alias = s[start..end].to_string();
+        let value = secrets
+            .get(&alias)
+            .unwrap_or_else(|| panic!("{alias} has no ciphertext"));
+        s.replace_range(at..=end, "");
+        let tag_start = s[..at].rfind('<').expect("tag");
+        let tag_end = at + s[at..].find('>').expect("tag end");
+        match apim_pki::vault::carbon26::alias_spec(&alias).and_then(|sp| sp.attribute) {
+            Some(attr) => {
+                let tag = s[tag_start..tag_end].replacen(
+                    &format!("{attr}=\"password\""),
+                    &format!("{attr}=\"{value}\""),
+                    1,
+                );
+                s.replace_range(tag_start..tag_end, &tag);
+            }
+            None => {
+                let rest = &s[tag_end + 1..];
+                assert!(rest.starts_with("password</"), "{alias}: placeholder");
+                s.replace_range(tag_end + 1..tag_end + 1 + "password".len(), value);
+            }
+        }
+    }
+    s
+}
+
+/// The home's cipher-text.properties decrypted with the set's primary key.
+fn decrypted(set: &Path, node: &str, home: &Path) -> BTreeMap<String, String> {
+    let opened = apim_pki::set::OpenedSet::open(set).expect("set");
+    let key = apim_pki::vault::key::for_set_node(&opened, node)
+        .expect("key")
+        .expect("vault on");
+    let text = std::fs::read_to_string(home.join(CIPHER_TEXT)).expect("cipher-text");
+    apim_pki::vault::cipher_text::parse(&text)
+        .expect("parses")
+        .into_iter()
+        .map(|e| match e.value {
+            apim_pki::vault::cipher_text::SecretValue::Encrypted(c) => {
+                (e.alias, key.open(&c).expect("decrypts").to_string())
+            }
+            other => panic!("{}: not encrypted: {other:?}", e.alias),
+        })
+        .collect()
+}
+
+/// Applied with the vault on, every node of the seed's HA example is exactly the vault-off
+/// result once each placeholder is replaced by what the set's primary key decrypts from
+/// cipher-text.properties; Java decrypts every ciphertext as WSO2's runtime does, to the set's
+/// password for that field (WSO2's own `admin` / `wso2carbon` for the entries the set does not
+/// manage); cipher-tool.properties lists exactly the aliases cipher-text.properties holds; no
+/// password of the set is in clear outside the files docs/secure-vault.md names; a second apply
+/// changes nothing; `verify --apim-home` reports only the WSO2 defaults the set does not manage.
+#[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
+fn secure_vault_on_the_real_2_6_files_is_the_plain_result_encrypted() {
+    let Some(real) = real_tree() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let set = tmp.path().join("set");
+    let topology = ha_example();
+    generate(
+        &write_topology(tmp.path(), &crate::util::cli::with_vault(&topology, false)),
+        &set,
+        &[],
+    );
+    let t = topo(&topology);
+    let mut off = BTreeMap::new();
+    for (name, _, _) in &t.nodes {
+        let home = tmp.path().join(format!("off-{name}"));
+        copy_tree(&real, &home);
+        apply(&set, name, &home).unwrap_or_else(|e| panic!("{name}: {e}"));
+        off.insert(name.clone(), home);
+    }
+    generate(&write_topology(tmp.path(), &topology), &set, &[]);
+    let pw = secrets(&set);
+    let mut cases = Vec::new();
+    for (name, _, _) in &t.nodes {
+        let home = tmp.path().join(format!("on-{name}"));
+        copy_tree(&real, &home);
+        apply(&set, name, &home).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let before = without_backup(snapshot(&home));
+        apply(&set, name, &home).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            before,
+            without_backup(snapshot(&home)),
+            "{name}: second apply changed files"
+        );
+        let plain = decrypted(&set, name, &home);
+        let plain_off = without_backup(snapshot(&off[name]));
+        for (rel, bytes) in &before {
+            let vault_file = [CIPHER_TEXT, CIPHER_TOOL, SECRET_CONF].contains(&rel.as_str());
+            if is_keystore(rel) || vault_file {
+                continue;
+            }
+            let want = plain_off
+                .get(rel)
+                .unwrap_or_else(|| panic!("{name}: {rel} only with the vault"));
+            let got = unvault(&decode(bytes), &plain);
+            assert!(
+                got == decode(want),
+                "{name}: {rel} differs from the vault-off result beyond the vault"
+            );
+            if !apim_pki::config::apim26::vault_not_covered(rel) {
+                for p in pw.values() {
+                    assert!(
+                        !decode(bytes).contains(p.as_str()),
+                        "{name}: {rel} holds a set password in clear"
+                    );
+                }
+            }
+        }
+        // axis2.xml: the only password left in clear is the wss sender's trust store.
+        let axis2 = decode(&before["repository/conf/axis2/axis2.xml"]);
+        for line in axis2
+            .lines()
+            .filter(|l| pw.values().any(|p| l.contains(p.as_str())))
+        {
+            assert!(line.contains("ws.trust.store.Password"), "{name}: {line}");
+        }
+        // The managed aliases hold the set's passwords; WSO2's others keep their values.
+        let want = |alias: &str| -> Option<&str> {
+            Some(match alias {
+                a if a.starts_with("Carbon.Security.KeyStore")
+                    || a.starts_with("Carbon.Security.InternalKeyStore") =>
+                {
+                    pw["primary"].as_str()
+                }
+                a if a.contains("TrustStore") => pw["truststore"].as_str(),
+                "UserManager.AdminUser.Password" => "admin",
+                "Datasources.WSO2_CARBON_DB.Configuration.Password" => "wso2carbon",
+                a if a.contains("KeyStore") || a.ends_with("keystorePass") => pw["tls"].as_str(),
+                _ => return None,
+            })
+        };
+        for (alias, value) in &plain {
+            assert_eq!(Some(value.as_str()), want(alias), "{name}: {alias}");
+        }
+        let tool = apim_pki::vault::carbon26::parse_cipher_tool(
+            &std::fs::read_to_string(home.join(CIPHER_TOOL)).expect("cipher-tool"),
+        )
+        .expect("parses");
+        let tool_aliases: BTreeSet<&str> = tool.iter().map(|e| e.alias.as_str()).collect();
+        let text_aliases: BTreeSet<&str> = plain.keys().map(String::as_str).collect();
+        assert_eq!(
+            tool_aliases, text_aliases,
+            "{name}: cipher-tool vs cipher-text"
+        );
+        let r = run(
+            &[
+                "verify",
+                set.to_str().expect("utf-8"),
+                "--apim-home",
+                home.to_str().expect("utf-8"),
+                "--node",
+                name,
+                "--format",
+                "json",
+            ],
+            &[],
+        );
+        let report: Value = serde_json::from_str(&r.stdout).expect("json");
+        for f in report["findings"].as_array().expect("findings") {
+            assert_eq!(f["code"], "default-password", "{name}: {f}");
+        }
+        cases.push((name.clone(), home, plain));
+    }
+    java_decrypts_26(&cases, &pw);
+}
+
+/// VaultDecrypt (tests/java) on each home: the runtime's path decrypts every alias to the value
+/// Rust decrypted, and the primary's opens the vault keystore.
+fn java_decrypts_26(
+    cases: &[(String, PathBuf, BTreeMap<String, String>)],
+    pw: &BTreeMap<String, String>,
+) {
+    use sha2::Digest;
+    if !java::require("java") || !java::require("javac") {
+        return;
+    }
+    let hex = |p: &str| -> String {
+        sha2::Sha256::digest(p.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let mut total = 0;
+    for (name, home, plain) in cases {
+        let got = java::vault_decrypt(
+            &java::jdk17_java(),
+            home,
+            &[(name.clone(), home.join(SECRET_CONF), home.join(CIPHER_TEXT))],
+            &pw["primary"],
+        );
+        let results = got[name].as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(results.len(), plain.len(), "{name}");
+        for (alias, r) in results {
+            match r {
+                java::VaultAlias::Ok { sha256, opens } => {
+                    assert_eq!(*sha256, hex(&plain[alias]), "{name}: {alias}");
+                    assert_eq!(
+                        *opens,
+                        plain[alias] == pw["primary"],
+                        "{name}: {alias} opens"
+                    );
+                }
+                other => panic!("{name}: {alias}: {other:?}"),
+            }
+            total += 1;
+        }
+    }
+    eprintln!(
+        "secure vault 2.6: {total} ciphertexts over {} homes decrypted by Java as the runtime does",
+        cases.len()
+    );
+}
+
+/// The finding codes `verify --apim-home` reports for `node`.
+fn home_codes(set: &Path, node: &str, home: &Path) -> BTreeSet<String> {
+    let r = run(
+        &[
+            "verify",
+            set.to_str().expect("utf-8"),
+            "--apim-home",
+            home.to_str().expect("utf-8"),
+            "--node",
+            node,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let report: Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr));
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["code"].as_str().expect("code").to_string())
+        .collect()
+}
+
+/// On a vaulted real 2.6.0 home, each break gives its finding: a secured field put back in
+/// clear (`plaintext-password`), a damaged ciphertext and a secured field whose alias has no
+/// ciphertext (a half-vaulted node) (`vault-undecryptable`); the untouched home reports only
+/// `default-password` (WSO2's `admin` and `wso2carbon`, which the set does not manage).
+#[test]
+fn secure_vault_findings_on_a_real_2_6_home() {
+    let Some(real) = real_tree() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let set = tmp.path().join("set");
+    generate(&write_topology(tmp.path(), ONE_HOST), &set, &[]);
+    let home = tmp.path().join("home");
+    copy_tree(&real, &home);
+    apply(&set, "gw", &home).expect("apply");
+    let baseline = home_codes(&set, "gw", &home);
+    assert_eq!(baseline, BTreeSet::from(["default-password".to_string()]));
+    let pw = secrets(&set);
+    let carbon = home.join("repository/conf/carbon.xml");
+    let ct = home.join(CIPHER_TEXT);
+    let (carbon0, ct0) = (
+        std::fs::read(&carbon).expect("carbon"),
+        std::fs::read(&ct).expect("ct"),
+    );
+    let with = |code: &str| {
+        let mut b = baseline.clone();
+        b.insert(code.to_string());
+        b
+    };
+
+    let text = decode(&carbon0).replacen(
+        "<Password svns:secretAlias=\"Carbon.Security.TrustStore.Password\">password</Password>",
+        &format!("<Password>{}</Password>", pw["truststore"]),
+        1,
+    );
+    assert_ne!(text, decode(&carbon0));
+    std::fs::write(&carbon, text).expect("write");
+    assert_eq!(home_codes(&set, "gw", &home), with("plaintext-password"));
+    std::fs::write(&carbon, &carbon0).expect("reset");
+
+    let damaged: String = decode(&ct0)
+        .lines()
+        .map(|l| match l.split_once('=') {
+            Some((k, _)) if k == "Carbon.Security.KeyStore.Password" => {
+                format!("{k}=QUJDREVGR0g=\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&ct, damaged).expect("write");
+    assert_eq!(
+        home_codes(&set, "gw", &home),
+        with("vault-undecryptable"),
+        "damaged"
+    );
+    let half: String = decode(&ct0)
+        .lines()
+        .filter(|l| !l.starts_with("Server.Service.Connector.keystorePass="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&ct, half).expect("write");
+    assert_eq!(
+        home_codes(&set, "gw", &home),
+        with("vault-undecryptable"),
+        "half-vaulted"
+    );
+    std::fs::write(&ct, &ct0).expect("reset");
+    assert_eq!(home_codes(&set, "gw", &home), baseline);
+
+    // WSO2's admin user with its shipped password (user-mgt.xml is not in the reference tree:
+    // a minimal one with WSO2's element path).
+    let user_mgt = home.join("repository/conf/user-mgt.xml");
+    std::fs::write(&user_mgt, "<UserManager><Realm><Configuration><AdminUser><UserName>admin</UserName><Password>admin</Password></AdminUser></Configuration></Realm></UserManager>\n").expect("write");
+    let r = run(
+        &[
+            "verify",
+            set.to_str().expect("utf-8"),
+            "--apim-home",
+            home.to_str().expect("utf-8"),
+            "--node",
+            "gw",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let report: Value = serde_json::from_str(&r.stdout).expect("json");
+    assert!(
+        report["findings"].as_array().expect("findings").iter().any(|f| f["code"] == "default-password" && f["file"] == "repository/conf/user-mgt.xml"),
+        "{}",
+        r.stdout
+    );
+    std::fs::remove_file(&user_mgt).expect("rm");
+
+    // A value that decrypts, but to the TLS password, which does not open the truststore.
+    let opened = apim_pki::set::OpenedSet::open(&set).expect("set");
+    let key = apim_pki::vault::key::for_set_node(&opened, "gw")
+        .expect("key")
+        .expect("vault on");
+    let replace = |alias: &str, value: &str| -> String {
+        decode(&ct0)
+            .lines()
+            .map(|l| match l.split_once('=') {
+                Some((k, _)) if k == alias => format!("{k}={value}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect()
+    };
+    let tls = key.seal(None, &pw["tls"]).expect("seal");
+    std::fs::write(
+        &ct,
+        replace("Carbon.Security.TrustStore.Password", tls.text()),
+    )
+    .expect("w");
+    assert_eq!(
+        home_codes(&set, "gw", &home),
+        with("vault-undecryptable"),
+        "wrong keystore"
+    );
+
+    // The primary password under PKCS#1 while secret-conf.properties names OAEP (a cipher tool
+    // run without the OAEP flag): undecryptable for the runtime; apply re-encrypts it, says so.
+    let pkcs1 = key
+        .clone()
+        .with_scheme(apim_pki::vault::Scheme::RsaPkcs1)
+        .seal(None, &pw["primary"])
+        .expect("seal");
+    std::fs::write(
+        &ct,
+        replace("Carbon.Security.KeyStore.Password", pkcs1.text()),
+    )
+    .expect("w");
+    assert_eq!(
+        home_codes(&set, "gw", &home),
+        with("vault-undecryptable"),
+        "padding"
+    );
+    let r = run(
+        &[
+            "apply",
+            set.to_str().expect("utf-8"),
+            "--node",
+            "gw",
+            "--apim-home",
+            home.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("Carbon.Security.KeyStore.Password") && r.stdout.contains("re-encrypted"),
+        "not silent: {}",
+        r.stdout
+    );
+    assert_eq!(home_codes(&set, "gw", &home), baseline);
 }

@@ -260,12 +260,15 @@ fn apply_case(c: &Case) {
     ];
     let r = cli::run(&args, &[]);
     assert_eq!(r.code, 0, "{}: {}{}", c.node, r.stdout, r.stderr);
+    // Secure vault (on by default): ready to start, no cipher tool run needed.
     assert!(
-        r.stdout.contains("NOT READY") && r.stdout.contains("ciphertool.sh -Dconfigure"),
-        "plain-text secrets must be called out: {}",
+        !r.stdout.contains("NOT READY") && r.stdout.contains("start with:"),
+        "{}: {}",
+        c.node,
         r.stdout
     );
     let text = std::fs::read_to_string(home.join("repository/conf/deployment.toml")).expect("read");
+    check_vaulted(c, &home, &text);
     // [secrets] stays the last table: WSO2's cipher tool rewrites what follows it.
     let last = text.rfind("\n[").expect("a table header");
     assert!(
@@ -335,6 +338,146 @@ fn apply_case(c: &Case) {
     if let Some(model) = c.version.model {
         render_and_check(c, &c.reference.join(model), &home);
     }
+}
+
+/// The applied home's `[secrets]` hold ciphertexts only, each decrypting with the set's primary
+/// key (the scheme the home's secret-conf.properties names) to a password of the set that opens
+/// the keystore it belongs to; no password of the set appears in clear in any file of the home
+/// (keystores aside); secret-conf.properties is installed; `verify --apim-home` reports no
+/// vault finding but the WSO2 defaults the shipped file keeps (database and admin passwords).
+fn check_vaulted(c: &Case, home: &Path, text: &str) {
+    let table: toml::Table = toml::from_str(text).expect("parses");
+    let secrets = table["secrets"].as_table().expect("[secrets]");
+    let set_pw = cli::secrets(c.set);
+    assert!(home
+        .join("repository/conf/security/secret-conf.properties")
+        .is_file());
+    for (alias, v) in secrets {
+        let v = v.as_str().expect("string");
+        assert!(!v.starts_with('['), "{}: {alias} still plain", c.node);
+        let plain = secret_value(c.set, &c.node, v);
+        assert!(
+            set_pw.values().any(|p| *p == plain),
+            "{}: {alias} decrypts to no password of the set",
+            c.node
+        );
+    }
+    for (rel, bytes) in cli::snapshot(home) {
+        if rel.ends_with(".p12") || rel.ends_with(".jks") || rel.starts_with(".apim-pki-backup") {
+            continue;
+        }
+        for p in set_pw.values() {
+            assert!(
+                !bytes.windows(p.len()).any(|w| w == p.as_bytes()),
+                "{}: {rel} holds a password of the set in clear",
+                c.node
+            );
+        }
+    }
+    // Each plaintext opens the keystore its section names.
+    for section in [
+        "keystore.primary",
+        "keystore.internal",
+        "keystore.tls",
+        "truststore",
+    ] {
+        let (file, _, pw) = store(home, &table, section);
+        let bytes = std::fs::read(&file).expect("keystore installed");
+        apim_pki::keystore::Keystore::decode(&bytes, &apim_pki::password::Password::new(pw))
+            .unwrap_or_else(|e| panic!("{}: [{section}] password does not open it: {e}", c.node));
+    }
+    java_decrypts(c, home, secrets, &set_pw);
+    let r = cli::run(
+        &[
+            "verify",
+            c.set.to_str().expect("utf-8"),
+            "--apim-home",
+            home.to_str().expect("utf-8"),
+            "--node",
+            &c.node,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).expect("verify json");
+    for f in report["findings"].as_array().expect("findings") {
+        assert_eq!(
+            f["code"], "default-password",
+            "{}: unexpected finding {f}",
+            c.node
+        );
+    }
+}
+
+/// WSO2's runtime path in Java (tests/java/VaultDecrypt.java): the home's secret-conf.properties,
+/// the cipher-text.properties the server renders from `[secrets]` at start-up, the primary
+/// keystore of the home as working directory: every alias decrypts to a password of the set, and
+/// the primary's opens the vault keystore.
+fn java_decrypts(c: &Case, home: &Path, secrets: &toml::Table, set_pw: &BTreeMap<String, String>) {
+    use apim_pki::vault::cipher_text;
+    use sha2::Digest;
+    if !java::require("java") || !java::require("javac") {
+        return;
+    }
+    let entries: Vec<(String, String)> = secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_string()))
+        .collect();
+    let rendered = c.work.join(format!("cipher-text-{}.properties", c.node));
+    std::fs::write(&rendered, cipher_text::render_from_secrets(&entries)).expect("write");
+    let conf = home.join("repository/conf/security/secret-conf.properties");
+    let got = java::vault_decrypt(
+        &java::jdk17_java(),
+        home,
+        &[(c.node.clone(), conf, rendered)],
+        &set_pw["primary"],
+    );
+    let hex = |p: &str| -> String {
+        sha2::Sha256::digest(p.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let results = got[&c.node]
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{}: {e}", c.node));
+    assert_eq!(results.len(), entries.len(), "{}: {results:?}", c.node);
+    for (alias, r) in results {
+        match r {
+            java::VaultAlias::Ok { sha256, opens } => {
+                let role = set_pw
+                    .iter()
+                    .find(|(_, p)| hex(p) == *sha256)
+                    .map(|(r, _)| r.as_str());
+                assert!(
+                    role.is_some(),
+                    "{}: {alias} decrypts to no password of the set",
+                    c.node
+                );
+                if alias == "keystore_password" {
+                    assert!(
+                        opens,
+                        "{}: {alias} does not open the vault keystore",
+                        c.node
+                    );
+                }
+            }
+            other => panic!("{}: {alias}: {other:?}", c.node),
+        }
+    }
+}
+
+/// A `[secrets]` value in clear: `[plain]` stripped, a ciphertext decrypted with the set's key.
+fn secret_value(set: &Path, node: &str, value: &str) -> String {
+    if let Some(p) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+        return p.to_string();
+    }
+    let opened = apim_pki::set::OpenedSet::open(set).expect("set opens");
+    let key = apim_pki::vault::key::for_set_node(&opened, node)
+        .expect("vault key")
+        .expect("vault on");
+    key.open(value).expect("decrypts").to_string()
 }
 
 /// `-Dprofile` name of a profile (the template's file name).
@@ -575,8 +718,14 @@ fn store(home: &Path, table: &toml::Table, section: &str) -> (PathBuf, String, S
         .strip_prefix("$secret{")
         .and_then(|r| r.strip_suffix('}'))
         .expect("a $secret{} reference");
-    let plain = table["secrets"][alias].as_str().expect("secret");
-    let pw = plain[1..plain.len() - 1].to_string();
+    let value = table["secrets"][alias].as_str().expect("secret");
+    let node = home
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("home-"))
+        .expect("home-<node>");
+    let set = home.parent().expect("work").join("set");
+    let pw = secret_value(&set, node, value);
     (
         home.join("repository/resources/security").join(file),
         ty,
@@ -752,4 +901,60 @@ fn apim_4_4_0_every_node_ha_and_single() {
 )]
 fn apim_4_6_0_split_every_node_ha_and_single() {
     run_version(&V460);
+}
+
+/// The secure vault on WSO2's real 3.2.0, 4.0.0, 4.4.0 and 4.6.0 trees, needing only JDK 17 (the
+/// tests above also render through WSO2's config model and probe with JDK 21): every node of the
+/// HA topology applied onto the shipped deployment.toml (or its profile template) holds only
+/// ciphertexts that Java decrypts as WSO2's runtime does to passwords of the set opening their
+/// keystores, no password of the set in clear in the home, `verify --apim-home` reports nothing
+/// but WSO2's own defaults, and a second apply changes nothing.
+#[test]
+#[cfg_attr(
+    not(apim_pki_jdk17),
+    ignore = "needs JDK 17: java, javac and keytool on PATH (apt-get install openjdk-17-jdk-headless); .ci/run installs it all"
+)]
+fn secure_vault_on_every_real_3_2_to_4_6_tree() {
+    let Some(reference) = reference() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut homes = 0;
+    for version in [&V320, &V400, &V440, &V460] {
+        let work = tmp.path().join(version.product);
+        std::fs::create_dir_all(&work).expect("mkdir");
+        let topology = ha(version.product, version.key_manager);
+        let set = work.join("set");
+        cli::generate(&cli::write_topology(&work, &topology), &set, &[]);
+        let t: toml::Table = toml::from_str(&topology).expect("topology");
+        for n in t["node"].as_array().expect("nodes") {
+            let c = Case {
+                reference: &reference,
+                version,
+                set: &set,
+                work: &work,
+                node: n["name"].as_str().expect("name").to_string(),
+                profile: n["profile"].as_str().expect("profile").to_string(),
+            };
+            let home = work.join(format!("home-{}", c.node));
+            copy_home(&reference.join((version.home)(&c.profile)), &home);
+            let args = [
+                "apply",
+                set.to_str().expect("utf-8"),
+                "--node",
+                &c.node,
+                "--apim-home",
+                home.to_str().expect("utf-8"),
+            ];
+            let r = cli::run(&args, &[]);
+            assert_eq!(r.code, 0, "{}: {}{}", c.node, r.stdout, r.stderr);
+            let text = std::fs::read_to_string(home.join("repository/conf/deployment.toml"))
+                .expect("read");
+            check_vaulted(&c, &home, &text);
+            let before = cli::snapshot(&home);
+            let again = cli::run(&args, &[]);
+            assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+            assert_eq!(before, cli::snapshot(&home), "{}: second apply", c.node);
+            homes += 1;
+        }
+    }
+    eprintln!("secure vault 3.2-4.6: {homes} real homes, every [secrets] value decrypted by Java");
 }

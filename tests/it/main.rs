@@ -32,5 +32,6 @@ mod reconcile;
 mod rotate;
 mod topology_property;
 mod vault_java;
+mod vault_wiring;
 mod verify;
 mod verify_live;

@@ -116,7 +116,7 @@ pub(super) fn decode_xml(
         .map_err(|_| input(home.join(rel), "is not UTF-8 text", None))
 }
 
-fn encode_xml(text: &str, latin1: bool) -> Vec<u8> {
+pub(super) fn encode_xml(text: &str, latin1: bool) -> Vec<u8> {
     if latin1 {
         // xmledit writes characters outside the declared encoding as &#N; references.
         text.chars()

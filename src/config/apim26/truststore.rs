@@ -134,7 +134,22 @@ pub(super) fn merge(
     let cur = current(home)?;
     let target_rel = format!("{}/{}", layout::SECURITY_DIR, trust.file);
     let (mut entries, removed) = match &cur.bytes {
-        Some(bytes) => foreign(open_current(home, &cur, bytes, options)?, &managed),
+        Some(bytes) => {
+            // A vault the set made: its truststore password decrypts with the primary key.
+            let vaulted;
+            let options = if cur.secured && options.existing_truststore_password.is_none() {
+                vaulted = ApplyOptions {
+                    existing_truststore_password: super::vault::secured_truststore_password(
+                        set, node, home, stores, bytes,
+                    ),
+                    ..options.clone()
+                };
+                &vaulted
+            } else {
+                options
+            };
+            foreign(open_current(home, &cur, bytes, options)?, &managed)
+        }
         None => (Vec::new(), Vec::new()),
     };
     let kept = entries.len();

@@ -19,6 +19,7 @@ use crate::topology::{Node, Product, Profile, TlsMode, Topology};
 mod apim32;
 mod apim4x;
 pub mod merge;
+pub mod secrets;
 mod tables;
 
 /// One URL deployment.toml names, and the setting that holds it.
@@ -122,7 +123,11 @@ fn build(topology: &Topology, node: &Node, passwords: &Passwords) -> Option<Doc>
     if secrets.iter().any(|(_, s)| matches!(s, Secret::Value(_))) {
         out.table(
             "secrets",
-            "Plain-text passwords: run ciphertool.sh -Dconfigure to encrypt them.",
+            if topology.secure_vault.enabled {
+                "Secure vault ciphertexts (docs/secure-vault.md); keep this table last."
+            } else {
+                "Plain-text passwords: run ciphertool.sh -Dconfigure to encrypt them."
+            },
         );
     }
     for (alias, secret) in secrets {

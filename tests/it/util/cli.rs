@@ -118,3 +118,20 @@ pub fn minimal_example() -> String {
     ))
     .expect("examples/minimal.toml")
 }
+
+/// `topology` with `[secure_vault] enabled = (on)` set (inserted after the top-level keys, so
+/// before the first table). Tests of apply's XML values run with the vault off and prove the
+/// vault separately: the vault changes how a password is written, not which one.
+pub fn with_vault(topology: &str, on: bool) -> String {
+    let table = format!("[secure_vault]\nenabled = {on}\n\n");
+    let at = topology
+        .lines()
+        .scan(0, |pos, l| {
+            let start = *pos;
+            *pos += l.len() + 1;
+            Some((start, l))
+        })
+        .find(|(_, l)| l.trim_start().starts_with('['))
+        .map_or(topology.len(), |(start, _)| start);
+    format!("{}{table}{}", &topology[..at], &topology[at..])
+}
