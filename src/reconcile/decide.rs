@@ -1,15 +1,18 @@
-//! Per key-bearing item: keep, renew, reissue or create, and issuing what must be issued.
+//! The decide phase: per key-bearing artifact, keep, renew, reissue, create or needs-rotate,
+//! from what the topology asks for and what DIR holds. Pure: no key is made, nothing is signed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use time::{Duration, OffsetDateTime};
 
-use crate::pki::{Ca, CertInfo, CertSpec, Key, PkiError};
+use crate::output::layout;
+use crate::pki::{Ca, CertInfo, CertSpec};
 use crate::topology::KeyType;
 
-use super::*;
+use super::error::GenerateError;
+use super::model::{ArtifactSpec, Cas, Decision, Existing, Item, Owner};
+use super::types::Rotation;
 
-#[allow(clippy::too_many_arguments)]
 /// What `rotate` forces on an item, whatever the topology says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Force {
@@ -25,97 +28,129 @@ pub(super) struct DecideCtx<'a> {
     pub ca: Option<&'a Ca>,
     pub now: OffsetDateTime,
     pub renew_window: Duration,
+    /// What `rotate` asks for (the default for generate).
+    pub rotation: &'a Rotation,
+    /// Set by `rotate --ca finish`: every leaf is re-certified under the new CA, with this reason.
+    pub recertify_all: Option<String>,
 }
 
-/// Who an item belongs to.
-pub(super) struct Owner<'a> {
-    pub label: &'a str,
-    pub node: Option<&'a str>,
-    pub lb: Option<&'a str>,
-}
-
-pub(super) fn decide(
-    owner: Owner,
-    spec: CertSpec,
-    key_type: KeyType,
-    existing: Option<Existing>,
-    cx: &DecideCtx,
-    force: Option<Force>,
-) -> Result<Item, GenerateError> {
-    let Owner { label, node, lb } = owner;
-    let (ca, now, renew_window) = (cx.ca, cx.now, cx.renew_window);
-    let item = |decision, reason: String, existing| Item {
-        label: label.into(),
-        node: node.map(str::to_string),
-        lb: lb.map(str::to_string),
-        spec: spec.clone(),
-        key_type,
-        decision,
-        reason,
-        existing,
-    };
-    match (force, existing) {
-        (Some(Force::NewKey(why)), _) => Ok(item(Decision::Create, why, None)),
-        (Some(Force::Recertify(why)), Some(e)) => Ok(item(Decision::Reissue, why, Some(e))),
-        (_, existing) => decide_by_topology(item, &spec, key_type, existing, ca, now, renew_window),
+impl DecideCtx<'_> {
+    /// What rotation forces on `owner`'s artifact.
+    fn force(&self, owner: &Owner) -> Option<Force> {
+        let (rekey, recertify) = match owner {
+            Owner::Primary => (false, self.rotation.primary_cert),
+            Owner::Node(n) => (self.rotation.rekeys_node(n), false),
+            Owner::Lb(h) => (self.rotation.rekeys_lb(h), false),
+        };
+        if rekey {
+            Some(Force::NewKey("rotate: new key and certificate".into()))
+        } else if let Some(why) = &self.recertify_all {
+            Some(Force::Recertify(why.clone()))
+        } else if recertify {
+            Some(Force::Recertify(
+                "rotate --primary-cert: new validity, same key".into(),
+            ))
+        } else {
+            None
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decide_by_topology(
-    item: impl Fn(Decision, String, Option<Existing>) -> Item,
-    spec: &CertSpec,
-    key_type: KeyType,
-    existing: Option<Existing>,
-    ca: Option<&Ca>,
-    now: OffsetDateTime,
-    renew_window: Duration,
-) -> Result<Item, GenerateError> {
-    let (decision, reason) = match &existing {
-        None => (Decision::Create, "new".to_string()),
-        Some(e) => {
-            if e.info.key_type != Some(key_type) {
-                let reason = format!(
-                    "its key is {}, the topology asks for {key_type}",
-                    e.info.key
-                );
-                return Ok(item(Decision::NeedsRotate, reason, existing));
-            }
-            match ca {
-                // With a CA that signs elsewhere, the primary is self-signed.
-                Some(ca)
-                    if ca.key().is_none()
-                        && e.info.self_issued
-                        && crate::pki::info::is_issued_by(&e.chain[0], &e.chain[0]) => {}
-                Some(ca)
-                    if e.chain.first().is_some_and(|leaf| {
-                        crate::pki::info::is_issued_by(leaf, ca.cert_der())
-                    }) => {}
-                _ => {
-                    let reason =
-                        format!("it was issued by `{}`, not by the set's CA", e.info.issuer);
-                    return Ok(item(Decision::NeedsRotate, reason, existing));
-                }
-            }
-            if let Some(diff) = names_diff(spec, &e.info) {
-                (Decision::Reissue, format!("names changed: {diff}"))
-            } else if e.info.not_after - now < renew_window {
-                (
-                    Decision::Renew,
-                    format!(
-                        "expires {} (within renew_before_days)",
-                        date(e.info.not_after)
-                    ),
-                )
-            } else {
-                (
-                    Decision::Keep,
-                    format!("matches the topology; expires {}", date(e.info.not_after)),
-                )
-            }
+/// Decides every artifact: `existing[i]` is what DIR holds for `specs[i]`.
+pub(super) fn decide_all(
+    specs: Vec<ArtifactSpec>,
+    existing: Vec<Option<Existing>>,
+    cx: &DecideCtx,
+) -> Vec<Item> {
+    specs
+        .into_iter()
+        .zip(existing)
+        .map(|(spec, existing)| decide(spec, existing, cx))
+        .collect()
+}
+
+/// Decides one artifact.
+pub(super) fn decide(spec: ArtifactSpec, existing: Option<Existing>, cx: &DecideCtx) -> Item {
+    let (decision, reason, existing) = match (cx.force(&spec.owner), existing) {
+        (Some(Force::NewKey(why)), _) => (Decision::Create, why, None),
+        (Some(Force::Recertify(why)), Some(e)) => (Decision::Reissue, why, Some(e)),
+        (_, existing) => {
+            let (decision, reason) = decide_by_topology(&spec, existing.as_ref(), cx);
+            (decision, reason, existing)
         }
     };
-    Ok(item(decision, reason, existing))
+    let (node, lb) = match &spec.owner {
+        Owner::Primary => (None, None),
+        Owner::Node(n) => (Some(n.clone()), None),
+        Owner::Lb(h) => (None, Some(h.clone())),
+    };
+    Item {
+        label: spec.owner.label().to_string(),
+        node,
+        lb,
+        spec: spec.cert,
+        key_type: spec.key_type,
+        decision,
+        reason,
+        existing,
+    }
+}
+
+/// The decision the topology alone makes for what DIR holds.
+fn decide_by_topology(
+    spec: &ArtifactSpec,
+    existing: Option<&Existing>,
+    cx: &DecideCtx,
+) -> (Decision, String) {
+    let Some(e) = existing else {
+        return (Decision::Create, "new".to_string());
+    };
+    let key_type: KeyType = spec.key_type;
+    if e.info.key_type != Some(key_type) {
+        let reason = format!(
+            "its key is {}, the topology asks for {key_type}",
+            e.info.key
+        );
+        return (Decision::NeedsRotate, reason);
+    }
+    if !issued_by_set_ca(e, cx.ca) {
+        let reason = format!("it was issued by `{}`, not by the set's CA", e.info.issuer);
+        return (Decision::NeedsRotate, reason);
+    }
+    if let Some(diff) = names_diff(&spec.cert, &e.info) {
+        (Decision::Reissue, format!("names changed: {diff}"))
+    } else if e.info.not_after - cx.now < cx.renew_window {
+        (
+            Decision::Renew,
+            format!(
+                "expires {} (within renew_before_days)",
+                date(e.info.not_after)
+            ),
+        )
+    } else {
+        (
+            Decision::Keep,
+            format!("matches the topology; expires {}", date(e.info.not_after)),
+        )
+    }
+}
+
+/// True when the set's CA issued `e` (or, with a CA that signs elsewhere, `e` is the primary's
+/// self-signed certificate).
+fn issued_by_set_ca(e: &Existing, ca: Option<&Ca>) -> bool {
+    let Some(ca) = ca else {
+        return false;
+    };
+    let self_signed = || {
+        e.info.self_issued
+            && e.chain
+                .first()
+                .is_some_and(|c| crate::pki::info::is_issued_by(c, c))
+    };
+    (ca.key().is_none() && self_signed())
+        || e.chain
+            .first()
+            .is_some_and(|leaf| crate::pki::info::is_issued_by(leaf, ca.cert_der()))
 }
 
 pub(super) fn date(t: OffsetDateTime) -> String {
@@ -151,71 +186,59 @@ pub(super) fn names_diff(spec: &CertSpec, info: &CertInfo) -> Option<String> {
     (!diffs.is_empty()).then(|| diffs.join(", "))
 }
 
-pub(super) fn issue(
-    item: &mut Item,
-    fresh_key: Option<Key>,
-    ca: &Ca,
-) -> Result<Issued, GenerateError> {
-    let chain_tail = std::iter::once(ca.cert_der().to_vec()).chain(ca.parents().iter().cloned());
-    // With a CA that signs elsewhere (corporate CSR flow), the primary is self-signed: it is
-    // trusted through the truststores' wso2carbon entries, not through a chain.
-    let self_signed_primary = ca.key().is_none() && item.node.is_none() && item.lb.is_none();
-    let sign = |spec: &CertSpec, key: &Key| -> Result<Vec<Vec<u8>>, PkiError> {
-        if self_signed_primary {
-            return Ok(vec![crate::pki::self_signed(spec, key)?]);
-        }
-        Ok(std::iter::once(ca.issue(spec, key)?)
-            .chain(chain_tail.clone())
-            .collect())
+/// `generate` stops before writing anything when an item needs `rotate`; the error names the
+/// first such artifact and how many more there are (`plan` lists them all).
+pub(super) fn needs_rotate_error(items: &[Item]) -> Result<(), GenerateError> {
+    let blocked: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.decision == Decision::NeedsRotate)
+        .collect();
+    let Some(first) = blocked.first() else {
+        return Ok(());
     };
-    match (item.decision.clone(), item.existing.take(), fresh_key) {
-        (Decision::Keep | Decision::NeedsRotate, Some(e), _) => Ok(Issued {
-            kept_bytes: e.reusable.map(|b| (e.path, b)),
-            key: e.key,
-            chain: e.chain,
-            info: e.info,
-        }),
-        (Decision::Renew | Decision::Reissue, Some(e), _) => {
-            let chain = sign(&item.spec, &e.key)?;
-            let info = CertInfo::from_der(&chain[0]).map_err(|r| PkiError::BadCertificate {
-                what: item.label.clone(),
-                reason: r,
-            })?;
-            Ok(Issued {
-                key: e.key,
-                chain,
-                info,
-                kept_bytes: None,
-            })
-        }
-        (_, _, Some(key)) => {
-            let chain = sign(&item.spec, &key)?;
-            let info = CertInfo::from_der(&chain[0]).map_err(|r| PkiError::BadCertificate {
-                what: item.label.clone(),
-                reason: r,
-            })?;
-            Ok(Issued {
-                key,
-                chain,
-                info,
-                kept_bytes: None,
-            })
-        }
-        _ => Err(GenerateError::Pki(PkiError::Issue {
-            subject: item.label.clone(),
-            reason: "internal: no key".into(),
-        })),
+    let path = first
+        .existing
+        .as_ref()
+        .map_or_else(|| first.label.clone(), |e| e.path.clone());
+    let mut reason = first.reason.clone();
+    if blocked.len() > 1 {
+        reason += &format!(
+            "; {} more artifacts need rotate (`apim-pki plan` lists them all)",
+            blocked.len() - 1
+        );
     }
+    Err(GenerateError::NeedsRotate { path, reason })
 }
 
-pub(super) fn decision_action(d: &Decision) -> ActionKind {
-    match d {
-        Decision::Keep => ActionKind::Keep,
-        Decision::Renew => ActionKind::Renew,
-        Decision::Reissue => ActionKind::Reissue,
-        Decision::Create => ActionKind::Create,
-        Decision::NeedsRotate => ActionKind::NeedsRotate,
-    }
+/// The CA certificates of the set, as (path, SubjectPublicKeyInfo): no leaf may hold their key.
+pub(super) fn ca_keys(cas: &Cas, generated: bool) -> Vec<(&'static str, Vec<u8>)> {
+    let current = if generated {
+        layout::CA_KEY
+    } else {
+        "the key of [pki.ca]"
+    };
+    [
+        (
+            current,
+            cas.current
+                .as_ref()
+                .map(|c| c.info().public_key_der.clone()),
+        ),
+        (
+            layout::CA_NEXT_KEY,
+            cas.next.as_ref().map(|c| c.info().public_key_der.clone()),
+        ),
+        (
+            layout::CA_PREVIOUS_CERT,
+            cas.previous
+                .as_deref()
+                .and_then(|der| CertInfo::from_der(der).ok())
+                .map(|i| i.public_key_der),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(path, spki)| spki.map(|k| (path, k)))
+    .collect()
 }
 
 /// Refuses a set where two artifacts hold one private key (only the primary is shared by

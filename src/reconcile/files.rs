@@ -1,23 +1,46 @@
-//! The files of the set: which to keep, create or update, and their bytes.
+//! The assemble phase: every file of the set, with its action (keep, create, update, or the
+//! item's renew / reissue / needs-rotate) and, when it is to be written, its bytes. File
+//! contents are computed only when they are compared with DIR or written: a plan of a new
+//! directory renders nothing. Each file goes to a sink as soon as it is assembled (generate
+//! stages it to a temporary file and drops its bytes), so memory holds one node's files at a time.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use crate::config::deployment_toml::secrets;
 use crate::keystore::{pem, Entry, Keystore, StoreType};
 use crate::output::fsio::Access;
-use crate::output::inventory::{
-    Artifact, ArtifactEntry, ArtifactKind, Inventory, PasswordSource, FORMAT_VERSION,
-};
+use crate::output::inventory::{ArtifactEntry, ArtifactKind, PasswordSource};
 use crate::output::layout::{self, LbFile};
 use crate::output::secrets::Secrets;
 use crate::password::Password;
-use crate::pki::{Ca, CertInfo};
+use crate::pki::{CertInfo, Key};
 use crate::resolve;
 use crate::topology::{Node, Topology};
+use crate::vault::VaultKey;
 
-use super::*;
+use super::dir::Dir;
+use super::error::{input, GenerateError};
+use super::model::{store_type_of, Cas, Decision, FileOut, Issued, Item, Passwords, Resolved};
+use super::types::ActionKind;
 
+/// Where an assembled file goes: generate stages it (and drops its bytes), a plan keeps it.
+pub(super) type Sink<'a> = dyn Fn(&mut FileOut) -> Result<(), GenerateError> + Sync + 'a;
+
+/// What assembling the files needs.
+pub(super) struct Assembly<'a> {
+    pub topology: &'a Topology,
+    pub dir: Dir<'a>,
+    pub cas: &'a Cas,
+    pub passwords: &'a Passwords,
+    /// False in a plan: contents are computed only to compare them with DIR.
+    pub writing: bool,
+    pub sink: &'a Sink<'a>,
+}
+
+/// The inventory entries of a keystore's certificates.
 pub(super) fn entries_of(store: &Keystore) -> Vec<ArtifactEntry> {
     store
         .entries
@@ -70,89 +93,101 @@ fn protected(bytes: &[u8]) -> bool {
     crate::keystore::protection::pkcs12_weaknesses(bytes).is_empty()
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn keystore_file(
-    dir: Dir,
-    path: String,
-    kind: ArtifactKind,
-    node: &Node,
-    desired: &Desired,
-    reuse: Option<&[u8]>,
-    fresh: &dyn Fn() -> Result<Vec<u8>, GenerateError>,
-    password: &Password,
-    role: &'static str,
-    action_if_changed: (ActionKind, String),
-    format: crate::topology::KeystoreFormat,
-) -> Result<FileOut, GenerateError> {
-    let current = dir.read(&path);
-    let want_type = store_type_of(format);
-    let (action, reason, bytes) = match (&current, reuse) {
-        (Some(cur), Some(reuse)) if cur == reuse => {
-            (ActionKind::Keep, action_if_changed.1.clone(), None)
-        }
-        (Some(cur), None)
-            if action_if_changed.0 == ActionKind::Keep
-                && StoreType::detect(cur) == Some(want_type)
+/// Bytes that may stand for a keystore as they are.
+#[derive(Clone, Copy)]
+pub(super) enum Reuse<'x> {
+    /// None: the file stays when it already holds the wanted entries.
+    None,
+    /// These bytes (an existing file that says the right thing, or the one encoding shared by
+    /// every node).
+    Bytes(&'x [u8]),
+    /// A new encoding, equal to no file on disk (a plan does not compute it).
+    Fresh,
+}
+
+/// One keystore file of a node.
+pub(super) struct StoreFile<'x> {
+    pub path: String,
+    pub kind: ArtifactKind,
+    pub node: &'x str,
+    /// The wanted content; None when it holds a certificate a plan has not issued.
+    pub desired: Option<&'x Desired>,
+    pub reuse: Reuse<'x>,
+    pub fresh: &'x (dyn Fn() -> Result<Vec<u8>, GenerateError> + Sync),
+    pub password: &'x Password,
+    pub role: &'static str,
+    /// The item's action and reason (keep for a file that only follows its content).
+    pub action_if_changed: (ActionKind, String),
+}
+
+/// A keystore file: kept when DIR holds the same bytes or (for a file that only follows its
+/// content) the same entries; else created or rewritten.
+pub(super) fn keystore_file(a: &Assembly, f: StoreFile) -> Result<FileOut, GenerateError> {
+    let want_type = store_type_of(a.topology.keystores.format);
+    let (follows, why) = (
+        f.action_if_changed.0 == ActionKind::Keep,
+        f.action_if_changed.1,
+    );
+    let current = a.dir.read(&f.path);
+    let same_content = |cur: &[u8]| {
+        f.desired.is_some_and(|d| {
+            StoreType::detect(cur) == Some(want_type)
                 && protected(cur)
-                && Keystore::decode(cur, password)
-                    .is_ok_and(|(k, _)| same_entries(&k, &desired.store)) =>
-        {
-            (ActionKind::Keep, action_if_changed.1.clone(), None)
-        }
-        (None, _) => (
-            ActionKind::Create,
-            if action_if_changed.0 == ActionKind::Keep {
-                "new on this node".into()
-            } else {
-                action_if_changed.1.clone()
-            },
-            Some(reuse.map_or_else(fresh, |r| Ok(r.to_vec()))?),
+                && Keystore::decode(cur, f.password).is_ok_and(|(k, _)| same_entries(&k, &d.store))
+        })
+    };
+    let (action, reason) = match (&current, f.reuse) {
+        (Some(cur), Reuse::Bytes(r)) if cur == r => (ActionKind::Keep, why),
+        (Some(cur), Reuse::None) if follows && same_content(cur) => (ActionKind::Keep, why),
+        (None, _) if follows => (ActionKind::Create, "new on this node".into()),
+        (None, _) => (ActionKind::Create, why),
+        (Some(_), _) if follows => (
+            ActionKind::Update,
+            "re-encoded (format, password or entries changed)".to_string(),
         ),
-        (Some(_), _) => {
-            let (a, r) = if action_if_changed.0 == ActionKind::Keep {
-                (
-                    ActionKind::Update,
-                    "re-encoded (format, password or entries changed)".to_string(),
-                )
-            } else {
-                action_if_changed.clone()
-            };
-            (a, r, Some(reuse.map_or_else(fresh, |r| Ok(r.to_vec()))?))
-        }
+        (Some(_), _) => (f.action_if_changed.0, why),
+    };
+    let bytes = match (action, f.reuse) {
+        (ActionKind::Keep, _) => None,
+        _ if !a.writing => None,
+        (_, Reuse::Bytes(r)) => Some(r.to_vec()),
+        _ => Some((f.fresh)()?),
     };
     Ok(FileOut {
-        path,
-        kind,
-        node: Some(node.name.clone()),
+        path: f.path,
+        kind: f.kind,
+        node: Some(f.node.to_string()),
         lb: None,
         access: Access::Secret,
         bytes,
         action,
         reason,
         store_type: Some(want_type),
-        password: Some(role),
-        entries: desired.entries.clone(),
+        password: Some(f.role),
+        entries: f.desired.map(|d| d.entries.clone()).unwrap_or_default(),
     })
 }
 
+/// A file that follows its content: kept when DIR holds the same bytes. `content` is called
+/// only to compare or to write; None is content a plan has not computed (new certificates).
 pub(super) fn simple_file(
-    dir: Dir,
+    a: &Assembly,
     path: String,
     kind: ArtifactKind,
     access: Access,
-    bytes: Vec<u8>,
+    content: impl FnOnce() -> Option<Vec<u8>>,
     reason_new: &str,
     entries: Vec<ArtifactEntry>,
 ) -> FileOut {
-    let current = dir.read(&path);
-    let (action, reason, bytes) = match current {
-        Some(cur) if cur == bytes => (ActionKind::Keep, "unchanged".to_string(), None),
-        Some(_) => (
-            ActionKind::Update,
-            "content changed".to_string(),
-            Some(bytes),
-        ),
-        None => (ActionKind::Create, reason_new.to_string(), Some(bytes)),
+    let changed = "content changed".to_string();
+    let (action, reason, bytes) = match a.dir.read(&path) {
+        None if !a.writing => (ActionKind::Create, reason_new.to_string(), None),
+        None => (ActionKind::Create, reason_new.to_string(), content()),
+        Some(cur) => match content() {
+            Some(b) if b == cur => (ActionKind::Keep, "unchanged".to_string(), None),
+            Some(b) => (ActionKind::Update, changed, a.writing.then_some(b)),
+            None => (ActionKind::Update, changed, None),
+        },
     };
     FileOut {
         path,
@@ -169,65 +204,124 @@ pub(super) fn simple_file(
     }
 }
 
-pub(super) fn build_files(
-    topology: &Topology,
-    dir: Dir,
-    cas: &Cas,
-    ca_item: Option<&Item>,
-    issued: &[(Item, Issued)],
-    passwords: &Passwords,
-) -> Result<Vec<FileOut>, GenerateError> {
-    let format = topology.keystores.format;
-    let mut files = Vec::new();
-    let ca = &cas.current;
-    let ca_created = ca_item.is_some_and(|i| i.decision == Decision::Create);
-    let cert_file = |rel: &str, kind, der: &[u8], why: &str| {
-        let entries = CertInfo::from_der(der)
-            .map(|i| vec![ArtifactEntry::new(None, "certificate", &i)])
-            .unwrap_or_default();
-        simple_file(
-            dir,
-            rel.into(),
-            kind,
-            Access::Public,
-            pem::certs_to_pem([der]).into_bytes(),
-            why,
-            entries,
-        )
-    };
-    // A key file is rewritten only when it holds another key: its PEM form is not ours to
-    // normalise.
-    let key_file = |rel: &str, kind, key: &Key, why: &str| {
-        let mut f = simple_file(
-            dir,
-            rel.into(),
-            kind,
-            Access::Secret,
-            key.pkcs8_pem().as_bytes().to_vec(),
-            why,
-            Vec::new(),
-        );
-        let same = dir
+/// A certificate file (PEM); `der` is None for a certificate a plan has not issued.
+fn cert_file(
+    a: &Assembly,
+    rel: &str,
+    kind: ArtifactKind,
+    der: Option<&[u8]>,
+    why: &str,
+) -> FileOut {
+    let entries = der
+        .and_then(|d| CertInfo::from_der(d).ok())
+        .map(|i| vec![ArtifactEntry::new(None, "certificate", &i)])
+        .unwrap_or_default();
+    let content = || der.map(|d| pem::certs_to_pem([d]).into_bytes());
+    simple_file(a, rel.into(), kind, Access::Public, content, why, entries)
+}
+
+/// A key file (PKCS#8 PEM), rewritten only when it holds another key: its PEM form is not ours
+/// to normalise. `key` is None for a key a plan has not generated.
+fn key_file(a: &Assembly, rel: &str, kind: ArtifactKind, key: Option<&Key>, why: &str) -> FileOut {
+    let content = || key.map(|k| k.pkcs8_pem().as_bytes().to_vec());
+    let mut f = simple_file(
+        a,
+        rel.into(),
+        kind,
+        Access::Secret,
+        content,
+        why,
+        Vec::new(),
+    );
+    let same = key.is_some_and(|key| {
+        a.dir
             .read(rel)
             .and_then(|b| Key::from_pem(&b, rel).ok())
-            .is_some_and(|k| k.public_key_der() == key.public_key_der());
-        if same {
-            (f.action, f.reason, f.bytes) = (ActionKind::Keep, "unchanged".into(), None);
+            .is_some_and(|k| k.public_key_der() == key.public_key_der())
+    });
+    if same {
+        (f.action, f.reason, f.bytes) = (ActionKind::Keep, "unchanged".into(), None);
+    }
+    f
+}
+
+/// Every CA the truststores trust, with its alias: the issuing CA (and the chain above a CA you
+/// bring), then the next or previous generation during a rollover. None when the issuing CA is
+/// one a plan has not created.
+fn trusted_cas<'c>(topology: &Topology, cas: &'c Cas) -> Option<Vec<(String, &'c [u8])>> {
+    let ca = cas.current.as_ref()?;
+    let current_alias = resolve::ca_alias(topology, cas.generation);
+    let mut trusted: Vec<(String, &[u8])> = vec![(current_alias.clone(), ca.cert_der())];
+    trusted.extend(
+        ca.parents()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("{current_alias}-parent-{}", i + 1), p.as_slice())),
+    );
+    if let Some(next) = &cas.next {
+        trusted.push((
+            resolve::ca_alias(topology, cas.generation + 1),
+            next.cert_der(),
+        ));
+    }
+    if let Some(previous) = &cas.previous {
+        trusted.push((
+            resolve::ca_alias(topology, cas.generation.saturating_sub(1)),
+            previous.as_slice(),
+        ));
+    }
+    Some(trusted)
+}
+
+/// The CA bundle (PEM) and its inventory entries.
+struct Bundle {
+    pem: Option<String>,
+    entries: Vec<ArtifactEntry>,
+}
+
+impl Bundle {
+    fn new(trusted: Option<&[(String, &[u8])]>) -> Bundle {
+        let Some(trusted) = trusted else {
+            return Bundle {
+                pem: None,
+                entries: Vec::new(),
+            };
+        };
+        Bundle {
+            pem: Some(pem::certs_to_pem(trusted.iter().map(|(_, c)| *c))),
+            entries: trusted
+                .iter()
+                .filter_map(|(_, c)| CertInfo::from_der(c).ok())
+                .map(|i| ArtifactEntry::new(None, "certificate", &i))
+                .collect(),
         }
-        f
-    };
+    }
+
+    fn bytes(&self) -> Option<Vec<u8>> {
+        self.pem.as_ref().map(|p| p.clone().into_bytes())
+    }
+}
+
+/// The CA's files: its certificate and key, the rollover's next and previous CA, the bundle.
+fn ca_files(a: &Assembly, bundle: &Bundle) -> Vec<FileOut> {
+    let cas = a.cas;
+    let current = cas.current.as_ref();
+    let mut files = Vec::new();
     let mut ca_cert = cert_file(
+        a,
         layout::CA_CERT,
         ArtifactKind::CaCert,
-        ca.cert_der(),
+        current.map(|c| c.cert_der()),
         "new CA",
     );
-    if ca_created {
+    if cas.created {
         ca_cert.action = ActionKind::Create;
     }
     files.push(ca_cert);
-    if let (true, Some(key)) = (topology.ca.is_generated(), ca.key()) {
+    let key = current.and_then(|c| c.key());
+    if a.topology.ca.is_generated() && (key.is_some() || current.is_none()) {
         files.push(key_file(
+            a,
             layout::CA_KEY,
             ArtifactKind::CaKey,
             key,
@@ -235,409 +329,474 @@ pub(super) fn build_files(
         ));
     }
     if let Some(next) = &cas.next {
+        let why = "CA rollover: the next CA, trusted everywhere";
         files.push(cert_file(
+            a,
             layout::CA_NEXT_CERT,
             ArtifactKind::CaNextCert,
-            next.cert_der(),
-            "CA rollover: the next CA, trusted everywhere",
+            Some(next.cert_der()),
+            why,
         ));
         if let Some(key) = next.key() {
+            let why = "CA rollover: the next CA's key";
             files.push(key_file(
+                a,
                 layout::CA_NEXT_KEY,
                 ArtifactKind::CaNextKey,
-                key,
-                "CA rollover: the next CA's key",
+                Some(key),
+                why,
             ));
         }
     }
     if let Some(previous) = &cas.previous {
+        let why = "CA rollover: the previous CA, trusted until retire";
         files.push(cert_file(
+            a,
             layout::CA_PREVIOUS_CERT,
             ArtifactKind::CaPreviousCert,
-            previous,
-            "CA rollover: the previous CA, trusted until retire",
+            Some(previous),
+            why,
         ));
     }
-    // Every CA the truststores trust, with its alias: the issuing CA (and the chain above a CA
-    // you bring), then the next or previous generation during a rollover.
-    let current_alias = resolve::ca_alias(topology, cas.generation);
-    let mut trusted_cas: Vec<(String, &[u8])> = vec![(current_alias.clone(), ca.cert_der())];
-    trusted_cas.extend(
-        ca.parents()
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (format!("{current_alias}-parent-{}", i + 1), p.as_slice())),
-    );
-    if let Some(next) = &cas.next {
-        trusted_cas.push((
-            resolve::ca_alias(topology, cas.generation + 1),
-            next.cert_der(),
-        ));
-    }
-    if let Some(previous) = &cas.previous {
-        trusted_cas.push((
-            resolve::ca_alias(topology, cas.generation.saturating_sub(1)),
-            previous.as_slice(),
-        ));
-    }
-    let bundle_pem = pem::certs_to_pem(trusted_cas.iter().map(|(_, c)| *c));
-    let bundle_entries = trusted_cas
-        .iter()
-        .filter_map(|(_, c)| CertInfo::from_der(c).ok())
-        .map(|i| ArtifactEntry::new(None, "certificate", &i))
-        .collect();
     files.push(simple_file(
-        dir,
+        a,
         layout::CA_BUNDLE.into(),
         ArtifactKind::CaBundle,
         Access::Public,
-        bundle_pem.clone().into_bytes(),
+        || bundle.bytes(),
         "new",
-        bundle_entries,
+        bundle.entries.clone(),
     ));
-    // A load balancer re-encrypting to the nodes trusts what they trust.
-    let bundle_entries_lb: Vec<ArtifactEntry> = trusted_cas
-        .iter()
-        .filter_map(|(_, c)| CertInfo::from_der(c).ok())
-        .map(|i| ArtifactEntry::new(None, "certificate", &i))
-        .collect();
+    files
+}
 
-    let (primary_item, primary) = issued
-        .iter()
-        .find(|(i, _)| i.node.is_none() && i.lb.is_none())
-        .ok_or_else(|| input(dir, "internal: no primary", None))?;
-    let primary_alias = topology.keystores.primary_alias.clone();
-    let primary_store = Keystore {
-        entries: vec![Entry::PrivateKey {
-            alias: primary_alias.clone(),
-            pkcs8: primary.key.pkcs8_der(),
-            chain: primary.chain.clone(),
-        }],
-    };
-    // The primary keystore is the same file on every node: encode it once, copy the bytes.
-    let primary_bytes = std::sync::OnceLock::new();
-    let fresh_primary = || -> Result<Vec<u8>, GenerateError> {
-        if let Some(b) = primary_bytes.get() {
-            return Ok(Clone::clone(b));
-        }
-        let b = primary_store
-            .encode(format, &passwords.primary.password)
-            .map_err(|e| input(dir, e.to_string(), None))?;
-        Ok(primary_bytes.get_or_init(|| b).clone())
-    };
+/// A keystore every node holds a copy of (the primary keystore, the truststore): its wanted
+/// content, and the bytes every copy gets.
+struct SharedStore<'x> {
+    /// None when it holds a certificate a plan has not issued.
+    desired: Option<Desired>,
+    password: &'x Password,
+    /// Bytes of an existing copy that already says the right thing, else [`Reuse::Fresh`] (in
+    /// a plan) or the one new encoding (generate).
+    canonical: Option<Vec<u8>>,
+    encoded: OnceLock<Vec<u8>>,
+}
 
-    let mut truststore_entries: Vec<Entry> = trusted_cas
-        .iter()
-        .map(|(alias, cert)| Entry::Trusted {
-            alias: alias.clone(),
-            cert: cert.to_vec(),
-        })
-        .collect();
-    for alias in resolve::primary_trust_aliases(topology) {
-        truststore_entries.push(Entry::Trusted {
-            alias,
-            cert: primary.chain[0].clone(),
+impl<'x> SharedStore<'x> {
+    /// Every node holds copies of the same file: look at the first one found, decode it once,
+    /// and reuse its bytes when it already says the right thing.
+    fn new(
+        a: &Assembly,
+        file: &str,
+        desired: Option<Desired>,
+        password: &'x Password,
+        look: bool,
+    ) -> Result<SharedStore<'x>, GenerateError> {
+        let want_type = store_type_of(a.topology.keystores.format);
+        let existing = (look && desired.is_some())
+            .then(|| {
+                a.topology
+                    .nodes
+                    .iter()
+                    .map(|n| layout::node_security(&n.name, file))
+                    .find(|rel| a.dir.has(rel))
+                    .and_then(|rel| a.dir.read(&rel))
+            })
+            .flatten();
+        let canonical = existing.filter(|b| {
+            desired.as_ref().is_some_and(|d| {
+                StoreType::detect(b) == Some(want_type)
+                    && protected(b)
+                    && Keystore::decode(b, password).is_ok_and(|(k, _)| same_entries(&k, &d.store))
+            })
         });
-    }
-    let truststore = Keystore {
-        entries: truststore_entries,
-    };
-    let trust_bytes = std::sync::OnceLock::new();
-    let fresh_trust = || -> Result<Vec<u8>, GenerateError> {
-        if let Some(b) = trust_bytes.get() {
-            return Ok(Clone::clone(b));
-        }
-        let b = truststore
-            .encode(format, &passwords.truststore.password)
-            .map_err(|e| input(dir, e.to_string(), None))?;
-        Ok(trust_bytes.get_or_init(|| b).clone())
-    };
-    // Bytes of an existing primary keystore / truststore that already say the right thing.
-    let primary_keep = matches!(
-        primary_item.decision,
-        Decision::Keep | Decision::NeedsRotate
-    );
-    let mut primary_canonical: Option<Vec<u8>> = None;
-    let mut trust_canonical: Option<Vec<u8>>;
-    let want_type = store_type_of(format);
-    // Every node holds copies of the same two files: look at the first one found, decode it
-    // once, and reuse its bytes when it already says the right thing.
-    let first_existing = |file: &str| {
-        topology
-            .nodes
-            .iter()
-            .map(|n| layout::node_security(&n.name, file))
-            .find(|rel| dir.has(rel))
-            .and_then(|rel| dir.read(&rel))
-    };
-    if primary_keep {
-        primary_canonical = first_existing(&layout::primary_file(format)).filter(|b| {
-            StoreType::detect(b) == Some(want_type)
-                && protected(b)
-                && Keystore::decode(b, &passwords.primary.password)
-                    .is_ok_and(|(k, _)| same_entries(&k, &primary_store))
-        });
-    }
-    trust_canonical = first_existing(&layout::truststore_file(format)).filter(|b| {
-        StoreType::detect(b) == Some(want_type)
-            && protected(b)
-            && Keystore::decode(b, &passwords.truststore.password)
-                .is_ok_and(|(k, _)| same_entries(&k, &truststore))
-    });
-    if primary_canonical.is_none() {
-        primary_canonical = Some(fresh_primary()?);
-    }
-    if trust_canonical.is_none() {
-        trust_canonical = Some(fresh_trust()?);
-    }
-    let primary_action = (
-        decision_action(&primary_item.decision),
-        primary_item.reason.clone(),
-    );
-    let primary_desired = Desired::new(primary_store.clone());
-    let trust_desired = Desired::new(truststore.clone());
-    let tls_items: BTreeMap<&str, &(Item, Issued)> = issued
-        .iter()
-        .filter_map(|x| x.0.node.as_deref().map(|n| (n, x)))
-        .collect();
-
-    use crate::config::deployment_toml::secrets as vault;
-    let vault_key = vault::generate_key(topology, &primary_store)
-        .map_err(|e| input(dir, e.to_string(), None))?;
-    let node_files: Vec<Result<Vec<FileOut>, GenerateError>> = topology
-        .nodes
-        .par_iter()
-        .map(|node| {
-            let mut out = Vec::new();
-            out.push(keystore_file(
-                dir,
-                layout::node_security(&node.name, &layout::primary_file(format)),
-                ArtifactKind::PrimaryKeystore,
-                node,
-                &primary_desired,
-                primary_canonical.as_deref(),
-                &fresh_primary,
-                &passwords.primary.password,
-                "primary",
-                primary_action.clone(),
-                format,
-            )?);
-            if let (Some((item, tls)), Some(tls_pw)) =
-                (tls_items.get(node.name.as_str()), passwords.tls.as_ref())
-            {
-                let desired = Desired::new(Keystore {
-                    entries: vec![Entry::PrivateKey {
-                        alias: node.name.clone(),
-                        pkcs8: tls.key.pkcs8_der(),
-                        chain: tls.chain.clone(),
-                    }],
-                });
-                let path = layout::node_security(&node.name, &layout::tls_file(&node.name, format));
-                let fresh = || {
-                    desired
-                        .store
-                        .encode(format, &tls_pw.password)
-                        .map_err(|e| input(dir, e.to_string(), None))
-                };
-                let reuse = tls
-                    .kept_bytes
-                    .as_ref()
-                    .filter(|(p, _)| *p == path)
-                    .map(|(_, b)| b.as_slice());
-                out.push(keystore_file(
-                    dir,
-                    path.clone(),
-                    ArtifactKind::TlsKeystore,
-                    node,
-                    &desired,
-                    reuse,
-                    &fresh,
-                    &tls_pw.password,
-                    "tls",
-                    (decision_action(&item.decision), item.reason.clone()),
-                    format,
-                )?);
-            }
-            let trust_action = (ActionKind::Keep, "unchanged".to_string());
-            let mut t = keystore_file(
-                dir,
-                layout::node_security(&node.name, &layout::truststore_file(format)),
-                ArtifactKind::Truststore,
-                node,
-                &trust_desired,
-                trust_canonical.as_deref(),
-                &fresh_trust,
-                &passwords.truststore.password,
-                "truststore",
-                trust_action,
-                format,
-            )?;
-            if t.action == ActionKind::Update {
-                t.reason = "trusted certificates changed".into();
-            }
-            out.push(t);
-            let mut toml = simple_file(
-                dir,
-                layout::node_toml(&node.name),
-                ArtifactKind::NodeConfig,
-                Access::Public,
-                crate::output::node_toml::render(topology, node).into_bytes(),
-                "new node",
-                Vec::new(),
-            );
-            toml.node = Some(node.name.clone());
-            out.push(toml);
-            // API-M 3.2 and 4.x: the node's deployment.toml (its [secrets] hold passwords).
-            use crate::config::deployment_toml::{Passwords as DtPasswords, Secret};
-            fn secret(r: &Resolved) -> Secret<'_> {
-                match &r.source {
-                    PasswordSource::Env { variable } => Secret::Env(variable),
-                    PasswordSource::SecretsFile => Secret::Value(r.password.expose()),
-                }
-            }
-            let pw = DtPasswords {
-                primary: secret(&passwords.primary),
-                tls: secret(passwords.tls.as_ref().unwrap_or(&passwords.primary)),
-                truststore: secret(&passwords.truststore),
-            };
-            if let Some(text) = crate::config::deployment_toml::render(topology, node, &pw) {
-                // Secure vault: [secrets] sealed with the primary key, secret-conf.properties.
-                let text = match &vault_key {
-                    Some(key) => {
-                        let previous = dir.read(&layout::deployment_toml(&node.name));
-                        let previous = previous.and_then(|b| String::from_utf8(b).ok());
-                        let conf = vault::secret_conf(topology, key);
-                        let mut f = simple_file(
-                            dir,
-                            vault::secret_conf_path(&node.name),
-                            ArtifactKind::DeploymentConfig,
-                            Access::Public,
-                            conf.into_bytes(),
-                            "new node",
-                            Vec::new(),
-                        );
-                        f.node = Some(node.name.clone());
-                        out.push(f);
-                        vault::seal_generated(&text, previous.as_deref(), key)
-                            .map_err(|e| input(dir, e.to_string(), None))?
-                    }
-                    None => text,
-                };
-                let mut f = simple_file(
-                    dir,
-                    layout::deployment_toml(&node.name),
-                    ArtifactKind::DeploymentConfig,
-                    Access::Secret,
-                    text.into_bytes(),
-                    "new node",
-                    Vec::new(),
-                );
-                f.node = Some(node.name.clone());
-                out.push(f);
-            }
-            Ok(out)
-        })
-        .collect();
-    for f in node_files {
-        files.extend(f?);
-    }
-
-    for (item, lb) in issued.iter().filter(|(i, _)| i.lb.is_some()) {
-        let host = item.lb.clone().unwrap_or_default();
-        let cert_pem = pem::certs_to_pem(lb.chain.iter().map(Vec::as_slice));
-        let key_pem = lb.key.pkcs8_pem();
-        let entry = vec![ArtifactEntry::new(None, "certificate", &lb.info)];
-        let action = decision_action(&item.decision);
-        let file = |file: LbFile, kind, access, bytes: Vec<u8>, entries| {
-            let mut f = simple_file(
-                dir,
-                layout::lb_file(&host, file),
-                kind,
-                access,
-                bytes,
-                &item.reason,
-                entries,
-            );
-            f.lb = Some(host.clone());
-            if f.action != ActionKind::Keep && action != ActionKind::Keep {
-                f.action = action;
-                f.reason = item.reason.clone();
-            }
-            f
+        let store = SharedStore {
+            desired,
+            password,
+            canonical,
+            encoded: OnceLock::new(),
         };
-        let mut key = file(
-            LbFile::Key,
-            ArtifactKind::LbKey,
-            Access::Secret,
-            key_pem.as_bytes().to_vec(),
-            Vec::new(),
-        );
-        if matches!(item.decision, Decision::Keep | Decision::NeedsRotate)
-            && key.action == ActionKind::Update
-        {
-            // Never rewrite a key file that holds this key: its PEM form is not ours to normalise.
-            (key.action, key.reason, key.bytes) = (ActionKind::Keep, "unchanged".into(), None);
+        if a.writing && store.canonical.is_none() {
+            store.fresh(a)?;
         }
-        files.push(key);
-        files.push(file(
+        Ok(store)
+    }
+
+    /// The one new encoding (made once, copied to every node).
+    fn fresh(&self, a: &Assembly) -> Result<Vec<u8>, GenerateError> {
+        if let Some(b) = self.encoded.get() {
+            return Ok(b.clone());
+        }
+        let desired = self.desired.as_ref().ok_or_else(|| {
+            input(
+                a.dir,
+                "internal: a keystore to write holds a certificate not issued",
+                None,
+            )
+        })?;
+        let b = desired
+            .store
+            .encode(a.topology.keystores.format, self.password)
+            .map_err(|e| input(a.dir, e.to_string(), None))?;
+        Ok(self.encoded.get_or_init(|| b).clone())
+    }
+
+    fn reuse(&self) -> Reuse<'_> {
+        match (&self.canonical, self.encoded.get()) {
+            (Some(b), _) | (None, Some(b)) => Reuse::Bytes(b),
+            (None, None) => Reuse::Fresh,
+        }
+    }
+}
+
+/// What every node's files share: the primary keystore and the truststore.
+struct NodeShared<'x> {
+    primary: SharedStore<'x>,
+    primary_action: (ActionKind, String),
+    trust: SharedStore<'x>,
+    /// API-M 3.2+ with the secure vault on: the primary key that seals `[secrets]`. None when
+    /// the vault is off, on 2.6, or in a plan whose primary is not issued yet.
+    vault: Option<VaultKey>,
+}
+
+fn node_shared<'x>(
+    a: &'x Assembly,
+    primary: &(Item, Issued),
+    trusted: Option<&[(String, &[u8])]>,
+) -> Result<NodeShared<'x>, GenerateError> {
+    let topology = a.topology;
+    let format = topology.keystores.format;
+    let (primary_item, primary) = primary;
+    let primary_store = match (&primary.key, &primary.cert) {
+        (Some(key), Some(cert)) => Some(Keystore {
+            entries: vec![Entry::PrivateKey {
+                alias: topology.keystores.primary_alias.clone(),
+                pkcs8: key.pkcs8_der(),
+                chain: cert.ders.clone(),
+            }],
+        }),
+        _ => None,
+    };
+    let truststore = match (trusted, &primary.cert) {
+        (Some(trusted), Some(cert)) => {
+            let mut entries: Vec<Entry> = trusted
+                .iter()
+                .map(|(alias, cert)| Entry::Trusted {
+                    alias: alias.clone(),
+                    cert: cert.to_vec(),
+                })
+                .collect();
+            entries.extend(
+                resolve::primary_trust_aliases(topology)
+                    .into_iter()
+                    .map(|alias| Entry::Trusted {
+                        alias,
+                        cert: cert.ders[0].clone(),
+                    }),
+            );
+            Some(Keystore { entries })
+        }
+        _ => None,
+    };
+    let vault = match &primary_store {
+        Some(store) => {
+            secrets::generate_key(topology, store).map_err(|e| input(a.dir, e.to_string(), None))?
+        }
+        None => None,
+    };
+    let passwords = a.passwords;
+    let look = primary_item.decision.keeps_cert();
+    Ok(NodeShared {
+        vault,
+        primary: SharedStore::new(
+            a,
+            &layout::primary_file(format),
+            primary_store.map(Desired::new),
+            &passwords.primary.password,
+            look,
+        )?,
+        primary_action: (primary_item.decision.action(), primary_item.reason.clone()),
+        trust: SharedStore::new(
+            a,
+            &layout::truststore_file(format),
+            truststore.map(Desired::new),
+            &passwords.truststore.password,
+            true,
+        )?,
+    })
+}
+
+/// One node's files: its primary keystore, TLS keystore, truststore, node.toml and (API-M 3.2
+/// and 4.x) deployment.toml.
+fn node_files(
+    a: &Assembly,
+    shared: &NodeShared,
+    tls: Option<&(Item, Issued)>,
+    node: &Node,
+) -> Result<Vec<FileOut>, GenerateError> {
+    let format = a.topology.keystores.format;
+    let passwords = a.passwords;
+    let name = node.name.as_str();
+    let mut out = Vec::new();
+    let primary_fresh = || shared.primary.fresh(a);
+    out.push(keystore_file(
+        a,
+        StoreFile {
+            path: layout::node_security(name, &layout::primary_file(format)),
+            kind: ArtifactKind::PrimaryKeystore,
+            node: name,
+            desired: shared.primary.desired.as_ref(),
+            reuse: shared.primary.reuse(),
+            fresh: &primary_fresh,
+            password: &passwords.primary.password,
+            role: "primary",
+            action_if_changed: shared.primary_action.clone(),
+        },
+    )?);
+    if let (Some(tls), Some(tls_pw)) = (tls, passwords.tls.as_ref()) {
+        out.push(tls_keystore(a, tls, &tls_pw.password, name)?);
+    }
+    let trust_fresh = || shared.trust.fresh(a);
+    let mut t = keystore_file(
+        a,
+        StoreFile {
+            path: layout::node_security(name, &layout::truststore_file(format)),
+            kind: ArtifactKind::Truststore,
+            node: name,
+            desired: shared.trust.desired.as_ref(),
+            reuse: shared.trust.reuse(),
+            fresh: &trust_fresh,
+            password: &passwords.truststore.password,
+            role: "truststore",
+            action_if_changed: (ActionKind::Keep, "unchanged".to_string()),
+        },
+    )?;
+    if t.action == ActionKind::Update {
+        t.reason = "trusted certificates changed".into();
+    }
+    out.push(t);
+    out.extend(node_configs(a, shared, node)?);
+    Ok(out)
+}
+
+/// A node's own TLS keystore.
+fn tls_keystore(
+    a: &Assembly,
+    (item, tls): &(Item, Issued),
+    password: &Password,
+    name: &str,
+) -> Result<FileOut, GenerateError> {
+    let format = a.topology.keystores.format;
+    let desired = match (&tls.key, &tls.cert) {
+        (Some(key), Some(cert)) => Some(Desired::new(Keystore {
+            entries: vec![Entry::PrivateKey {
+                alias: name.to_string(),
+                pkcs8: key.pkcs8_der(),
+                chain: cert.ders.clone(),
+            }],
+        })),
+        _ => None,
+    };
+    let path = layout::node_security(name, &layout::tls_file(name, format));
+    let fresh = || {
+        let d = desired.as_ref().ok_or_else(|| {
+            input(
+                a.dir,
+                "internal: a TLS keystore to write holds a certificate not issued",
+                None,
+            )
+        })?;
+        d.store
+            .encode(format, password)
+            .map_err(|e| input(a.dir, e.to_string(), None))
+    };
+    let reuse = match tls.kept_bytes.as_ref().filter(|(p, _)| *p == path) {
+        Some((_, b)) => Reuse::Bytes(b),
+        None => Reuse::None,
+    };
+    keystore_file(
+        a,
+        StoreFile {
+            path,
+            kind: ArtifactKind::TlsKeystore,
+            node: name,
+            desired: desired.as_ref(),
+            reuse,
+            fresh: &fresh,
+            password,
+            role: "tls",
+            action_if_changed: (item.decision.action(), item.reason.clone()),
+        },
+    )
+}
+
+/// A node's node.toml and (API-M 3.2 and 4.x) deployment.toml, whose [secrets] hold passwords
+/// (sealed under the primary key when the secure vault is on, with the node's
+/// secret-conf.properties beside it).
+fn node_configs(
+    a: &Assembly,
+    shared: &NodeShared,
+    node: &Node,
+) -> Result<Vec<FileOut>, GenerateError> {
+    let topology = a.topology;
+    let mut out = Vec::new();
+    let render = || Some(crate::output::node_toml::render(topology, node).into_bytes());
+    let mut toml = simple_file(
+        a,
+        layout::node_toml(&node.name),
+        ArtifactKind::NodeConfig,
+        Access::Public,
+        render,
+        "new node",
+        Vec::new(),
+    );
+    toml.node = Some(node.name.clone());
+    out.push(toml);
+    // deployment_toml::render says None for API-M 2.6 (XML configuration): no file.
+    if topology.product == crate::topology::Product::Apim26 {
+        return Ok(out);
+    }
+    let vaulted = topology.secure_vault.enabled;
+    if vaulted {
+        let conf = || {
+            shared
+                .vault
+                .as_ref()
+                .map(|k| secrets::secret_conf(topology, k))
+        };
+        let conf = || conf().map(String::into_bytes);
+        let path = secrets::secret_conf_path(&node.name);
+        let kind = ArtifactKind::DeploymentConfig;
+        let mut f = simple_file(a, path, kind, Access::Public, conf, "new node", Vec::new());
+        f.node = Some(node.name.clone());
+        out.push(f);
+    }
+    let rel = layout::deployment_toml(&node.name);
+    let text = deployment_toml_text(a, shared, node, &rel)?;
+    let mut f = simple_file(
+        a,
+        rel,
+        ArtifactKind::DeploymentConfig,
+        Access::Secret,
+        || text.map(String::into_bytes),
+        "new node",
+        Vec::new(),
+    );
+    f.node = Some(node.name.clone());
+    out.push(f);
+    Ok(out)
+}
+
+/// A 3.2+ node's deployment.toml as it must be: rendered with the set's passwords, `[secrets]`
+/// sealed under the primary key when the vault is on (a ciphertext of the file in DIR that
+/// still decrypts to the password is kept, so a re-run writes the same bytes). None when it
+/// cannot be computed yet (a plan whose primary key is not issued).
+fn deployment_toml_text(
+    a: &Assembly,
+    shared: &NodeShared,
+    node: &Node,
+    rel: &str,
+) -> Result<Option<String>, GenerateError> {
+    use crate::config::deployment_toml::{Passwords as DtPasswords, Secret};
+    fn secret(r: &Resolved) -> Secret<'_> {
+        match &r.source {
+            PasswordSource::Env { variable } => Secret::Env(variable),
+            PasswordSource::SecretsFile => Secret::Value(r.password.expose()),
+        }
+    }
+    let pw = DtPasswords {
+        primary: secret(&a.passwords.primary),
+        tls: secret(a.passwords.tls_or_primary()),
+        truststore: secret(&a.passwords.truststore),
+    };
+    let Some(text) = crate::config::deployment_toml::render(a.topology, node, &pw) else {
+        return Ok(None);
+    };
+    if !a.topology.secure_vault.enabled {
+        return Ok(Some(text));
+    }
+    let Some(key) = shared.vault.as_ref() else {
+        return Ok(None);
+    };
+    let previous = a.dir.read(rel).and_then(|b| String::from_utf8(b).ok());
+    secrets::seal_generated(&text, previous.as_deref(), key)
+        .map(Some)
+        .map_err(|e| input(a.dir, e.to_string(), None))
+}
+
+/// A load balancer's files: key, certificate, CA bundle, HAProxy PEM, nginx.conf, haproxy.cfg.
+fn lb_files(a: &Assembly, (item, lb): &(Item, Issued), bundle: &Bundle) -> Vec<FileOut> {
+    let host = item.lb.clone().unwrap_or_default();
+    let cert_pem = lb
+        .cert
+        .as_ref()
+        .map(|c| pem::certs_to_pem(c.ders.iter().map(Vec::as_slice)));
+    let key_pem = lb.key.as_ref().map(Key::pkcs8_pem);
+    let entry: Vec<ArtifactEntry> = lb
+        .cert
+        .iter()
+        .map(|c| ArtifactEntry::new(None, "certificate", &c.info))
+        .collect();
+    let action = item.decision.action();
+    let file = |file: LbFile, kind, access, bytes: Option<Vec<u8>>, entries| {
+        let rel = layout::lb_file(&host, file);
+        let mut f = simple_file(a, rel, kind, access, || bytes, &item.reason, entries);
+        f.lb = Some(host.clone());
+        if f.action != ActionKind::Keep && action != ActionKind::Keep {
+            f.action = action;
+            f.reason = item.reason.clone();
+        }
+        f
+    };
+    let key_bytes = key_pem.as_ref().map(|k| k.as_bytes().to_vec());
+    let mut key = file(
+        LbFile::Key,
+        ArtifactKind::LbKey,
+        Access::Secret,
+        key_bytes,
+        Vec::new(),
+    );
+    if item.decision.keeps_cert() && key.action == ActionKind::Update {
+        // Never rewrite a key file that holds this key: its PEM form is not ours to normalise.
+        (key.action, key.reason, key.bytes) = (ActionKind::Keep, "unchanged".into(), None);
+    }
+    let cert_bytes = cert_pem.as_ref().map(|c| c.clone().into_bytes());
+    let haproxy = match (&cert_pem, &key_pem) {
+        (Some(c), Some(k)) => Some([c.as_bytes(), k.as_bytes()].concat()),
+        _ => None,
+    };
+    let mut files = vec![
+        key,
+        file(
             LbFile::Cert,
             ArtifactKind::LbCert,
             Access::Public,
-            cert_pem.clone().into_bytes(),
+            cert_bytes,
             entry.clone(),
-        ));
-        files.push(file(
+        ),
+        file(
             LbFile::Ca,
             ArtifactKind::LbCa,
             Access::Public,
-            bundle_pem.clone().into_bytes(),
-            bundle_entries_lb.clone(),
-        ));
-        let mut haproxy = cert_pem.into_bytes();
-        haproxy.extend_from_slice(key_pem.as_bytes());
-        files.push(file(
+            bundle.bytes(),
+            bundle.entries.clone(),
+        ),
+        file(
             LbFile::Haproxy,
             ArtifactKind::LbHaproxy,
             Access::Secret,
             haproxy,
             entry,
-        ));
-        files.extend(lb_configs(topology, dir, &host));
-    }
-
-    let generated: BTreeMap<String, Password> = [
-        ("primary", Some(&passwords.primary)),
-        ("tls", passwords.tls.as_ref()),
-        ("truststore", Some(&passwords.truststore)),
-    ]
-    .into_iter()
-    .filter_map(|(role, r)| {
-        r.filter(|r| r.source == PasswordSource::SecretsFile)
-            .map(|r| (role.to_string(), r.password.clone()))
-    })
-    .collect();
-    if !generated.is_empty() {
-        let text = Secrets {
-            passwords: generated,
-        }
-        .to_toml();
-        files.push(simple_file(
-            dir,
-            layout::SECRETS.into(),
-            ArtifactKind::Secrets,
-            Access::Secret,
-            text.as_bytes().to_vec(),
-            "generated passwords",
-            Vec::new(),
-        ));
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
+        ),
+    ];
+    files.extend(lb_configs(a, &host));
+    files
 }
 
 /// A load balancer's nginx.conf and haproxy.cfg: they name files by path, so a new key or a CA
 /// rollover changes their content only when the topology changes.
-fn lb_configs(topology: &Topology, dir: Dir, host: &str) -> Vec<FileOut> {
+fn lb_configs(a: &Assembly, host: &str) -> Vec<FileOut> {
+    let topology = a.topology;
     let Some(lb) = topology
         .load_balancers
         .iter()
@@ -660,13 +819,15 @@ fn lb_configs(topology: &Topology, dir: Dir, host: &str) -> Vec<FileOut> {
     ]
     .into_iter()
     .map(|(file, kind, text)| {
+        let rel = layout::lb_file(host, file);
+        let why = "new load balancer configuration";
         let mut f = simple_file(
-            dir,
-            layout::lb_file(host, file),
+            a,
+            rel,
             kind,
             Access::Public,
-            text.into_bytes(),
-            "new load balancer configuration",
+            || Some(text.into_bytes()),
+            why,
             Vec::new(),
         );
         f.lb = Some(host.to_string());
@@ -675,77 +836,121 @@ fn lb_configs(topology: &Topology, dir: Dir, host: &str) -> Vec<FileOut> {
     .collect()
 }
 
-pub(super) fn build_inventory(
-    topology: &Topology,
-    passwords: &Passwords,
-    files: &[FileOut],
-    cas: &Cas,
-) -> Inventory {
-    let mut pw = BTreeMap::new();
-    pw.insert("primary".to_string(), passwords.primary.source.clone());
-    if let Some(t) = &passwords.tls {
-        pw.insert("tls".to_string(), t.source.clone());
-    }
-    pw.insert(
-        "truststore".to_string(),
-        passwords.truststore.source.clone(),
-    );
-    let artifacts = files
-        .iter()
-        .map(|f| Artifact {
-            path: f.path.clone(),
-            kind: f.kind,
-            node: f.node.clone(),
-            load_balancer: f.lb.clone(),
-            store_type: f.store_type.map(|t| t.java_type().to_string()),
-            password: f.password.map(str::to_string),
-            entries: f.entries.clone(),
+/// secrets.toml, with every password that comes from it (none when every role has a variable).
+fn secrets_file(a: &Assembly) -> Option<FileOut> {
+    let generated: BTreeMap<String, Password> = a
+        .passwords
+        .roles()
+        .into_iter()
+        .filter_map(|(role, r)| {
+            r.filter(|r| r.source == PasswordSource::SecretsFile)
+                .map(|r| (role.to_string(), r.password.clone()))
         })
         .collect();
-    Inventory {
-        format_version: FORMAT_VERSION,
-        name: topology.name.clone(),
-        product: topology.product.as_str().into(),
-        ca_stage: cas.stage.as_str().into(),
-        ca_generation: cas.generation,
-        passwords: pw,
-        artifacts,
-        topology: serde_json::to_value(topology).unwrap_or(serde_json::Value::Null),
+    if generated.is_empty() {
+        return None;
     }
+    let text = || {
+        let secrets = Secrets {
+            passwords: generated,
+        };
+        Some(secrets.to_toml().as_bytes().to_vec())
+    };
+    let why = "generated passwords";
+    Some(simple_file(
+        a,
+        layout::SECRETS.into(),
+        ArtifactKind::Secrets,
+        Access::Secret,
+        text,
+        why,
+        Vec::new(),
+    ))
 }
 
-pub(super) fn summarize(
-    ca: &Ca,
+/// Assembles every file of the set from the issued items (sorted by path). Each file goes to
+/// the sink as soon as it is made; nodes are assembled in parallel.
+pub(super) fn assemble(
+    a: &Assembly,
     issued: &[(Item, Issued)],
-    topology: &Topology,
-) -> Vec<CertSummary> {
-    let format = topology.keystores.format;
-    let mut out = vec![CertSummary {
-        label: "CA".into(),
-        path: layout::CA_CERT.into(),
-        names: Vec::new(),
-        subject: ca.info().subject.clone(),
-        not_after: ca.info().not_after,
-    }];
-    for (item, cert) in issued {
-        let path = if item.node.is_none() && item.lb.is_none() {
-            format!(
-                "nodes/*/{}/{}",
-                layout::SECURITY_DIR,
-                layout::primary_file(format)
-            )
-        } else if let Some(n) = &item.node {
-            layout::node_security(n, &layout::tls_file(n, format))
-        } else {
-            layout::lb_dir(&item.label)
-        };
-        out.push(CertSummary {
-            label: item.label.clone(),
-            path,
-            names: cert.info.san_strings(),
-            subject: cert.info.subject.clone(),
-            not_after: cert.info.not_after,
-        });
+) -> Result<Vec<FileOut>, GenerateError> {
+    let sink = |mut f: FileOut| -> Result<FileOut, GenerateError> {
+        (a.sink)(&mut f)?;
+        Ok(f)
+    };
+    let trusted = trusted_cas(a.topology, a.cas);
+    let bundle = Bundle::new(trusted.as_deref());
+    let mut files: Vec<FileOut> = ca_files(a, &bundle)
+        .into_iter()
+        .map(sink)
+        .collect::<Result<_, _>>()?;
+    let primary = issued
+        .iter()
+        .find(|(i, _)| i.node.is_none() && i.lb.is_none())
+        .ok_or_else(|| input(a.dir, "internal: no primary", None))?;
+    let shared = node_shared(a, primary, trusted.as_deref())?;
+    let tls: BTreeMap<&str, &(Item, Issued)> = issued
+        .iter()
+        .filter_map(|x| x.0.node.as_deref().map(|n| (n, x)))
+        .collect();
+    let per_node: Vec<Result<Vec<FileOut>, GenerateError>> = a
+        .topology
+        .nodes
+        .par_iter()
+        .map(|node| {
+            let files = node_files(a, &shared, tls.get(node.name.as_str()).copied(), node)?;
+            files.into_iter().map(sink).collect()
+        })
+        .collect();
+    for f in per_node {
+        files.extend(f?);
     }
-    out
+    for lb in issued.iter().filter(|(i, _)| i.lb.is_some()) {
+        for f in lb_files(a, lb, &bundle) {
+            files.push(sink(f)?);
+        }
+    }
+    if let Some(f) = secrets_file(a) {
+        files.push(sink(f)?);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    mark_needs_rotate(&mut files, issued);
+    Ok(files)
+}
+
+/// In a plan, shows the files of every item that needs `rotate` as `needs-rotate` (they are
+/// left as they are): the TLS keystore of such a node, a load balancer's key, certificate and
+/// HAProxy PEM, every primary keystore. One pass over the files.
+fn mark_needs_rotate(files: &mut [FileOut], issued: &[(Item, Issued)]) {
+    let blocked: Vec<&Item> = issued
+        .iter()
+        .map(|(i, _)| i)
+        .filter(|i| i.decision == Decision::NeedsRotate)
+        .collect();
+    if blocked.is_empty() {
+        return;
+    }
+    let primary = blocked.iter().find(|i| i.node.is_none() && i.lb.is_none());
+    let nodes: BTreeMap<&str, &Item> = blocked
+        .iter()
+        .filter_map(|i| i.node.as_deref().map(|n| (n, *i)))
+        .collect();
+    let lbs: BTreeMap<&str, &Item> = blocked
+        .iter()
+        .filter_map(|i| i.lb.as_deref().map(|h| (h, *i)))
+        .collect();
+    for f in files.iter_mut() {
+        let owner = match f.kind {
+            ArtifactKind::PrimaryKeystore => primary.copied(),
+            ArtifactKind::TlsKeystore => f.node.as_deref().and_then(|n| nodes.get(n).copied()),
+            ArtifactKind::LbKey | ArtifactKind::LbCert | ArtifactKind::LbHaproxy => {
+                f.lb.as_deref().and_then(|h| lbs.get(h).copied())
+            }
+            _ => None,
+        };
+        if let Some(item) = owner {
+            f.action = ActionKind::NeedsRotate;
+            f.reason = item.reason.clone();
+        }
+    }
 }

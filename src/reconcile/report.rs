@@ -3,8 +3,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{ActionKind, CaStep, Mode, Outcome};
+use crate::output::layout;
 use crate::topology::Topology;
+
+use super::model::{Cas, Issued, Item};
+use super::types::{ActionKind, CaStep, CertSummary, Mode, Outcome};
 
 fn date(t: time::OffsetDateTime) -> String {
     let d = t.date();
@@ -199,4 +202,43 @@ fn shipping(actions: &[super::Action]) -> Vec<String> {
             format!("{who}{plural} {}: {}", owners.join(", "), files.join(", "))
         })
         .collect()
+}
+
+/// The certificates of the set after the run, for the summary: the CA, then each item (in a
+/// plan, only those whose certificate exists already).
+pub(super) fn summarize(
+    cas: &Cas,
+    issued: &[(Item, Issued)],
+    topology: &Topology,
+) -> Vec<CertSummary> {
+    let format = topology.keystores.format;
+    let ca = cas.current.as_ref().map(|ca| CertSummary {
+        label: "CA".into(),
+        path: layout::CA_CERT.into(),
+        names: Vec::new(),
+        subject: ca.info().subject.clone(),
+        not_after: ca.info().not_after,
+    });
+    let items = issued.iter().filter_map(|(item, issued)| {
+        let info = &issued.cert.as_ref()?.info;
+        let path = if item.node.is_none() && item.lb.is_none() {
+            format!(
+                "nodes/*/{}/{}",
+                layout::SECURITY_DIR,
+                layout::primary_file(format)
+            )
+        } else if let Some(n) = &item.node {
+            layout::node_security(n, &layout::tls_file(n, format))
+        } else {
+            layout::lb_dir(&item.label)
+        };
+        Some(CertSummary {
+            label: item.label.clone(),
+            path,
+            names: info.san_strings(),
+            subject: info.subject.clone(),
+            not_after: info.not_after,
+        })
+    });
+    ca.into_iter().chain(items).collect()
 }

@@ -1,99 +1,24 @@
-//! What DIR already holds: inventory, secrets, passwords, the CA and existing keys.
+//! The load phase: what DIR already holds (inventory, secrets, passwords, the CA, the keys
+//! and certificates of every artifact the topology asks for). Reads only.
 
 use std::path::Path;
+use std::sync::Mutex;
 
-use crate::keystore::{pem, Entry, Keystore, KeystoreError, StoreType};
+use rayon::prelude::*;
+
+use crate::keystore::{pem, Entry, Keystore, KeystoreError};
 use crate::output::inventory::{ArtifactKind, Inventory, PasswordSource};
 use crate::output::layout::{self, LbFile};
 use crate::output::secrets::Secrets;
 use crate::password::{Password, PasswordProblem};
 use crate::pki::{Ca, CertInfo, Key, PkiError};
 use crate::resolve;
-use crate::topology::{CaSource, Topology};
+use crate::topology::{CaSource, KeystoreFormat, Topology};
 
-use super::*;
-
-/// DIR, with the list of files it held when the run started: checking a file that is not
-/// there costs no system call (on big sets, metadata calls dominate).
-#[derive(Clone, Copy)]
-pub(super) struct Dir<'a> {
-    pub root: &'a Path,
-    files: &'a std::collections::HashSet<String>,
-}
-
-impl<'a> Dir<'a> {
-    /// Lists every file below `root` (history/ aside), relative, with `/`.
-    pub fn index(root: &Path) -> std::collections::HashSet<String> {
-        fn walk(root: &Path, dir: &Path, out: &mut std::collections::HashSet<String>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                match entry.file_type() {
-                    Ok(t) if t.is_dir() && path != root.join(layout::HISTORY) => {
-                        walk(root, &path, out)
-                    }
-                    Ok(t) if t.is_file() => {
-                        if let Ok(rel) = path.strip_prefix(root) {
-                            out.insert(rel.to_string_lossy().replace('\\', "/"));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut out = std::collections::HashSet::new();
-        walk(root, root, &mut out);
-        out
-    }
-
-    pub fn new(root: &'a Path, files: &'a std::collections::HashSet<String>) -> Dir<'a> {
-        Dir { root, files }
-    }
-
-    /// The full path of `rel`.
-    pub fn join(&self, rel: impl AsRef<Path>) -> std::path::PathBuf {
-        self.root.join(rel)
-    }
-
-    /// The bytes of `rel`, when it existed at the start and still reads.
-    pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        if !self.files.contains(rel) {
-            return None;
-        }
-        crate::input::read(self.root.join(rel), crate::input::Limit::Keystore).ok()
-    }
-
-    /// Refuses a set holding a file larger than apim-pki reads: [`Dir::read`] would see it as
-    /// missing and replace it. One metadata call per file, none of them per key.
-    pub fn check_sizes(&self) -> Result<(), GenerateError> {
-        let limit = crate::input::Limit::Keystore;
-        for rel in self.files {
-            let path = self.root.join(rel);
-            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > limit.bytes()) {
-                let too_large = crate::input::read(&path, limit).err();
-                return Err(input(
-                    path,
-                    format!("cannot read: {}", too_large.map(|e| e.to_string()).unwrap_or_default()),
-                    Some("apim-pki never writes a file that large: move it out of the set or restore it from a backup"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// True when `rel` existed at the start.
-    pub fn has(&self, rel: &str) -> bool {
-        self.files.contains(rel)
-    }
-}
-
-impl From<Dir<'_>> for std::path::PathBuf {
-    fn from(dir: Dir<'_>) -> std::path::PathBuf {
-        dir.root.to_path_buf()
-    }
-}
+use super::dir::Dir;
+use super::error::{input, name_password_source, GenerateError, WRONG_PASSWORD};
+use super::model::{store_type_of, ArtifactSpec, Existing, Owner, Passwords, Resolved};
+use super::types::{CaStage, Imported};
 
 pub(super) fn read_inventory(dir: &Path) -> Result<Option<Inventory>, GenerateError> {
     let path = dir.join(layout::INVENTORY);
@@ -125,86 +50,19 @@ pub(super) fn read_secrets(dir: &Path) -> Result<Secrets, GenerateError> {
     }
 }
 
+/// The password of each role: from its variable in `[passwords]`, else secrets.toml, else a new
+/// one. Values recorded for an earlier source become fallbacks for opening old keystores.
 pub(super) fn resolve_passwords(
     topology: &Topology,
     old: Option<&Inventory>,
     secrets: &Secrets,
 ) -> Result<Passwords, GenerateError> {
-    let format = topology.keystores.format;
     let vars = &topology.passwords;
     let mut fallbacks = Vec::new();
-    let mut one = |role: &str, var: Option<&String>| -> Result<Resolved, GenerateError> {
+    let mut one = |role: &str, var: Option<&String>| {
         let recorded = old.and_then(|o| o.passwords.get(role));
-        // Old values, for keystores made before a password source changed.
-        match recorded {
-            Some(PasswordSource::Env { variable }) => {
-                if let Ok(v) = std::env::var(variable) {
-                    fallbacks.push(Password::new(v));
-                }
-            }
-            Some(PasswordSource::SecretsFile) => {
-                fallbacks.extend(secrets.passwords.get(role).cloned())
-            }
-            None => {}
-        }
-        let refused = |source: &PasswordSource, problem| GenerateError::PasswordRefused {
-            role: role.into(),
-            source_name: source.to_string(),
-            problem,
-        };
-        if let Some(variable) = var {
-            match std::env::var(variable) {
-                Ok(value) => {
-                    let source = PasswordSource::Env {
-                        variable: variable.clone(),
-                    };
-                    let password = Password::new(value);
-                    password.check(format).map_err(|p| refused(&source, p))?;
-                    return Ok(Resolved {
-                        password,
-                        source,
-                        generated: false,
-                    });
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(GenerateError::PasswordRefused {
-                        role: role.into(),
-                        source_name: format!("environment variable {variable}"),
-                        problem: PasswordProblem::ControlCharacter,
-                    })
-                }
-                Err(std::env::VarError::NotPresent) => {
-                    if matches!(recorded, Some(PasswordSource::Env { variable: v }) if v == variable)
-                    {
-                        return Err(GenerateError::PasswordUnset {
-                            role: role.into(),
-                            variable: variable.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        let source = PasswordSource::SecretsFile;
-        if let Some(password) = secrets.passwords.get(role) {
-            password.check(format).map_err(|p| refused(&source, p))?;
-            return Ok(Resolved {
-                password: password.clone(),
-                source,
-                generated: false,
-            });
-        }
-        let password = Password::generate().map_err(|e| {
-            input(
-                layout::SECRETS,
-                format!("the OS random number generator failed: {e}"),
-                None,
-            )
-        })?;
-        Ok(Resolved {
-            password,
-            source,
-            generated: true,
-        })
+        fallbacks.extend(recorded_value(recorded, role, secrets));
+        resolve_role(role, var, recorded, secrets, topology.keystores.format)
     };
     let primary = one("primary", vars.primary.as_ref())?;
     let tls = if resolve::per_node_tls(topology) {
@@ -218,6 +76,86 @@ pub(super) fn resolve_passwords(
         tls,
         truststore,
         fallbacks,
+    })
+}
+
+/// The value a role's recorded source gives today, to try on keystores made before the source
+/// changed.
+fn recorded_value(
+    recorded: Option<&PasswordSource>,
+    role: &str,
+    secrets: &Secrets,
+) -> Option<Password> {
+    match recorded? {
+        PasswordSource::Env { variable } => std::env::var(variable).ok().map(Password::new),
+        PasswordSource::SecretsFile => secrets.passwords.get(role).cloned(),
+    }
+}
+
+/// One role's password (see [`resolve_passwords`]).
+fn resolve_role(
+    role: &str,
+    var: Option<&String>,
+    recorded: Option<&PasswordSource>,
+    secrets: &Secrets,
+    format: KeystoreFormat,
+) -> Result<Resolved, GenerateError> {
+    let refused = |source: &PasswordSource, problem| GenerateError::PasswordRefused {
+        role: role.into(),
+        source_name: source.to_string(),
+        problem,
+    };
+    if let Some(variable) = var {
+        match std::env::var(variable) {
+            Ok(value) => {
+                let source = PasswordSource::Env {
+                    variable: variable.clone(),
+                };
+                let password = Password::new(value);
+                password.check(format).map_err(|p| refused(&source, p))?;
+                return Ok(Resolved {
+                    password,
+                    source,
+                    generated: false,
+                });
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(GenerateError::PasswordRefused {
+                    role: role.into(),
+                    source_name: format!("environment variable {variable}"),
+                    problem: PasswordProblem::ControlCharacter,
+                })
+            }
+            Err(std::env::VarError::NotPresent) => {
+                if matches!(recorded, Some(PasswordSource::Env { variable: v }) if v == variable) {
+                    return Err(GenerateError::PasswordUnset {
+                        role: role.into(),
+                        variable: variable.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let source = PasswordSource::SecretsFile;
+    if let Some(password) = secrets.passwords.get(role) {
+        password.check(format).map_err(|p| refused(&source, p))?;
+        return Ok(Resolved {
+            password: password.clone(),
+            source,
+            generated: false,
+        });
+    }
+    let password = Password::generate().map_err(|e| {
+        input(
+            layout::SECRETS,
+            format!("the OS random number generator failed: {e}"),
+            None,
+        )
+    })?;
+    Ok(Resolved {
+        password,
+        source,
+        generated: true,
     })
 }
 
@@ -237,15 +175,16 @@ pub(super) fn old_paths(
     .unwrap_or_default()
 }
 
+/// The set's CA: from `[pki.ca]`, or the one DIR holds; None when the set has none yet (the
+/// issue phase creates it).
 pub(super) fn load_ca(
     topology: &Topology,
     dir: Dir,
     old: Option<&Inventory>,
-) -> Result<(Option<Ca>, Option<Item>), GenerateError> {
+) -> Result<Option<Ca>, GenerateError> {
     let read = |path: &Path, what: &str| {
         crate::input::read(path, crate::input::Limit::Certificate).map_err(|e| input(path, format!("cannot read the {what}: {e}"), Some("check the path in [pki.ca]; relative paths start at the topology file's directory")))
     };
-    let spec = resolve::ca_cert(topology, 1);
     let existing_cert = dir.read(layout::CA_CERT);
     match &topology.ca {
         CaSource::Imported => Err(input(
@@ -271,7 +210,7 @@ pub(super) fn load_ca(
                     });
                 }
             }
-            Ok((Some(ca), None))
+            Ok(Some(ca))
         }
         CaSource::Generated => match (existing_cert, dir.read(layout::CA_KEY)) {
             (Some(cert_pem), Some(key_pem)) => {
@@ -283,23 +222,13 @@ pub(super) fn load_ca(
                             Some("restore ca/ca.crt and ca/ca.key from a backup"),
                         )
                     })?;
-                Ok((Some(ca), None))
+                Ok(Some(ca))
             }
             (None, None)
                 if old
                     .is_none_or(|o| o.artifacts.iter().all(|a| a.kind != ArtifactKind::CaKey)) =>
             {
-                let item = Item {
-                    label: "CA".into(),
-                    node: None,
-                    lb: None,
-                    key_type: topology.pki.key,
-                    spec,
-                    decision: Decision::Create,
-                    reason: "new CA".into(),
-                    existing: None,
-                };
-                Ok((None, Some(item)))
+                Ok(None)
             }
             (cert, _) => {
                 let missing = if cert.is_none() {
@@ -313,25 +242,105 @@ pub(super) fn load_ca(
     }
 }
 
-/// The message of a keystore that does not open with its password; the caller names the
-/// password and where it comes from (`name_password_source` in reconcile).
-pub(super) const WRONG_PASSWORD: &str =
-    "the keystore does not open with its password (from secrets.toml or the environment variable in [passwords])";
+/// What looking for the existing keys of the set needs.
+pub(super) struct Lookup<'a> {
+    pub topology: &'a Topology,
+    pub dir: Dir<'a>,
+    pub old: Option<&'a Inventory>,
+    pub passwords: &'a Passwords,
+    pub imported: Option<&'a Imported>,
+    /// Files that do not open and that inventory.json does not record (left by an interrupted
+    /// first run): they move to history/ instead of stopping the run.
+    pub strays: Mutex<Vec<String>>,
+}
 
-/// Opens the first of `paths` that exists and returns its private-key entry. A file that does
-/// not open and that inventory.json does not record (left by an interrupted first run) is
-/// pushed to `strays` and skipped instead of stopping the run.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn find_key_entry(
-    dir: Dir,
+/// What DIR (or the imported certificates) holds for each of `specs`, in their order; looked
+/// up in parallel.
+pub(super) fn load_existing(
+    lk: &Lookup,
+    specs: &[ArtifactSpec],
+) -> Result<Vec<Option<Existing>>, GenerateError> {
+    let found: Vec<Result<Option<Existing>, GenerateError>> = specs
+        .par_iter()
+        .map(|spec| existing_for(lk, &spec.owner))
+        .collect();
+    found.into_iter().collect()
+}
+
+/// What DIR holds for one artifact.
+fn existing_for(lk: &Lookup, owner: &Owner) -> Result<Option<Existing>, GenerateError> {
+    let topology = lk.topology;
+    let format = topology.keystores.format;
+    match owner {
+        Owner::Primary => {
+            let paths: Vec<String> = old_paths(lk.old, ArtifactKind::PrimaryKeystore, None)
+                .into_iter()
+                .chain(
+                    topology
+                        .nodes
+                        .iter()
+                        .map(|n| layout::node_security(&n.name, &layout::primary_file(format))),
+                )
+                .collect();
+            let primary = &lk.passwords.primary;
+            let found = find_key_entry(lk, &paths, &topology.keystores.primary_alias, primary)
+                .map_err(|e| name_password_source(e, "primary", primary))?;
+            let recorded = lk.old.is_some_and(|o| {
+                o.artifacts
+                    .iter()
+                    .any(|a| a.kind == ArtifactKind::PrimaryKeystore)
+            });
+            if found.is_none() && recorded {
+                return Err(input(lk.dir.join(&paths[0]), "the primary keystore is missing on every node", Some("restore wso2carbon keystore from a node or a backup: a new primary key would make data WSO2 encrypted with the old one unreadable")));
+            }
+            Ok(found)
+        }
+        Owner::Node(name) => {
+            let paths: Vec<String> = old_paths(lk.old, ArtifactKind::TlsKeystore, Some(name))
+                .into_iter()
+                .chain([layout::node_security(name, &layout::tls_file(name, format))])
+                .collect();
+            let tls = lk.passwords.tls_or_primary();
+            let on_disk = find_key_entry(lk, &paths, name, tls)
+                .map_err(|e| name_password_source(e, "tls", tls));
+            match imported_leaf(lk.imported, name) {
+                Some(e) => Ok(Some(e)),
+                None => on_disk,
+            }
+        }
+        Owner::Lb(host) => match imported_leaf(lk.imported, host) {
+            Some(e) => Ok(Some(e)),
+            None => read_lb_key(lk.dir, host),
+        },
+    }
+}
+
+/// The key and chain `import-signed` brings for `label`, as if found in DIR (csr/LABEL.key).
+fn imported_leaf(imported: Option<&Imported>, label: &str) -> Option<Existing> {
+    let (key, chain) = imported?.leaves.get(label)?;
+    let info = CertInfo::from_der(chain.first()?).ok()?;
+    let key = Key::from_pkcs8_der(&key.pkcs8_der(), label).ok()?;
+    Some(Existing {
+        key,
+        chain: chain.clone(),
+        info,
+        path: format!("csr/{label}.key"),
+        reusable: None,
+    })
+}
+
+/// Opens the first of `paths` that exists and returns its private-key entry, expected under
+/// `alias`, opening with `password` (or a fallback). A file that does not open and that
+/// inventory.json does not record is pushed to `lk.strays` and skipped.
+fn find_key_entry(
+    lk: &Lookup,
     paths: &[String],
     alias: &str,
-    want: StoreType,
-    password: &Password,
-    fallbacks: &[Password],
-    old: Option<&Inventory>,
-    strays: &std::sync::Mutex<Vec<String>>,
+    password: &Resolved,
 ) -> Result<Option<Existing>, GenerateError> {
+    let (dir, old) = (lk.dir, lk.old);
+    let want = store_type_of(lk.topology.keystores.format);
+    let (password, fallbacks) = (&password.password, &lk.passwords.fallbacks);
     for rel in paths {
         let path = dir.join(rel);
         let Some(bytes) = dir.read(rel) else {
@@ -352,7 +361,7 @@ pub(super) fn find_key_entry(
         let ((store, store_type), current_password) = match (opened, last_err) {
             (Some(o), _) => o,
             (None, _) if !recorded => {
-                if let Ok(mut s) = strays.lock() {
+                if let Ok(mut s) = lk.strays.lock() {
                     s.push(rel.clone());
                 }
                 continue;
