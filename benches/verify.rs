@@ -1,7 +1,8 @@
-//! Verify benchmark: `verify` on the seed's HA set and on a 1,000-node set, and a `--live`
-//! sweep of 1,000 endpoints on loopback (one in-process TLS server answers for every name via
-//! `--connect-file`). Run with `cargo bench --bench verify`; prints medians and the targets
-//! (HA < 100 ms, 1,000 nodes < 2 s, live sweep of 1,000 endpoints < 5 s).
+//! Verify benchmark: `verify` on the seed's HA set and on 1,000- and 3,000-node sets, and a
+//! `--live` sweep of 1,000 endpoints on loopback (one in-process TLS server answers for every
+//! name via `--connect-file`). Run with `cargo bench --bench verify`; prints medians and the
+//! targets (HA < 100 ms, 1,000 nodes < 2 s, 3,000 nodes < 2 s, live sweep of 1,000 endpoints
+//! < 5 s).
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -129,6 +130,21 @@ fn main() {
     );
     let big_time = median(3, || run(&["verify", big.to_str().expect("utf-8")]).1);
 
+    // 3,000 nodes: the cost must grow with the topology, not faster (per-peer checks indexed).
+    let huge_toml = tmp.path().join("huge.toml");
+    std::fs::write(&huge_toml, big_topology(3000)).expect("write");
+    let huge = tmp.path().join("huge");
+    assert!(
+        run(&[
+            "generate",
+            huge_toml.to_str().expect("utf-8"),
+            "--out",
+            huge.to_str().expect("utf-8")
+        ])
+        .0
+    );
+    let huge_time = median(3, || run(&["verify", huge.to_str().expect("utf-8")]).1);
+
     // Live: every endpoint of the set (cli.md) sent to one loopback server.
     let set = apim_pki::set::OpenedSet::open(&big).expect("open the set");
     let targets = apim_pki::verify::offline::live_targets(&set);
@@ -170,6 +186,11 @@ fn main() {
     row(
         "verify 1,000-node set, offline",
         big_time,
+        Duration::from_secs(2),
+    );
+    row(
+        "verify 3,000-node set, offline",
+        huge_time,
         Duration::from_secs(2),
     );
     row(

@@ -212,18 +212,7 @@ fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CorporateError> {
 /// `import-signed`: matches each signed certificate to its key by public key, refuses one whose
 /// names do not match its node, and assembles keystores and truststores.
 pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, CorporateError> {
-    let topo_path = dir.join(CSR_TOPOLOGY);
-    let text =
-        crate::input::read_to_string(&topo_path, crate::input::Limit::Topology).map_err(|e| {
-            input(
-                &topo_path,
-                format!("cannot read: {e}"),
-                Some("run `apim-pki csr TOPOLOGY --out DIR` first"),
-            )
-        })?;
-    let mut topology =
-        Topology::parse(&text, &topo_path).map_err(|e| input(&topo_path, e.to_string(), None))?;
-    topology.ca = CaSource::Imported;
+    let topology = read_csr_topology(dir)?;
     let certs = read_certs(certs_path)?;
     let infos: Vec<(Vec<u8>, CertInfo)> = certs
         .into_iter()
@@ -233,21 +222,7 @@ pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, Corporate
                 .map_err(|e| input(certs_path, e, None))
         })
         .collect::<Result<_, _>>()?;
-
-    let mut keys: BTreeMap<String, (Key, CertSpec)> = BTreeMap::new();
-    for (name, spec) in requests(&topology) {
-        let path = dir.join(CSR_DIR).join(format!("{name}.key"));
-        let pem = crate::input::read(&path, crate::input::Limit::Certificate).map_err(|e| {
-            input(
-                &path,
-                format!("cannot read: {e}"),
-                Some("run `apim-pki csr` for this topology first"),
-            )
-        })?;
-        let key = Key::from_pem(&pem, &path.display().to_string())
-            .map_err(|e| input(&path, e.to_string(), None))?;
-        keys.insert(name, (key, spec));
-    }
+    let keys = csr_keys(dir, &topology)?;
     let mut leaves: BTreeMap<String, (Key, Vec<Vec<u8>>)> = BTreeMap::new();
     let mut issuing: Option<Vec<Vec<u8>>> = None;
     for (der, info) in infos.iter().filter(|(_, i)| !i.is_ca) {
@@ -265,56 +240,8 @@ pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, Corporate
                 Some("import the certificates signed from this set's CSRs"),
             ));
         };
-        let have: Vec<String> = info
-            .dns_names
-            .iter()
-            .map(|d| format!("DNS:{}", d.to_ascii_lowercase()))
-            .chain(info.ip_addresses.iter().map(|ip| format!("IP:{ip}")))
-            .collect();
-        let missing: Vec<String> = spec_names(spec)
-            .into_iter()
-            .filter(|n| !have.contains(n))
-            .collect();
-        if !missing.is_empty() || info.common_names.first() != Some(&spec.subject.common_name) {
-            return Err(input(
-                certs_path,
-                format!(
-                    "the certificate for {name} (`{}`) does not carry {}: {}",
-                    info.subject,
-                    if missing.is_empty() {
-                        format!("CN={}", spec.subject.common_name)
-                    } else {
-                        missing.join(", ")
-                    },
-                    if have.is_empty() {
-                        "it has no DNS or IP subject alternative name at all".to_string()
-                    } else {
-                        format!("its names are {}", have.join(", "))
-                    }
-                ),
-                Some(&format!(
-                    "have {}/{name}.csr signed as it is; the CA must keep its subject and SANs",
-                    CSR_DIR
-                )),
-            ));
-        }
-        // Its chain: CA certificates among the imported ones, up to a self-signed root.
-        let mut chain = vec![der.clone()];
-        while let Some((ca, _)) = infos.iter().find(|(c, ci)| {
-            ci.is_ca && !chain.contains(c) && chain.last().is_some_and(|last| is_issued_by(last, c))
-        }) {
-            chain.push(ca.clone());
-        }
-        if chain.len() < 2 {
-            return Err(input(
-                certs_path,
-                format!(
-                    "no CA certificate that signed `{}` is among the imported certificates",
-                    info.subject
-                ),
-                Some("include the issuing CA and its chain (intermediates, root) in the PEM"),
-            ));
-        }
+        check_names(certs_path, name, spec, info)?;
+        let chain = chain_of(certs_path, der, info, &infos)?;
         let ca_chain = chain[1..].to_vec();
         match &issuing {
             Some(existing) if existing[0] != ca_chain[0] => {
@@ -352,4 +279,112 @@ pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, Corporate
         dir,
         &Imported { ca_chain, leaves },
     )?)
+}
+
+/// The topology `csr` recorded in DIR, its CA marked as imported.
+fn read_csr_topology(dir: &Path) -> Result<Topology, CorporateError> {
+    let topo_path = dir.join(CSR_TOPOLOGY);
+    let text =
+        crate::input::read_to_string(&topo_path, crate::input::Limit::Topology).map_err(|e| {
+            input(
+                &topo_path,
+                format!("cannot read: {e}"),
+                Some("run `apim-pki csr TOPOLOGY --out DIR` first"),
+            )
+        })?;
+    let mut topology =
+        Topology::parse(&text, &topo_path).map_err(|e| input(&topo_path, e.to_string(), None))?;
+    topology.ca = CaSource::Imported;
+    Ok(topology)
+}
+
+/// The key `csr` made for each request, with the spec its certificate must match.
+fn csr_keys(
+    dir: &Path,
+    topology: &Topology,
+) -> Result<BTreeMap<String, (Key, CertSpec)>, CorporateError> {
+    let mut keys = BTreeMap::new();
+    for (name, spec) in requests(topology) {
+        let path = dir.join(CSR_DIR).join(format!("{name}.key"));
+        let pem = crate::input::read(&path, crate::input::Limit::Certificate).map_err(|e| {
+            input(
+                &path,
+                format!("cannot read: {e}"),
+                Some("run `apim-pki csr` for this topology first"),
+            )
+        })?;
+        let key = Key::from_pem(&pem, &path.display().to_string())
+            .map_err(|e| input(&path, e.to_string(), None))?;
+        keys.insert(name, (key, spec));
+    }
+    Ok(keys)
+}
+
+/// Refuses a signed certificate that lacks a name or the CN its request asked for.
+fn check_names(
+    certs_path: &Path,
+    name: &str,
+    spec: &CertSpec,
+    info: &CertInfo,
+) -> Result<(), CorporateError> {
+    let have: Vec<String> = info
+        .dns_names
+        .iter()
+        .map(|d| format!("DNS:{}", d.to_ascii_lowercase()))
+        .chain(info.ip_addresses.iter().map(|ip| format!("IP:{ip}")))
+        .collect();
+    let missing: Vec<String> = spec_names(spec)
+        .into_iter()
+        .filter(|n| !have.contains(n))
+        .collect();
+    if missing.is_empty() && info.common_names.first() == Some(&spec.subject.common_name) {
+        return Ok(());
+    }
+    Err(input(
+        certs_path,
+        format!(
+            "the certificate for {name} (`{}`) does not carry {}: {}",
+            info.subject,
+            if missing.is_empty() {
+                format!("CN={}", spec.subject.common_name)
+            } else {
+                missing.join(", ")
+            },
+            if have.is_empty() {
+                "it has no DNS or IP subject alternative name at all".to_string()
+            } else {
+                format!("its names are {}", have.join(", "))
+            }
+        ),
+        Some(&format!(
+            "have {}/{name}.csr signed as it is; the CA must keep its subject and SANs",
+            CSR_DIR
+        )),
+    ))
+}
+
+/// A leaf's chain: the CA certificates among the imported ones, up to a self-signed root.
+fn chain_of(
+    certs_path: &Path,
+    der: &[u8],
+    info: &CertInfo,
+    infos: &[(Vec<u8>, CertInfo)],
+) -> Result<Vec<Vec<u8>>, CorporateError> {
+    let mut chain = vec![der.to_vec()];
+    while let Some((ca, _)) = infos.iter().find(|(c, ci)| {
+        ci.is_ca && !chain.contains(c) && chain.last().is_some_and(|last| is_issued_by(last, c))
+    }) {
+        chain.push(ca.clone());
+    }
+    if chain.len() < 2 {
+        return Err(input(
+            certs_path,
+            format!(
+                "no CA certificate that signed `{}` is among the imported certificates",
+                info.subject
+            ),
+            Some("include the issuing CA and its chain (intermediates, root) in the PEM"),
+        ));
+    }
+    Ok(chain)
 }

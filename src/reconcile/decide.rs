@@ -352,3 +352,146 @@ fn rotate_option(item: &Item) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::Key;
+    use crate::resolve;
+
+    use super::super::testutil::topology;
+    use crate::topology::Topology;
+
+    fn node_spec(t: &Topology) -> ArtifactSpec {
+        ArtifactSpec {
+            owner: Owner::Node("a".into()),
+            cert: resolve::node_cert(t, &t.nodes[0]),
+            key_type: KeyType::EcdsaP256,
+        }
+    }
+
+    fn cx<'a>(ca: Option<&'a Ca>, rotation: &'a Rotation) -> DecideCtx<'a> {
+        DecideCtx {
+            ca,
+            now: OffsetDateTime::now_utc(),
+            renew_window: Duration::days(30),
+            rotation,
+            recertify_all: None,
+        }
+    }
+
+    fn ca(t: &Topology) -> Ca {
+        Ca::create(
+            &resolve::ca_cert(t, 1),
+            Key::generate(KeyType::EcdsaP256).expect("key"),
+        )
+        .expect("ca")
+    }
+
+    /// What DIR would hold for `spec` if `ca` had issued it.
+    fn existing(ca: &Ca, spec: &CertSpec) -> Existing {
+        let key = Key::generate(KeyType::EcdsaP256).expect("key");
+        let chain = vec![ca.issue(spec, &key).expect("issue")];
+        let info = CertInfo::from_der(&chain[0]).expect("info");
+        Existing {
+            key,
+            chain,
+            info,
+            path: "nodes/a/a-tls.jks".into(),
+            reusable: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_artifact_is_created_without_a_ca_or_a_key() {
+        let t = topology();
+        let rotation = Rotation::default();
+        let items = decide_all(vec![node_spec(&t)], vec![None], &cx(None, &rotation));
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].decision, Decision::Create);
+        assert_eq!(items[0].reason, "new");
+        assert_eq!(items[0].node.as_deref(), Some("a"));
+        assert!(needs_rotate_error(&items).is_ok());
+    }
+
+    #[test]
+    fn a_matching_certificate_is_kept_and_a_changed_name_reissued() {
+        let t = topology();
+        let ca = ca(&t);
+        let rotation = Rotation::default();
+        let spec = node_spec(&t);
+        let kept = decide(
+            spec.clone(),
+            Some(existing(&ca, &spec.cert)),
+            &cx(Some(&ca), &rotation),
+        );
+        assert_eq!(kept.decision, Decision::Keep, "{}", kept.reason);
+        let mut renamed = spec.clone();
+        renamed.cert.dns_names.push("new.example.internal".into());
+        let item = decide(
+            renamed,
+            Some(existing(&ca, &spec.cert)),
+            &cx(Some(&ca), &rotation),
+        );
+        assert_eq!(item.decision, Decision::Reissue);
+        assert!(
+            item.reason.contains("+DNS:new.example.internal"),
+            "{}",
+            item.reason
+        );
+    }
+
+    #[test]
+    fn expiring_is_renewed_and_another_ca_or_key_type_needs_rotate() {
+        let t = topology();
+        let (ca, other) = (ca(&t), ca(&t));
+        let rotation = Rotation::default();
+        let spec = node_spec(&t);
+        let mut late = cx(Some(&ca), &rotation);
+        late.now = existing(&ca, &spec.cert).info.not_after - Duration::days(1);
+        let renewed = decide(spec.clone(), Some(existing(&ca, &spec.cert)), &late);
+        assert_eq!(renewed.decision, Decision::Renew);
+        let foreign = decide(
+            spec.clone(),
+            Some(existing(&other, &spec.cert)),
+            &cx(Some(&ca), &rotation),
+        );
+        assert_eq!(foreign.decision, Decision::NeedsRotate);
+        let mut rsa = spec.clone();
+        rsa.key_type = KeyType::Rsa2048;
+        let retyped = decide(
+            rsa,
+            Some(existing(&ca, &spec.cert)),
+            &cx(Some(&ca), &rotation),
+        );
+        assert_eq!(retyped.decision, Decision::NeedsRotate);
+        let err = needs_rotate_error(&[foreign, retyped]).expect_err("refused");
+        assert!(
+            err.to_string().contains("1 more artifacts need rotate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rotation_forces_a_new_key_or_a_new_certificate() {
+        let t = topology();
+        let ca = ca(&t);
+        let spec = node_spec(&t);
+        let rekey = Rotation::new(vec!["a".into()], Vec::new(), false, None);
+        let item = decide(
+            spec.clone(),
+            Some(existing(&ca, &spec.cert)),
+            &cx(Some(&ca), &rekey),
+        );
+        assert_eq!(item.decision, Decision::Create);
+        assert!(item.existing.is_none(), "a new key leaves the old one out");
+        let rotation = Rotation::default();
+        let mut finish = cx(Some(&ca), &rotation);
+        finish.recertify_all = Some("CA rollover".into());
+        let item = decide(spec.clone(), Some(existing(&ca, &spec.cert)), &finish);
+        assert_eq!(
+            (item.decision, item.reason.as_str()),
+            (Decision::Reissue, "CA rollover")
+        );
+    }
+}

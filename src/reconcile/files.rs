@@ -954,3 +954,201 @@ fn mark_needs_rotate(files: &mut [FileOut], issued: &[(Item, Issued)]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    use super::super::issue::unissued;
+    use super::super::model::{ArtifactSpec, Owner};
+    use super::super::testutil::topology;
+    use super::super::types::CaStage;
+    use super::*;
+
+    fn resolved(value: &str) -> Resolved {
+        Resolved {
+            password: Password::new(value.to_string()),
+            source: PasswordSource::SecretsFile,
+            generated: true,
+        }
+    }
+
+    fn passwords() -> Passwords {
+        Passwords {
+            primary: resolved("primary-pw"),
+            tls: Some(resolved("tls-pw")),
+            truststore: resolved("trust-pw"),
+            fallbacks: Vec::new(),
+        }
+    }
+
+    fn no_ca() -> Cas {
+        Cas {
+            current: None,
+            created: true,
+            generation: 1,
+            stage: CaStage::Stable,
+            next: None,
+            previous: None,
+        }
+    }
+
+    /// Items as a plan of an empty directory has them: every one to create, nothing issued.
+    fn created_items(t: &Topology) -> Vec<(Item, Issued)> {
+        let specs = super::super::specs::artifact_specs(t);
+        let items = specs
+            .into_iter()
+            .map(|s: ArtifactSpec| Item {
+                label: s.owner.label().to_string(),
+                node: matches!(&s.owner, Owner::Node(_)).then(|| s.owner.label().to_string()),
+                lb: None,
+                spec: s.cert,
+                key_type: s.key_type,
+                decision: Decision::Create,
+                reason: "new".into(),
+                existing: None,
+            })
+            .collect();
+        unissued(items)
+    }
+
+    #[test]
+    fn a_plan_of_a_new_directory_assembles_every_file_without_a_key_or_rendering() {
+        let t = topology();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let index = HashSet::new();
+        let (cas, passwords) = (no_ca(), passwords());
+        let seen = Mutex::new(0usize);
+        let sink = |f: &mut FileOut| {
+            assert!(f.bytes.is_none(), "a plan computes no content: {}", f.path);
+            *seen.lock().expect("count") += 1;
+            Ok(())
+        };
+        let a = Assembly {
+            topology: &t,
+            dir: Dir::new(tmp.path(), &index),
+            cas: &cas,
+            passwords: &passwords,
+            writing: false,
+            sink: &sink,
+        };
+        let issued = created_items(&t);
+        assert!(issued
+            .iter()
+            .all(|(_, i)| i.key.is_none() && i.cert.is_none()));
+        let files = assemble(&a, &issued).expect("assemble");
+        // ca.crt, ca.key, ca-bundle, secrets.toml; per node: primary, TLS, truststore, node.toml.
+        assert_eq!(files.len(), 4 + 4 * t.nodes.len());
+        assert_eq!(*seen.lock().expect("count"), files.len());
+        assert!(
+            files.iter().all(|f| f.action == ActionKind::Create),
+            "all new"
+        );
+        assert!(
+            files.windows(2).all(|w| w[0].path < w[1].path),
+            "sorted by path"
+        );
+    }
+
+    #[test]
+    fn a_file_is_kept_when_its_content_is_the_same_and_compared_only_when_present() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("same.txt"), b"one").expect("write");
+        std::fs::write(tmp.path().join("other.txt"), b"one").expect("write");
+        let index: HashSet<String> = ["same.txt", "other.txt"].map(String::from).into();
+        let t = topology();
+        let (cas, passwords) = (no_ca(), passwords());
+        let sink = |_: &mut FileOut| Ok(());
+        for writing in [false, true] {
+            let a = Assembly {
+                topology: &t,
+                dir: Dir::new(tmp.path(), &index),
+                cas: &cas,
+                passwords: &passwords,
+                writing,
+                sink: &sink,
+            };
+            let file = |rel: &str, content: Option<&[u8]>| {
+                let content = || content.map(<[u8]>::to_vec);
+                simple_file(
+                    &a,
+                    rel.into(),
+                    ArtifactKind::NodeConfig,
+                    Access::Public,
+                    content,
+                    "new",
+                    Vec::new(),
+                )
+            };
+            let same = file("same.txt", Some(b"one"));
+            assert_eq!((same.action, same.bytes), (ActionKind::Keep, None));
+            let other = file("other.txt", Some(b"two"));
+            assert_eq!(other.action, ActionKind::Update);
+            assert_eq!(other.bytes.is_some(), writing, "bytes only to write");
+            let unknown = file("other.txt", None);
+            assert_eq!((unknown.action, unknown.bytes), (ActionKind::Update, None));
+            let new = file("new.txt", Some(b"x"));
+            assert_eq!(
+                (new.action, new.bytes.is_some()),
+                (ActionKind::Create, writing)
+            );
+        }
+        let a = Assembly {
+            topology: &t,
+            dir: Dir::new(tmp.path(), &index),
+            cas: &cas,
+            passwords: &passwords,
+            writing: false,
+            sink: &sink,
+        };
+        let content = || -> Option<Vec<u8>> { panic!("a plan renders no missing file") };
+        let f = simple_file(
+            &a,
+            "missing.txt".into(),
+            ArtifactKind::NodeConfig,
+            Access::Public,
+            content,
+            "new",
+            Vec::new(),
+        );
+        assert_eq!(f.action, ActionKind::Create);
+    }
+
+    #[test]
+    fn needs_rotate_marks_only_the_files_of_the_blocked_items() {
+        let t = topology();
+        let mut issued = created_items(&t);
+        let blocked = issued
+            .iter_mut()
+            .find(|(i, _)| i.node.as_deref() == Some("km"))
+            .expect("km");
+        blocked.0.decision = Decision::NeedsRotate;
+        blocked.0.reason = "its key is RSA".into();
+        let file = |path: &str, kind, node: &str| FileOut {
+            path: path.into(),
+            kind,
+            node: Some(node.into()),
+            lb: None,
+            access: Access::Secret,
+            bytes: None,
+            action: ActionKind::Keep,
+            reason: String::new(),
+            store_type: None,
+            password: None,
+            entries: Vec::new(),
+        };
+        let mut files = vec![
+            file("km-tls", ArtifactKind::TlsKeystore, "km"),
+            file("km-trust", ArtifactKind::Truststore, "km"),
+            file("a-tls", ArtifactKind::TlsKeystore, "a"),
+        ];
+        mark_needs_rotate(&mut files, &issued);
+        let actions: Vec<ActionKind> = files.iter().map(|f| f.action).collect();
+        assert_eq!(
+            actions,
+            [ActionKind::NeedsRotate, ActionKind::Keep, ActionKind::Keep]
+        );
+        assert_eq!(files[0].reason, "its key is RSA");
+    }
+}

@@ -34,6 +34,8 @@ mod model;
 mod report;
 mod specs;
 mod state;
+#[cfg(test)]
+mod testutil;
 mod types;
 
 use cas::{create_ca, load_cas, CaPlan};

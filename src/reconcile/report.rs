@@ -23,53 +23,8 @@ pub fn render_text(
     mode: Mode,
     seconds: f64,
 ) -> std::io::Result<()> {
-    let counts = outcome.counts();
-    let summary = |past: bool| -> String {
-        counts
-            .iter()
-            .map(|(k, n)| {
-                let word = match (past, k) {
-                    (false, k) => k.as_str(),
-                    (true, ActionKind::Create) => "created",
-                    (true, ActionKind::Keep) => "kept",
-                    (true, ActionKind::Renew) => "renewed",
-                    (true, ActionKind::Reissue) => "reissued",
-                    (true, ActionKind::Update) => "updated",
-                    (true, ActionKind::Remove) => "moved to history",
-                    (true, ActionKind::NeedsRotate) => "need rotate",
-                    (true, ActionKind::Replace) => "replaced (old ones in history/)",
-                };
-                format!("{n} {word}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     if mode == Mode::Plan {
-        let width = outcome
-            .actions
-            .iter()
-            .map(|a| a.path.len())
-            .max()
-            .unwrap_or(0);
-        for a in &outcome.actions {
-            writeln!(
-                w,
-                "{:<12} {:<width$}  {}",
-                a.action.as_str(),
-                a.path,
-                a.reason
-            )?;
-        }
-        writeln!(
-            w,
-            "\nplan for {}: {}; nothing written",
-            out.display(),
-            summary(false)
-        )?;
-        if let Some(n) = counts.get(&ActionKind::NeedsRotate) {
-            writeln!(w, "{n} artifacts need a new key or CA, which generate never makes: run `apim-pki rotate` for them (see `apim-pki rotate --help`)")?;
-        }
-        return Ok(());
+        return render_plan(w, out, outcome);
     }
     let changed = outcome.actions.iter().any(|a| a.action != ActionKind::Keep);
     if !changed {
@@ -90,6 +45,77 @@ pub fn render_text(
         topology.load_balancers.len(),
         out.display()
     )?;
+    render_certificates(w, topology, outcome)?;
+    writeln!(w, "\nFiles: {}.", summary(outcome, true))?;
+    if !outcome.generated_passwords.is_empty() {
+        writeln!(
+            w,
+            "Generated passwords ({}) are in {}/secrets.toml (mode 0600): keep it out of version control.",
+            outcome.generated_passwords.join(", "),
+            out.display()
+        )?;
+    }
+    next_steps(w, outcome, out)
+}
+
+/// How many files get each action: `3 create, 2 keep` (or, once done, `3 created, 2 kept`).
+fn summary(outcome: &Outcome, past: bool) -> String {
+    outcome
+        .counts()
+        .iter()
+        .map(|(k, n)| {
+            let word = match (past, k) {
+                (false, k) => k.as_str(),
+                (true, ActionKind::Create) => "created",
+                (true, ActionKind::Keep) => "kept",
+                (true, ActionKind::Renew) => "renewed",
+                (true, ActionKind::Reissue) => "reissued",
+                (true, ActionKind::Update) => "updated",
+                (true, ActionKind::Remove) => "moved to history",
+                (true, ActionKind::NeedsRotate) => "need rotate",
+                (true, ActionKind::Replace) => "replaced (old ones in history/)",
+            };
+            format!("{n} {word}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A plan: one line per artifact, then the counts.
+fn render_plan(w: &mut dyn Write, out: &Path, outcome: &Outcome) -> std::io::Result<()> {
+    let width = outcome
+        .actions
+        .iter()
+        .map(|a| a.path.len())
+        .max()
+        .unwrap_or(0);
+    for a in &outcome.actions {
+        writeln!(
+            w,
+            "{:<12} {:<width$}  {}",
+            a.action.as_str(),
+            a.path,
+            a.reason
+        )?;
+    }
+    writeln!(
+        w,
+        "\nplan for {}: {}; nothing written",
+        out.display(),
+        summary(outcome, false)
+    )?;
+    if let Some(n) = outcome.counts().get(&ActionKind::NeedsRotate) {
+        writeln!(w, "{n} artifacts need a new key or CA, which generate never makes: run `apim-pki rotate` for them (see `apim-pki rotate --help`)")?;
+    }
+    Ok(())
+}
+
+/// One line per certificate of the set: its label, names and expiry.
+fn render_certificates(
+    w: &mut dyn Write,
+    topology: &Topology,
+    outcome: &Outcome,
+) -> std::io::Result<()> {
     let width = outcome
         .certificates
         .iter()
@@ -97,7 +123,7 @@ pub fn render_text(
         .max()
         .unwrap_or(0);
     for c in &outcome.certificates {
-        let names = if c.path == crate::output::layout::CA_CERT {
+        let names = if c.path == layout::CA_CERT {
             c.subject
                 .rsplit("CN=")
                 .next()
@@ -124,16 +150,7 @@ pub fn render_text(
             date(c.not_after)
         )?;
     }
-    writeln!(w, "\nFiles: {}.", summary(true))?;
-    if !outcome.generated_passwords.is_empty() {
-        writeln!(
-            w,
-            "Generated passwords ({}) are in {}/secrets.toml (mode 0600): keep it out of version control.",
-            outcome.generated_passwords.join(", "),
-            out.display()
-        )?;
-    }
-    next_steps(w, outcome, out)
+    Ok(())
 }
 
 /// The closing lines: for a rotation, what to ship where (and at a CA rollover stage, when to

@@ -4,7 +4,7 @@
 
 mod lb_configs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -20,7 +20,7 @@ use crate::pki::info::is_issued_by;
 use crate::pki::CertInfo;
 use crate::plan::{ServedBy, Target};
 pub use crate::set::{LbView, NodeView, OpenedSet, SetError, SetView};
-use crate::topology::KeystoreFormat;
+use crate::topology::{KeystoreFormat, Profile};
 
 /// Options of `verify`.
 #[derive(Debug, Clone)]
@@ -683,89 +683,162 @@ fn verify_truststore_primary(
     }
 }
 
+/// A certificate that may answer a peer URL, parsed once for the whole set.
+struct Answerer {
+    /// `node NAME` or `load balancer HOST`.
+    who: String,
+    /// None when the certificate's names do not parse (its own checks report it).
+    names: Option<CertNames>,
+    /// The hosts its own checks already cover (a mismatch there is reported once, as
+    /// hostname-mismatch: the root cause).
+    own: Vec<String>,
+}
+
+impl Answerer {
+    fn new(who: String, der: &[u8], own: Vec<String>) -> Answerer {
+        Answerer {
+            who,
+            names: CertNames::from_der(der).ok(),
+            own,
+        }
+    }
+}
+
+/// Who answers where, indexed once: a peer check then costs what it checks, not a scan of the
+/// set (gateways name every traffic manager: scanning the nodes per peer made verify quadratic).
+struct PeerIndex<'a> {
+    nodes: HashMap<&'a str, Answerer>,
+    /// Node names per profile, in the set's order (a handful of profiles).
+    by_profile: Vec<(Profile, Vec<&'a str>)>,
+    /// Per load balancer host: its own certificate and the profile it fronts.
+    lbs: HashMap<&'a str, (Option<Answerer>, Profile)>,
+}
+
+impl<'a> PeerIndex<'a> {
+    fn new(set: &'a OpenedSet, tls_leaves: &BTreeMap<&str, Vec<u8>>) -> PeerIndex<'a> {
+        let view = &set.view;
+        let mut by_profile: Vec<(Profile, Vec<&str>)> = Vec::new();
+        for n in &view.nodes {
+            match by_profile.iter_mut().find(|(p, _)| *p == n.profile) {
+                Some((_, names)) => names.push(&n.name),
+                None => by_profile.push((n.profile, vec![&n.name])),
+            }
+        }
+        let nodes = view
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let leaf = tls_leaves.get(n.name.as_str())?;
+                let mut own = vec![n.host.clone()];
+                own.extend(view.lb_for(n.profile).map(|lb| lb.host.clone()));
+                let who = format!("node {}", n.name);
+                Some((n.name.as_str(), Answerer::new(who, leaf, own)))
+            })
+            .collect();
+        let lbs = view
+            .load_balancers
+            .iter()
+            .map(|lb| {
+                let own = lb_leaf(set, &lb.host).map(|c| {
+                    let who = format!("load balancer {}", lb.host);
+                    Answerer::new(who, &c, vec![lb.host.clone()])
+                });
+                (lb.host.as_str(), (own, lb.fronts))
+            })
+            .collect();
+        PeerIndex {
+            nodes,
+            by_profile,
+            lbs,
+        }
+    }
+
+    /// The certificates that may answer for `served_by`, in the order findings list them: the
+    /// load balancer's own, then the nodes behind it; or the one node.
+    fn answerers(&self, served_by: &ServedBy) -> Vec<&Answerer> {
+        let mut out = Vec::new();
+        match served_by {
+            ServedBy::LoadBalancer(host) => {
+                if let Some((own, fronts)) = self.lbs.get(host.as_str()) {
+                    out.extend(own.as_ref());
+                    let behind = self
+                        .by_profile
+                        .iter()
+                        .find(|(p, _)| p == fronts)
+                        .map(|(_, names)| names.as_slice())
+                        .unwrap_or_default();
+                    out.extend(behind.iter().filter_map(|n| self.nodes.get(n)));
+                }
+            }
+            ServedBy::Node(name) => out.extend(self.nodes.get(name.as_str())),
+        }
+        out
+    }
+}
+
+/// A load balancer's certificate (the leaf of its cert.pem), when it reads.
+fn lb_leaf(set: &OpenedSet, host: &str) -> Option<Vec<u8>> {
+    crate::input::read(
+        set.dir.join(layout::lb_file(host, LbFile::Cert)),
+        crate::input::Limit::Certificate,
+    )
+    .ok()
+    .and_then(|b| pem::certs_from_pem(&b).ok())
+    .and_then(|v| v.into_iter().next())
+}
+
 /// config-host-uncovered: every host a TLS URL in any node's settings names is covered by the
 /// certificate of what answers there (the node, or the load balancer and the nodes behind it).
-/// node.toml is read back as the plan generate wrote ([`crate::plan::node_toml`]).
+/// node.toml is read back as the plan generate wrote ([`crate::plan::node_toml`]). Nodes are
+/// checked in parallel against one index; findings keep the set's order.
 fn verify_peer_hosts(set: &OpenedSet, tls_leaves: &BTreeMap<&str, Vec<u8>>, c: &mut Collector) {
-    for node in &set.view.nodes {
-        let rel = layout::node_toml(&node.name);
-        let owner = Owner::Node(node.name.clone());
-        let plan = match crate::plan::node_toml::read(&set.dir.join(&rel)) {
-            Ok(plan) => plan,
-            Err(crate::plan::node_toml::NodeTomlError::Read { .. }) => {
-                c.check(false, || {
-                    Finding::new(Code::MissingFile, &owner, Some(&rel), "missing")
-                });
-                continue;
-            }
-            Err(e) => {
-                let message = format!("{e}; {}", e.hint());
-                c.push(Finding::new(Code::CorruptFile, &owner, Some(&rel), message));
-                continue;
-            }
-        };
-        for (setting, target) in plan.all_targets().iter().filter(|(_, t)| t.is_tls()) {
-            let certs = answering_certs(set, tls_leaves, &target.served_by);
-            peer_host_covered(&owner, &rel, setting, target, certs, c);
-        }
+    let index = PeerIndex::new(set, tls_leaves);
+    let per_node: Vec<Collector> = set
+        .view
+        .nodes
+        .par_iter()
+        .map(|node| {
+            let mut c = Collector::default();
+            node_peer_hosts(set, &index, node, &mut c);
+            c
+        })
+        .collect();
+    for node in per_node {
+        c.merge(node);
     }
 }
 
-/// Each certificate that may answer for `served_by`, and the hosts its own checks already
-/// cover (a mismatch there is reported once, as hostname-mismatch: the root cause).
-fn answering_certs(
-    set: &OpenedSet,
-    tls_leaves: &BTreeMap<&str, Vec<u8>>,
-    served_by: &ServedBy,
-) -> Vec<(String, Vec<u8>, Vec<String>)> {
-    let node_cert = |n: &NodeView| {
-        let mut own = vec![n.host.clone()];
-        own.extend(set.view.lb_for(n.profile).map(|lb| lb.host.clone()));
-        tls_leaves
-            .get(n.name.as_str())
-            .map(|c| (format!("node {}", n.name), c.clone(), own))
+/// config-host-uncovered for one node's node.toml.
+fn node_peer_hosts(set: &OpenedSet, index: &PeerIndex, node: &NodeView, c: &mut Collector) {
+    let rel = layout::node_toml(&node.name);
+    let owner = Owner::Node(node.name.clone());
+    let plan = match crate::plan::node_toml::read(&set.dir.join(&rel)) {
+        Ok(plan) => plan,
+        Err(crate::plan::node_toml::NodeTomlError::Read { .. }) => {
+            c.check(false, || {
+                Finding::new(Code::MissingFile, &owner, Some(&rel), "missing")
+            });
+            return;
+        }
+        Err(e) => {
+            let message = format!("{e}; {}", e.hint());
+            c.push(Finding::new(Code::CorruptFile, &owner, Some(&rel), message));
+            return;
+        }
     };
-    let mut certs: Vec<(String, Vec<u8>, Vec<String>)> = Vec::new();
-    match served_by {
-        ServedBy::LoadBalancer(lb) => {
-            let own = crate::input::read(
-                set.dir.join(layout::lb_file(lb, LbFile::Cert)),
-                crate::input::Limit::Certificate,
-            )
-            .ok()
-            .and_then(|b| pem::certs_from_pem(&b).ok())
-            .and_then(|v| v.into_iter().next());
-            certs.extend(own.map(|c| (format!("load balancer {lb}"), c, vec![lb.to_string()])));
-            if let Some(front) = set.view.load_balancers.iter().find(|l| &l.host == lb) {
-                certs.extend(
-                    set.view
-                        .nodes
-                        .iter()
-                        .filter(|n| n.profile == front.fronts)
-                        .filter_map(node_cert),
-                );
-            }
-        }
-        ServedBy::Node(name) => {
-            certs.extend(
-                set.view
-                    .nodes
-                    .iter()
-                    .filter(|n| &n.name == name)
-                    .filter_map(node_cert),
-            );
-        }
+    for (setting, target) in plan.all_targets().iter().filter(|(_, t)| t.is_tls()) {
+        let answerers = index.answerers(&target.served_by);
+        peer_host_covered(&owner, &rel, setting, target, &answerers, c);
     }
-    certs
 }
 
-/// One finding per certificate in `certs` that does not cover the host `target` names.
+/// One finding per certificate in `answerers` that does not cover the host `target` names.
 fn peer_host_covered(
     owner: &Owner,
     rel: &str,
     setting: &str,
     target: &Target,
-    mut certs: Vec<(String, Vec<u8>, Vec<String>)>,
+    answerers: &[&Answerer],
     c: &mut Collector,
 ) {
     // The host the URL really names, not the record's `host` field.
@@ -773,12 +846,19 @@ fn peer_host_covered(
     let Ok(host) = Host::parse(host_text) else {
         return;
     };
-    certs.retain(|(_, _, own)| !own.iter().any(|h| h.eq_ignore_ascii_case(host_text)));
-    for (who, der, _) in certs {
-        let Ok(names) = CertNames::from_der(&der) else {
+    for answerer in answerers {
+        if answerer
+            .own
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host_text))
+        {
+            continue;
+        }
+        let Some(names) = &answerer.names else {
             continue;
         };
-        c.check(hostname::check(&names, &host).java, || {
+        let who = &answerer.who;
+        c.check(hostname::check(names, &host).java, || {
             Finding::new(
                 Code::ConfigHostUncovered,
                 owner,
