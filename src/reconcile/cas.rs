@@ -1,16 +1,18 @@
 //! The CA part of the load phase: the issuing CA (loaded, imported, or to be created), where a
 //! rollover stands, and the rollover step `rotate --ca` asks for.
 
-use crate::output::inventory::Inventory;
+use std::path::Path;
+
+use crate::keystore::pem;
+use crate::output::inventory::{ArtifactKind, Inventory};
 use crate::output::layout;
-use crate::pki::{Ca, Key};
+use crate::pki::{Ca, Key, PkiError};
 use crate::resolve;
-use crate::topology::Topology;
+use crate::topology::{CaSource, Topology};
 
 use super::dir::Dir;
 use super::error::{input, refused, GenerateError};
 use super::model::Cas;
-use super::state::{load_ca, load_rollover};
 use super::types::{CaStage, CaStep, Imported};
 
 /// The set's CAs after the rollover step, and what the step asks of the leaves.
@@ -154,4 +156,114 @@ pub(super) fn create_ca(topology: &Topology, cas: &mut Cas, key: Key) -> Result<
         key,
     )?);
     Ok(())
+}
+
+/// The set's CA: from `[pki.ca]`, or the one DIR holds; None when the set has none yet (the
+/// issue phase creates it).
+fn load_ca(
+    topology: &Topology,
+    dir: Dir,
+    old: Option<&Inventory>,
+) -> Result<Option<Ca>, GenerateError> {
+    let read = |path: &Path, what: &str| {
+        crate::input::read(path, crate::input::Limit::Certificate).map_err(|e| input(path, format!("cannot read the {what}: {e}"), Some("check the path in [pki.ca]; relative paths start at the topology file's directory")))
+    };
+    let existing_cert = dir.read(layout::CA_CERT);
+    match &topology.ca {
+        CaSource::Imported => Err(input(
+            dir.join(layout::CA_CERT),
+            "this set is signed by a corporate CA",
+            Some("use `apim-pki import-signed` to change it"),
+        )),
+        CaSource::External { cert, key } => {
+            let cert_pem = read(cert, "CA certificate")?;
+            let key_pem = read(key, "CA key")?;
+            let ca = Ca::from_pem(&cert_pem, &key_pem, &cert.display().to_string(), &key.display().to_string()).map_err(|e| {
+                input(if matches!(e, PkiError::BadKey { .. }) { key } else { cert }, e.to_string(), Some("[pki.ca] needs the CA certificate (PEM, intermediates after it) and its unencrypted key"))
+            })?;
+            if let Some(existing) = existing_cert
+                .as_ref()
+                .and_then(|b| pem::certs_from_pem(b).ok())
+                .and_then(|c| c.into_iter().next())
+            {
+                if existing != ca.cert_der() {
+                    return Err(GenerateError::NeedsRotate {
+                        path: layout::CA_CERT.into(),
+                        reason: format!("the set was issued by another CA than {}", cert.display()),
+                    });
+                }
+            }
+            Ok(Some(ca))
+        }
+        CaSource::Generated => match (existing_cert, dir.read(layout::CA_KEY)) {
+            (Some(cert_pem), Some(key_pem)) => {
+                let ca = Ca::from_pem(&cert_pem, &key_pem, layout::CA_CERT, layout::CA_KEY)
+                    .map_err(|e| {
+                        input(
+                            dir.join(layout::CA_CERT),
+                            e.to_string(),
+                            Some("restore ca/ca.crt and ca/ca.key from a backup"),
+                        )
+                    })?;
+                Ok(Some(ca))
+            }
+            (None, None)
+                if old
+                    .is_none_or(|o| o.artifacts.iter().all(|a| a.kind != ArtifactKind::CaKey)) =>
+            {
+                Ok(None)
+            }
+            (cert, _) => {
+                let missing = if cert.is_none() {
+                    layout::CA_CERT
+                } else {
+                    layout::CA_KEY
+                };
+                Err(input(dir.join(missing), "the CA is incomplete: this file is missing", Some("restore ca/ca.crt and ca/ca.key from a backup; a new CA needs `apim-pki rotate --ca begin`")))
+            }
+        },
+    }
+}
+
+/// The rollover CAs of `stage`: the next CA (cert and key) once begun, the previous CA's
+/// certificate once finished.
+fn load_rollover(
+    dir: &Path,
+    stage: CaStage,
+) -> Result<(Option<Ca>, Option<Vec<u8>>), GenerateError> {
+    let hint = Some("restore the ca/ directory from a backup (history/ holds earlier versions)");
+    match stage {
+        CaStage::Stable => Ok((None, None)),
+        CaStage::Begun => {
+            let read = |rel: &str| {
+                crate::input::read(dir.join(rel), crate::input::Limit::Certificate).map_err(|e| {
+                    input(
+                        dir.join(rel),
+                        format!("the rollover has begun but this file cannot be read: {e}"),
+                        hint,
+                    )
+                })
+            };
+            let (cert, key) = (read(layout::CA_NEXT_CERT)?, read(layout::CA_NEXT_KEY)?);
+            let next = Ca::from_pem(&cert, &key, layout::CA_NEXT_CERT, layout::CA_NEXT_KEY)
+                .map_err(|e| input(dir.join(layout::CA_NEXT_CERT), e.to_string(), hint))?;
+            Ok((Some(next), None))
+        }
+        CaStage::Finished => {
+            let rel = layout::CA_PREVIOUS_CERT;
+            let bytes = crate::input::read(dir.join(rel), crate::input::Limit::Certificate)
+                .map_err(|e| {
+                    input(
+                        dir.join(rel),
+                        format!("the rollover has finished but this file cannot be read: {e}"),
+                        hint,
+                    )
+                })?;
+            let cert = pem::certs_from_pem(&bytes)
+                .ok()
+                .and_then(|c| c.into_iter().next())
+                .ok_or_else(|| input(dir.join(rel), "not a PEM certificate", hint))?;
+            Ok((None, Some(cert)))
+        }
+    }
 }
