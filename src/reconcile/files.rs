@@ -804,36 +804,31 @@ fn lb_configs(a: &Assembly, host: &str) -> Vec<FileOut> {
     else {
         return Vec::new();
     };
-    let plan = crate::lb::plan(topology, lb);
-    [
+    let plan = std::sync::LazyLock::new(|| crate::lb::plan(topology, lb));
+    type Render = fn(&crate::lb::LbPlan) -> String;
+    let configs: [(LbFile, ArtifactKind, Render); 2] = [
         (
             LbFile::NginxConf,
             ArtifactKind::LbNginxConf,
-            crate::lb::nginx::render(&plan),
+            crate::lb::nginx::render,
         ),
         (
             LbFile::HaproxyCfg,
             ArtifactKind::LbHaproxyCfg,
-            crate::lb::haproxy::render(&plan),
+            crate::lb::haproxy::render,
         ),
-    ]
-    .into_iter()
-    .map(|(file, kind, text)| {
-        let rel = layout::lb_file(host, file);
-        let why = "new load balancer configuration";
-        let mut f = simple_file(
-            a,
-            rel,
-            kind,
-            Access::Public,
-            || Some(text.into_bytes()),
-            why,
-            Vec::new(),
-        );
-        f.lb = Some(host.to_string());
-        f
-    })
-    .collect()
+    ];
+    configs
+        .into_iter()
+        .map(|(file, kind, render)| {
+            let rel = layout::lb_file(host, file);
+            let why = "new load balancer configuration";
+            let text = || Some(render(&plan).into_bytes());
+            let mut f = simple_file(a, rel, kind, Access::Public, text, why, Vec::new());
+            f.lb = Some(host.to_string());
+            f
+        })
+        .collect()
 }
 
 /// secrets.toml, with every password that comes from it (none when every role has a variable).
