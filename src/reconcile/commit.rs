@@ -186,3 +186,98 @@ pub(super) fn remove_empty_parents(dir: &Path, rel: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::super::types::ActionKind;
+    use super::*;
+
+    fn file(path: &str, kind: ArtifactKind, bytes: Option<&[u8]>) -> FileOut {
+        FileOut {
+            path: path.into(),
+            kind,
+            node: None,
+            lb: None,
+            access: Access::Secret,
+            bytes: bytes.map(<[u8]>::to_vec),
+            action: if bytes.is_some() {
+                ActionKind::Update
+            } else {
+                ActionKind::Keep
+            },
+            reason: String::new(),
+            store_type: None,
+            password: None,
+            entries: Vec::new(),
+        }
+    }
+
+    fn temporaries(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("nodes/a"))
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn staged_files_drop_their_bytes_and_commit_with_history_copies() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("nodes/a")).expect("mkdir");
+        std::fs::write(root.join("nodes/a/node.toml"), b"old").expect("write");
+        let index: HashSet<String> = ["nodes/a/node.toml".to_string()].into();
+        let journal = Journal::new(root, layout::JOURNAL);
+        let stager = Stager::new(Dir::new(root, &index), &journal, "S".into());
+        let mut changed = file("nodes/a/node.toml", ArtifactKind::NodeConfig, Some(b"new"));
+        let mut kept = file("nodes/a/other", ArtifactKind::NodeConfig, None);
+        stager.stage(&mut changed).expect("stage");
+        stager.stage(&mut kept).expect("stage");
+        assert!(changed.bytes.is_none(), "staged bytes leave memory");
+        assert_eq!(temporaries(root), 1);
+        assert_eq!(
+            std::fs::read(root.join("nodes/a/node.toml")).expect("read"),
+            b"old"
+        );
+        stager.commit(Some(b"{}"), &[], &[]).expect("commit");
+        assert_eq!(
+            std::fs::read(root.join("nodes/a/node.toml")).expect("read"),
+            b"new"
+        );
+        assert_eq!(
+            std::fs::read(root.join("history/S/nodes/a/node.toml")).expect("read"),
+            b"old"
+        );
+        assert_eq!(
+            std::fs::read(root.join(layout::INVENTORY)).expect("read"),
+            b"{}"
+        );
+        assert!(!journal.path().exists() && temporaries(root) == 0);
+    }
+
+    #[test]
+    fn an_abandoned_stage_leaves_the_old_files_and_no_temporary() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let index = HashSet::new();
+        let journal = Journal::new(root, layout::JOURNAL);
+        let stager = Stager::new(Dir::new(root, &index), &journal, "S".into());
+        let mut f = file("nodes/a/node.toml", ArtifactKind::NodeConfig, Some(b"new"));
+        stager.stage(&mut f).expect("stage");
+        assert_eq!(temporaries(root), 1);
+        stager.abandon();
+        assert_eq!(temporaries(root), 0);
+        assert!(!root.join("nodes/a/node.toml").exists() && !journal.path().exists());
+        let mut empty = file("x", ArtifactKind::NodeConfig, None);
+        empty.action = ActionKind::Create;
+        let stager = Stager::new(Dir::new(root, &index), &journal, "S".into());
+        assert!(
+            stager.stage(&mut empty).is_err(),
+            "a file to write without content is a bug"
+        );
+    }
+}
