@@ -14,6 +14,7 @@
 //! | `apim_pki_pyyaml` | `python3` imports `yaml` (PyYAML) |
 //! | `apim_pki_render` | `APIM_PKI_PYTHON` (else `python3`) imports `tomllib` and `jinja2` |
 //! | `apim_pki_root` | the tests run as root (`id -u` is 0): they may mount a small tmpfs |
+//! | `apim_pki_bao` | OpenBao's `bao version` runs (`APIM_PKI_BAO`, else `bao` on `PATH`) |
 //!
 //! `.ci/run` installs every tool and runs `cargo test -- --include-ignored` with `CI=true`,
 //! where a test whose tool is missing fails.
@@ -77,6 +78,14 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii() == b"0")
 }
 
+/// OpenBao's `bao`, for the PKI engine tests (`tests/it/openbao.rs`).
+fn bao() -> bool {
+    let bao = std::env::var_os("APIM_PKI_BAO")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "bao".into());
+    runs(bao, &["version"])
+}
+
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     for var in [
@@ -84,10 +93,11 @@ fn main() {
         "APIM_PKI_JDK11_HOME",
         "APIM_PKI_JDK21_HOME",
         "APIM_PKI_PYTHON",
+        "APIM_PKI_BAO",
     ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
-    let tools: [(&str, Probe); 10] = [
+    let tools: [(&str, Probe); 11] = [
         ("jdk17", || {
             runs("java", &["-version"])
                 && runs("javac", &["-version"])
@@ -102,6 +112,7 @@ fn main() {
         ("pyyaml", || runs("python3", &["-c", "import yaml"])),
         ("render", render_python),
         ("root", is_root),
+        ("bao", bao),
     ];
     for (name, present) in tools {
         println!("cargo::rustc-check-cfg=cfg(apim_pki_{name})");

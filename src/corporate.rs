@@ -98,6 +98,9 @@ pub fn write_csrs(
     topology: &Topology,
     dir: &Path,
 ) -> Result<Vec<CsrWritten>, CorporateError> {
+    if let Some(e) = topology.ca.engine() {
+        return Err(input(topology_path, format!("[pki.ca] names a PKI engine (backend = \"{}\"), which signs the CSRs itself during generate", e.backend.as_str()), Some("run `apim-pki generate` with this topology; the csr / import-signed flow is for a CA that signs by hand")));
+    }
     if !matches!(topology.ca, CaSource::Generated) {
         return Err(input(topology_path, "[pki.ca] names a CA apim-pki can sign with; the CSR flow is for a CA that signs elsewhere", Some("remove [pki.ca] cert/key from the topology, or use `apim-pki generate` with it")));
     }

@@ -28,6 +28,35 @@ pub struct Inventory {
     pub artifacts: Vec<Artifact>,
     /// The resolved topology the set was made from.
     pub topology: serde_json::Value,
+    /// The PKI engine that signs the set's certificates, with `[pki.ca] backend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineRecord>,
+}
+
+/// The PKI engine that signed a set (docs/openbao.md): where it is, and what it signed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EngineRecord {
+    /// `openbao` or `vault`.
+    pub backend: String,
+    pub address: String,
+    pub mount: String,
+    pub role: String,
+    /// The issuer reference of `[pki.ca] issuer`; absent: the mount's default issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The subject of the issuing CA the engine's issuer holds.
+    pub ca_subject: String,
+    /// Each node's and load balancer's certificate the engine signed, sorted by label.
+    pub signed: Vec<EngineSigned>,
+}
+
+/// One certificate an engine signed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EngineSigned {
+    /// The node name or load-balancer host.
+    pub label: String,
+    /// The serial as the engine lists it (`LIST MOUNT/certs`): `4a:0b:…`.
+    pub serial: String,
 }
 
 fn first_generation() -> u32 {

@@ -5,6 +5,7 @@
 //! files or keystores.
 
 pub(crate) mod der;
+pub mod engine;
 pub mod info;
 
 use std::fmt;
@@ -39,6 +40,9 @@ pub enum PkiError {
     /// Signing a certificate failed.
     #[error("could not issue the certificate for {subject}: {reason}")]
     Issue { subject: String, reason: String },
+    /// The PKI engine did not sign (unreachable, refused, ...).
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
 }
 
 /// A private key and the type it was made as. `Debug` never shows key material.

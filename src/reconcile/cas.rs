@@ -30,6 +30,7 @@ pub(super) fn load_cas(
     old: Option<&Inventory>,
     imported: Option<&Imported>,
     step: Option<CaStep>,
+    engine: Option<&crate::pki::engine::Engine>,
 ) -> Result<CaPlan, GenerateError> {
     let current = match imported {
         Some(imp) => {
@@ -42,6 +43,7 @@ pub(super) fn load_cas(
                 "the issuing CA",
             )?)
         }
+        None if topology.ca.engine().is_some() => super::engine::issuing_ca(engine, dir)?,
         None => load_ca(topology, dir, old)?,
     };
     let stage = match old {
@@ -170,6 +172,11 @@ fn load_ca(
     };
     let existing_cert = dir.read(layout::CA_CERT);
     match &topology.ca {
+        CaSource::Engine(_) => Err(input(
+            dir.join(layout::CA_CERT),
+            "internal: the engine's CA is loaded by reconcile::engine",
+            None,
+        )),
         CaSource::Imported => Err(input(
             dir.join(layout::CA_CERT),
             "this set is signed by a corporate CA",

@@ -174,6 +174,7 @@ pub(super) fn build_inventory(
         passwords: pw,
         artifacts,
         topology: serde_json::to_value(topology).unwrap_or(serde_json::Value::Null),
+        engine: None,
     }
 }
 

@@ -73,6 +73,13 @@ pub(super) fn decide_all(
 pub(super) fn decide(spec: ArtifactSpec, existing: Option<Existing>, cx: &DecideCtx) -> Item {
     let (decision, reason, existing) = match (cx.force(&spec.owner), existing) {
         (Some(Force::NewKey(why)), _) => (Decision::Create, why, None),
+        (_, Some(e)) if primary_to_self_sign(&spec, &e, cx.ca) => {
+            let why = format!(
+                "self-signed now (same key): the CA signs elsewhere; it was issued by `{}`",
+                e.info.issuer
+            );
+            (Decision::Reissue, why, Some(e))
+        }
         (Some(Force::Recertify(why)), Some(e)) => (Decision::Reissue, why, Some(e)),
         (_, existing) => {
             let (decision, reason) = decide_by_topology(&spec, existing.as_ref(), cx);
@@ -133,6 +140,15 @@ fn decide_by_topology(
             format!("matches the topology; expires {}", date(e.info.not_after)),
         )
     }
+}
+
+/// A CA that signs elsewhere (a PKI engine, the corporate flow) leaves the primary
+/// self-signed: a primary the set's former CA signed is re-certified, same key.
+fn primary_to_self_sign(spec: &ArtifactSpec, e: &Existing, ca: Option<&Ca>) -> bool {
+    spec.owner == Owner::Primary
+        && ca.is_some_and(|ca| ca.key().is_none())
+        && !e.info.self_issued
+        && e.info.key_type == Some(spec.key_type)
 }
 
 /// True when the set's CA issued `e` (or, with a CA that signs elsewhere, `e` is the primary's

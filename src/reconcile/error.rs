@@ -68,6 +68,7 @@ impl GenerateError {
                     .into(),
             ),
             GenerateError::Refused { hint, .. } => Some(hint.clone()),
+            GenerateError::Pki(crate::pki::PkiError::Engine(e)) => Some(e.hint()),
             _ => None,
         }
     }

@@ -27,6 +27,7 @@ mod cas;
 mod commit;
 mod decide;
 mod dir;
+mod engine;
 mod error;
 mod files;
 mod issue;
@@ -99,6 +100,9 @@ pub fn rotate(
             });
         }
     }
+    if rotation.ca.is_some() {
+        engine::refuse_ca_rollover(topology)?;
+    }
     if rotation.ca.is_some() && !topology.ca.is_generated() {
         return Err(GenerateError::Refused {
             message: "rotate --ca rolls over the CA apim-pki created; this topology brings its own ([pki.ca])".into(),
@@ -133,6 +137,8 @@ struct Loaded {
     existing: Vec<Option<Existing>>,
     /// Files that do not open and that inventory.json does not record.
     strays: Vec<String>,
+    /// The PKI engine that signs (generate and rotate with `[pki.ca] backend`).
+    engine: Option<crate::pki::engine::Engine>,
 }
 
 /// The load phase: inventory, secrets, passwords, CAs (after the rollover step), and what DIR
@@ -142,6 +148,7 @@ fn load(
     dir: Dir,
     rotation: &Rotation,
     imported: Option<&Imported>,
+    engine: Option<crate::pki::engine::Engine>,
 ) -> Result<Loaded, GenerateError> {
     dir.check_sizes()?;
     let old = read_inventory(dir.root)?;
@@ -157,7 +164,15 @@ fn load(
             "renew or change them with `apim-pki csr TOPOLOGY --out DIR`, then `apim-pki import-signed DIR --certs SIGNED.pem`",
         ));
     }
-    let ca = load_cas(topology, dir, old.as_ref(), imported, rotation.ca)?;
+    engine::refuse_leaving_engine(topology, old.as_ref())?;
+    let ca = load_cas(
+        topology,
+        dir,
+        old.as_ref(),
+        imported,
+        rotation.ca,
+        engine.as_ref(),
+    )?;
     let specs = specs::artifact_specs(topology);
     let lookup = Lookup {
         topology,
@@ -176,6 +191,7 @@ fn load(
         specs,
         existing,
         strays,
+        engine,
     })
 }
 
@@ -211,6 +227,7 @@ fn issue_phase(
     topology: &Topology,
     dir: Dir,
     ca: &mut CaPlan,
+    engine: Option<&crate::pki::engine::Engine>,
     items: Vec<Item>,
     mode: Mode,
 ) -> Result<Vec<(Item, Issued)>, GenerateError> {
@@ -226,7 +243,12 @@ fn issue_phase(
         .current
         .as_ref()
         .ok_or_else(|| input(dir, "internal: no CA", None))?;
-    issue_all(items, keys, &LocalCa(ca))
+    // Every certificate is signed before anything is staged: a refused request leaves DIR as
+    // it was, and the keys made for it are dropped with this run.
+    match engine {
+        Some(engine) => issue_all(items, keys, &engine::EngineCa { engine, ca }),
+        None => issue_all(items, keys, &LocalCa(ca)),
+    }
 }
 
 fn run(
@@ -241,7 +263,8 @@ fn run(
     let (mut lock, recovered) = lock_existing(root, mode, command.name(), &journal)?;
     let index = Dir::index(root);
     let dir = Dir::new(root, &index);
-    let mut loaded = load(topology, dir, rotation, imported)?;
+    let engine = engine::connect(topology, mode, imported.is_some())?;
+    let mut loaded = load(topology, dir, rotation, imported, engine)?;
     let items = decide_phase(topology, &mut loaded, rotation, mode)?;
     let new_dir = mode == Mode::Generate && lock.is_none();
     if new_dir {
@@ -282,7 +305,14 @@ fn issue_and_write(
     items: Vec<Item>,
     mode: Mode,
 ) -> Result<Written, GenerateError> {
-    let issued = issue_phase(topology, dir, &mut loaded.ca, items, mode)?;
+    let issued = issue_phase(
+        topology,
+        dir,
+        &mut loaded.ca,
+        loaded.engine.as_ref(),
+        items,
+        mode,
+    )?;
     let stager = (mode == Mode::Generate).then(|| {
         let stamp = fsio::unique_stamp(&dir.join(layout::HISTORY), OffsetDateTime::now_utc());
         Stager::new(dir, journal, stamp)
@@ -311,7 +341,8 @@ fn issue_and_write(
     let removed = removed_artifacts(dir, loaded.old.as_ref(), &files);
     let actions = actions_of(dir, &files, &removed, &loaded.strays);
     if let Some(stager) = stager {
-        let inventory = build_inventory(topology, &loaded.passwords, &files, &loaded.ca.cas);
+        let mut inventory = build_inventory(topology, &loaded.passwords, &files, &loaded.ca.cas);
+        inventory.engine = engine::record(topology, &issued, loaded.ca.cas.current.as_ref());
         let bytes = inventory.to_json();
         let current = dir.read(layout::INVENTORY);
         let changed = current.as_deref() != Some(&bytes[..]);

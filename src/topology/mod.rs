@@ -316,6 +316,91 @@ pub enum CaSource {
     External { cert: PathBuf, key: PathBuf },
     /// A corporate CA that signs CSRs elsewhere (`csr`, then `import-signed`).
     Imported,
+    /// An OpenBao or HashiCorp Vault PKI secrets engine signs CSRs apim-pki makes
+    /// (docs/openbao.md).
+    Engine(EngineSettings),
+}
+
+/// Which PKI engine `[pki.ca] backend` names (they share the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineBackend {
+    #[serde(rename = "openbao")]
+    OpenBao,
+    Vault,
+}
+
+impl EngineBackend {
+    /// Every value, in the order users see them.
+    pub const ALL: [EngineBackend; 2] = [EngineBackend::OpenBao, EngineBackend::Vault];
+
+    /// The name used in topology files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineBackend::OpenBao => "openbao",
+            EngineBackend::Vault => "vault",
+        }
+    }
+
+    /// The product name, for messages.
+    pub fn product_name(self) -> &'static str {
+        match self {
+            EngineBackend::OpenBao => "OpenBao",
+            EngineBackend::Vault => "Vault",
+        }
+    }
+
+    /// Parses a backend name.
+    pub fn parse(text: &str) -> Option<EngineBackend> {
+        EngineBackend::ALL.into_iter().find(|b| b.as_str() == text)
+    }
+}
+
+/// `[pki.ca]` with a `backend`: where the engine is and how apim-pki authenticates to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineSettings {
+    pub backend: EngineBackend,
+    /// `https://host:port` (or `http://` to a loopback address), without a path.
+    pub address: EngineAddress,
+    /// The PKI secrets engine's mount path, e.g. `pki` or `pki/apim`.
+    pub mount: String,
+    /// The role that signs.
+    pub role: String,
+    /// The issuer reference (name or ID); `None`: the mount's default issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The environment variable holding the token (never the token itself).
+    pub token_env: String,
+    /// Extra PEM roots for the engine's own TLS, resolved against the topology's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// A parsed engine address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineAddress {
+    /// True for `https://`.
+    pub tls: bool,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for EngineAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Serialize for EngineAddress {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Keystore settings (`[keystores]`).
@@ -496,5 +581,13 @@ impl CaSource {
     /// True when apim-pki makes and keeps the CA.
     pub fn is_generated(&self) -> bool {
         matches!(self, CaSource::Generated)
+    }
+
+    /// The PKI engine that signs, when `[pki.ca]` names a backend.
+    pub fn engine(&self) -> Option<&EngineSettings> {
+        match self {
+            CaSource::Engine(e) => Some(e),
+            _ => None,
+        }
     }
 }

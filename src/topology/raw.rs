@@ -44,6 +44,14 @@ pub(super) struct RawCa {
     pub validity_days: Option<S<i64>>,
     pub cert: Option<S<String>>,
     pub key: Option<S<String>>,
+    /// A PKI engine that signs instead of a local CA (docs/openbao.md).
+    pub backend: Option<S<String>>,
+    pub address: Option<S<String>>,
+    pub mount: Option<S<String>>,
+    pub role: Option<S<String>>,
+    pub issuer: Option<S<String>>,
+    pub token_env: Option<S<String>>,
+    pub ca_bundle: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]

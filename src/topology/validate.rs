@@ -14,6 +14,7 @@ const MESSAGE_CHARS: usize = 300;
 use super::raw::{RawTopology, S};
 use super::*;
 
+mod engine_keys;
 mod lb_keys;
 mod secure_vault;
 
@@ -208,6 +209,14 @@ fn build(cx: &Ctx, raw: RawTopology) -> Result<Topology, TopologyError> {
     let pki = pki_settings(cx, &raw)?;
     let ca = ca_source(cx, &raw)?;
     let keystores = keystore_settings(cx, &raw, product)?;
+    if let (CaSource::Engine(e), TlsMode::Shared) = (&ca, keystores.tls) {
+        return Err(cx.error(
+            raw.keystores.tls.as_ref().map(|t| t.span().start),
+            "keystores.tls",
+            format!("tls = \"shared\" serves TLS with the primary key, which stays self-signed with backend = \"{}\"", e.backend.as_str()),
+            Some("use tls = \"per-node\": each node's TLS certificate is then signed by the engine".into()),
+        ));
+    }
     let passwords = password_variables(cx, &raw)?;
     let secure_vault = secure_vault::settings(cx, &raw.secure_vault)?;
     let nodes = nodes(cx, &raw, product)?;
@@ -299,6 +308,9 @@ fn pki_settings(cx: &Ctx, raw: &RawTopology) -> Result<PkiSettings, TopologyErro
 
 fn ca_source(cx: &Ctx, raw: &RawTopology) -> Result<CaSource, TopologyError> {
     let base = cx.file.parent().unwrap_or(Path::new("."));
+    if let Some(engine) = engine_keys::engine_settings(cx, &raw.pki.ca, base)? {
+        return Ok(CaSource::Engine(engine));
+    }
     match (&raw.pki.ca.cert, &raw.pki.ca.key) {
         (None, None) => Ok(CaSource::Generated),
         (Some(cert), Some(key)) => Ok(CaSource::External {

@@ -375,6 +375,7 @@ mod tests {
                 ),
             ],
             topology: serde_json::Value::Null,
+            engine: None,
         }
     }
 

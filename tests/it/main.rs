@@ -28,6 +28,7 @@ mod jks_interop;
 mod jsse_host_texts;
 mod lb;
 mod live_jsse;
+mod openbao;
 mod reconcile;
 mod rotate;
 mod topology_property;
