@@ -457,6 +457,15 @@ struct Parser<'t> {
     root_done: bool,
 }
 
+/// What follows a start tag's name: its attributes, where the last one ends, where the tag
+/// ends, and whether it closed itself (`/>`).
+struct TagTail {
+    attrs: Vec<Attr>,
+    attrs_end: usize,
+    end: usize,
+    self_closing: bool,
+}
+
 fn line_of(text: &str, pos: usize) -> usize {
     let pos = pos.min(text.len());
     text.as_bytes()[..pos]
@@ -562,70 +571,42 @@ impl<'t> Parser<'t> {
 
     fn parse(mut self) -> Result<XmlDoc, XmlError> {
         let len = self.b.len();
-        let mut pos = if self.text.starts_with('\u{feff}') {
+        let doc_start = if self.text.starts_with('\u{feff}') {
             3
         } else {
             0
         };
-        let doc_start = pos;
+        let mut pos = doc_start;
         let mut seen_doctype = false;
         while pos < len {
-            if self.b[pos] != b'<' {
-                pos = self.text_run(pos)?;
-                continue;
-            }
-            if self.starts(pos, "<!--") {
-                let Some(end) = find_from(self.b, pos + 4, b"-->") else {
-                    return self.err(pos, "comment is not closed (missing -->)");
-                };
-                self.comments.push(Comment {
-                    range: pos..end + 3,
-                    inner: pos + 4..end,
-                    parent: self.stack.last().copied(),
-                    indent: self.indent_at(pos),
-                });
-                pos = end + 3;
+            pos = if self.b[pos] != b'<' {
+                self.text_run(pos)?
+            } else if self.starts(pos, "<!--") {
+                self.comment(pos)?
             } else if self.starts(pos, "<![CDATA[") {
-                if self.stack.is_empty() {
-                    return self.err(pos, "CDATA section outside the root element");
-                }
-                let Some(end) = find_from(self.b, pos + 9, b"]]>") else {
-                    return self.err(pos, "CDATA section is not closed (missing ]]>)");
-                };
-                self.segments.push(Segment {
-                    range: pos + 9..end,
-                    outer: pos..end + 3,
-                    kind: SegKind::CData,
-                });
-                pos = end + 3;
+                self.cdata(pos)?
             } else if self.starts(pos, "<!DOCTYPE") {
                 if seen_doctype || !self.elements.is_empty() {
                     return self.err(pos, "DOCTYPE must come once, before the root element");
                 }
                 seen_doctype = true;
-                pos = self.doctype(pos)?;
+                self.doctype(pos)?
             } else if self.starts(pos, "<?") {
-                let Some(end) = find_from(self.b, pos + 2, b"?>") else {
-                    return self.err(pos, "processing instruction is not closed (missing ?>)");
-                };
-                let (target, _) = self.read_name(pos + 2)?;
-                if target.eq_ignore_ascii_case("xml") {
-                    if pos != doc_start || target != "xml" {
-                        return self.err(pos, "XML declaration is only allowed at the very start");
-                    }
-                    self.encoding = self.declared(pos + 5..end);
-                } else if !self.stack.is_empty() {
-                    self.pis.push(pos..end + 2);
-                }
-                pos = end + 2;
+                self.processing_instruction(pos, doc_start)?
             } else if self.starts(pos, "</") {
-                pos = self.end_tag(pos)?;
+                self.end_tag(pos)?
             } else if self.starts(pos, "<!") {
                 return self.err(pos, "unexpected markup declaration");
             } else {
-                pos = self.start_tag(pos)?;
-            }
+                self.start_tag(pos)?
+            };
         }
+        self.finish()
+    }
+
+    /// Checks that the whole text was one closed root element and returns the document.
+    fn finish(self) -> Result<XmlDoc, XmlError> {
+        let len = self.b.len();
         if let Some(&open) = self.stack.last() {
             let el = &self.elements[open];
             return self.err(
@@ -653,6 +634,54 @@ impl<'t> Parser<'t> {
             encoding: self.encoding,
             eol,
         })
+    }
+
+    /// Records the comment opening at `pos`; returns the position after it.
+    fn comment(&mut self, pos: usize) -> Result<usize, XmlError> {
+        let Some(end) = find_from(self.b, pos + 4, b"-->") else {
+            return self.err(pos, "comment is not closed (missing -->)");
+        };
+        self.comments.push(Comment {
+            range: pos..end + 3,
+            inner: pos + 4..end,
+            parent: self.stack.last().copied(),
+            indent: self.indent_at(pos),
+        });
+        Ok(end + 3)
+    }
+
+    /// Records the CDATA section opening at `pos`; returns the position after it.
+    fn cdata(&mut self, pos: usize) -> Result<usize, XmlError> {
+        if self.stack.is_empty() {
+            return self.err(pos, "CDATA section outside the root element");
+        }
+        let Some(end) = find_from(self.b, pos + 9, b"]]>") else {
+            return self.err(pos, "CDATA section is not closed (missing ]]>)");
+        };
+        self.segments.push(Segment {
+            range: pos + 9..end,
+            outer: pos..end + 3,
+            kind: SegKind::CData,
+        });
+        Ok(end + 3)
+    }
+
+    /// Reads the processing instruction (or XML declaration, only allowed at `doc_start`)
+    /// opening at `pos`; returns the position after it.
+    fn processing_instruction(&mut self, pos: usize, doc_start: usize) -> Result<usize, XmlError> {
+        let Some(end) = find_from(self.b, pos + 2, b"?>") else {
+            return self.err(pos, "processing instruction is not closed (missing ?>)");
+        };
+        let (target, _) = self.read_name(pos + 2)?;
+        if target.eq_ignore_ascii_case("xml") {
+            if pos != doc_start || target != "xml" {
+                return self.err(pos, "XML declaration is only allowed at the very start");
+            }
+            self.encoding = self.declared(pos + 5..end);
+        } else if !self.stack.is_empty() {
+            self.pis.push(pos..end + 2);
+        }
+        Ok(end + 2)
     }
 
     fn text_run(&mut self, pos: usize) -> Result<usize, XmlError> {
@@ -721,25 +750,38 @@ impl<'t> Parser<'t> {
         self.err(start, "DOCTYPE is not closed")
     }
 
+    /// Reads the start tag opening at `start` and opens its element; returns the position
+    /// after the tag.
     fn start_tag(&mut self, start: usize) -> Result<usize, XmlError> {
-        let (qname, mut pos) = self.read_name(start + 1)?;
+        let (qname, pos) = self.read_name(start + 1)?;
+        let tail = self.attributes(start, &qname, pos)?;
+        self.open_element(start, qname, tail)
+    }
+
+    /// Reads the attributes of start tag `<qname` (opened at `start`) from `pos` up to and
+    /// including its `>` or `/>`.
+    fn attributes(&self, start: usize, qname: &str, mut pos: usize) -> Result<TagTail, XmlError> {
         let mut attrs: Vec<Attr> = Vec::new();
         let mut attrs_end = pos;
-        let self_closing;
         loop {
             let after_ws = self.skip_ws(pos);
             if after_ws >= self.b.len() {
                 return self.err(start, format!("start tag <{qname}> is not closed"));
             }
-            if self.b[after_ws] == b'>' {
-                pos = after_ws + 1;
-                self_closing = false;
-                break;
-            }
-            if self.starts(after_ws, "/>") {
-                pos = after_ws + 2;
-                self_closing = true;
-                break;
+            let close = if self.b[after_ws] == b'>' {
+                Some((1, false))
+            } else if self.starts(after_ws, "/>") {
+                Some((2, true))
+            } else {
+                None
+            };
+            if let Some((len, self_closing)) = close {
+                return Ok(TagTail {
+                    attrs,
+                    attrs_end,
+                    end: after_ws + len,
+                    self_closing,
+                });
             }
             if after_ws == pos {
                 return self.err(
@@ -747,58 +789,80 @@ impl<'t> Parser<'t> {
                     format!("expected whitespace, '>' or '/>' in <{qname}>"),
                 );
             }
-            let (aname, p) = self.read_name(after_ws)?;
-            let p = self.skip_ws(p);
-            if self.b.get(p) != Some(&b'=') {
-                return self.err(p, format!("attribute {aname} of <{qname}> has no value"));
-            }
-            let p = self.skip_ws(p + 1);
-            let quote = match self.b.get(p) {
-                Some(&q @ (b'"' | b'\'')) => q,
-                _ => return self.err(p, format!("value of attribute {aname} is not quoted")),
-            };
-            let Some(vlen) = self.b[p + 1..].iter().position(|&c| c == quote) else {
-                return self.err(p, format!("value of attribute {aname} is not closed"));
-            };
-            let value = p + 1..p + 1 + vlen;
-            if let Some(i) = self.b[value.clone()].iter().position(|&c| c == b'<') {
-                return self.err(value.start + i, format!("'<' in attribute {aname}"));
-            }
-            self.check_refs(value.clone())?;
-            if attrs.iter().any(|a| a.qname == aname) {
+            let attr = self.attribute(after_ws, qname)?;
+            if attrs.iter().any(|a| a.qname == attr.qname) {
+                let aname = &attr.qname;
                 return self.err(
                     after_ws,
                     format!("duplicate attribute {aname} in <{qname}>"),
                 );
             }
-            attrs.push(Attr {
-                local: local_part(&aname).to_string(),
-                qname: aname,
-                value: value.clone(),
-                quote,
-            });
-            pos = value.end + 1;
+            pos = attr.value.end + 1;
             attrs_end = pos;
+            attrs.push(attr);
         }
+    }
+
+    /// Reads one `name="value"` attribute of `<qname>` starting at `at`.
+    fn attribute(&self, at: usize, qname: &str) -> Result<Attr, XmlError> {
+        let (aname, p) = self.read_name(at)?;
+        let p = self.skip_ws(p);
+        if self.b.get(p) != Some(&b'=') {
+            return self.err(p, format!("attribute {aname} of <{qname}> has no value"));
+        }
+        let p = self.skip_ws(p + 1);
+        let quote = match self.b.get(p) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return self.err(p, format!("value of attribute {aname} is not quoted")),
+        };
+        let Some(vlen) = self.b[p + 1..].iter().position(|&c| c == quote) else {
+            return self.err(p, format!("value of attribute {aname} is not closed"));
+        };
+        let value = p + 1..p + 1 + vlen;
+        if let Some(i) = self.b[value.clone()].iter().position(|&c| c == b'<') {
+            return self.err(value.start + i, format!("'<' in attribute {aname}"));
+        }
+        self.check_refs(value.clone())?;
+        Ok(Attr {
+            local: local_part(&aname).to_string(),
+            qname: aname,
+            value,
+            quote,
+        })
+    }
+
+    /// Adds the element whose start tag opens at `start` under the open element (or as the
+    /// root), and keeps it open unless the tag closed itself; returns the position after it.
+    fn open_element(
+        &mut self,
+        start: usize,
+        qname: String,
+        tail: TagTail,
+    ) -> Result<usize, XmlError> {
         let parent = self.stack.last().copied();
         if parent.is_none() && (self.root_done || !self.elements.is_empty()) {
             return self.err(start, format!("second root element <{qname}>"));
         }
+        let pos = tail.end;
         let idx = self.elements.len();
         self.elements.push(Element {
             local: local_part(&qname).to_string(),
             qname,
             children: Vec::new(),
             start_tag: start..pos,
-            attrs,
-            attrs_end,
-            content: if self_closing { None } else { Some(pos..pos) },
+            attrs: tail.attrs,
+            attrs_end: tail.attrs_end,
+            content: if tail.self_closing {
+                None
+            } else {
+                Some(pos..pos)
+            },
             indent: self.indent_at(start),
         });
         if let Some(p) = parent {
             self.elements[p].children.push(idx);
         }
-        if self_closing {
+        if tail.self_closing {
             if parent.is_none() {
                 self.root_done = true;
             }
@@ -1357,112 +1421,108 @@ impl<'a> Edits<'a> {
     /// empty, with the original text, if nothing changes (a value set to what it already is is
     /// not a change).
     pub fn apply(self) -> Result<(String, Vec<Change>), EditError> {
-        let doc = self.doc;
-        let charset = Charset::of(doc.encoding.as_deref());
+        let charset = Charset::of(self.doc.encoding.as_deref());
         let mut splices: Vec<Splice> = Vec::new();
         let mut changes: Vec<(usize, Change)> = Vec::new();
-
         for op in &self.texts {
-            if self.inserts.iter().any(|i| i.parent == op.elem) {
-                return Err(EditError::Conflict {
-                    path: op.path.clone(),
-                });
+            if let Some((splice, change)) = self.text_edit(op, charset)? {
+                splices.push(splice);
+                changes.push(change);
             }
-            let el = &doc.elements[op.elem];
-            let Some(slot) = doc.text_slot(op.elem, &op.value) else {
-                return Err(EditError::MixedContent {
-                    path: op.path.clone(),
-                    line: doc.line_of_element(op.elem),
-                });
-            };
-            if slot.old == op.value {
-                continue;
-            }
-            let escaped = escape(&op.value, charset, Ctx::Text);
-            let fits_cdata = !op.value.contains("]]>")
-                && op.value.chars().all(|c| charset.holds(c) && c != '\r');
-            let (range, text) = match slot.kind {
-                SlotKind::SelfClosing => (slot.range, format!(">{escaped}</{}>", el.qname)),
-                SlotKind::CData if fits_cdata => (slot.range, op.value.clone()),
-                SlotKind::CData => (slot.outer, escaped),
-                SlotKind::Text => (slot.range, escaped),
-            };
-            let old = slot.old;
-            splices.push(Splice {
-                range,
-                text,
-                path: op.path.clone(),
-            });
-            changes.push((
-                el.start_tag.start,
-                Change {
-                    path: op.path.clone(),
-                    line: doc.line_of_element(op.elem),
-                    old: Some(old),
-                    new: op.value.clone(),
-                },
-            ));
         }
-
         for op in &self.attrs {
-            let el = &doc.elements[op.elem];
-            let shown = format!("{}/@{}", op.path, op.attr);
-            let (old, range, text) = match doc.find_attr(op.elem, &op.attr) {
-                Some(a) => {
-                    let old = decode(&doc.text[a.value.clone()], true);
-                    if old == op.value {
-                        continue;
-                    }
-                    let text = escape(&op.value, charset, Ctx::Attr(a.quote));
-                    (Some(old), a.value.clone(), text)
-                }
-                None => {
-                    let text = format!(
-                        " {}=\"{}\"",
-                        op.attr,
-                        escape(&op.value, charset, Ctx::Attr(b'"'))
-                    );
-                    (None, el.attrs_end..el.attrs_end, text)
-                }
-            };
-            splices.push(Splice {
-                range,
-                text,
-                path: shown.clone(),
-            });
-            changes.push((
-                el.start_tag.start,
-                Change {
-                    path: shown,
-                    line: doc.line_of_element(op.elem),
-                    old,
-                    new: op.value.clone(),
-                },
-            ));
-        }
-
-        self.insert_splices(charset, &mut splices, &mut changes);
-
-        // Stable sort: at one position, insertions (empty ranges) go before replacements.
-        splices.sort_by_key(|s| (s.range.start, s.range.end));
-        let mut out = String::with_capacity(doc.text.len() + 256);
-        let mut at = 0;
-        for s in &splices {
-            if s.range.start < at {
-                return Err(EditError::Conflict {
-                    path: s.path.clone(),
-                });
+            if let Some((splice, change)) = self.attr_edit(op, charset) {
+                splices.push(splice);
+                changes.push(change);
             }
-            out.push_str(&doc.text[at..s.range.start]);
-            out.push_str(&s.text);
-            at = s.range.end;
         }
-        out.push_str(&doc.text[at..]);
+        self.insert_splices(charset, &mut splices, &mut changes);
+        let out = splice_text(&self.doc.text, &mut splices)?;
         if !splices.is_empty() {
             XmlDoc::parse(&out).map_err(EditError::Internal)?;
         }
         changes.sort_by_key(|(pos, _)| *pos);
         Ok((out, changes.into_iter().map(|(_, c)| c).collect()))
+    }
+
+    /// The splice and change setting an element's text, or `None` if it already holds the
+    /// value. Error if the element also gets a new child, or is not a plain text slot.
+    fn text_edit(&self, op: &TextOp, charset: Charset) -> Result<Option<Edit>, EditError> {
+        let doc = self.doc;
+        if self.inserts.iter().any(|i| i.parent == op.elem) {
+            return Err(EditError::Conflict {
+                path: op.path.clone(),
+            });
+        }
+        let el = &doc.elements[op.elem];
+        let Some(slot) = doc.text_slot(op.elem, &op.value) else {
+            return Err(EditError::MixedContent {
+                path: op.path.clone(),
+                line: doc.line_of_element(op.elem),
+            });
+        };
+        if slot.old == op.value {
+            return Ok(None);
+        }
+        let escaped = escape(&op.value, charset, Ctx::Text);
+        let fits_cdata =
+            !op.value.contains("]]>") && op.value.chars().all(|c| charset.holds(c) && c != '\r');
+        let (range, text) = match slot.kind {
+            SlotKind::SelfClosing => (slot.range, format!(">{escaped}</{}>", el.qname)),
+            SlotKind::CData if fits_cdata => (slot.range, op.value.clone()),
+            SlotKind::CData => (slot.outer, escaped),
+            SlotKind::Text => (slot.range, escaped),
+        };
+        let splice = Splice {
+            range,
+            text,
+            path: op.path.clone(),
+        };
+        let change = Change {
+            path: op.path.clone(),
+            line: doc.line_of_element(op.elem),
+            old: Some(slot.old),
+            new: op.value.clone(),
+        };
+        Ok(Some((splice, (el.start_tag.start, change))))
+    }
+
+    /// The splice and change setting (or adding) an attribute, or `None` if it already holds
+    /// the value.
+    fn attr_edit(&self, op: &AttrOp, charset: Charset) -> Option<Edit> {
+        let doc = self.doc;
+        let el = &doc.elements[op.elem];
+        let shown = format!("{}/@{}", op.path, op.attr);
+        let (old, range, text) = match doc.find_attr(op.elem, &op.attr) {
+            Some(a) => {
+                let old = decode(&doc.text[a.value.clone()], true);
+                if old == op.value {
+                    return None;
+                }
+                let text = escape(&op.value, charset, Ctx::Attr(a.quote));
+                (Some(old), a.value.clone(), text)
+            }
+            None => {
+                let text = format!(
+                    " {}=\"{}\"",
+                    op.attr,
+                    escape(&op.value, charset, Ctx::Attr(b'"'))
+                );
+                (None, el.attrs_end..el.attrs_end, text)
+            }
+        };
+        let splice = Splice {
+            range,
+            text,
+            path: shown.clone(),
+        };
+        let change = Change {
+            path: shown,
+            line: doc.line_of_element(op.elem),
+            old,
+            new: op.value.clone(),
+        };
+        Some((splice, (el.start_tag.start, change)))
     }
 
     fn insert_splices(
@@ -1472,60 +1532,19 @@ impl<'a> Edits<'a> {
         changes: &mut Vec<(usize, Change)>,
     ) {
         let doc = self.doc;
-        let eol = doc.eol;
         let mut parents: Vec<usize> = self.inserts.iter().map(|i| i.parent).collect();
         parents.sort_unstable();
         parents.dedup();
         for parent in parents {
-            let el = &doc.elements[parent];
-            let indent = doc.child_indent(parent);
-            let parent_indent = doc.indent_str(&el.indent).unwrap_or("").to_string();
-            // A parent written on one line (`<P><A>1</A></P>`) gets its new child on that line.
-            let one_line = el.content.as_ref().is_some_and(|c| {
-                let raw = &doc.text[c.clone()];
-                !raw.contains('\n') && !ws_trim(raw).1.is_empty()
-            });
-            let lead = if one_line {
-                String::new()
-            } else {
-                format!("{eol}{indent}")
-            };
+            let lead = self.insert_lead(parent);
             // Anchor position -> the new elements written there, in call order.
-            let mut groups: Vec<(usize, String, Vec<&InsertOp>)> = Vec::new();
+            let mut groups: Vec<(usize, String, &str)> = Vec::new();
             for op in self.inserts.iter().filter(|i| i.parent == parent) {
-                let anchor = match (&el.content, doc.commented_twin(parent, &op.step)) {
-                    (_, Some(twin)) => twin.range.end,
-                    (None, None) => el.attrs_end,
-                    (Some(content), None) => {
-                        // After the last non-blank content; at the start of blank content.
-                        let (l, body) = ws_trim(&doc.text[content.clone()]);
-                        if body.is_empty() {
-                            content.start
-                        } else {
-                            content.start + l + body.len()
-                        }
-                    }
-                };
-                let mut piece = format!("{lead}<{}", op.step.name);
-                for p in &op.step.preds {
-                    let v = p.value.as_deref().unwrap_or("");
-                    piece.push_str(&format!(
-                        " {}=\"{}\"",
-                        p.attr,
-                        escape(v, charset, Ctx::Attr(b'"'))
-                    ));
-                }
-                piece.push_str(&format!(
-                    ">{}</{}>",
-                    escape(&op.value, charset, Ctx::Text),
-                    op.step.name
-                ));
+                let anchor = self.insert_anchor(parent, &op.step);
+                let piece = new_element(&lead, &op.step, &op.value, charset);
                 match groups.iter_mut().find(|g| g.0 == anchor) {
-                    Some(g) => {
-                        g.1.push_str(&piece);
-                        g.2.push(op);
-                    }
-                    None => groups.push((anchor, piece, vec![op])),
+                    Some(g) => g.1.push_str(&piece),
+                    None => groups.push((anchor, piece, &op.path)),
                 }
                 changes.push((
                     anchor,
@@ -1537,26 +1556,116 @@ impl<'a> Edits<'a> {
                     },
                 ));
             }
-            for (anchor, pieces, ops) in groups {
-                let path = ops.first().map(|o| o.path.clone()).unwrap_or_default();
-                let (range, text) = match &el.content {
-                    // `<P/>` becomes `<P>` + children + `</P>`.
-                    None if anchor == el.attrs_end => (
-                        el.attrs_end..el.start_tag.end,
-                        format!(">{pieces}{eol}{parent_indent}</{}>", el.qname),
-                    ),
-                    // Content without a line break (`<P></P>`, `<P> </P>`): close on a new line.
-                    Some(content)
-                        if anchor == content.start && !doc.text[content.clone()].contains('\n') =>
-                    {
-                        (content.clone(), format!("{pieces}{eol}{parent_indent}"))
-                    }
-                    _ => (anchor..anchor, pieces),
-                };
-                splices.push(Splice { range, text, path });
+            for (anchor, pieces, path) in groups {
+                splices.push(self.insert_splice(parent, anchor, pieces, path));
             }
         }
     }
+
+    /// What goes before each new child of `parent`: a line break and the children's indent,
+    /// or nothing for a parent written on one line (`<P><A>1</A></P>`), whose new child goes
+    /// on that line.
+    fn insert_lead(&self, parent: usize) -> String {
+        let doc = self.doc;
+        let one_line = doc.elements[parent].content.as_ref().is_some_and(|c| {
+            let raw = &doc.text[c.clone()];
+            !raw.contains('\n') && !ws_trim(raw).1.is_empty()
+        });
+        if one_line {
+            String::new()
+        } else {
+            format!("{}{}", doc.eol, doc.child_indent(parent))
+        }
+    }
+
+    /// Where a new child `step` of `parent` goes: after its commented-out twin, else after the
+    /// parent's last non-blank content (at the start of blank content; after the attributes
+    /// of a self-closing parent).
+    fn insert_anchor(&self, parent: usize, step: &Step) -> usize {
+        let doc = self.doc;
+        let el = &doc.elements[parent];
+        match (&el.content, doc.commented_twin(parent, step)) {
+            (_, Some(twin)) => twin.range.end,
+            (None, None) => el.attrs_end,
+            (Some(content), None) => {
+                let (l, body) = ws_trim(&doc.text[content.clone()]);
+                if body.is_empty() {
+                    content.start
+                } else {
+                    content.start + l + body.len()
+                }
+            }
+        }
+    }
+
+    /// The splice writing `pieces` (new children of `parent`) at `anchor`, opening a
+    /// self-closing parent and closing blank one-line content on a new line.
+    fn insert_splice(&self, parent: usize, anchor: usize, pieces: String, path: &str) -> Splice {
+        let doc = self.doc;
+        let (eol, el) = (doc.eol, &doc.elements[parent]);
+        let parent_indent = doc.indent_str(&el.indent).unwrap_or("");
+        let (range, text) = match &el.content {
+            // `<P/>` becomes `<P>` + children + `</P>`.
+            None if anchor == el.attrs_end => (
+                el.attrs_end..el.start_tag.end,
+                format!(">{pieces}{eol}{parent_indent}</{}>", el.qname),
+            ),
+            // Content without a line break (`<P></P>`, `<P> </P>`): close on a new line.
+            Some(content)
+                if anchor == content.start && !doc.text[content.clone()].contains('\n') =>
+            {
+                (content.clone(), format!("{pieces}{eol}{parent_indent}"))
+            }
+            _ => (anchor..anchor, pieces),
+        };
+        Splice {
+            range,
+            text,
+            path: path.to_string(),
+        }
+    }
+}
+
+/// A splice and the change it makes, keyed by its position in the original text.
+type Edit = (Splice, (usize, Change));
+
+/// A new element `<name preds…>value</name>` after `lead`.
+fn new_element(lead: &str, step: &Step, value: &str, charset: Charset) -> String {
+    let mut piece = format!("{lead}<{}", step.name);
+    for p in &step.preds {
+        let v = p.value.as_deref().unwrap_or("");
+        piece.push_str(&format!(
+            " {}=\"{}\"",
+            p.attr,
+            escape(v, charset, Ctx::Attr(b'"'))
+        ));
+    }
+    piece.push_str(&format!(
+        ">{}</{}>",
+        escape(value, charset, Ctx::Text),
+        step.name
+    ));
+    piece
+}
+
+/// `text` with every splice written in, in position order. Error if two splices overlap.
+fn splice_text(text: &str, splices: &mut [Splice]) -> Result<String, EditError> {
+    // Stable sort: at one position, insertions (empty ranges) go before replacements.
+    splices.sort_by_key(|s| (s.range.start, s.range.end));
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut at = 0;
+    for s in splices.iter() {
+        if s.range.start < at {
+            return Err(EditError::Conflict {
+                path: s.path.clone(),
+            });
+        }
+        out.push_str(&text[at..s.range.start]);
+        out.push_str(&s.text);
+        at = s.range.end;
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
 }
 
 #[cfg(test)]
