@@ -525,8 +525,7 @@ offset = 4
                     .and_then(|v| v.as_str()),
                 node.ip.map(|ip| ip.to_string()).as_deref()
             );
-            let cp_services = "https://cp.acme.internal:9443/services/";
-            assert_eq!(s(&doc, "apim.event_hub.service_url"), cp_services);
+            assert_eq!(s(&doc, "apim.event_hub.service_url"), HA_4X_CP_SERVICES);
             assert_eq!(
                 strs(&table(&doc, "apim.event_hub")["event_listening_endpoints"]),
                 [
@@ -535,66 +534,78 @@ offset = 4
                 ]
             );
             match node.profile {
-                Profile::GatewayWorker => {
-                    assert_eq!(s(&doc, "server.server_role"), "gateway-worker");
-                    assert_eq!(s(&doc, "apim.key_manager.service_url"), cp_services);
-                    assert_eq!(
-                        s(&doc, "apim.throttling.service_url"),
-                        "https://tm.acme.internal:9443/services/"
-                    );
-                    assert_eq!(
-                        strs(&table(&doc, "apim.throttling")["throttle_decision_endpoints"]),
-                        [
-                            "tcp://tm1.acme.internal:5672",
-                            "tcp://tm2.acme.internal:5672"
-                        ]
-                    );
-                    let groups = array(&doc, "apim.throttling.url_group");
-                    assert_eq!(groups.len(), 2);
-                    assert_eq!(
-                        strs(&groups[1]["traffic_manager_urls"]),
-                        ["tcp://tm2.acme.internal:9611"]
-                    );
-                    assert_eq!(
-                        strs(&groups[1]["traffic_manager_auth_urls"]),
-                        ["ssl://tm2.acme.internal:9711"]
-                    );
-                    assert!(table(&doc, "apim").get("gateway").is_none());
-                }
-                Profile::ControlPlane => {
-                    assert_eq!(s(&doc, "server.server_role"), "control-plane");
-                    let env = &array(&doc, "apim.gateway.environment")[0];
-                    assert_eq!(
-                        env["service_url"].as_str(),
-                        Some("https://gw.acme.internal:9443/services/")
-                    );
-                    assert_eq!(
-                        env["https_endpoint"].as_str(),
-                        Some("https://gw.acme.internal:8243")
-                    );
-                    assert_eq!(
-                        env["http_endpoint"].as_str(),
-                        Some("http://gw.acme.internal:8280")
-                    );
-                    let groups = array(&doc, "apim.event_hub.publish.url_group");
-                    assert_eq!(strs(&groups[0]["urls"]), ["tcp://cp1.acme.internal:9611"]);
-                    assert_eq!(
-                        strs(&groups[1]["auth_urls"]),
-                        ["ssl://cp2.acme.internal:9711"]
-                    );
-                    assert!(table(&doc, "apim").get("key_manager").is_none());
-                }
-                Profile::TrafficManager => {
-                    assert_eq!(s(&doc, "server.server_role"), "traffic-manager");
-                    let other = if node.name == "tm1" { "tm2" } else { "tm1" };
-                    assert_eq!(
-                        strs(&table(&doc, "apim.throttling")["event_duplicate_url"]),
-                        [format!("tcp://{other}.acme.internal:5672")]
-                    );
-                }
+                Profile::GatewayWorker => check_ha_4x_gateway(&doc),
+                Profile::ControlPlane => check_ha_4x_control_plane(&doc),
+                Profile::TrafficManager => check_ha_4x_traffic_manager(&doc, &node.name),
                 p => panic!("unexpected profile {p}"),
             }
         }
+    }
+
+    /// The control planes' services URL behind their load balancer in `HA_4X`.
+    const HA_4X_CP_SERVICES: &str = "https://cp.acme.internal:9443/services/";
+
+    /// A gateway of `HA_4X`: key manager on the control planes, both traffic managers.
+    fn check_ha_4x_gateway(doc: &toml::Table) {
+        assert_eq!(s(doc, "server.server_role"), "gateway-worker");
+        assert_eq!(s(doc, "apim.key_manager.service_url"), HA_4X_CP_SERVICES);
+        assert_eq!(
+            s(doc, "apim.throttling.service_url"),
+            "https://tm.acme.internal:9443/services/"
+        );
+        assert_eq!(
+            strs(&table(doc, "apim.throttling")["throttle_decision_endpoints"]),
+            [
+                "tcp://tm1.acme.internal:5672",
+                "tcp://tm2.acme.internal:5672"
+            ]
+        );
+        let groups = array(doc, "apim.throttling.url_group");
+        assert_eq!(groups.len(), 2);
+        assert_eq!(
+            strs(&groups[1]["traffic_manager_urls"]),
+            ["tcp://tm2.acme.internal:9611"]
+        );
+        assert_eq!(
+            strs(&groups[1]["traffic_manager_auth_urls"]),
+            ["ssl://tm2.acme.internal:9711"]
+        );
+        assert!(table(doc, "apim").get("gateway").is_none());
+    }
+
+    /// A control plane of `HA_4X`: the gateway environment and both event hub publishers.
+    fn check_ha_4x_control_plane(doc: &toml::Table) {
+        assert_eq!(s(doc, "server.server_role"), "control-plane");
+        let env = &array(doc, "apim.gateway.environment")[0];
+        assert_eq!(
+            env["service_url"].as_str(),
+            Some("https://gw.acme.internal:9443/services/")
+        );
+        assert_eq!(
+            env["https_endpoint"].as_str(),
+            Some("https://gw.acme.internal:8243")
+        );
+        assert_eq!(
+            env["http_endpoint"].as_str(),
+            Some("http://gw.acme.internal:8280")
+        );
+        let groups = array(doc, "apim.event_hub.publish.url_group");
+        assert_eq!(strs(&groups[0]["urls"]), ["tcp://cp1.acme.internal:9611"]);
+        assert_eq!(
+            strs(&groups[1]["auth_urls"]),
+            ["ssl://cp2.acme.internal:9711"]
+        );
+        assert!(table(doc, "apim").get("key_manager").is_none());
+    }
+
+    /// A traffic manager of `HA_4X`: duplicates its events to the other one.
+    fn check_ha_4x_traffic_manager(doc: &toml::Table, name: &str) {
+        assert_eq!(s(doc, "server.server_role"), "traffic-manager");
+        let other = if name == "tm1" { "tm2" } else { "tm1" };
+        assert_eq!(
+            strs(&table(doc, "apim.throttling")["event_duplicate_url"]),
+            [format!("tcp://{other}.acme.internal:5672")]
+        );
     }
 
     #[test]
@@ -605,103 +616,121 @@ offset = 4
             let (_, doc) = check_common(&t, node);
             assert_eq!(s(&doc, "server.hostname"), "apim.acme.internal");
             assert!(table(&doc, "server").get("node_ip").is_none());
-            let apim = doc.get("apim").and_then(|v| v.as_table());
-            let km = "https://apim.acme.internal:9443/services/";
-            let gw_env = |doc: &toml::Table| {
-                let env = &array(doc, "apim.gateway.environment")[0];
-                assert_eq!(env["name"].as_str(), Some("Production and Sandbox"));
-                assert_eq!(env["type"].as_str(), Some("hybrid"));
-                assert_eq!(
-                    env["service_url"].as_str(),
-                    Some("https://apim.acme.internal:9447/services/")
-                );
-                assert_eq!(
-                    env["http_endpoint"].as_str(),
-                    Some("http://apim.acme.internal:8284")
-                );
-                assert_eq!(
-                    env["https_endpoint"].as_str(),
-                    Some("https://apim.acme.internal:8247")
-                );
-            };
-            let tm_groups = |doc: &toml::Table| {
-                let groups = array(doc, "apim.throttling.url_group");
-                assert_eq!(groups.len(), 1);
-                assert_eq!(
-                    strs(&groups[0]["traffic_manager_urls"]),
-                    ["tcp://apim.acme.internal:9614"]
-                );
-                assert_eq!(
-                    strs(&groups[0]["traffic_manager_auth_urls"]),
-                    ["ssl://apim.acme.internal:9714"]
-                );
-            };
-            let throttling = |doc: &toml::Table| {
-                assert_eq!(
-                    s(doc, "apim.throttling.service_url"),
-                    "https://apim.acme.internal:9446/services/"
-                );
-                assert_eq!(
-                    strs(&table(doc, "apim.throttling")["throttle_decision_endpoints"]),
-                    ["tcp://apim.acme.internal:5675"]
-                );
-            };
             match node.name.as_str() {
-                "km" => {
-                    assert_eq!(s(&doc, "server.server_role"), "api-key-manager");
-                    tm_groups(&doc);
-                    assert_eq!(
-                        s(&doc, "apim.event_hub.service_url"),
-                        "https://apim.acme.internal:9446/services/"
-                    );
-                    let l = &doc["event_listener"].as_array().expect("listeners")[0];
-                    assert_eq!(l["id"].as_str(), Some("token_revocation"));
-                    assert_eq!(
-                        l["properties"]["notification_endpoint"].as_str(),
-                        Some("https://apim.acme.internal:9446/internal/data/v1/notify")
-                    );
-                    let groups = array(&doc, "apim.event_hub.publish.url_group");
-                    assert_eq!(strs(&groups[0]["urls"]), ["tcp://apim.acme.internal:9614"]);
-                }
-                "pub" => {
-                    assert_eq!(s(&doc, "server.server_role"), "api-publisher");
-                    assert_eq!(s(&doc, "apim.key_manager.service_url"), km);
-                    gw_env(&doc);
-                    throttling(&doc);
-                    tm_groups(&doc);
-                    assert_eq!(
-                        s(&doc, "apim.devportal.url"),
-                        "https://apim.acme.internal:9445/devportal"
-                    );
-                }
-                "dp" => {
-                    assert_eq!(s(&doc, "server.server_role"), "api-devportal");
-                    assert_eq!(s(&doc, "apim.key_manager.service_url"), km);
-                    gw_env(&doc);
-                    tm_groups(&doc);
-                    assert_eq!(
-                        strs(&table(&doc, "apim.throttling")["throttle_decision_endpoints"]),
-                        ["tcp://apim.acme.internal:5675"]
-                    );
-                }
-                "gw" => {
-                    assert_eq!(s(&doc, "server.server_role"), "gateway-worker");
-                    assert_eq!(s(&doc, "apim.key_manager.service_url"), km);
-                    throttling(&doc);
-                    tm_groups(&doc);
-                    assert!(table(&doc, "apim").get("gateway").is_none());
-                }
-                "tm" => {
-                    assert_eq!(s(&doc, "apim.key_manager.service_url"), km);
-                    assert_eq!(
-                        s(&doc, "apim.oauth_config.revoke_endpoint"),
-                        "https://apim.acme.internal:9443/oauth2/revoke"
-                    );
-                    assert!(apim.is_some_and(|a| a.get("throttling").is_none()));
-                }
+                "km" => check_single_32_key_manager(&doc),
+                "pub" => check_single_32_publisher(&doc),
+                "dp" => check_single_32_devportal(&doc),
+                "gw" => check_single_32_gateway(&doc),
+                "tm" => check_single_32_traffic_manager(&doc),
                 other => panic!("unexpected node {other}"),
             }
         }
+    }
+
+    /// The key manager's services URL in `SINGLE_32` (offset 0).
+    const SINGLE_32_KM: &str = "https://apim.acme.internal:9443/services/";
+
+    /// `SINGLE_32`'s gateway environment: the gateway at offset 4.
+    fn check_single_32_gateway_env(doc: &toml::Table) {
+        let env = &array(doc, "apim.gateway.environment")[0];
+        assert_eq!(env["name"].as_str(), Some("Production and Sandbox"));
+        assert_eq!(env["type"].as_str(), Some("hybrid"));
+        assert_eq!(
+            env["service_url"].as_str(),
+            Some("https://apim.acme.internal:9447/services/")
+        );
+        assert_eq!(
+            env["http_endpoint"].as_str(),
+            Some("http://apim.acme.internal:8284")
+        );
+        assert_eq!(
+            env["https_endpoint"].as_str(),
+            Some("https://apim.acme.internal:8247")
+        );
+    }
+
+    /// `SINGLE_32`'s one traffic manager URL group: the traffic manager at offset 3.
+    fn check_single_32_tm_groups(doc: &toml::Table) {
+        let groups = array(doc, "apim.throttling.url_group");
+        assert_eq!(groups.len(), 1);
+        assert_eq!(
+            strs(&groups[0]["traffic_manager_urls"]),
+            ["tcp://apim.acme.internal:9614"]
+        );
+        assert_eq!(
+            strs(&groups[0]["traffic_manager_auth_urls"]),
+            ["ssl://apim.acme.internal:9714"]
+        );
+    }
+
+    /// `SINGLE_32`'s throttling service and decision endpoint: the traffic manager (offset 3).
+    fn check_single_32_throttling(doc: &toml::Table) {
+        assert_eq!(
+            s(doc, "apim.throttling.service_url"),
+            "https://apim.acme.internal:9446/services/"
+        );
+        assert_eq!(
+            strs(&table(doc, "apim.throttling")["throttle_decision_endpoints"]),
+            ["tcp://apim.acme.internal:5675"]
+        );
+    }
+
+    fn check_single_32_key_manager(doc: &toml::Table) {
+        assert_eq!(s(doc, "server.server_role"), "api-key-manager");
+        check_single_32_tm_groups(doc);
+        assert_eq!(
+            s(doc, "apim.event_hub.service_url"),
+            "https://apim.acme.internal:9446/services/"
+        );
+        let l = &doc["event_listener"].as_array().expect("listeners")[0];
+        assert_eq!(l["id"].as_str(), Some("token_revocation"));
+        assert_eq!(
+            l["properties"]["notification_endpoint"].as_str(),
+            Some("https://apim.acme.internal:9446/internal/data/v1/notify")
+        );
+        let groups = array(doc, "apim.event_hub.publish.url_group");
+        assert_eq!(strs(&groups[0]["urls"]), ["tcp://apim.acme.internal:9614"]);
+    }
+
+    fn check_single_32_publisher(doc: &toml::Table) {
+        assert_eq!(s(doc, "server.server_role"), "api-publisher");
+        assert_eq!(s(doc, "apim.key_manager.service_url"), SINGLE_32_KM);
+        check_single_32_gateway_env(doc);
+        check_single_32_throttling(doc);
+        check_single_32_tm_groups(doc);
+        assert_eq!(
+            s(doc, "apim.devportal.url"),
+            "https://apim.acme.internal:9445/devportal"
+        );
+    }
+
+    fn check_single_32_devportal(doc: &toml::Table) {
+        assert_eq!(s(doc, "server.server_role"), "api-devportal");
+        assert_eq!(s(doc, "apim.key_manager.service_url"), SINGLE_32_KM);
+        check_single_32_gateway_env(doc);
+        check_single_32_tm_groups(doc);
+        assert_eq!(
+            strs(&table(doc, "apim.throttling")["throttle_decision_endpoints"]),
+            ["tcp://apim.acme.internal:5675"]
+        );
+    }
+
+    fn check_single_32_gateway(doc: &toml::Table) {
+        assert_eq!(s(doc, "server.server_role"), "gateway-worker");
+        assert_eq!(s(doc, "apim.key_manager.service_url"), SINGLE_32_KM);
+        check_single_32_throttling(doc);
+        check_single_32_tm_groups(doc);
+        assert!(table(doc, "apim").get("gateway").is_none());
+    }
+
+    fn check_single_32_traffic_manager(doc: &toml::Table) {
+        let apim = doc.get("apim").and_then(|v| v.as_table());
+        assert_eq!(s(doc, "apim.key_manager.service_url"), SINGLE_32_KM);
+        assert_eq!(
+            s(doc, "apim.oauth_config.revoke_endpoint"),
+            "https://apim.acme.internal:9443/oauth2/revoke"
+        );
+        assert!(apim.is_some_and(|a| a.get("throttling").is_none()));
     }
 
     #[test]
