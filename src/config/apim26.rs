@@ -197,12 +197,12 @@ fn open(dir: &Path, name: &str) -> Result<(OpenedSet, NodePlan), ApplyError> {
             Some(&format!("nodes: {}", names.join(", "))),
         ));
     }
-    if set.inventory.product != Product::Apim26.as_str() {
+    if set.inventory.product != Product::Apim26 {
         return Err(input(
             dir.join(layout::INVENTORY),
             format!(
                 "apply edits API-M 2.6's XML files; this set is for {}",
-                set.inventory.product
+                set.inventory.product.as_str()
             ),
             Some(&format!(
                 "copy {} into the product home: it holds deployment.toml and the keystores",

@@ -34,8 +34,8 @@ pub enum ExportError {
         message: String,
         hint: Option<String>,
     },
-    #[error("this set is {product}: WSO2's Helm charts (helm-apim distributed/, 4.2.x and later) deploy API Manager 4.x only")]
-    UnsupportedProduct { product: String },
+    #[error("this set is {}: WSO2's Helm charts (helm-apim distributed/, 4.2.x and later) deploy API Manager 4.x only", product.as_str())]
+    UnsupportedProduct { product: Product },
     #[error("no node named `{0}` in this set")]
     UnknownNode(String, Vec<String>),
     #[error("no node of profile `{0}` in this set")]
@@ -91,12 +91,9 @@ pub fn default_out(dir: &Path) -> PathBuf {
 }
 
 /// Refuses products WSO2's Helm charts do not deploy.
-pub fn check_product(product: &str) -> Result<(), ExportError> {
-    let unsupported = || ExportError::UnsupportedProduct {
-        product: product.to_string(),
-    };
-    match Product::parse(product).ok_or_else(unsupported)? {
-        Product::Apim26 | Product::Apim32 => Err(unsupported()),
+pub fn check_product(product: Product) -> Result<(), ExportError> {
+    match product {
+        Product::Apim26 | Product::Apim32 => Err(ExportError::UnsupportedProduct { product }),
         // 4.0-4.4 and the later 4.x lines (4.5+: universal-gateway maps to the gateway chart).
         _ => Ok(()),
     }
@@ -118,7 +115,7 @@ pub fn export_kubernetes(
         });
     }
     let set = OpenedSet::open(dir)?;
-    check_product(&set.inventory.product)?;
+    check_product(set.inventory.product)?;
     let nodes = select(&set, selection)?;
     let mut inputs = Vec::with_capacity(nodes.len());
     for node in &nodes {
@@ -264,10 +261,11 @@ mod tests {
 
     #[test]
     fn only_4x_sets_are_exported() {
-        assert!(check_product("apim-4.x").is_ok());
-        for p in ["apim-2.6", "apim-3.2", "apim-9"] {
-            let e = check_product(p).expect_err(p);
-            assert!(e.to_string().contains(p), "{e}");
+        assert!(check_product(Product::Apim4x).is_ok());
+        assert!(check_product(Product::Apim45).is_ok());
+        for p in [Product::Apim26, Product::Apim32] {
+            let e = check_product(p).expect_err(p.as_str());
+            assert!(e.to_string().contains(p.as_str()), "{e}");
             assert!(e.hint().is_some_and(|h| h.contains("apim-4.x")));
         }
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::pki::CertInfo;
+use crate::topology::Product;
 
 /// The version of the inventory format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -16,7 +17,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct Inventory {
     pub format_version: u32,
     pub name: String,
-    pub product: String,
+    /// The product line the set was made for (`apim-2.6`, … in JSON).
+    pub product: Product,
     /// `stable`, or a CA rollover stage (`rollover-begun`, `rollover-finished`).
     pub ca_stage: String,
     /// The generation of the issuing CA: 1, then 2 after the first rollover, …
@@ -188,5 +190,33 @@ impl Inventory {
     /// The artifact at `path`.
     pub fn artifact(&self, path: &str) -> Option<&Artifact> {
         self.artifacts.iter().find(|a| a.path == path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest inventory.json this build reads, for `product`.
+    fn json(product: &str) -> String {
+        format!(
+            "{{\n  \"format_version\": {FORMAT_VERSION},\n  \"name\": \"acme\",\n  \"product\": \"{product}\",\n  \"ca_stage\": \"stable\",\n  \"ca_generation\": 1,\n  \"passwords\": {{}},\n  \"artifacts\": [],\n  \"topology\": null\n}}\n"
+        )
+    }
+
+    #[test]
+    fn product_is_typed_and_keeps_its_json_text() {
+        for product in Product::ALL {
+            let text = json(product.as_str());
+            let inv = Inventory::from_json(text.as_bytes()).expect("valid inventory");
+            assert_eq!(inv.product, product);
+            assert_eq!(String::from_utf8(inv.to_json()).expect("utf-8"), text);
+        }
+    }
+
+    #[test]
+    fn unknown_product_is_refused_by_name() {
+        let e = Inventory::from_json(json("apim-9").as_bytes()).expect_err("unknown product");
+        assert!(e.contains("apim-9"), "{e}");
     }
 }

@@ -168,7 +168,7 @@ pub(super) fn build_inventory(
     Inventory {
         format_version: FORMAT_VERSION,
         name: topology.name.clone(),
-        product: topology.product.as_str().into(),
+        product: topology.product,
         ca_stage: cas.stage.as_str().into(),
         ca_generation: cas.generation,
         passwords: pw,

@@ -167,8 +167,7 @@ pub fn for_set_node(set: &crate::set::OpenedSet, node: &str) -> Result<Option<Va
             sv.scheme
         )
     })?;
-    let product = Product::parse(&set.inventory.product)
-        .ok_or_else(|| format!("unknown product `{}`", set.inventory.product))?;
+    let product = set.inventory.product;
     let format = set.view.keystores.format;
     let rel = layout::node_security(node, &layout::primary_file(format));
     let bytes = crate::input::read(set.dir.join(&rel), crate::input::Limit::Keystore)

@@ -176,7 +176,7 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
                 None,
             )
         })?;
-    if set.inventory.product == "apim-2.6" {
+    if set.inventory.product == crate::topology::Product::Apim26 {
         // 2.6 keeps its configuration in XML: the secure vault checks only.
         if !home.join("repository/conf/carbon.xml").is_file() {
             return Err(input(

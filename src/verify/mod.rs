@@ -336,7 +336,7 @@ mod tests {
         Inventory {
             format_version: 1,
             name: "acme".into(),
-            product: "apim-2.6".into(),
+            product: crate::topology::Product::Apim26,
             ca_stage: "stable".into(),
             ca_generation: 1,
             passwords: Default::default(),

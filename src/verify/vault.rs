@@ -231,7 +231,7 @@ fn check(
         findings: Vec::new(),
         checked: 0,
     };
-    let is_26 = set.inventory.product == "apim-2.6";
+    let is_26 = set.inventory.product == crate::topology::Product::Apim26;
     if is_26 {
         xml_26(&mut t);
     } else {
