@@ -9,6 +9,7 @@
 
 pub mod certs;
 pub mod node_toml;
+pub mod peers;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -311,11 +312,12 @@ impl NodePlan {
     pub fn build_with(topology: &Topology, node: &Node, shared: &mut PeerGroups) -> NodePlan {
         let settings = settings::node_settings(topology, node);
         let peer_groups = settings::peer_groups(topology, &settings, shared);
-        let peers = crate::config::deployment_toml::peers(topology, node)
-            .into_iter()
-            .map(|p| NamedTarget {
-                setting: p.setting,
-                target: p.target,
+        let peers = peers::peer_tables(topology, node)
+            .iter()
+            .flat_map(|t| t.urls())
+            .map(|(setting, target)| NamedTarget {
+                setting: format!("deployment.toml: {setting}"),
+                target: target.clone(),
             })
             .collect();
         NodePlan {

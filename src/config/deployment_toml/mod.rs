@@ -6,29 +6,19 @@
 //! those hold `$secret{alias}` references, and a `[secrets]` table at the end holds the values as
 //! `alias = "[plain-text]"`, which WSO2's cipher tool encrypts in place.
 //!
-//! A peer profile's address follows the rules of `resolve::settings` (2.6): its load balancer's
-//! host (offset 0) when it has one, else its single node's host and offset. Endpoints that are
-//! not balanced (AMQP 5672, binary 9611/9711) name every node with its own offset.
+//! Which peer tables a node gets and the URLs they name come from the plan
+//! ([`crate::plan::peers`]); this module writes them.
 
 use std::fmt::Write as _;
 
 use crate::output::layout;
-use crate::resolve::settings::Target;
+use crate::plan::peers::peer_tables;
+use crate::plan::Target;
 use crate::topology::{Node, Product, Profile, TlsMode, Topology};
 
-mod apim32;
-mod apim4x;
 pub mod merge;
 pub mod secrets;
 mod tables;
-
-/// One URL deployment.toml names, and the setting that holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    /// `deployment.toml: apim.key_manager.service_url`.
-    pub setting: String,
-    pub target: Target,
-}
 
 /// Where a password comes from, as deployment.toml refers to it.
 #[derive(Clone, Copy)]
@@ -77,18 +67,6 @@ pub fn render(topology: &Topology, node: &Node, passwords: &Passwords) -> Option
     build(topology, node, passwords).map(|d| d.text)
 }
 
-/// The URLs of peers `node`'s deployment.toml names (empty for API-M 2.6).
-pub fn peers(topology: &Topology, node: &Node) -> Vec<Peer> {
-    let pw = Passwords {
-        primary: Secret::Env("-"),
-        tls: Secret::Env("-"),
-        truststore: Secret::Env("-"),
-    };
-    build(topology, node, &pw)
-        .map(|d| d.peers)
-        .unwrap_or_default()
-}
-
 fn build(topology: &Topology, node: &Node, passwords: &Passwords) -> Option<Doc> {
     if topology.product == Product::Apim26 {
         return None;
@@ -109,10 +87,8 @@ fn build(topology: &Topology, node: &Node, passwords: &Passwords) -> Option<Doc>
 
     server(&mut out, topology, node);
     keystores(&mut out, topology, node, passwords);
-    match topology.product {
-        Product::Apim32 => apim32::peers(&mut out, topology, node),
-        Product::Apim4x | Product::Apim45 => apim4x::peers(&mut out, topology, node),
-        Product::Apim26 => {}
+    for table in peer_tables(topology, node) {
+        tables::write(&mut out, &table, topology.product);
     }
 
     let mut secrets = vec![(PRIMARY_SECRET, passwords.primary)];
@@ -138,13 +114,10 @@ fn build(topology: &Topology, node: &Node, passwords: &Passwords) -> Option<Doc>
     Some(out)
 }
 
-/// The output, built line by line, and the peer URLs written.
+/// The output, built line by line.
 #[derive(Default)]
 struct Doc {
     text: String,
-    /// The current table's name (without brackets).
-    table: String,
-    peers: Vec<Peer>,
 }
 
 impl Doc {
@@ -157,29 +130,17 @@ impl Doc {
     /// a one-line comment.
     fn table(&mut self, name: &str, comment: &str) {
         let _ = write!(self.text, "\n# {comment}\n[{name}]\n");
-        self.table = name.trim_matches(['[', ']']).to_string();
     }
 
-    fn record(&mut self, key: &str, target: Target) {
-        self.peers.push(Peer {
-            setting: format!("deployment.toml: {}.{key}", self.table),
-            target,
-        });
-    }
-
-    /// `key = "url"`, recorded as a peer.
-    fn url(&mut self, key: &str, target: Target) {
+    /// `key = "url"`.
+    fn url(&mut self, key: &str, target: &Target) {
         self.str(key, &target.url);
-        self.record(key, target);
     }
 
-    /// `key = ["url", ...]`, each recorded as a peer.
-    fn urls(&mut self, key: &str, targets: Vec<Target>) {
-        let values: Vec<String> = targets.iter().map(|t| t.url.clone()).collect();
+    /// `key = ["url", ...]`.
+    fn urls<'t>(&mut self, key: &str, targets: impl IntoIterator<Item = &'t Target>) {
+        let values: Vec<String> = targets.into_iter().map(|t| t.url.clone()).collect();
         self.list(key, &values);
-        for t in targets {
-            self.record(key, t);
-        }
     }
 
     /// `key = value`, the value already rendered as TOML.
@@ -777,5 +738,59 @@ host = "gw.acme.internal"
 "#;
         let t = parse(text);
         assert!(t.nodes.iter().all(|n| render(&t, n, &PW).is_none()));
+    }
+
+    /// Every `key = "scheme://…"` string in `value`, with its dotted path (array entries
+    /// unindexed), sorted.
+    fn written_urls(value: &toml::Value, path: &str, out: &mut Vec<(String, String)>) {
+        match value {
+            toml::Value::String(s) if s.contains("://") => out.push((path.to_owned(), s.clone())),
+            toml::Value::Array(items) => items.iter().for_each(|v| written_urls(v, path, out)),
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let sub = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    written_urls(v, &sub, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_url_written_is_a_plan_peer_under_its_key() {
+        let mut topologies = vec![parse(HA_4X), parse(SINGLE_32)];
+        for product in [Product::Apim32, Product::Apim4x, Product::Apim45] {
+            for ha in [false, true] {
+                topologies.push(parse(&crate::init::example(product, ha)));
+            }
+        }
+        for t in &topologies {
+            for node in &t.nodes {
+                let text = render(t, node, &PW).expect("rendered");
+                let doc: toml::Value = toml::from_str(&text).expect("valid TOML");
+                let mut written = Vec::new();
+                written_urls(&doc, "", &mut written);
+                written.sort();
+                let plan = crate::plan::NodePlan::build(t, node);
+                let mut planned: Vec<(String, String)> = plan
+                    .peers
+                    .iter()
+                    .map(|p| {
+                        let key = p.setting.strip_prefix("deployment.toml: ");
+                        (
+                            key.expect("deployment.toml label").to_owned(),
+                            p.target.url.clone(),
+                        )
+                    })
+                    .collect();
+                planned.sort();
+                assert!(!planned.is_empty(), "{} has peers", node.name);
+                assert_eq!(written, planned, "{} ({})", node.name, t.product.as_str());
+            }
+        }
     }
 }

@@ -1,36 +1,105 @@
 //! The deployment.toml tables that wire a node to its peers, shared by every version: one
-//! function per table, each writing exactly the keys WSO2's config model reads from it. The
-//! per-version units (`apim32`, `apim4x`) decide which node gets which table.
+//! function per table, each writing exactly the keys WSO2's config model reads from it. Which
+//! node gets which table, and the URLs each names, is the plan's
+//! ([`crate::plan::peers::peer_tables`]).
 
 use super::Doc;
-use crate::resolve::settings::{node_address, port, Address, Target};
-use crate::topology::{Node, Product};
+use crate::plan::peers::{GatewayEndpoints, PeerTable};
+use crate::plan::Target;
+use crate::topology::Product;
+
+/// Writes `table` for a node of `product`.
+pub(super) fn write(out: &mut Doc, table: &PeerTable, product: Product) {
+    match table {
+        PeerTable::KeyManager { service_url } => key_manager(out, service_url),
+        PeerTable::RevokeEndpoint { revoke_endpoint } => {
+            out.table(
+                "apim.oauth_config",
+                "Token revocation: the key manager's endpoint.",
+            );
+            out.url("revoke_endpoint", revoke_endpoint);
+        }
+        PeerTable::GatewayEnvironment(gw) => gateway_environment(out, gw, product),
+        PeerTable::Throttling {
+            service_url,
+            throttle_decision_endpoints,
+        } => throttling(out, service_url.as_ref(), throttle_decision_endpoints),
+        PeerTable::ThrottlingUrlGroup {
+            node,
+            traffic_manager_url,
+            traffic_manager_auth_url,
+        } => {
+            out.table(
+                "[apim.throttling.url_group]",
+                &format!("Throttle events to {node} (binary tcp + ssl auth)."),
+            );
+            out.urls("traffic_manager_urls", [traffic_manager_url]);
+            out.urls("traffic_manager_auth_urls", [traffic_manager_auth_url]);
+        }
+        PeerTable::ThrottleDuplicates {
+            event_duplicate_url,
+        } => {
+            out.table(
+                "apim.throttling",
+                "Share throttle decisions with the other traffic managers.",
+            );
+            out.urls("event_duplicate_url", event_duplicate_url);
+        }
+        PeerTable::EventHub {
+            service_url,
+            event_listening_endpoints,
+            event_duplicate_url,
+        } => event_hub(
+            out,
+            service_url,
+            event_listening_endpoints,
+            event_duplicate_url,
+        ),
+        PeerTable::EventHubPublish {
+            node,
+            url,
+            auth_url,
+        } => {
+            out.table(
+                "[apim.event_hub.publish.url_group]",
+                &format!("Publish events to {node} (binary tcp + ssl auth)."),
+            );
+            out.urls("urls", [url]);
+            out.urls("auth_urls", [auth_url]);
+        }
+        PeerTable::RevocationListener {
+            notification_endpoint,
+        } => revocation_listener(out, notification_endpoint),
+        PeerTable::Devportal { url } => {
+            out.table(
+                "apim.devportal",
+                "Developer portal URL shown in the publisher.",
+            );
+            out.url("url", url);
+        }
+        PeerTable::SyncRuntimeArtifacts => {
+            out.table(
+                "apim.sync_runtime_artifacts.gateway",
+                "Deploy the APIs of the \"Default\" environment.",
+            );
+            out.list("gateway_labels", &[environment_name(product).to_owned()]);
+        }
+    }
+}
 
 /// `[apim.key_manager] service_url`, with the admin credentials as WSO2's samples reference them.
-pub(super) fn key_manager(out: &mut Doc, km: &Address) {
+fn key_manager(out: &mut Doc, service_url: &Target) {
     out.table(
         "apim.key_manager",
         "Key manager: validates tokens and keys.",
     );
-    out.url(
-        "service_url",
-        km.target("https", port::MGMT_HTTPS, "/services/"),
-    );
+    out.url("service_url", service_url);
     out.str("username", "$ref{super_admin.username}");
     out.str("password", "$ref{super_admin.password}");
 }
 
-/// `[apim.oauth_config] revoke_endpoint`: where token revocations go.
-pub(super) fn revoke_endpoint(out: &mut Doc, at: &Address, comment: &str) {
-    out.table("apim.oauth_config", comment);
-    out.url(
-        "revoke_endpoint",
-        at.target("https", port::MGMT_HTTPS, "/oauth2/revoke"),
-    );
-}
-
 /// The environment's name in the shipped file (3.2 names it "Production and Sandbox").
-pub(super) fn environment_name(product: Product) -> &'static str {
+fn environment_name(product: Product) -> &'static str {
     match product {
         Product::Apim32 => "Production and Sandbox",
         _ => "Default",
@@ -40,7 +109,7 @@ pub(super) fn environment_name(product: Product) -> &'static str {
 /// `[[apim.gateway.environment]]` pointing at the gateway's address, every field the template
 /// reads written (an array entry gets no defaults): credentials as the shipped file references
 /// them (`${admin.username}`, `${admin.password}`), never a password.
-pub(super) fn gateway_environment(out: &mut Doc, gw: &Address, product: Product) {
+fn gateway_environment(out: &mut Doc, gw: &GatewayEndpoints, product: Product) {
     out.table(
         "[apim.gateway.environment]",
         "Gateway environment: where APIs deploy and the URLs shown to consumers.",
@@ -58,38 +127,22 @@ pub(super) fn gateway_environment(out: &mut Doc, gw: &Address, product: Product)
         "This is a hybrid gateway that handles both production and sandbox token traffic.",
     );
     out.kv("show_as_token_endpoint_url", "true");
-    out.url(
-        "service_url",
-        gw.target("https", port::MGMT_HTTPS, "/services/"),
-    );
+    out.url("service_url", &gw.service_url);
     out.str("username", "${admin.username}");
     out.str("password", "${admin.password}");
-    out.url("http_endpoint", gw.target("http", port::GW_HTTP, ""));
-    out.url("https_endpoint", gw.target("https", port::GW_HTTPS, ""));
-    out.url("ws_endpoint", gw.target("ws", port::WS, ""));
-    out.url("wss_endpoint", gw.target("wss", port::WSS, ""));
-    if product != Product::Apim32 {
-        out.url(
-            "websub_event_receiver_http_endpoint",
-            gw.target("http", port::WEBSUB_HTTP, ""),
-        );
-        out.url(
-            "websub_event_receiver_https_endpoint",
-            gw.target("https", port::WEBSUB_HTTPS, ""),
-        );
+    out.url("http_endpoint", &gw.http_endpoint);
+    out.url("https_endpoint", &gw.https_endpoint);
+    out.url("ws_endpoint", &gw.ws_endpoint);
+    out.url("wss_endpoint", &gw.wss_endpoint);
+    if let Some((http, https)) = &gw.websub {
+        out.url("websub_event_receiver_http_endpoint", http);
+        out.url("websub_event_receiver_https_endpoint", https);
     }
-}
-
-fn each(nodes: &[&Node], scheme: &str, port: u16) -> Vec<Target> {
-    nodes
-        .iter()
-        .map(|n| node_address(n).target(scheme, port, ""))
-        .collect()
 }
 
 /// `[apim.throttling]`: the admin services (when `service` is given) and the decision (AMQP)
 /// endpoints of every traffic manager.
-pub(super) fn throttling(out: &mut Doc, service: Option<&Address>, deciders: &[&Node]) {
+fn throttling(out: &mut Doc, service: Option<&Target>, deciders: &[Target]) {
     out.table(
         "apim.throttling",
         "Throttling: the traffic manager's admin services and its decision (AMQP) endpoints.",
@@ -97,55 +150,14 @@ pub(super) fn throttling(out: &mut Doc, service: Option<&Address>, deciders: &[&
     out.str("username", "$ref{super_admin.username}");
     out.str("password", "$ref{super_admin.password}");
     if let Some(service) = service {
-        out.url(
-            "service_url",
-            service.target("https", port::MGMT_HTTPS, "/services/"),
-        );
+        out.url("service_url", service);
     }
-    out.urls(
-        "throttle_decision_endpoints",
-        each(deciders, "tcp", port::AMQP),
-    );
+    out.urls("throttle_decision_endpoints", deciders);
 }
 
-/// One `[[apim.throttling.url_group]]` per traffic manager: every one receives every event.
-pub(super) fn throttling_url_groups(out: &mut Doc, receivers: &[&Node]) {
-    for n in receivers {
-        let a = node_address(n);
-        out.table(
-            "[apim.throttling.url_group]",
-            &format!("Throttle events to {} (binary tcp + ssl auth).", n.name),
-        );
-        out.urls(
-            "traffic_manager_urls",
-            vec![a.target("tcp", port::BINARY_TCP, "")],
-        );
-        out.urls(
-            "traffic_manager_auth_urls",
-            vec![a.target("ssl", port::BINARY_SSL, "")],
-        );
-    }
-}
-
-/// The AMQP endpoints of the nodes other than `me`: where a traffic manager or event hub copies
-/// its events in HA.
-pub(super) fn duplicates(nodes: &[&Node], me: &Node) -> Vec<Target> {
-    let others: Vec<&Node> = nodes
-        .iter()
-        .copied()
-        .filter(|n| n.name != me.name)
-        .collect();
-    each(&others, "tcp", port::AMQP)
-}
-
-/// `[apim.event_hub]`: the hub's services and every hub node's AMQP port; with `duplicate`, the
-/// other hub nodes' (HA).
-pub(super) fn event_hub(
-    out: &mut Doc,
-    service: &Address,
-    hubs: &[&Node],
-    duplicate: Option<Vec<Target>>,
-) {
+/// `[apim.event_hub]`: the hub's services and every hub node's AMQP port; the other hub
+/// nodes' when there are any (HA).
+fn event_hub(out: &mut Doc, service: &Target, hubs: &[Target], duplicate: &[Target]) {
     out.table(
         "apim.event_hub",
         "Event hub: API, policy, key and revocation events.",
@@ -153,31 +165,15 @@ pub(super) fn event_hub(
     out.kv("enable", "true");
     out.str("username", "$ref{super_admin.username}");
     out.str("password", "$ref{super_admin.password}");
-    out.url(
-        "service_url",
-        service.target("https", port::MGMT_HTTPS, "/services/"),
-    );
-    out.urls("event_listening_endpoints", each(hubs, "tcp", port::AMQP));
-    if let Some(d) = duplicate.filter(|d| !d.is_empty()) {
-        out.urls("event_duplicate_url", d);
-    }
-}
-
-/// One `[[apim.event_hub.publish.url_group]]` per hub node.
-pub(super) fn event_hub_publish(out: &mut Doc, hubs: &[&Node]) {
-    for n in hubs {
-        let a = node_address(n);
-        out.table(
-            "[apim.event_hub.publish.url_group]",
-            &format!("Publish events to {} (binary tcp + ssl auth).", n.name),
-        );
-        out.urls("urls", vec![a.target("tcp", port::BINARY_TCP, "")]);
-        out.urls("auth_urls", vec![a.target("ssl", port::BINARY_SSL, "")]);
+    out.url("service_url", service);
+    out.urls("event_listening_endpoints", hubs);
+    if !duplicate.is_empty() {
+        out.urls("event_duplicate_url", duplicate);
     }
 }
 
 /// The key manager's token-revocation `[[event_listener]]`, notifying the traffic manager.
-pub(super) fn revocation_listener(out: &mut Doc, tm: &Address) {
+fn revocation_listener(out: &mut Doc, notification_endpoint: &Target) {
     out.table(
         "[event_listener]",
         "Token revocation: the key manager notifies the traffic manager.",
@@ -190,20 +186,8 @@ pub(super) fn revocation_listener(out: &mut Doc, tm: &Address) {
     out.str("name", "org.wso2.is.notification.ApimOauthEventInterceptor");
     out.kv("order", "1");
     out.table("event_listener.properties", "Where revocations are sent.");
-    out.url(
-        "notification_endpoint",
-        tm.target("https", port::MGMT_HTTPS, "/internal/data/v1/notify"),
-    );
+    out.url("notification_endpoint", notification_endpoint);
     out.str("username", "${admin.username}");
     out.str("password", "${admin.password}");
     out.kv("'header.X-WSO2-KEY-MANAGER'", "\"default\"");
-}
-
-/// `[apim.devportal] url`: the developer portal's address (the publisher's "view in portal").
-pub(super) fn devportal_url(out: &mut Doc, dp: &Address) {
-    out.table(
-        "apim.devportal",
-        "Developer portal URL shown in the publisher.",
-    );
-    out.url("url", dp.target("https", port::MGMT_HTTPS, "/devportal"));
 }
