@@ -222,7 +222,7 @@ pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, Corporate
         .map(|der| {
             CertInfo::from_der(&der)
                 .map(|i| (der, i))
-                .map_err(|e| input(certs_path, e, None))
+                .map_err(|e| input(certs_path, e.to_string(), None))
         })
         .collect::<Result<_, _>>()?;
     let keys = csr_keys(dir, &topology)?;
@@ -390,4 +390,27 @@ fn chain_of(
         ));
     }
     Ok(chain)
+}
+/// What `csr` says for people: each CSR with its names, then what to do next.
+pub fn render_text(
+    written: &[CsrWritten],
+    dir: &Path,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let width = written.iter().map(|c| c.csr.len()).max().unwrap_or(0);
+    for c in written {
+        let key = if c.new_key { "new key" } else { "key kept" };
+        writeln!(w, "  {:<width$}  {}  ({key})", c.csr, c.names.join(" "))?;
+    }
+    writeln!(
+        w,
+        "\n{} CSRs in {}/csr. Have your CA sign them (keep subject and SANs), then:",
+        written.len(),
+        dir.display()
+    )?;
+    writeln!(
+        w,
+        "  apim-pki import-signed {} --certs SIGNED.pem   (leaf certificates plus the CA chain)",
+        dir.display()
+    )
 }

@@ -41,7 +41,9 @@ pub enum InspectError {
     #[error("a password is needed to open this {0} keystore: use --password-env VAR or --password-file FILE")]
     NeedsPassword(&'static str),
     #[error("not a certificate file: {0}")]
-    BadPem(String),
+    BadPem(#[from] pem::PemError),
+    #[error("not a certificate file: no CERTIFICATE or PRIVATE KEY block")]
+    EmptyPem,
 }
 
 /// Tells whether `bytes` need a password to be listed.
@@ -82,8 +84,7 @@ pub fn inspect(bytes: &[u8], password: Option<&Password>) -> Result<Listing, Ins
 }
 
 fn inspect_pem(bytes: &[u8]) -> Result<Listing, InspectError> {
-    let mut entries: Vec<Listed> = pem::certs_from_pem(bytes)
-        .map_err(InspectError::BadPem)?
+    let mut entries: Vec<Listed> = pem::certs_from_pem(bytes)?
         .iter()
         .enumerate()
         .map(|(i, der)| Listed {
@@ -110,9 +111,7 @@ fn inspect_pem(bytes: &[u8]) -> Result<Listing, InspectError> {
         });
     }
     if entries.is_empty() {
-        return Err(InspectError::BadPem(
-            "no CERTIFICATE or PRIVATE KEY block".into(),
-        ));
+        return Err(InspectError::EmptyPem);
     }
     Ok(Listing {
         file_type: "PEM".into(),

@@ -1,496 +1,18 @@
-//! The apim-pki command line: parse arguments, call the library, print, map errors to exit codes
-//! (0 done, 1 a check failed, 2 bad input).
+//! The apim-pki command line: parse arguments (cli.rs), call the library
+//! (`apim_pki::commands`), print the report, map the outcome to an exit code (0 done, 1 a check
+//! failed, 2 bad input, 70 a bug in apim-pki).
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+mod cli;
+
+use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use apim_pki::input::{self, Limit};
-use apim_pki::inspect;
-use apim_pki::password::Password;
-use apim_pki::reconcile::{self, Mode};
-use apim_pki::topology::{Product, Topology};
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-
-#[derive(Parser)]
-#[command(
-    name = "apim-pki",
-    version,
-    about = "Certificates, keystores and configuration for distributed WSO2 API Manager",
-    long_about = "Certificates, keystores and configuration for distributed WSO2 API Manager.\n\n\
-        One topology file describes the nodes, their host names and the load balancers in front \
-        of them; apim-pki makes the CA, the shared primary keystore, a TLS keystore per node, the \
-        truststores and the load balancers' PEM files, applies them to each node, rotates them, and \
-        verifies them offline and live.",
-    after_help = concat!(
-        "Start here:\n",
-        "  apim-pki init --ha > topology.toml              a commented HA topology to edit\n",
-        "  apim-pki generate topology.toml --out ../pki    make the set (keep it out of git)\n",
-        "  apim-pki verify ../pki                          check it\n\n",
-    ),
-    after_long_help = concat!(
-        "Start here:\n",
-        "  apim-pki init --ha > topology.toml              a commented HA topology to edit\n",
-        "  apim-pki generate topology.toml --out ../pki    make the set (keep it out of git)\n",
-        "  apim-pki verify ../pki                          check it\n\n",
-        "Exit codes:\n",
-        "  0  done; every check passed\n",
-        "  1  a check failed (verify findings, check-host, plan with needs-rotate)\n",
-        "  2  bad input; the message names the file, key or line and what to do\n\n",
-        "Docs: docs/commands.md and docs/topology.md in the source tree; `apim-pki man` prints a\n",
-        "man page, `apim-pki completions SHELL` shell completions.",
-    )
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Format {
-    /// For people.
-    Text,
-    /// One JSON document on stdout, for scripts.
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Rules {
-    /// What a JDK 17 JSSE HTTPS client accepts.
-    Java,
-    /// RFC 6125 / CA/Browser Forum rules (browsers, Go, rustls).
-    Strict,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum CaStepArg {
-    /// Create the next CA and add it to every truststore.
-    Begin,
-    /// Make the next CA the issuer and re-certify every certificate under it.
-    Finish,
-    /// Drop the previous CA from every truststore.
-    Retire,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print a commented example topology, and the products, profiles and keys it may use.
-    #[command(after_help = concat!(
-        "Examples:\n",
-        "  apim-pki init > topology.toml                            smallest API-M 2.6 topology\n",
-        "  apim-pki init --ha > topology.toml                       every 2.6 profile in HA behind load balancers\n",
-        "  apim-pki init --product apim-4.x --ha > topology.toml    API-M 4.x in HA\n\n",
-        "Exit codes: 0 printed; 2 unknown --product.",
-    ))]
-    Init {
-        /// The WSO2 API-M release line the topology targets.
-        #[arg(long, default_value = "apim-2.6", value_name = "PRODUCT",
-              value_parser = clap::builder::PossibleValuesParser::new(Product::ALL.map(Product::as_str)))]
-        product: String,
-        /// Two nodes per profile, each profile behind a load balancer.
-        #[arg(long)]
-        ha: bool,
-    },
-    /// Say what `generate` would do to each artifact, with the reason; write nothing.
-    #[command(after_help = concat!(
-        "Each artifact gets one action: create, keep, renew (expires within renew_before_days),\n",
-        "reissue (its names changed; same key), update (a derived file: node.toml, a truststore),\n",
-        "needs-rotate (a changed key type or CA: only `rotate` can do it), remove (no longer in the\n",
-        "topology: moved to history/). Every artifact is listed, also when some need rotate.\n\n",
-        "Examples:\n",
-        "  apim-pki plan topology.toml --out ../pki\n",
-        "  apim-pki plan topology.toml --out ../pki --format json | jq '.actions[] | select(.action != \"keep\")'\n\n",
-        "Exit codes: 0 planned; 1 some artifact needs `rotate` (generate would refuse); 2 bad input.",
-    ))]
-    Plan {
-        /// The topology file (see docs/topology.md; `apim-pki init` prints one).
-        #[arg(value_name = "TOPOLOGY")]
-        topology: PathBuf,
-        /// The set's directory (it need not exist yet). Keep it out of version control.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Bring DIR in line with the topology: CA, keystores, truststores, load-balancer PEMs.
-    #[command(after_help = concat!(
-        "Creates what is missing, renews what expires within renew_before_days, reissues (same key)\n",
-        "what names changed, moves what a removed node had to history/. Never replaces a key: that\n",
-        "is `rotate`. An unchanged topology changes no file. Passwords come from the variables named\n",
-        "in [passwords], or are generated into DIR/secrets.toml (0600).\n\n",
-        "Examples:\n",
-        "  apim-pki generate topology.toml --out ../pki\n",
-        "  APIM_TLS_PASSWORD=... apim-pki generate topology.toml --out /secure/pki\n",
-        "  apim-pki generate topology.toml --out ../pki --format json\n\n",
-        "Exit codes: 0 done; 2 bad input (also: an artifact needs `rotate`, a password variable the\n",
-        "set was made with is unset).",
-    ))]
-    Generate {
-        /// The topology file (see docs/topology.md; `apim-pki init` prints one).
-        #[arg(value_name = "TOPOLOGY")]
-        topology: PathBuf,
-        /// The set's directory, created if missing. Holds keys and secrets.toml: keep it out of
-        /// version control.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Output for people (text) or scripts (json: every artifact's action).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Replace keys or certificates on purpose: nodes, load balancers, the primary's
-    /// certificate, or a staged CA rollover. With no selector, re-keys EVERY node and load
-    /// balancer.
-    #[command(after_help = concat!(
-        "Reconciles like generate first, then forces what the options say:\n",
-        "  --node / --load-balancer   new key and certificate for those only\n",
-        "  (no option at all)         new keys and certificates for EVERY node and load balancer\n",
-        "  --primary-cert             new certificate for the same primary key (data stays readable)\n",
-        "  --ca begin|finish|retire   one stage of a staged CA rollover (docs/runbooks/ca-rollover.md)\n",
-        "--primary-cert and --ca re-key no node. Replaced files go to DIR/history/<timestamp>/.\n",
-        "The output ends with what to ship to which node.\n\n",
-        "Examples:\n",
-        "  apim-pki rotate topology.toml --out ../pki --node gw1 --dry-run\n",
-        "  apim-pki rotate topology.toml --out ../pki --load-balancer gw.acme.internal\n",
-        "  apim-pki rotate topology.toml --out ../pki --ca begin\n\n",
-        "Exit codes: 0 done (or planned, with --dry-run); 1 --dry-run found an artifact that still\n",
-        "needs rotate; 2 bad input or a refused step (a rollover stage out of order).",
-    ))]
-    Rotate {
-        /// The topology file the set was made from.
-        #[arg(value_name = "TOPOLOGY")]
-        topology: PathBuf,
-        /// The set's directory, as given to generate.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// New key and certificate for this node (repeatable).
-        #[arg(long = "node", value_name = "NAME")]
-        nodes: Vec<String>,
-        /// New key and certificate for this load balancer (repeatable).
-        #[arg(long = "load-balancer", value_name = "HOST")]
-        load_balancers: Vec<String>,
-        /// Re-certify the primary key with a new validity; the key stays.
-        #[arg(long)]
-        primary_cert: bool,
-        /// Staged CA rollover step: begin, then finish, then retire; ship between steps.
-        #[arg(long, value_enum, value_name = "STEP")]
-        ca: Option<CaStepArg>,
-        /// Say what would happen, file by file; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// For a corporate CA: write a key (0600) and a CSR for every node and load balancer.
-    #[command(after_help = concat!(
-        "Writes DIR/csr/<node or load-balancer host>.key and .csr with the right subject and SANs.\n",
-        "Existing keys are kept (run it again to renew). Have the CSRs signed, then run import-signed.\n\n",
-        "Examples:\n",
-        "  apim-pki csr topology.toml --out ../pki\n",
-        "  apim-pki csr topology.toml --out ../pki --format json\n\n",
-        "Exit codes: 0 written; 2 bad input.",
-    ))]
-    Csr {
-        /// The topology file.
-        #[arg(value_name = "TOPOLOGY")]
-        topology: PathBuf,
-        /// The set's directory; CSRs go to DIR/csr/.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Take the signed certificates back and assemble keystores and truststores.
-    #[command(after_help = concat!(
-        "PATH is a PEM file or a directory of them: the leaf certificates and the CA chain\n",
-        "(intermediates and root). Each certificate is matched to its key by public key; one whose\n",
-        "key or names do not match its node is refused.\n\n",
-        "Examples:\n",
-        "  apim-pki import-signed ../pki --certs signed/\n",
-        "  apim-pki import-signed ../pki --certs signed-bundle.pem\n\n",
-        "Exit codes: 0 assembled; 2 bad input (a certificate that does not match, a missing one).",
-    ))]
-    ImportSigned {
-        /// The directory `csr` wrote into.
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// The signed certificates: a PEM file or a directory of PEM files, intermediates included.
-        #[arg(long, value_name = "PATH")]
-        certs: PathBuf,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Check a generated set: names, keys, chains, truststores, validity; with --live, the
-    /// running endpoints.
-    #[command(after_help = concat!(
-        "Each problem is a finding with a stable code (docs/commands.md lists them all). --live\n",
-        "probes every node's 9443 (gateways also 8243, traffic managers 9711, plus offsets) and every\n",
-        "load balancer's 9443 (8243 for the gateways'). --connect, --connect-file and --timeout\n",
-        "need --live; the same HOST:PORT mapped to two addresses is refused.\n\n",
-        "Examples:\n",
-        "  apim-pki verify ../pki\n",
-        "  apim-pki verify ../pki --live --timeout 5\n",
-        "  apim-pki verify ../pki --live --connect km.acme.internal:9443=10.0.1.11:9443 --format json\n\n",
-        "Exit codes: 0 no error (warnings allowed); 1 at least one error finding; 2 DIR unreadable,\n",
-        "a password variable unset, a bad argument.",
-    ))]
-    Verify {
-        /// A directory made by `generate` (it holds inventory.json).
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// Also probe the running endpoints over TLS.
-        #[arg(long)]
-        live: bool,
-        /// With --live: connect to ADDR:PORT whenever HOST:PORT is probed (repeatable), e.g.
-        /// where DNS does not resolve the names yet.
-        #[arg(long, value_name = "HOST:PORT=ADDR:PORT", requires = "live")]
-        connect: Vec<String>,
-        /// With --live: a file of HOST:PORT=ADDR:PORT lines (`#` comments allowed).
-        #[arg(long, value_name = "FILE", requires = "live")]
-        connect_file: Option<PathBuf>,
-        /// With --live: seconds each probe may take, more than 0 and at most 600 [default: 3].
-        #[arg(long, value_name = "SECS", requires = "live")]
-        timeout: Option<f64>,
-        /// Warn about certificates expiring within N days (default: renew_before_days).
-        #[arg(long, value_name = "N")]
-        warn_days: Option<u32>,
-        /// Verify an applied home instead (with --node): for 3.2/4.x/4.5+ the keystores and
-        /// peers its deployment.toml names; for every release its secure vault.
-        #[arg(long, requires = "node", conflicts_with = "live")]
-        apim_home: Option<PathBuf>,
-        /// The node whose applied home --apim-home is.
-        #[arg(long, requires = "apim_home")]
-        node: Option<String>,
-        /// Output for people (text) or scripts (json: ok, ca_stage, summary, findings).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Say whether the certificate in FILE is valid for each HOST, under JSSE's rules and RFC
-    /// 6125's.
-    #[command(after_help = concat!(
-        "FILE is a PEM certificate, or a keystore with exactly one private-key entry. A host with\n",
-        "one trailing dot (gw.acme.internal.) is checked without it, as JDK 17 and curl do; JDK\n",
-        "11.0.10 refuses such a name (the reason says so). Keystore passwords come from\n",
-        "--password-env or --password-file, else a prompt when stdin is a terminal.\n\n",
-        "Examples:\n",
-        "  apim-pki check-host ../pki/load-balancers/gw.acme.internal/tls.crt gw.acme.internal\n",
-        "  apim-pki check-host ../pki/nodes/gw1/repository/resources/security/gw1-tls.jks gw1.acme.internal --password-env APIM_TLS_PASSWORD\n",
-        "  apim-pki check-host cert.pem '*.acme.internal' 10.0.1.11 --rules strict --format json\n\n",
-        "Exit codes: 0 every host covered; 1 a host not covered (under --rules); 2 bad input.",
-    ))]
-    CheckHost {
-        /// A PEM certificate, or a JKS / PKCS#12 keystore with one private-key entry.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The host names or IP addresses clients use to reach it.
-        #[arg(required = true, value_name = "HOST")]
-        hosts: Vec<String>,
-        /// Which verdict decides the exit code.
-        #[arg(long, value_enum, default_value = "java")]
-        rules: Rules,
-        /// Environment variable holding the keystore password.
-        #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
-        password_env: Option<String>,
-        /// File holding the keystore password (one trailing newline stripped).
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Install one node's keystores into an unpacked API-M and write its configuration (2.6: the
-    /// XML files; 3.2, 4.x, 4.5+: merged into the product's deployment.toml).
-    #[command(after_help = concat!(
-        "Edits carbon.xml, catalina-server.xml, axis2.xml, api-manager.xml, jndi.properties and the\n",
-        "other files holding keystore settings in place, changing those values and nothing else;\n",
-        "copies each original to .apim-pki-backup/<timestamp>/ first; a second run changes nothing.\n",
-        "See docs/apply-2.6.md. For API-M 3.2, 4.x and 4.5+ it merges the node's tables into\n",
-        "repository/conf/deployment.toml instead: see docs/apply-deployment-toml.md.\n\n",
-        "Examples:\n",
-        "  apim-pki apply ../pki --node km1 --apim-home /opt/wso2am-2.6.0 --dry-run\n",
-        "  apim-pki apply ../pki --node km1 --apim-home /opt/wso2am-2.6.0\n\n",
-        "Exit codes: 0 applied (or planned); 2 bad input (unknown node, not an API-M home, a\n",
-        "password variable unset).",
-    ))]
-    Apply {
-        /// A directory made by `generate`.
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// The node to apply, as named in the topology.
-        #[arg(long, value_name = "NAME")]
-        node: String,
-        /// The root of the unpacked API-M on this node (the directory holding bin/ and repository/).
-        #[arg(long, value_name = "PATH")]
-        apim_home: PathBuf,
-        /// Print what would change; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Variable holding the node's current truststore password, when carbon.xml keeps it in secure vault.
-        #[arg(long, value_name = "VAR")]
-        existing_truststore_password_env: Option<String>,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Write a set's keystores, truststore and passwords for another delivery channel.
-    #[command(
-        subcommand,
-        after_help = concat!(
-            "Channels: kubernetes (Secret manifests and Helm values for WSO2's 4.x charts).\n\n",
-            "Examples:\n",
-            "  apim-pki export kubernetes ../pki --node gw1\n",
-            "  apim-pki export kubernetes ../pki --profile gateway-worker --out ../k8s\n\n",
-            "Exit codes: 0 written; 2 bad input (see `apim-pki export kubernetes --help`).",
-        )
-    )]
-    Export(ExportTarget),
-    /// List the entries of a JKS, PKCS#12 or PEM file.
-    #[command(after_help = concat!(
-        "Per entry: alias, kind, subject, issuer, SANs, serial, validity, key, SHA-256 fingerprint.\n\n",
-        "Examples:\n",
-        "  apim-pki inspect ../pki/ca/ca.crt\n",
-        "  apim-pki inspect ../pki/nodes/km1/repository/resources/security/client-truststore.jks --password-env APIM_TRUSTSTORE_PASSWORD\n",
-        "  apim-pki inspect wso2carbon.p12 --password-file pw.txt --format json\n\n",
-        "Exit codes: 0 listed; 2 unreadable file or wrong password.",
-    ))]
-    Inspect {
-        /// A JKS or PKCS#12 keystore, or a PEM file.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Environment variable holding the keystore password.
-        #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
-        password_env: Option<String>,
-        /// File holding the keystore password (one trailing newline stripped).
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Print shell completions for apim-pki.
-    #[command(after_help = concat!(
-        "Examples:\n",
-        "  apim-pki completions bash > ~/.local/share/bash-completion/completions/apim-pki\n",
-        "  apim-pki completions zsh > \"${fpath[1]}/_apim-pki\"\n",
-        "  apim-pki completions fish > ~/.config/fish/completions/apim-pki.fish\n",
-        "  apim-pki completions powershell >> $PROFILE\n\n",
-        "Exit codes: 0 printed; 2 unknown shell.",
-    ))]
-    Completions {
-        /// The shell to complete for.
-        #[arg(value_enum, value_name = "SHELL")]
-        shell: Shell,
-    },
-    /// Print the man page (roff) of apim-pki or of one of its commands.
-    #[command(after_help = concat!(
-        "Examples:\n",
-        "  apim-pki man | man -l -\n",
-        "  apim-pki man verify > apim-pki-verify.1\n\n",
-        "Exit codes: 0 printed; 2 unknown command.",
-    ))]
-    Man {
-        /// A command (verify, rotate, ...); the main page without it.
-        #[arg(value_name = "COMMAND")]
-        command: Option<String>,
-    },
-}
-
-/// The shells `completions` knows.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-    Powershell,
-}
-
-/// Where `export` delivers.
-#[derive(Subcommand)]
-enum ExportTarget {
-    /// Secret manifests for WSO2's Helm charts (4.x), a kustomization and the values that
-    /// point the chart at them, one folder per node.
-    #[command(
-        group(clap::ArgGroup::new("which").required(true).args(["node", "profile"])),
-        after_help = concat!(
-            "Writes OUT/<node>/ for each node (0600, atomically): keystores-secret.yaml (Secret\n",
-            "<node>-keystores: the keystores and truststore, keyed by file name, mounted by the chart\n",
-            "through jksSecretName), passwords-secret.yaml (Secret <node>-keystore-passwords, read by\n",
-            "charts 4.6.x and later through jksExistingSecret), kustomization.yaml listing both,\n",
-            "values.yaml (no password) and values-passwords.yaml (SECRET, for charts 4.2.x-4.5.x).\n",
-            "Passwords come from secrets.toml or the variables the set was made with. Only file names\n",
-            "are printed. API-M 4.x sets only. See docs/kubernetes.md.\n\n",
-            "Examples:\n",
-            "  apim-pki export kubernetes ../pki --node gw1\n",
-            "  apim-pki export kubernetes ../pki --profile control-plane --out ../k8s\n",
-            "  kubectl apply -k ../pki/kubernetes/gw1     (then: helm ... -f ../pki/kubernetes/gw1/values.yaml)\n\n",
-            "Exit codes: 0 written; 2 bad input (unknown node or profile, a 2.6 or 3.2 set, a password\n",
-            "variable unset, a store that does not open).",
-        )
-    )]
-    Kubernetes {
-        /// A directory made by `generate` (it holds inventory.json).
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// The node to export, as named in the topology.
-        #[arg(long, value_name = "NAME")]
-        node: Option<String>,
-        /// Export every node of this profile (control-plane, gateway-worker, traffic-manager, key-manager).
-        #[arg(long, value_name = "PROFILE")]
-        profile: Option<String>,
-        /// The folder to write into, one sub-folder per node [default: DIR/kubernetes].
-        #[arg(long, value_name = "PATH")]
-        out: Option<PathBuf>,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-}
-
-/// Prints `value` as JSON, or for people through `text`.
-fn emit<T: serde::Serialize>(
-    format: Format,
-    value: &T,
-    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), Failure> {
-    write_stdout(|stdout| match format {
-        Format::Json => serde_json::to_writer_pretty(&mut *stdout, value)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(stdout)),
-        Format::Text => text(stdout),
-    })
-}
-
-/// Writes to stdout and flushes. A reader that went away (EPIPE, as in `| head`) ends the
-/// output quietly: the work is done and the command keeps its status. Any other failure (a full
-/// device) is an error, exit 2. Never a panic, unlike `print!`.
-fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    match write(&mut stdout).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Failure::new(format!("cannot write to stdout: {e}"), None))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// An error for the user: what went wrong, and what to do.
-struct Failure {
-    message: String,
-    hint: Option<String>,
-}
-
-impl Failure {
-    fn new(message: impl ToString, hint: Option<String>) -> Failure {
-        Failure {
-            message: message.to_string(),
-            hint,
-        }
-    }
-}
+use apim_pki::commands::{self, Error, LiveOptions};
+use apim_pki::prompt::PasswordInput;
+use apim_pki::reconcile::{CaStep, Mode, Rotation};
+use apim_pki::verify::HostRules;
+use clap::{CommandFactory, Parser};
+use cli::{CaStepArg, Cli, Command, ExportTarget, Format, Rules, Shell};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -505,58 +27,42 @@ fn main() -> ExitCode {
     run(cli).unwrap_or_else(fail)
 }
 
-/// Reports a failure on stderr: exit 2.
-fn fail(f: Failure) -> ExitCode {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "error: {}", f.message);
-    if let Some(h) = f.hint {
-        let _ = writeln!(err, "hint: {h}");
-    }
-    ExitCode::from(2)
+/// Reports a failure on stderr (`error:`, its causes, `hint:`): exit 2, or 70 for a bug.
+fn fail(e: Error) -> ExitCode {
+    let _ = std::io::stderr().lock().write_all(e.render().as_bytes());
+    ExitCode::from(e.exit_code())
 }
 
-fn run(cli: Cli) -> Result<ExitCode, Failure> {
+/// 0 when every check passed, 1 when one failed.
+fn status(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
-        Command::Init { product, ha } => init_cmd(&product, ha),
-        Command::Completions { shell } => completions_cmd(shell),
-        Command::Man { command } => man_cmd(command.as_deref()),
+        Command::Init { product, ha } => print_all(&commands::init(&product, ha)?),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { command } => man(command.as_deref()),
         Command::Plan {
             topology,
             out,
             format,
-        } => reconcile_cmd(&topology, &out, Mode::Plan, None, format),
+        } => reconciled(
+            format,
+            commands::reconcile(&topology, &out, Mode::Plan, None)?,
+        ),
         Command::Generate {
             topology,
             out,
             format,
-        } => reconcile_cmd(&topology, &out, Mode::Generate, None, format),
-        Command::Inspect {
-            file,
-            password_env,
-            password_file,
+        } => reconciled(
             format,
-        } => inspect_cmd(&file, password_env, password_file, format),
-        Command::Verify {
-            dir,
-            live,
-            connect,
-            connect_file,
-            timeout,
-            warn_days,
-            apim_home,
-            node,
-            format,
-        } => {
-            if let (Some(home), Some(node)) = (apim_home, node) {
-                return verify_home_cmd(&dir, &node, &home, format);
-            }
-            let live = live.then_some(LiveArgs {
-                connect,
-                connect_file,
-                timeout: timeout.unwrap_or(3.0),
-            });
-            verify_cmd(&dir, live, warn_days, format)
-        }
+            commands::reconcile(&topology, &out, Mode::Generate, None)?,
+        ),
         Command::Rotate {
             topology,
             out,
@@ -568,42 +74,54 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             format,
         } => {
             let ca = ca.map(|c| match c {
-                CaStepArg::Begin => reconcile::CaStep::Begin,
-                CaStepArg::Finish => reconcile::CaStep::Finish,
-                CaStepArg::Retire => reconcile::CaStep::Retire,
+                CaStepArg::Begin => CaStep::Begin,
+                CaStepArg::Finish => CaStep::Finish,
+                CaStepArg::Retire => CaStep::Retire,
             });
-            let rotation = reconcile::Rotation::new(nodes, load_balancers, primary_cert, ca);
+            let rotation = Rotation::new(nodes, load_balancers, primary_cert, ca);
             let mode = if dry_run { Mode::Plan } else { Mode::Generate };
-            reconcile_cmd(&topology, &out, mode, Some(&rotation), format)
+            let done = commands::reconcile(&topology, &out, mode, Some(&rotation))?;
+            reconciled(format, done)
         }
         Command::Csr {
             topology,
             out,
             format,
-        } => csr_cmd(&topology, &out, format),
-        Command::ImportSigned { dir, certs, format } => import_signed_cmd(&dir, &certs, format),
-        Command::Apply {
+        } => {
+            let written = commands::csr(&topology, &out)?;
+            emit(format, &written, |w| {
+                apim_pki::corporate::render_text(&written, &out, w)
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportSigned { dir, certs, format } => {
+            reconciled(format, commands::import_signed(&dir, &certs)?)
+        }
+        Command::Verify {
             dir,
-            node,
+            live,
+            connect,
+            connect_file,
+            timeout,
+            warn_days,
             apim_home,
-            dry_run,
-            existing_truststore_password_env,
-            format,
-        } => apply_cmd(
-            &dir,
-            &node,
-            &apim_home,
-            dry_run,
-            existing_truststore_password_env,
-            format,
-        ),
-        Command::Export(ExportTarget::Kubernetes {
-            dir,
             node,
-            profile,
-            out,
             format,
-        }) => export_kubernetes_cmd(&dir, node, profile, out, format),
+        } => {
+            let verified = match (apim_home, node) {
+                (Some(home), Some(node)) => commands::verify_home(&dir, &node, &home)?,
+                _ => {
+                    let live = live.then_some(LiveOptions {
+                        connect,
+                        connect_file,
+                        timeout: timeout.unwrap_or(3.0),
+                    });
+                    commands::verify(&dir, live.as_ref(), warn_days)?
+                }
+            };
+            emit(format, &verified.report, |w| verified.render_text(w))?;
+            Ok(status(verified.report.ok))
+        }
         Command::CheckHost {
             file,
             hosts,
@@ -611,29 +129,74 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             password_env,
             password_file,
             format,
-        } => check_host_cmd(&file, &hosts, rules, password_env, password_file, format),
+        } => {
+            let password = PasswordInput {
+                env: password_env,
+                file: password_file,
+            };
+            let report = commands::check_host(&file, &hosts, &password)?;
+            emit(format, &report, |w| report.render_text(w))?;
+            Ok(status(report.passes(match rules {
+                Rules::Java => HostRules::Java,
+                Rules::Strict => HostRules::Strict,
+            })))
+        }
+        Command::Apply {
+            dir,
+            node,
+            apim_home,
+            dry_run,
+            existing_truststore_password_env,
+            format,
+        } => {
+            let env = existing_truststore_password_env.as_deref();
+            let applied = commands::apply(&dir, &node, &apim_home, dry_run, env)?;
+            emit(format, &applied, |w| applied.render_text(w))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(ExportTarget::Kubernetes {
+            dir,
+            node,
+            profile,
+            out,
+            format,
+        }) => {
+            let exported = commands::export_kubernetes(&dir, node, profile, out.as_deref())?;
+            emit(format, &exported, |w| {
+                apim_pki::export::render_text(&exported, w)
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect {
+            file,
+            password_env,
+            password_file,
+            format,
+        } => {
+            let password = PasswordInput {
+                env: password_env,
+                file: password_file,
+            };
+            let listing = commands::inspect(&file, &password)?;
+            emit(format, &listing, |w| {
+                apim_pki::inspect::render_text(&listing, w)
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-/// `apim-pki init`: the example topology, then what a topology may use.
-fn init_cmd(product: &str, ha: bool) -> Result<ExitCode, Failure> {
-    let names: Vec<&str> = Product::ALL.iter().map(|p| p.as_str()).collect();
-    let product = Product::parse(product).ok_or_else(|| {
-        Failure::new(
-            format!("--product `{product}` is not one of {}", names.join(", ")),
-            None,
-        )
-    })?;
-    let text = format!(
-        "{}\n{}",
-        apim_pki::init::example(product, ha),
-        apim_pki::init::reference()
-    );
-    print_all(&text)
+/// Prints what plan, generate, rotate or import-signed did; 1 for a plan that needs rotate.
+fn reconciled(format: Format, done: commands::Reconciled) -> Result<ExitCode, Error> {
+    if let Some(note) = done.note() {
+        eprintln!("{note}");
+    }
+    emit(format, &done.json(), |w| done.render_text(w))?;
+    Ok(status(done.passed()))
 }
 
 /// `apim-pki completions SHELL`.
-fn completions_cmd(shell: Shell) -> Result<ExitCode, Failure> {
+fn completions(shell: Shell) -> Result<ExitCode, Error> {
     let mut out = Vec::new();
     let mut cmd = Cli::command();
     let shell = match shell {
@@ -646,28 +209,23 @@ fn completions_cmd(shell: Shell) -> Result<ExitCode, Failure> {
     print_all(&String::from_utf8_lossy(&out))
 }
 
-/// Writes `text` to stdout.
-fn print_all(text: &str) -> Result<ExitCode, Failure> {
-    write_stdout(|w| w.write_all(text.as_bytes()))?;
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `apim-pki man [COMMAND]`: the roff man page of the tool or of one command.
-fn man_cmd(command: Option<&str>) -> Result<ExitCode, Failure> {
+fn man(command: Option<&str>) -> Result<ExitCode, Error> {
     let root = Cli::command().name("apim-pki");
     let page = match command {
         None => root,
         Some(name) => {
-            let names: Vec<String> = root
+            let known: Vec<String> = root
                 .get_subcommands()
                 .map(|c| c.get_name().to_string())
                 .collect();
-            let sub = root.find_subcommand(name).cloned().ok_or_else(|| {
-                Failure::new(
-                    format!("man {name}: apim-pki has no such command"),
-                    Some(format!("commands: {}", names.join(", "))),
-                )
-            })?;
+            let sub = root
+                .find_subcommand(name)
+                .cloned()
+                .ok_or_else(|| Error::UnknownCommand {
+                    name: name.to_string(),
+                    known,
+                })?;
             sub.name(format!("apim-pki-{name}"))
                 .version(env!("CARGO_PKG_VERSION"))
         }
@@ -675,416 +233,37 @@ fn man_cmd(command: Option<&str>) -> Result<ExitCode, Failure> {
     let mut out = Vec::new();
     clap_mangen::Man::new(page)
         .render(&mut out)
-        .map_err(|e| Failure::new(format!("cannot render the man page: {e}"), None))?;
+        .map_err(|e| apim_pki::error::Bug::new(format!("rendering the man page failed: {e}")))?;
     print_all(&String::from_utf8_lossy(&out))
 }
 
-/// `--out DIR` (or a DIR argument) must be a directory when it exists.
-fn dir_arg(what: &str, path: &Path, must_exist: bool) -> Result<(), Failure> {
-    if path.is_dir() || (!must_exist && !path.exists()) {
-        return Ok(());
-    }
-    let problem = if path.exists() {
-        "is a file, not a directory"
-    } else {
-        "does not exist"
-    };
-    Err(Failure::new(
-        format!("{what} {}: {problem}", path.display()),
-        Some(if must_exist {
-            "give the directory `apim-pki generate` wrote (it holds inventory.json)".into()
-        } else {
-            "give a directory: it is created when missing".into()
-        }),
-    ))
-}
-
-fn load_topology(path: &Path) -> Result<Topology, Failure> {
-    Topology::load(path).map_err(|e| {
-        let hint = e.hint.clone();
-        Failure::new(e, hint)
-    })
-}
-
-fn reconcile_cmd(
-    topology_path: &Path,
-    out: &Path,
-    mode: Mode,
-    rotation: Option<&reconcile::Rotation>,
-    format: Format,
-) -> Result<ExitCode, Failure> {
-    let started = Instant::now();
-    let topology = load_topology(topology_path)?;
-    dir_arg("--out", out, false)?;
-    let result = match rotation {
-        Some(r) => reconcile::rotate(&topology, out, r, mode),
-        None => reconcile::reconcile(&topology, out, mode),
-    };
-    let outcome = result.map_err(|e| {
-        let hint = e.hint();
-        Failure::new(e, hint)
-    })?;
-    if outcome.recovered {
-        eprintln!(
-            "note: first completed the writes of an interrupted run ({})",
-            out.join(apim_pki::output::layout::JOURNAL).display()
-        );
-    }
-    emit(
-        format,
-        &serde_json::json!({ "actions": outcome.actions }),
-        |w| {
-            apim_pki::reconcile::render_text(
-                w,
-                &topology,
-                out,
-                &outcome,
-                mode,
-                started.elapsed().as_secs_f64(),
-            )
-        },
-    )?;
-    let blocked = outcome
-        .actions
-        .iter()
-        .any(|a| a.action == reconcile::ActionKind::NeedsRotate);
-    Ok(if mode == Mode::Plan && blocked {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn read_password(env: Option<String>, file: Option<PathBuf>) -> Result<Option<Password>, Failure> {
-    if let Some(var) = env {
-        return std::env::var(&var)
-            .map(|v| Some(Password::new(v)))
-            .map_err(|_| {
-                Failure::new(
-                    format!("--password-env: the variable {var} is not set"),
-                    Some(format!("export {var} first")),
-                )
-            });
-    }
-    if let Some(path) = file {
-        let mut text = input::read_to_string(&path, Limit::Password).map_err(|e| {
-            Failure::new(
-                format!("{}: cannot read the password file: {e}", path.display()),
-                None,
-            )
-        })?;
-        if text.ends_with('\n') {
-            text.pop();
-            if text.ends_with('\r') {
-                text.pop();
-            }
-        }
-        return Ok(Some(Password::new(text)));
-    }
-    if std::io::stdin().is_terminal() {
-        let value = rpassword::prompt_password("Keystore password: ")
-            .map_err(|e| Failure::new(format!("cannot read the password: {e}"), None))?;
-        return Ok(Some(Password::new(value)));
-    }
-    Ok(None)
-}
-
-fn inspect_cmd(
-    file: &Path,
-    password_env: Option<String>,
-    password_file: Option<PathBuf>,
-    format: Format,
-) -> Result<ExitCode, Failure> {
-    let bytes = input::read(file, Limit::Certificate)
-        .map_err(|e| Failure::new(format!("{}: cannot read: {e}", file.display()), None))?;
-    let password = if inspect::needs_password(&bytes) {
-        read_password(password_env, password_file)?
-    } else {
-        None
-    };
-    let listing = inspect::inspect(&bytes, password.as_ref())
-        .map_err(|e| Failure::new(format!("{}: {e}", file.display()), None))?;
-    emit(format, &listing, |w| inspect::render_text(&listing, w))?;
+/// Writes `text` to stdout.
+fn print_all(text: &str) -> Result<ExitCode, Error> {
+    write_stdout(|w| w.write_all(text.as_bytes()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--live` and its options.
-struct LiveArgs {
-    connect: Vec<String>,
-    connect_file: Option<PathBuf>,
-    timeout: f64,
-}
-
-fn verify_cmd(
-    dir: &Path,
-    live: Option<LiveArgs>,
-    warn_days: Option<u32>,
+/// Prints `value` as JSON, or for people through `text`.
+fn emit<T: serde::Serialize>(
     format: Format,
-) -> Result<ExitCode, Failure> {
-    use apim_pki::verify::offline::{verify_set, OpenedSet, Options};
-    dir_arg("DIR", dir, true)?;
-    let set = OpenedSet::open(dir).map_err(|e| {
-        let hint = e.hint();
-        Failure::new(e, hint)
-    })?;
-    let mut report =
-        apim_pki::verify::name_password_sources(&set, verify_set(&set, &Options { warn_days }));
-    if let Some(live) = live {
-        let overrides = connect_overrides(&live)?;
-        if !(live.timeout > 0.0 && live.timeout <= 600.0) {
-            return Err(Failure::new(
-                "--timeout must be between 0 and 600 seconds",
-                None,
-            ));
-        }
-        report = apim_pki::verify::with_live(
-            &set,
-            report,
-            &overrides,
-            std::time::Duration::from_secs_f64(live.timeout),
-        );
-    }
-    emit(format, &report, |w| report.render_text(&set.view.name, w))?;
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    value: &T,
+    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    write_stdout(|stdout| match format {
+        Format::Json => serde_json::to_writer_pretty(&mut *stdout, value)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout)),
+        Format::Text => text(stdout),
     })
 }
 
-fn verify_home_cmd(
-    dir: &Path,
-    node: &str,
-    home: &Path,
-    format: Format,
-) -> Result<ExitCode, Failure> {
-    let failure = |e: apim_pki::set::SetError| {
-        let hint = e.hint();
-        Failure::new(e, hint)
-    };
-    let set = apim_pki::set::OpenedSet::open(dir).map_err(failure)?;
-    let report = apim_pki::verify::home::verify_home(&set, node, home).map_err(failure)?;
-    emit(format, &report, |w| report.render_text(&set.view.name, w))?;
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-fn connect_overrides(
-    live: &LiveArgs,
-) -> Result<Vec<apim_pki::verify::live::ConnectOverride>, Failure> {
-    use apim_pki::verify::live;
-    let mut overrides = Vec::new();
-    let conflict = |e: String| Failure::new(e, None);
-    for spec in &live.connect {
-        let one = live::parse_connect(spec).map_err(|e| {
-            Failure::new(
-                format!("--connect {spec}: {e}"),
-                Some(
-                    "write HOST:PORT=ADDR:PORT, e.g. km.acme.internal:9443=127.0.0.1:19443".into(),
-                ),
-            )
-        })?;
-        live::merge_overrides(&mut overrides, vec![one], &format!("--connect {spec}"))
-            .map_err(conflict)?;
+/// Writes to stdout and flushes. A reader that went away (EPIPE, as in `| head`) ends the
+/// output quietly: the work is done and the command keeps its status. Any other failure (a full
+/// device) is an error, exit 2. Never a panic, unlike `print!`.
+fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Stdout(e)),
+        _ => Ok(()),
     }
-    if let Some(path) = &live.connect_file {
-        let text = input::read_to_string(path, Limit::ConnectFile).map_err(|e| {
-            Failure::new(
-                format!("--connect-file {}: cannot read it: {e}", path.display()),
-                None,
-            )
-        })?;
-        let lines = live::parse_connect_file(&text)
-            .map_err(|e| Failure::new(format!("{}: {e}", path.display()), None))?;
-        live::merge_overrides(&mut overrides, lines, &path.display().to_string())
-            .map_err(conflict)?;
-    }
-    Ok(overrides)
-}
-
-fn check_host_cmd(
-    file: &Path,
-    hosts: &[String],
-    rules: Rules,
-    password_env: Option<String>,
-    password_file: Option<PathBuf>,
-    format: Format,
-) -> Result<ExitCode, Failure> {
-    let bytes = input::read(file, Limit::Certificate)
-        .map_err(|e| Failure::new(format!("{}: cannot read: {e}", file.display()), None))?;
-    let password = if inspect::needs_password(&bytes) {
-        read_password(password_env, password_file)?
-    } else {
-        None
-    };
-    let name = file.display().to_string();
-    let report = apim_pki::verify::check_host(&name, &bytes, password.as_ref(), hosts)
-        .map_err(|e| Failure::new(format!("{name}: {e}"), None))?;
-    emit(format, &report, |w| {
-        writeln!(w, "{}  {}", report.file, report.subject)?;
-        let width = report
-            .hosts
-            .iter()
-            .map(|h| h.host.len())
-            .max()
-            .unwrap_or(0)
-            .max(32);
-        for h in &report.hosts {
-            let yes = |b: bool| if b { "yes" } else { "no " };
-            writeln!(
-                w,
-                "  {:<width$} java: {}  strict: {}  {}",
-                h.host,
-                yes(h.java),
-                yes(h.strict),
-                h.reason
-            )?;
-        }
-        Ok(())
-    })?;
-    let pass = report.hosts.iter().all(|h| match rules {
-        Rules::Java => h.java,
-        Rules::Strict => h.strict,
-    });
-    Ok(if pass {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-fn apply_cmd(
-    dir: &Path,
-    node: &str,
-    home: &Path,
-    dry_run: bool,
-    truststore_env: Option<String>,
-    format: Format,
-) -> Result<ExitCode, Failure> {
-    use apim_pki::config::{apim26, apply_toml};
-    dir_arg("DIR", dir, true)?;
-    let failure = |e: apim26::ApplyError| {
-        let hint = e.hint();
-        Failure::new(e, hint)
-    };
-    let set = apim_pki::set::OpenedSet::open(dir).map_err(|e| failure(e.into()))?;
-    if apply_toml::set_product(&set)
-        .map_err(failure)?
-        .uses_deployment_toml()
-    {
-        let report = apply_toml::apply(dir, node, home, dry_run).map_err(failure)?;
-        emit(format, &report, |w| apply_toml::render_text(&report, w))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let existing_truststore_password = match truststore_env {
-        Some(var) => Some(
-            read_password(Some(var), None)?
-                .ok_or_else(|| Failure::new("no truststore password", None))?,
-        ),
-        None => None,
-    };
-    let options = apim26::ApplyOptions {
-        dry_run,
-        existing_truststore_password,
-    };
-    let report = apim26::apply(dir, node, home, &options).map_err(|e| {
-        let hint = e.hint();
-        Failure::new(e, hint)
-    })?;
-    emit(format, &report, |w| apim26::render_text(&report, w))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn csr_cmd(topology_path: &Path, out: &Path, format: Format) -> Result<ExitCode, Failure> {
-    let topology = load_topology(topology_path)?;
-    dir_arg("--out", out, false)?;
-    let written = apim_pki::corporate::write_csrs(topology_path, &topology, out).map_err(|e| {
-        let hint = e.hint();
-        Failure::new(e, hint)
-    })?;
-    emit(format, &written, |w| {
-        let width = written.iter().map(|c| c.csr.len()).max().unwrap_or(0);
-        for c in &written {
-            let key = if c.new_key { "new key" } else { "key kept" };
-            writeln!(w, "  {:<width$}  {}  ({key})", c.csr, c.names.join(" "))?;
-        }
-        writeln!(
-            w,
-            "\n{} CSRs in {}/csr. Have your CA sign them (keep subject and SANs), then:",
-            written.len(),
-            out.display()
-        )?;
-        writeln!(w, "  apim-pki import-signed {} --certs SIGNED.pem   (leaf certificates plus the CA chain)", out.display())
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn import_signed_cmd(dir: &Path, certs: &Path, format: Format) -> Result<ExitCode, Failure> {
-    let started = Instant::now();
-    dir_arg("DIR", dir, true)?;
-    let outcome = apim_pki::corporate::import_signed(dir, certs).map_err(|e| {
-        let hint = e.hint();
-        Failure::new(e, hint)
-    })?;
-    let topology_path = dir.join(apim_pki::corporate::CSR_TOPOLOGY);
-    let topology = load_topology(&topology_path)?;
-    emit(
-        format,
-        &serde_json::json!({ "actions": outcome.actions }),
-        |w| {
-            reconcile::render_text(
-                w,
-                &topology,
-                dir,
-                &outcome,
-                Mode::Generate,
-                started.elapsed().as_secs_f64(),
-            )
-        },
-    )?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn export_kubernetes_cmd(
-    dir: &Path,
-    node: Option<String>,
-    profile: Option<String>,
-    out: Option<PathBuf>,
-    format: Format,
-) -> Result<ExitCode, Failure> {
-    use apim_pki::export::{self, Selection};
-    let selection = match (node, profile) {
-        (Some(n), _) => Selection::Node(n),
-        (None, Some(p)) => Selection::Profile(p),
-        (None, None) => return Err(Failure::new("give --node NAME or --profile PROFILE", None)),
-    };
-    let out = out.unwrap_or_else(|| export::default_out(dir));
-    let exported = export::export_kubernetes(dir, &selection, &out).map_err(|e| {
-        let hint = e.hint();
-        Failure::new(e, hint)
-    })?;
-    emit(format, &exported, |w| {
-        for e in &exported {
-            writeln!(
-                w,
-                "{}  ({} chart; Secrets {})",
-                e.dir.display(),
-                e.chart.as_str(),
-                e.secrets.join(", ")
-            )?;
-            for f in &e.files {
-                writeln!(w, "  {f}")?;
-            }
-        }
-        writeln!(
-            w,
-            "\nFiles are 0600 and hold keys and passwords: keep them out of version control."
-        )?;
-        writeln!(w, "Apply with `kubectl apply -k <folder>`; install the chart with `-f <folder>/values.yaml`")?;
-        writeln!(w, "(charts 4.2.x-4.5.x: also `-f <folder>/values-passwords.yaml`). See docs/kubernetes.md.")
-    })?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::output::inventory::{Inventory, PasswordSource};
+use crate::error::{FileError, FileProblem};
+use crate::output::inventory::{Inventory, InventoryError, PasswordSource};
 use crate::output::layout;
-use crate::output::secrets::Secrets;
+use crate::output::secrets::{Secrets, SecretsError};
 use crate::password::{Password, PasswordRole};
 use crate::topology::{KeystoreFormat, Profile, TlsMode};
 
@@ -17,24 +18,104 @@ use crate::topology::{KeystoreFormat, Profile, TlsMode};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SetError {
-    #[error("{}: {message}", path.display())]
-    Input {
+    /// DIR has no inventory.json apim-pki can read.
+    #[error("{}: cannot read", path.display())]
+    NoInventory {
+        /// DIR/inventory.json.
         path: PathBuf,
-        message: String,
-        hint: Option<String>,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
+    /// inventory.json does not parse.
+    #[error("{}: inventory.json is corrupt: {source}", path.display())]
+    InventoryCorrupt {
+        /// DIR/inventory.json.
+        path: PathBuf,
+        /// Why (quoted).
+        source: InventoryError,
+    },
+    /// inventory.json's recorded topology lacks what readers need.
+    #[error("{}: inventory.json has no usable topology: {source}", path.display())]
+    InventoryTopology {
+        /// DIR/inventory.json.
+        path: PathBuf,
+        /// Why (quoted).
+        source: serde_json::Error,
+    },
+    /// A password variable the inventory names is unset.
     #[error("the {role} password variable {variable} is not set (inventory.json records the {role} password comes from it)")]
-    PasswordUnset { role: String, variable: String },
+    PasswordUnset {
+        /// `primary`, `tls` or `truststore`.
+        role: String,
+        /// The variable.
+        variable: String,
+    },
+    /// secrets.toml, which the inventory names, cannot be read.
+    #[error("{}: cannot read", path.display())]
+    SecretsUnreadable {
+        /// DIR/secrets.toml.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// secrets.toml does not parse.
+    #[error("{}: {source}", path.display())]
+    SecretsCorrupt {
+        /// DIR/secrets.toml.
+        path: PathBuf,
+        /// Why (quoted; never the file's content).
+        source: SecretsError,
+    },
+    /// secrets.toml lacks a password the inventory says it holds.
+    #[error("{}: has no `{role}` password, which inventory.json says it holds", path.display())]
+    SecretsMissing {
+        /// DIR/secrets.toml.
+        path: PathBuf,
+        /// The role.
+        role: String,
+    },
+    /// The set has no node of that name.
+    #[error("{}: the set has no node `{node}`", path.display())]
+    UnknownNode {
+        /// DIR/inventory.json.
+        path: PathBuf,
+        /// The name asked for.
+        node: String,
+        /// The nodes the set has.
+        known: Vec<String>,
+    },
+    /// An applied home's deployment.toml cannot be read.
+    #[error(transparent)]
+    HomeConfig(FileError),
 }
 
 impl SetError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
-            SetError::Input { hint, .. } => hint.clone(),
+            SetError::NoInventory { .. } => {
+                Some("point verify at a directory made by `apim-pki generate`".into())
+            }
+            SetError::InventoryCorrupt { .. } | SetError::InventoryTopology { .. } => Some(
+                "restore inventory.json from a backup, or run `apim-pki generate` again".into(),
+            ),
             SetError::PasswordUnset { variable, .. } => Some(format!(
                 "export {variable} with the password the set was made with"
             )),
+            SetError::SecretsUnreadable { .. } | SetError::SecretsMissing { .. } => Some(
+                "inventory.json records generated passwords here; restore it from a backup".into(),
+            ),
+            SetError::SecretsCorrupt { .. } => Some("restore secrets.toml from a backup".into()),
+            SetError::UnknownNode { known, .. } => {
+                Some(format!("the set's nodes are: {}", known.join(", ")))
+            }
+            SetError::HomeConfig(FileError {
+                problem: FileProblem::Read(_) | FileProblem::Missing,
+                ..
+            }) => Some("--apim-home must be the root of the node's API-M".into()),
+            SetError::HomeConfig(_) => None,
         }
     }
 }
@@ -142,23 +223,23 @@ impl OpenedSet {
     /// Reads inventory.json and the passwords it names; exit-2 errors only.
     pub fn open(dir: &Path) -> Result<OpenedSet, SetError> {
         let path = dir.join(layout::INVENTORY);
-        let bytes = crate::input::read(&path, crate::input::Limit::SetFile).map_err(|e| {
-            SetError::Input {
+        let bytes = crate::input::read(&path, crate::input::Limit::SetFile).map_err(|source| {
+            SetError::NoInventory {
                 path: path.clone(),
-                message: format!("cannot read: {e}"),
-                hint: Some("point verify at a directory made by `apim-pki generate`".into()),
+                source,
             }
         })?;
-        let inventory = Inventory::from_json(&bytes).map_err(|e| SetError::Input {
-            path: path.clone(),
-            message: format!("inventory.json is corrupt: {e}"),
-            hint: None,
-        })?;
-        let view: SetView =
-            serde_json::from_value(inventory.topology.clone()).map_err(|e| SetError::Input {
+        let inventory =
+            Inventory::from_json(&bytes).map_err(|source| SetError::InventoryCorrupt {
                 path: path.clone(),
-                message: format!("inventory.json has no usable topology: {e}"),
-                hint: None,
+                source,
+            })?;
+        let view: SetView =
+            serde_json::from_value(inventory.topology.clone()).map_err(|source| {
+                SetError::InventoryTopology {
+                    path: path.clone(),
+                    source,
+                }
             })?;
         let mut secrets: Option<Secrets> = None;
         let mut passwords = BTreeMap::new();
@@ -176,26 +257,25 @@ impl OpenedSet {
                 PasswordSource::SecretsFile => {
                     if secrets.is_none() {
                         let spath = dir.join(layout::SECRETS);
-                        let text = crate::input::read_to_string(&spath, crate::input::Limit::SetFile).map_err(|e| SetError::Input {
-                            path: spath.clone(),
-                            message: format!("cannot read: {e}"),
-                            hint: Some("inventory.json records generated passwords here; restore it from a backup".into()),
-                        })?;
-                        secrets = Some(Secrets::parse(&text).map_err(|e| SetError::Input {
-                            path: spath,
-                            message: e,
-                            hint: None,
+                        let text =
+                            crate::input::read_to_string(&spath, crate::input::Limit::SetFile)
+                                .map_err(|source| SetError::SecretsUnreadable {
+                                    path: spath.clone(),
+                                    source,
+                                })?;
+                        secrets = Some(Secrets::parse(&text).map_err(|source| {
+                            SetError::SecretsCorrupt {
+                                path: spath,
+                                source,
+                            }
                         })?);
                     }
                     match secrets.as_ref().and_then(|s| s.passwords.get(role)) {
                         Some(p) => p.clone(),
                         None => {
-                            return Err(SetError::Input {
+                            return Err(SetError::SecretsMissing {
                                 path: dir.join(layout::SECRETS),
-                                message: format!(
-                                    "has no `{role}` password, which inventory.json says it holds"
-                                ),
-                                hint: None,
+                                role: role.clone(),
                             })
                         }
                     }

@@ -27,13 +27,12 @@ use serde::Serialize;
 use super::install;
 use super::jsonedit;
 use super::properties::Properties;
-use super::xmledit::EditError;
-use crate::output::fsio::{Access, DirLock, FsError, LockError};
+use crate::error::{FileError, FileProblem};
+use crate::output::fsio::{Access, DirLock};
 use crate::output::layout;
 use crate::password::Password;
-use crate::plan::node_toml::NodeTomlError;
 use crate::plan::{ConfigFile, NodePlan};
-use crate::set::{OpenedSet, SetError};
+use crate::set::OpenedSet;
 use crate::topology::Product;
 use edit::{decode_xml, plan_xml, shown, Planned, XmlFile, XmlSource};
 use files::{Ctx, API_MANAGER, CARBON, CATALINA, JNDI};
@@ -125,56 +124,10 @@ pub struct ApplyReport {
     pub warnings: Vec<String>,
 }
 
-/// Why apply stopped before writing anything (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApplyError {
-    #[error(transparent)]
-    Set(#[from] SetError),
-    #[error("{}: {message}", path.display())]
-    Input {
-        path: PathBuf,
-        message: String,
-        hint: Option<String>,
-    },
-    #[error("{file}: {source}")]
-    Element { file: String, source: EditError },
-    #[error(transparent)]
-    Fs(#[from] FsError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error(transparent)]
-    NodeToml(#[from] NodeTomlError),
-}
+pub use super::ApplyError;
 
-impl ApplyError {
-    /// What the user can do about it.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            ApplyError::Set(e) => e.hint(),
-            ApplyError::Input { hint, .. } => hint.clone(),
-            ApplyError::Element { .. } => Some("apply edits an unpacked API-M 2.6; is --apim-home the product's root, and is the file from 2.6?".into()),
-            ApplyError::Fs(_) => None,
-            ApplyError::Lock(LockError::Busy { .. }) => {
-                Some("wait for the other apply to finish, then run this one again".into())
-            }
-            ApplyError::Lock(_) => None,
-            ApplyError::NodeToml(e) => Some(e.hint().into()),
-        }
-    }
-}
-
-pub(super) fn input(
-    path: impl Into<PathBuf>,
-    message: impl Into<String>,
-    hint: Option<&str>,
-) -> ApplyError {
-    ApplyError::Input {
-        path: path.into(),
-        message: message.into(),
-        hint: hint.map(str::to_string),
-    }
-}
+/// The product line apply's XML rules are for, in messages.
+pub(super) const V26: &str = "2.6";
 
 const AXIS2: &str = "repository/conf/axis2/axis2.xml";
 const AXIS2_TM: &str = "repository/conf/axis2/axis2_TM.xml";
@@ -190,28 +143,18 @@ const SITE_JSON: [&str; 3] = [
 fn open(dir: &Path, name: &str) -> Result<(OpenedSet, NodePlan), ApplyError> {
     let set = OpenedSet::open(dir)?;
     if !set.view.nodes.iter().any(|n| n.name == name) {
-        let names: Vec<&str> = set.view.nodes.iter().map(|n| n.name.as_str()).collect();
-        return Err(input(
-            dir.join(layout::INVENTORY),
-            format!("the set has no node `{name}`"),
-            Some(&format!("nodes: {}", names.join(", "))),
-        ));
+        return Err(ApplyError::UnknownNode {
+            path: dir.join(layout::INVENTORY),
+            node: name.to_string(),
+            known: set.view.nodes.iter().map(|n| n.name.clone()).collect(),
+        });
     }
     if set.inventory.product != Product::Apim26 {
-        return Err(input(
-            dir.join(layout::INVENTORY),
-            format!(
-                "apply edits API-M 2.6's XML files; this set is for {}",
-                set.inventory.product.as_str()
-            ),
-            Some(&format!(
-                "copy {} into the product home: it holds deployment.toml and the keystores",
-                set.dir
-                    .join(layout::node_dir(name))
-                    .join("repository")
-                    .display()
-            )),
-        ));
+        return Err(ApplyError::NotApim26 {
+            path: dir.join(layout::INVENTORY),
+            product: set.inventory.product.as_str().to_string(),
+            repository: set.dir.join(layout::node_dir(name)).join("repository"),
+        });
     }
     let plan = crate::plan::node_toml::read(&dir.join(layout::node_toml(name)))?;
     Ok((set, plan))
@@ -245,7 +188,11 @@ pub fn apply(
 ) -> Result<ApplyReport, ApplyError> {
     let (set, plan) = open(dir, node_name)?;
     if !apim_home.join(CARBON).exists() {
-        return Err(input(apim_home.join(CARBON), "not found", Some("--apim-home must be the root of an unpacked API-M 2.6 (the directory holding bin/ and repository/)")));
+        return Err(ApplyError::home(
+            apim_home.join(CARBON),
+            FileProblem::Missing,
+            V26,
+        ));
     }
     let _lock = if options.dry_run {
         None
@@ -358,7 +305,7 @@ fn registry_tm(home: &Path) -> Result<Option<Planned>, ApplyError> {
         return Ok(None);
     }
     let bytes = crate::input::read(home.join(REGISTRY_TM), crate::input::Limit::Config)
-        .map_err(|e| input(home.join(REGISTRY_TM), format!("cannot read: {e}"), None))?;
+        .map_err(|e| ApplyError::home(home.join(REGISTRY_TM), FileProblem::Read(e), V26))?;
     Ok(Some(Planned {
         rel: REGISTRY.into(),
         bytes,
@@ -380,7 +327,7 @@ fn jndi(home: &Path, plan: &NodePlan) -> Result<Option<Planned>, ApplyError> {
         return Ok(None);
     }
     let bytes = crate::input::read(home.join(JNDI), crate::input::Limit::Config)
-        .map_err(|e| input(home.join(JNDI), format!("cannot read: {e}"), None))?;
+        .map_err(|e| ApplyError::home(home.join(JNDI), FileProblem::Read(e), V26))?;
     let mut props = Properties::from_bytes(&bytes);
     let changes = files::properties_settings(&mut props, plan, ConfigFile::Jndi);
     Ok(Planned::edit(JNDI, props.to_bytes(), false, changes))
@@ -402,12 +349,17 @@ fn site_json(home: &Path, rel: &str) -> Result<Option<Planned>, ApplyError> {
     let Ok(bytes) = crate::input::read(home.join(rel), crate::input::Limit::Config) else {
         return Ok(None);
     };
-    let mut text =
-        String::from_utf8(bytes).map_err(|_| input(home.join(rel), "is not UTF-8 text", None))?;
+    let mut text = String::from_utf8(bytes)
+        .map_err(|_| ApplyError::home(home.join(rel), FileProblem::NotUtf8, V26))?;
     let mut changes = Vec::new();
     for (key, value) in rules::SITE_JSON_SSO {
-        let old = jsonedit::set_string(&mut text, "ssoConfiguration", key, value)
-            .map_err(|e| input(home.join(rel), e, None))?;
+        let old =
+            jsonedit::set_string(&mut text, "ssoConfiguration", key, value).map_err(|source| {
+                ApplyError::Json {
+                    path: home.join(rel),
+                    source,
+                }
+            })?;
         if let Some(old) = old {
             changes.push(ValueChange {
                 what: format!("ssoConfiguration.{key}"),
@@ -429,13 +381,8 @@ fn plan_keystores(
 ) -> Result<(), ApplyError> {
     for store in [&stores.primary, &stores.tls] {
         let from = set.dir.join(layout::node_security(node, &store.file));
-        let bytes = crate::input::read(&from, crate::input::Limit::Keystore).map_err(|e| {
-            input(
-                &from,
-                format!("cannot read: {e}"),
-                Some("run `apim-pki generate` first"),
-            )
-        })?;
+        let bytes = crate::input::read(&from, crate::input::Limit::Keystore)
+            .map_err(|e| ApplyError::SetFile(FileError::read(&from, e)))?;
         let rel = format!("{}/{}", layout::SECURITY_DIR, store.file);
         let current = crate::input::read(home.join(&rel), crate::input::Limit::Keystore).ok();
         if current.as_deref() != Some(&bytes[..]) && !planned.iter().any(|p| p.rel == rel) {

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::apim26::{input, ApplyError, FileAction, FileChange, ValueChange};
+use super::apim26::{ApplyError, FileAction, FileChange, ValueChange};
 use super::deployment_toml::merge as rules;
 use super::install;
 use super::tomledit;
+use crate::error::{Bug, FileError, FileProblem};
 use crate::input::Limit;
 use crate::keystore::{Entry, Keystore};
 use crate::output::fsio::Access;
@@ -61,13 +62,33 @@ struct Planned {
     change: FileChange,
 }
 
-fn read(path: &Path, hint: Option<&str>) -> Result<Vec<u8>, ApplyError> {
-    crate::input::read(path, Limit::Config)
-        .map_err(|e| input(path, format!("cannot read: {e}"), hint))
+/// Where a file apply reads lives: in the set, or in the API-M home of a product line.
+#[derive(Clone, Copy)]
+enum Side {
+    Set,
+    Home(Product),
 }
 
-fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ApplyError> {
-    String::from_utf8(bytes).map_err(|_| input(path, "is not UTF-8 text", None))
+impl Side {
+    fn error(self, path: &Path, problem: FileProblem) -> ApplyError {
+        match self {
+            Side::Set => ApplyError::SetFile(FileError::new(path, problem)),
+            Side::Home(p) => ApplyError::home(path, problem, line(p)),
+        }
+    }
+}
+
+/// `3.2`, `4.x`, `4.5`: the product line in messages.
+fn line(product: Product) -> &'static str {
+    product.as_str().trim_start_matches("apim-")
+}
+
+fn read(path: &Path, side: Side) -> Result<Vec<u8>, ApplyError> {
+    crate::input::read(path, Limit::Config).map_err(|e| side.error(path, FileProblem::Read(e)))
+}
+
+fn text(path: &Path, bytes: Vec<u8>, side: Side) -> Result<String, ApplyError> {
+    String::from_utf8(bytes).map_err(|_| side.error(path, FileProblem::NotUtf8))
 }
 
 /// The node named `name` in the set, and its profile.
@@ -83,25 +104,19 @@ fn find_node(
         .iter()
         .find(|n| n.name == name)
         .cloned()
-        .ok_or_else(|| {
-            let names: Vec<&str> = set.view.nodes.iter().map(|n| n.name.as_str()).collect();
-            input(
-                &inventory,
-                format!("the set has no node `{name}`"),
-                Some(&format!("nodes: {}", names.join(", "))),
-            )
+        .ok_or_else(|| ApplyError::UnknownNode {
+            path: inventory.clone(),
+            node: name.to_string(),
+            known: set.view.nodes.iter().map(|n| n.name.clone()).collect(),
         })?;
     let profile = node.profile;
     if !product.profiles().iter().any(|(p, _)| *p == profile) {
-        return Err(input(
-            &inventory,
-            format!(
-                "node `{name}` has profile `{}`, unknown for {}",
-                node.profile,
-                product.as_str()
-            ),
-            None,
-        ));
+        return Err(ApplyError::UnknownProfile {
+            path: inventory.clone(),
+            node: name.to_string(),
+            profile: profile.as_str().to_string(),
+            product: product.as_str(),
+        });
     }
     Ok((node, profile))
 }
@@ -117,12 +132,9 @@ pub fn apply(
     let product = set_product(&set)?;
     let (node, profile) = find_node(&set, product, node_name)?;
     let conf = apim_home.join(CONF);
-    let hint_home = format!(
-        "--apim-home must be the root of an unpacked API-M {} (the directory holding bin/ and repository/)",
-        product.as_str().trim_start_matches("apim-")
-    );
+    let home = Side::Home(product);
     if !conf.is_file() {
-        return Err(input(&conf, "not found", Some(&hint_home)));
+        return Err(home.error(&conf, FileProblem::Missing));
     }
     // One writer per home; completes what an interrupted apply left (config::install).
     let _lock = if dry_run {
@@ -139,26 +151,21 @@ pub fn apply(
     };
     super::apim26::check_set_passwords(&set, &node)?;
     let patch_path = dir.join(layout::deployment_toml(node_name));
-    let patch = text(
-        &patch_path,
-        read(&patch_path, Some("run `apim-pki generate` first"))?,
-    )?;
-    let current = text(&conf, read(&conf, None)?)?;
+    let patch = text(&patch_path, read(&patch_path, Side::Set)?, Side::Set)?;
+    let current = text(&conf, read(&conf, home)?, home)?;
     let mut notes = Vec::new();
     let (base_name, base) = base_text(apim_home, product, profile, &current, &mut notes)?;
-    let merged = tomledit::merge(&base, &patch, &rules::rules()).map_err(|e| {
-        input(
-            apim_home.join(&base_name),
-            e.to_string(),
-            Some("fix the file and run apply again; nothing was written"),
-        )
-    })?;
+    let merged =
+        tomledit::merge(&base, &patch, &rules::rules()).map_err(|source| ApplyError::Merge {
+            path: apim_home.join(&base_name),
+            source,
+        })?;
     toml::from_str::<toml::Table>(&merged.text).map_err(|e| {
-        input(
-            &conf,
-            format!("the merged file would not be valid TOML: {}", e.message()),
-            Some("nothing was written; please report this"),
-        )
+        Bug::new(format!(
+            "merging into {} made a file that is not valid TOML ({}); nothing was written",
+            conf.display(),
+            e.message()
+        ))
     })?;
 
     let mut merged = merged;
@@ -253,7 +260,8 @@ fn base_text(
     notes.push(format!(
         "deployment.toml was WSO2's shipped file: started from {template}, as profileSetup.sh does"
     ));
-    Ok((template.clone(), text(&path, read(&path, None)?)?))
+    let side = Side::Home(product);
+    Ok((template.clone(), text(&path, read(&path, side)?, side)?))
 }
 
 /// Masks `[secrets]` values, so a diff never shows a password.
@@ -298,7 +306,7 @@ fn keystores(
     let mut out = Vec::new();
     for file in files {
         let from = set.dir.join(layout::node_security(node, &file));
-        let bytes = read(&from, Some("run `apim-pki generate` first"))?;
+        let bytes = read(&from, Side::Set)?;
         let rel = format!("{}/{file}", layout::SECURITY_DIR);
         if crate::input::read(home.join(&rel), Limit::Keystore)
             .ok()
@@ -367,19 +375,19 @@ fn truststore(
     let format = set.view.keystores.format;
     let file = layout::truststore_file(format);
     let from = set.dir.join(layout::node_security(node, &file));
-    let ours_bytes = read(&from, Some("run `apim-pki generate` first"))?;
+    let ours_bytes = read(&from, Side::Set)?;
     let password = set
         .password(crate::password::PasswordRole::Truststore)
         .cloned()
-        .ok_or_else(|| {
-            input(
-                set.dir.join(layout::INVENTORY),
-                "no truststore password recorded",
-                None,
-            )
+        .ok_or_else(|| ApplyError::NoPassword {
+            path: set.dir.join(layout::INVENTORY),
+            role: "truststore".into(),
         })?;
     let (ours, _) =
-        Keystore::decode(&ours_bytes, &password).map_err(|e| input(&from, e.to_string(), None))?;
+        Keystore::decode(&ours_bytes, &password).map_err(|source| ApplyError::SetKeystore {
+            path: from.clone(),
+            source,
+        })?;
     let managed: Vec<String> = ours.entries.iter().map(|e| e.alias().to_string()).collect();
     let (old_file, old_password) = current_truststore(current);
     let old_path = home.join(layout::SECURITY_DIR).join(&old_file);
@@ -388,8 +396,12 @@ fn truststore(
         old_password.or_else(|| (old_file == file).then(|| password.expose().to_string()));
     match (crate::input::read(&old_path, Limit::Keystore), old_password) {
         (Ok(bytes), Some(pw)) => {
-            let (old, _) = Keystore::decode(&bytes, &Password::new(pw)).map_err(|e| {
-                input(&old_path, format!("cannot open with the password deployment.toml gives: {e}"), None)
+            let (old, _) = Keystore::decode(&bytes, &Password::new(pw)).map_err(|source| {
+                ApplyError::ExistingTruststore {
+                    path: old_path.clone(),
+                    configured_in: "deployment.toml",
+                    source,
+                }
             })?;
             entries.extend(old.entries.into_iter().filter(|e| {
                 matches!(e, Entry::Trusted { .. }) && !managed.iter().any(|m| m == e.alias())
@@ -420,7 +432,7 @@ fn truststore(
     }
     let bytes = Keystore { entries }
         .encode(format, &password)
-        .map_err(|e| input(home.join(&rel), e.to_string(), None))?;
+        .map_err(|e| Bug::new(format!("encoding the merged truststore failed: {e}")))?;
     Ok(Some(Planned {
         rel: rel.clone(),
         bytes,

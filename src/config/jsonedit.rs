@@ -63,6 +63,26 @@ fn string_value(text: &str, range: (usize, usize), key: &str) -> Option<(usize, 
     None
 }
 
+/// What [`set_string`] did not find.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonEditError {
+    /// No such object.
+    #[error("no `{object}` object")]
+    NoObject {
+        /// The object's name.
+        object: String,
+    },
+    /// The object has no such string member.
+    #[error("no string `{object}.{key}`")]
+    NoString {
+        /// The object's name.
+        object: String,
+        /// The member's name.
+        key: String,
+    },
+}
+
 /// Sets `object.key` to the string `value`. `Ok(None)` when it already has that value, `Err`
 /// naming what is missing.
 pub fn set_string(
@@ -70,10 +90,14 @@ pub fn set_string(
     object: &str,
     key: &str,
     value: &str,
-) -> Result<Option<String>, String> {
-    let range = object_range(text, object).ok_or_else(|| format!("no `{object}` object"))?;
-    let (a, b) =
-        string_value(text, range, key).ok_or_else(|| format!("no string `{object}.{key}`"))?;
+) -> Result<Option<String>, JsonEditError> {
+    let range = object_range(text, object).ok_or_else(|| JsonEditError::NoObject {
+        object: object.into(),
+    })?;
+    let (a, b) = string_value(text, range, key).ok_or_else(|| JsonEditError::NoString {
+        object: object.into(),
+        key: key.into(),
+    })?;
     let new = serde_json::Value::String(value.to_string()).to_string();
     if text[a..b] == new {
         return Ok(None);

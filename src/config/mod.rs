@@ -5,8 +5,11 @@ pub mod apim26;
 pub mod apply_toml;
 pub mod default_keys;
 pub mod deployment_toml;
+mod error;
 pub mod install;
 pub mod jsonedit;
 pub mod properties;
 pub mod tomledit;
 pub mod xmledit;
+
+pub use error::ApplyError;

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::keystore::Keystore;
+use crate::keystore::{Keystore, KeystoreError};
 use crate::output::fsio::{self, Access};
 use crate::output::layout;
+use crate::password::PasswordRole;
 use crate::set::{NodeView, OpenedSet, SetError};
 use crate::topology::Product;
 use kubernetes::{Chart, NodeInput, Slot, Store};
@@ -28,11 +29,38 @@ pub enum Selection {
 pub enum ExportError {
     #[error(transparent)]
     Set(#[from] SetError),
-    #[error("{}: {message}", path.display())]
-    Input {
+    /// DIR holds no inventory.json.
+    #[error("{}: not found", path.display())]
+    NoInventory {
+        /// DIR/inventory.json.
         path: PathBuf,
-        message: String,
-        hint: Option<String>,
+    },
+    /// A keystore of the set cannot be read.
+    #[error("{}: cannot read", path.display())]
+    Unreadable {
+        /// The keystore.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The set records no password for a role.
+    #[error("{}: records no `{role}` password", path.display())]
+    NoPassword {
+        /// DIR/inventory.json.
+        path: PathBuf,
+        /// The role.
+        role: PasswordRole,
+    },
+    /// A keystore of the set that does not open with its password.
+    #[error("{}: does not open with its {role} password: {source}", path.display())]
+    WontOpen {
+        /// The keystore.
+        path: PathBuf,
+        /// The role.
+        role: PasswordRole,
+        /// Why (quoted).
+        source: KeystoreError,
     },
     #[error("this set is {}: WSO2's Helm charts (helm-apim distributed/, 4.2.x and later) deploy API Manager 4.x only", product.as_str())]
     UnsupportedProduct { product: Product },
@@ -57,7 +85,13 @@ impl ExportError {
     pub fn hint(&self) -> Option<String> {
         match self {
             ExportError::Set(e) => e.hint(),
-            ExportError::Input { hint, .. } => hint.clone(),
+            ExportError::NoInventory { .. } => {
+                Some("point export at a directory made by `apim-pki generate`".into())
+            }
+            ExportError::Unreadable { .. } => {
+                Some("run `apim-pki generate` (or `verify`) on the set first".into())
+            }
+            ExportError::WontOpen { .. } => Some("run `apim-pki verify` on the set".into()),
             ExportError::UnsupportedProduct { .. } => Some(
                 "supported: apim-4.x sets (and later 4.x lines); deliver 2.6 and 3.2 sets with `apim-pki apply`".into(),
             ),
@@ -85,6 +119,34 @@ pub struct ExportedNode {
     pub secrets: Vec<String>,
 }
 
+/// What `export kubernetes` says for people: each folder with its files, then how to use them.
+pub fn render_text(exported: &[ExportedNode], w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    for e in exported {
+        writeln!(
+            w,
+            "{}  ({} chart; Secrets {})",
+            e.dir.display(),
+            e.chart.as_str(),
+            e.secrets.join(", ")
+        )?;
+        for f in &e.files {
+            writeln!(w, "  {f}")?;
+        }
+    }
+    writeln!(
+        w,
+        "\nFiles are 0600 and hold keys and passwords: keep them out of version control."
+    )?;
+    writeln!(
+        w,
+        "Apply with `kubectl apply -k <folder>`; install the chart with `-f <folder>/values.yaml`"
+    )?;
+    writeln!(
+        w,
+        "(charts 4.2.x-4.5.x: also `-f <folder>/values-passwords.yaml`). See docs/kubernetes.md."
+    )
+}
+
 /// The folder `export kubernetes` writes into when `--out` is not given: `DIR/kubernetes`.
 pub fn default_out(dir: &Path) -> PathBuf {
     dir.join("kubernetes")
@@ -108,11 +170,7 @@ pub fn export_kubernetes(
 ) -> Result<Vec<ExportedNode>, ExportError> {
     let inventory = dir.join(layout::INVENTORY);
     if !inventory.is_file() {
-        return Err(ExportError::Input {
-            path: inventory,
-            message: "not found".into(),
-            hint: Some("point export at a directory made by `apim-pki generate`".into()),
-        });
+        return Err(ExportError::NoInventory { path: inventory });
     }
     let set = OpenedSet::open(dir)?;
     check_product(set.inventory.product)?;
@@ -182,25 +240,23 @@ fn node_input(set: &OpenedSet, node: &NodeView) -> Result<NodeInput, ExportError
     for (slot, file_name, alias, role) in wanted {
         let rel = layout::node_security(&node.name, &file_name);
         let path = set.dir.join(&rel);
-        let bytes = crate::input::read(&path, crate::input::Limit::Keystore).map_err(|e| {
-            ExportError::Input {
+        let bytes = crate::input::read(&path, crate::input::Limit::Keystore).map_err(|source| {
+            ExportError::Unreadable {
                 path: path.clone(),
-                message: format!("cannot read: {e}"),
-                hint: Some("run `apim-pki generate` (or `verify`) on the set first".into()),
+                source,
             }
         })?;
         let password = set
             .password(role)
             .cloned()
-            .ok_or_else(|| ExportError::Input {
+            .ok_or_else(|| ExportError::NoPassword {
                 path: set.dir.join(layout::INVENTORY),
-                message: format!("records no `{role}` password"),
-                hint: None,
+                role,
             })?;
-        Keystore::decode(&bytes, &password).map_err(|e| ExportError::Input {
+        Keystore::decode(&bytes, &password).map_err(|source| ExportError::WontOpen {
             path: path.clone(),
-            message: format!("does not open with its {role} password: {e}"),
-            hint: Some("run `apim-pki verify` on the set".into()),
+            role,
+            source,
         })?;
         stores.push(Store {
             slot,

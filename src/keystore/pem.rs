@@ -16,10 +16,15 @@ pub fn certs_to_pem<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> String {
         .collect()
 }
 
+/// PEM text that does not decode: what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PemError(#[from] rustls_pki_types::pem::Error);
+
 /// Reads every certificate of a PEM file, DER; an error names what is wrong.
-pub fn certs_from_pem(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+pub fn certs_from_pem(bytes: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
     CertificateDer::pem_slice_iter(bytes)
-        .map(|c| c.map(|c| c.to_vec()).map_err(|e| e.to_string()))
+        .map(|c| c.map(|c| c.to_vec()).map_err(PemError::from))
         .collect()
 }
 

@@ -167,15 +167,29 @@ impl ArtifactEntry {
     }
 }
 
+/// Why inventory.json cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InventoryError {
+    /// Not JSON of the inventory's shape.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Written by another version of the format.
+    #[error("format_version {found} is not {FORMAT_VERSION}, the version this apim-pki reads")]
+    Version {
+        /// The version the file says.
+        found: u32,
+    },
+}
+
 impl Inventory {
-    /// Parses inventory.json; the error is a short reason.
-    pub fn from_json(bytes: &[u8]) -> Result<Inventory, String> {
-        let inv: Inventory = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    /// Parses inventory.json.
+    pub fn from_json(bytes: &[u8]) -> Result<Inventory, InventoryError> {
+        let inv: Inventory = serde_json::from_slice(bytes)?;
         if inv.format_version != FORMAT_VERSION {
-            return Err(format!(
-                "format_version {} is not {FORMAT_VERSION}, the version this apim-pki reads",
-                inv.format_version
-            ));
+            return Err(InventoryError::Version {
+                found: inv.format_version,
+            });
         }
         Ok(inv)
     }
@@ -217,6 +231,6 @@ mod tests {
     #[test]
     fn unknown_product_is_refused_by_name() {
         let e = Inventory::from_json(json("apim-9").as_bytes()).expect_err("unknown product");
-        assert!(e.contains("apim-9"), "{e}");
+        assert!(e.to_string().contains("apim-9"), "{e}");
     }
 }

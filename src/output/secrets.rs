@@ -13,25 +13,46 @@ pub struct Secrets {
     pub passwords: BTreeMap<String, Password>,
 }
 
+/// Why secrets.toml cannot be read back; never quotes the file's content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretsError {
+    /// Not TOML.
+    #[error("not valid TOML near byte {byte}")]
+    Syntax {
+        /// Where the parser stopped.
+        byte: usize,
+    },
+    /// A key that is not a password role.
+    #[error("unknown key `{key}` (expected primary, tls, truststore)")]
+    UnknownKey {
+        /// The key.
+        key: String,
+    },
+    /// A password that is not a string.
+    #[error("`{key}` is not a string")]
+    NotAString {
+        /// The key.
+        key: String,
+    },
+}
+
 impl Secrets {
     /// Parses secrets.toml; the error never quotes the file's content.
-    pub fn parse(text: &str) -> Result<Secrets, String> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            format!(
-                "not valid TOML near byte {}",
-                e.span().map_or(0, |s| s.start)
-            )
-        })?;
+    pub fn parse(text: &str) -> Result<Secrets, SecretsError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| SecretsError::Syntax {
+                    byte: e.span().map_or(0, |s| s.start),
+                })?;
         let mut passwords = BTreeMap::new();
         for (key, value) in table {
             if crate::password::PasswordRole::parse(&key).is_none() {
-                return Err(format!(
-                    "unknown key `{key}` (expected primary, tls, truststore)"
-                ));
+                return Err(SecretsError::UnknownKey { key });
             }
             let value = value
                 .as_str()
-                .ok_or_else(|| format!("`{key}` is not a string"))?;
+                .ok_or_else(|| SecretsError::NotAString { key: key.clone() })?;
             passwords.insert(key, Password::new(value.to_string()));
         }
         Ok(Secrets { passwords })

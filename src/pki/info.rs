@@ -55,13 +55,25 @@ pub struct CertInfo {
     pub public_key_der: Vec<u8>,
 }
 
+/// Why bytes are not a certificate [`CertInfo::from_der`] can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertParseError {
+    /// The DER does not parse as an X.509 certificate.
+    #[error("not a valid X.509 certificate ({0})")]
+    NotX509(String),
+    /// A certificate parsed, with more bytes after it.
+    #[error("trailing bytes after the certificate")]
+    TrailingBytes,
+}
+
 impl CertInfo {
-    /// Parses a DER certificate; the error is a short reason.
-    pub fn from_der(der: &[u8]) -> Result<CertInfo, String> {
-        let (rest, cert) = X509Certificate::from_der(der)
-            .map_err(|e| format!("not a valid X.509 certificate ({e})"))?;
+    /// Parses a DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<CertInfo, CertParseError> {
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| CertParseError::NotX509(e.to_string()))?;
         if !rest.is_empty() {
-            return Err("trailing bytes after the certificate".into());
+            return Err(CertParseError::TrailingBytes);
         }
         let tbs = &cert.tbs_certificate;
         let mut dns_names = Vec::new();

@@ -340,9 +340,9 @@ impl Ca {
         parents: Vec<Vec<u8>>,
         what: &str,
     ) -> Result<Ca, PkiError> {
-        let info = CertInfo::from_der(&cert_der).map_err(|reason| PkiError::BadCertificate {
+        let info = CertInfo::from_der(&cert_der).map_err(|e| PkiError::BadCertificate {
             what: what.into(),
-            reason,
+            reason: e.to_string(),
         })?;
         if !info.is_ca {
             return Err(PkiError::BadCertificate {
@@ -373,9 +373,9 @@ impl Ca {
         parents: Vec<Vec<u8>>,
         what: &str,
     ) -> Result<Ca, PkiError> {
-        let info = CertInfo::from_der(&cert_der).map_err(|reason| PkiError::BadCertificate {
+        let info = CertInfo::from_der(&cert_der).map_err(|e| PkiError::BadCertificate {
             what: what.into(),
-            reason,
+            reason: e.to_string(),
         })?;
         Ok(Ca {
             cert_der,

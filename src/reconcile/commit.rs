@@ -15,7 +15,7 @@ use crate::output::layout;
 use crate::topology::Topology;
 
 use super::dir::Dir;
-use super::error::{input, GenerateError};
+use super::error::GenerateError;
 use super::model::{Cas, FileOut, Passwords};
 
 /// Stages assembled files for one commit.
@@ -60,11 +60,8 @@ impl<'a> Stager<'a> {
     pub fn stage(&self, f: &mut FileOut) -> Result<(), GenerateError> {
         let Some(bytes) = f.bytes.take() else {
             if f.action != super::types::ActionKind::Keep {
-                return Err(input(
-                    self.dir.join(&f.path),
-                    "internal: a file to write has no content",
-                    None,
-                ));
+                let what = format!("{} is to be written but has no content", f.path);
+                return Err(crate::error::Bug::new(what).into());
             }
             return Ok(());
         };

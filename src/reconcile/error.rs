@@ -42,6 +42,9 @@ pub enum GenerateError {
     Pki(#[from] PkiError),
     #[error("{message}")]
     Refused { message: String, hint: String },
+    /// A bug in apim-pki (exit 70).
+    #[error("{0}")]
+    Bug(#[from] crate::error::Bug),
 }
 
 impl GenerateError {

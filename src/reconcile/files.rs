@@ -428,11 +428,7 @@ impl<'x> SharedStore<'x> {
             return Ok(b.clone());
         }
         let desired = self.desired.as_ref().ok_or_else(|| {
-            input(
-                a.dir,
-                "internal: a keystore to write holds a certificate not issued",
-                None,
-            )
+            crate::error::Bug::new("a keystore to write holds a certificate not issued")
         })?;
         let b = desired
             .store
@@ -600,11 +596,7 @@ fn tls_keystore(
     let path = layout::node_security(name, &layout::tls_file(name, format));
     let fresh = || {
         let d = desired.as_ref().ok_or_else(|| {
-            input(
-                a.dir,
-                "internal: a TLS keystore to write holds a certificate not issued",
-                None,
-            )
+            crate::error::Bug::new("a TLS keystore to write holds a certificate not issued")
         })?;
         d.store
             .encode(format, password)
@@ -882,7 +874,7 @@ pub(super) fn assemble(
     let primary = issued
         .iter()
         .find(|(i, _)| i.node.is_none() && i.lb.is_none())
-        .ok_or_else(|| input(a.dir, "internal: no primary", None))?;
+        .ok_or_else(|| crate::error::Bug::new("no primary among the issued items"))?;
     let shared = node_shared(a, primary, trusted.as_deref())?;
     let tls: BTreeMap<&str, &(Item, Issued)> = issued
         .iter()

@@ -89,7 +89,7 @@ pub(super) fn issue(
     let chain = |ders: Vec<Vec<u8>>, label: &str| -> Result<Chain, PkiError> {
         let info = CertInfo::from_der(&ders[0]).map_err(|r| PkiError::BadCertificate {
             what: label.to_string(),
-            reason: r,
+            reason: r.to_string(),
         })?;
         Ok(Chain { ders, info })
     };
@@ -115,10 +115,8 @@ pub(super) fn issue(
             (key, chain(ders, &item.label)?)
         }
         _ => {
-            return Err(GenerateError::Pki(PkiError::Issue {
-                subject: item.label.clone(),
-                reason: "internal: no key".into(),
-            }))
+            let what = format!("no key to issue {}'s certificate with", item.label);
+            return Err(crate::error::Bug::new(what).into());
         }
     };
     Ok(Issued {

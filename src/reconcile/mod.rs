@@ -43,7 +43,7 @@ use cas::{create_ca, load_cas, CaPlan};
 use commit::{build_inventory, remove_empty_parents, Stager};
 use decide::{ca_keys, decide_all, needs_rotate_error, refuse_shared_keys, DecideCtx};
 use dir::Dir;
-use error::{input, refused};
+use error::refused;
 use files::{assemble, Assembly};
 use issue::{issue_all, new_keys, unissued, LocalCa};
 use model::{ArtifactSpec, Existing, FileOut, Issued, Item, Passwords};
@@ -225,7 +225,7 @@ fn decide_phase(
 /// the signer. A plan issues nothing.
 fn issue_phase(
     topology: &Topology,
-    dir: Dir,
+    _dir: Dir,
     ca: &mut CaPlan,
     engine: Option<&crate::pki::engine::Engine>,
     items: Vec<Item>,
@@ -242,7 +242,7 @@ fn issue_phase(
     let ca = cas
         .current
         .as_ref()
-        .ok_or_else(|| input(dir, "internal: no CA", None))?;
+        .ok_or_else(|| crate::error::Bug::new("no CA after loading or creating it"))?;
     // Every certificate is signed before anything is staged: a refused request leaves DIR as
     // it was, and the keys made for it are dropped with this run.
     match engine {

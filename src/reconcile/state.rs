@@ -348,7 +348,7 @@ pub(super) fn existing_from(
     let leaf = chain
         .first()
         .ok_or_else(|| input(full, "the key entry has no certificate", None))?;
-    let info = CertInfo::from_der(leaf).map_err(|e| input(full, e, None))?;
+    let info = CertInfo::from_der(leaf).map_err(|e| input(full, e.to_string(), None))?;
     if info.public_key_der != key.public_key_der() {
         return Err(input(
             full,
@@ -374,7 +374,8 @@ pub(super) fn read_lb_key(dir: Dir, host: &str) -> Result<Option<Existing>, Gene
     };
     let key = Key::from_pem(&key_pem, &key_rel)
         .map_err(|e| input(dir.join(&key_rel), e.to_string(), None))?;
-    let chain = pem::certs_from_pem(&cert_pem).map_err(|e| input(dir.join(&cert_rel), e, None))?;
+    let chain = pem::certs_from_pem(&cert_pem)
+        .map_err(|e| input(dir.join(&cert_rel), e.to_string(), None))?;
     Ok(Some(existing_from(
         key,
         chain,

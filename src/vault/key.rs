@@ -152,30 +152,73 @@ impl VaultKey {
     }
 }
 
+/// Why a node's vault key cannot be had; never a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultKeyError {
+    /// The inventory names a scheme this version does not know.
+    #[error("inventory.json names an unknown vault scheme `{0}`")]
+    UnknownScheme(String),
+    /// The node's primary keystore cannot be read.
+    #[error("{rel}: cannot read: {source}")]
+    Unreadable {
+        /// The keystore, relative to DIR.
+        rel: String,
+        /// Why (quoted: the message is also a finding's text).
+        source: std::io::Error,
+    },
+    /// The set records no primary password.
+    #[error("the set records no primary password")]
+    NoPassword,
+    /// The keystore does not open.
+    #[error("{rel}: {source}")]
+    Keystore {
+        /// The keystore, relative to DIR.
+        rel: String,
+        /// Why (quoted).
+        source: crate::keystore::KeystoreError,
+    },
+    /// The keystore holds no usable vault key.
+    #[error("{rel}: {source}")]
+    Key {
+        /// The keystore, relative to DIR.
+        rel: String,
+        /// Why (quoted).
+        source: VaultError,
+    },
+}
+
 /// The vault key of `node` in `set` (its copy of the primary keystore, opened with the set's
 /// primary password), or `None` when the set's vault is off. Errors say what is wrong in words
 /// fit for a report (never a password).
-pub fn for_set_node(set: &crate::set::OpenedSet, node: &str) -> Result<Option<VaultKey>, String> {
+pub fn for_set_node(
+    set: &crate::set::OpenedSet,
+    node: &str,
+) -> Result<Option<VaultKey>, VaultKeyError> {
     use crate::output::layout;
     let sv = &set.view.secure_vault;
     if !sv.enabled {
         return Ok(None);
     }
-    let scheme = Scheme::parse(&sv.scheme).ok_or_else(|| {
-        format!(
-            "inventory.json names an unknown vault scheme `{}`",
-            sv.scheme
-        )
-    })?;
+    let scheme =
+        Scheme::parse(&sv.scheme).ok_or_else(|| VaultKeyError::UnknownScheme(sv.scheme.clone()))?;
     let product = set.inventory.product;
     let format = set.view.keystores.format;
     let rel = layout::node_security(node, &layout::primary_file(format));
-    let bytes = crate::input::read(set.dir.join(&rel), crate::input::Limit::Keystore)
-        .map_err(|e| format!("{rel}: cannot read: {e}"))?;
+    let bytes = crate::input::read(set.dir.join(&rel), crate::input::Limit::Keystore).map_err(
+        |source| VaultKeyError::Unreadable {
+            rel: rel.clone(),
+            source,
+        },
+    )?;
     let password = set
         .password(crate::password::PasswordRole::Primary)
-        .ok_or_else(|| "the set records no primary password".to_string())?;
-    let (store, _) = Keystore::decode(&bytes, password).map_err(|e| format!("{rel}: {e}"))?;
+        .ok_or(VaultKeyError::NoPassword)?;
+    let (store, _) =
+        Keystore::decode(&bytes, password).map_err(|source| VaultKeyError::Keystore {
+            rel: rel.clone(),
+            source,
+        })?;
     VaultKey::from_keystore(
         &store,
         &set.view.keystores.primary_alias,
@@ -183,7 +226,7 @@ pub fn for_set_node(set: &crate::set::OpenedSet, node: &str) -> Result<Option<Va
         scheme,
     )
     .map(Some)
-    .map_err(|e| format!("{rel}: {e}"))
+    .map_err(|source| VaultKeyError::Key { rel, source })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! covering the node's names, the truststore trusting the CA and the primary), and every
 //! `https://` / `ssl://` URL it names that the set serves (covered by what answers there).
 
+use crate::error::{FileError, FileProblem};
 use crate::input::{self, Limit};
 use std::path::Path;
 
@@ -15,14 +16,6 @@ use crate::verify::findings::{Code, Finding, Owner, Report};
 use crate::verify::hostname::{self, CertNames, Host};
 
 const CONF: &str = "repository/conf/deployment.toml";
-
-fn input(path: &Path, message: impl Into<String>, hint: Option<&str>) -> SetError {
-    SetError::Input {
-        path: path.to_path_buf(),
-        message: message.into(),
-        hint: hint.map(str::to_string),
-    }
-}
 
 /// One store as deployment.toml configures it.
 struct Store {
@@ -169,21 +162,17 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
         .nodes
         .iter()
         .find(|n| n.name == node)
-        .ok_or_else(|| {
-            input(
-                &set.dir.join(layout::INVENTORY),
-                format!("the set has no node `{node}`"),
-                None,
-            )
+        .ok_or_else(|| SetError::UnknownNode {
+            path: set.dir.join(layout::INVENTORY),
+            node: node.to_string(),
+            known: set.view.nodes.iter().map(|n| n.name.clone()).collect(),
         })?;
     if set.inventory.product == crate::topology::Product::Apim26 {
         // 2.6 keeps its configuration in XML: the secure vault checks only.
         if !home.join("repository/conf/carbon.xml").is_file() {
-            return Err(input(
-                &home.join("repository/conf/carbon.xml"),
-                "not found",
-                Some("--apim-home must be the root of the node's API-M"),
-            ));
+            let carbon = home.join("repository/conf/carbon.xml");
+            let missing = FileError::new(carbon, FileProblem::Missing);
+            return Err(SetError::HomeConfig(missing));
         }
         let (findings, checked) = crate::verify::vault::verify_home(set, node, home);
         return Ok(Report::new(
@@ -193,15 +182,11 @@ pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, S
         ));
     }
     let conf = home.join(CONF);
-    let text = input::read_to_string(&conf, Limit::Config).map_err(|e| {
-        input(
-            &conf,
-            format!("cannot read: {e}"),
-            Some("--apim-home must be the root of the node's API-M"),
-        )
-    })?;
+    let text = input::read_to_string(&conf, Limit::Config)
+        .map_err(|e| SetError::HomeConfig(FileError::read(&conf, e)))?;
     let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        input(&conf, format!("not valid TOML: {}", e.message()), None)
+        let problem = FileProblem::Toml(e.message().to_string());
+        SetError::HomeConfig(FileError::new(&conf, problem))
     })?;
     let mut c = Ctx {
         set,

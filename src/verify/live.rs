@@ -124,19 +124,172 @@ pub fn probe_all(endpoints: &[Endpoint], timeout: Duration, max_concurrent: usiz
 /// One `--connect` override: `((host, port), address to connect to)`.
 pub type ConnectOverride = ((String, u16), SocketAddr);
 
+/// A `--connect` value or `--connect-file` line that cannot be used: what is wrong, quoting the
+/// text (an excerpt of a long one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// No `=` between the endpoint and the address.
+    #[error("expected HOST:PORT=ADDR:PORT, got `{spec}`")]
+    NoEquals {
+        /// The text given.
+        spec: String,
+    },
+    /// More than one `=`.
+    #[error("expected HOST:PORT=ADDR:PORT with a single `=`, got `{spec}`")]
+    SeveralEquals {
+        /// The text given.
+        spec: String,
+    },
+    /// `[` without `]`.
+    #[error("`{text}`: missing `]` after the IPv6 address")]
+    MissingBracket {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+    },
+    /// `]` not followed by `:PORT`.
+    #[error("`{text}`: expected `:PORT` after `]`")]
+    NoPortAfterBracket {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+    },
+    /// Brackets around something that is not an IPv6 address.
+    #[error("`{text}`: `{inside}` is not an IPv6 address")]
+    NotIpv6 {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+        /// What the brackets hold.
+        inside: String,
+    },
+    /// No `:PORT`.
+    #[error("`{text}`: expected HOST:PORT")]
+    NoPort {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+    },
+    /// An IPv6 address without brackets.
+    #[error("`{text}`: put an IPv6 address in brackets, like [::1]:9443")]
+    UnbracketedIpv6 {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+    },
+    /// Nothing before `:PORT`.
+    #[error("`{text}`: the host is empty")]
+    EmptyHost {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+    },
+    /// Not a host name or an IP address.
+    #[error("`{text}`: `{host}` is not a valid host name or IP address")]
+    BadHost {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+        /// The host.
+        host: String,
+    },
+    /// The port is not a number.
+    #[error("`{text}`: `{port}` is not a port number")]
+    NotAPort {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+        /// The port as written.
+        port: String,
+    },
+    /// The port is 0 or above 65535.
+    #[error("`{text}`: port must be 1-65535, got {port}")]
+    PortRange {
+        /// The HOST:PORT or ADDR:PORT part.
+        text: String,
+        /// The port as written.
+        port: String,
+    },
+    /// The address to connect to is a name.
+    #[error("`{text}`: the address to connect to must be an IP address, not `{host}`")]
+    AddrNotIp {
+        /// The ADDR:PORT part.
+        text: String,
+        /// The name given.
+        host: String,
+    },
+    /// Not an ADDR:PORT for another reason.
+    #[error("`{text}` is not a valid ADDR:PORT (port {port})")]
+    BadAddr {
+        /// The ADDR:PORT part.
+        text: String,
+        /// The port.
+        port: u16,
+    },
+    /// A line of a connect file that is wrong (the message quotes at most 300 characters).
+    #[error("line {line}: {}", crate::input::excerpt_within(&.problem.to_string(), 300))]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        problem: Box<ConnectError>,
+    },
+    /// A connect file maps one endpoint to two addresses.
+    #[error("line {line}: {endpoint} is already mapped to {earlier} on line {first}")]
+    FileConflict {
+        /// The line of the second mapping.
+        line: usize,
+        /// HOST:PORT.
+        endpoint: String,
+        /// The address the first mapping gave.
+        earlier: SocketAddr,
+        /// The line of the first mapping.
+        first: usize,
+    },
+    /// A `--connect` (or a connect file) maps an endpoint another mapping already maps.
+    #[error(
+        "{source_name} sends {endpoint} to {addr}, but an earlier --connect sends it to {earlier}: \
+         keep one mapping per endpoint"
+    )]
+    Conflict {
+        /// Where the second mapping came from (`--connect SPEC` or the file).
+        source_name: String,
+        /// HOST:PORT.
+        endpoint: String,
+        /// The second mapping's address.
+        addr: SocketAddr,
+        /// The first mapping's address.
+        earlier: SocketAddr,
+    },
+}
+
+/// Why an endpoint's address is not known.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The host name is empty.
+    #[error("cannot resolve an empty host name")]
+    EmptyHost,
+    /// The system resolver failed.
+    #[error("cannot resolve {endpoint}: {source}")]
+    Lookup {
+        /// HOST:PORT.
+        endpoint: String,
+        /// What the resolver said (quoted in the message).
+        source: std::io::Error,
+    },
+    /// The name resolved to nothing.
+    #[error("{endpoint} resolved to no address")]
+    NoAddress {
+        /// HOST:PORT.
+        endpoint: String,
+    },
+}
+
 /// Parses `HOST:PORT=ADDR:PORT` (IPv6 in brackets: `[::1]:9443`), as `--connect` takes it.
 ///
 /// HOST is a DNS name or an IP literal (returned without brackets); ADDR must be an IP
 /// literal. Ports must be 1-65535.
-pub fn parse_connect(spec: &str) -> Result<ConnectOverride, String> {
+pub fn parse_connect(spec: &str) -> Result<ConnectOverride, ConnectError> {
     let spec = spec.trim();
     let Some((left, right)) = spec.split_once('=') else {
-        return Err(format!("expected HOST:PORT=ADDR:PORT, got `{spec}`"));
+        return Err(ConnectError::NoEquals { spec: spec.into() });
     };
     if right.contains('=') {
-        return Err(format!(
-            "expected HOST:PORT=ADDR:PORT with a single `=`, got `{spec}`"
-        ));
+        return Err(ConnectError::SeveralEquals { spec: spec.into() });
     }
     let (host, port) = parse_host_port(left.trim())?;
     let addr = parse_addr_port(right.trim())?;
@@ -147,7 +300,7 @@ pub fn parse_connect(spec: &str) -> Result<ConnectOverride, String> {
 ///
 /// A comment runs from `#` to the end of the line. The same HOST:PORT given twice with the
 /// same address is kept once; with different addresses it is an error.
-pub fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, String> {
+pub fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, ConnectError> {
     let mut out: Vec<ConnectOverride> = Vec::new();
     let mut lines_of: Vec<usize> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -156,9 +309,9 @@ pub fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, String> {
         if content.is_empty() {
             continue;
         }
-        let ((host, port), addr) = parse_connect(content).map_err(|e| {
-            // The message quotes the line: keep a long one to an excerpt.
-            format!("line {line_no}: {}", crate::input::excerpt_within(&e, 300))
+        let ((host, port), addr) = parse_connect(content).map_err(|e| ConnectError::Line {
+            line: line_no,
+            problem: Box::new(e),
         })?;
         let earlier = out
             .iter()
@@ -167,10 +320,12 @@ pub fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, String> {
         match earlier {
             Some(((_, a), _)) if *a == addr => continue,
             Some(((_, a), first)) => {
-                return Err(format!(
-                    "line {line_no}: {} is already mapped to {a} on line {first}",
-                    host_port(&host, port)
-                ));
+                return Err(ConnectError::FileConflict {
+                    line: line_no,
+                    endpoint: host_port(&host, port),
+                    earlier: *a,
+                    first: *first,
+                });
             }
             None => {
                 out.push(((host, port), addr));
@@ -188,7 +343,7 @@ pub fn merge_overrides(
     overrides: &mut Vec<ConnectOverride>,
     more: Vec<ConnectOverride>,
     source: &str,
-) -> Result<(), String> {
+) -> Result<(), ConnectError> {
     for ((host, port), addr) in more {
         let earlier = overrides
             .iter()
@@ -196,11 +351,12 @@ pub fn merge_overrides(
         match earlier {
             Some((_, a)) if *a == addr => {}
             Some((_, a)) => {
-                let endpoint = host_port(&host, port);
-                return Err(format!(
-                    "{source} sends {endpoint} to {addr}, but an earlier --connect sends it to {a}: \
-                     keep one mapping per endpoint"
-                ));
+                return Err(ConnectError::Conflict {
+                    source_name: source.to_string(),
+                    endpoint: host_port(&host, port),
+                    addr,
+                    earlier: *a,
+                });
             }
             None => overrides.push(((host, port), addr)),
         }
@@ -212,7 +368,11 @@ pub fn merge_overrides(
 ///
 /// Host names match case-insensitively (and IP literals by value). An IP literal host
 /// resolves to itself; a name that resolves to several addresses gives the first one.
-pub fn resolve(host: &str, port: u16, overrides: &[ConnectOverride]) -> Result<SocketAddr, String> {
+pub fn resolve(
+    host: &str,
+    port: u16,
+    overrides: &[ConnectOverride],
+) -> Result<SocketAddr, ResolveError> {
     if let Some((_, addr)) = overrides
         .iter()
         .find(|((h, p), _)| *p == port && same_host(h, host))
@@ -224,14 +384,18 @@ pub fn resolve(host: &str, port: u16, overrides: &[ConnectOverride]) -> Result<S
         return Ok(SocketAddr::new(ip, port));
     }
     if bare.is_empty() {
-        return Err("cannot resolve an empty host name".to_string());
+        return Err(ResolveError::EmptyHost);
     }
+    let endpoint = || host_port(bare, port);
     let mut addrs = (bare, port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", host_port(bare, port)))?;
-    addrs
-        .next()
-        .ok_or_else(|| format!("{} resolved to no address", host_port(bare, port)))
+        .map_err(|source| ResolveError::Lookup {
+            endpoint: endpoint(),
+            source,
+        })?;
+    addrs.next().ok_or_else(|| ResolveError::NoAddress {
+        endpoint: endpoint(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,68 +429,79 @@ fn same_host(a: &str, b: &str) -> bool {
     }
 }
 
-fn parse_port(text: &str, whole: &str) -> Result<u16, String> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("`{whole}`: `{text}` is not a port number"));
+fn parse_port(port: &str, whole: &str) -> Result<u16, ConnectError> {
+    let (text, port) = (whole.to_string(), port.to_string());
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConnectError::NotAPort { text, port });
     }
-    match text.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("`{whole}`: port must be 1-65535, got {text}")),
-        Ok(port) => Ok(port),
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(ConnectError::PortRange { text, port }),
+        Ok(p) => Ok(p),
     }
 }
 
 /// `HOST:PORT` with HOST a DNS name, an IPv4 literal or a bracketed IPv6 literal.
-fn parse_host_port(text: &str) -> Result<(String, u16), String> {
+fn parse_host_port(text: &str) -> Result<(String, u16), ConnectError> {
+    let t = || text.to_string();
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let Some((inside, after)) = rest.split_once(']') else {
-            return Err(format!("`{text}`: missing `]` after the IPv6 address"));
+            return Err(ConnectError::MissingBracket { text: t() });
         };
         let Some(port) = after.strip_prefix(':') else {
-            return Err(format!("`{text}`: expected `:PORT` after `]`"));
+            return Err(ConnectError::NoPortAfterBracket { text: t() });
         };
         if inside.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("`{text}`: `{inside}` is not an IPv6 address"));
+            return Err(ConnectError::NotIpv6 {
+                text: t(),
+                inside: inside.into(),
+            });
         }
         (inside, port)
     } else {
         let Some((host, port)) = text.rsplit_once(':') else {
-            return Err(format!("`{text}`: expected HOST:PORT"));
+            return Err(ConnectError::NoPort { text: t() });
         };
         if host.contains(':') {
-            return Err(format!(
-                "`{text}`: put an IPv6 address in brackets, like [::1]:9443"
-            ));
+            return Err(ConnectError::UnbracketedIpv6 { text: t() });
         }
         (host, port)
     };
     if host.is_empty() {
-        return Err(format!("`{text}`: the host is empty"));
+        return Err(ConnectError::EmptyHost { text: t() });
     }
     if ServerName::try_from(host).is_err() {
-        return Err(format!(
-            "`{text}`: `{host}` is not a valid host name or IP address"
-        ));
+        return Err(ConnectError::BadHost {
+            text: t(),
+            host: host.into(),
+        });
     }
     let port = parse_port(port, text)?;
     Ok((host.to_string(), port))
 }
 
 /// `ADDR:PORT` with ADDR an IP literal (IPv6 in brackets).
-fn parse_addr_port(text: &str) -> Result<SocketAddr, String> {
+fn parse_addr_port(text: &str) -> Result<SocketAddr, ConnectError> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         if addr.port() == 0 {
-            return Err(format!("`{text}`: port must be 1-65535, got 0"));
+            return Err(ConnectError::PortRange {
+                text: text.into(),
+                port: "0".into(),
+            });
         }
         return Ok(addr);
     }
     // Not a socket address: find out why, for a useful message.
     let (host, port) = parse_host_port(text)?;
     if host.parse::<IpAddr>().is_err() {
-        return Err(format!(
-            "`{text}`: the address to connect to must be an IP address, not `{host}`"
-        ));
+        return Err(ConnectError::AddrNotIp {
+            text: text.into(),
+            host,
+        });
     }
-    Err(format!("`{text}` is not a valid ADDR:PORT (port {port})"))
+    Err(ConnectError::BadAddr {
+        text: text.into(),
+        port,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,7 +742,7 @@ mod tests {
             ("bad host:9443=127.0.0.1:9443", "not a valid host name"),
             ("gw:9443=[127.0.0.1]:9443", "not an IPv6 address"),
         ] {
-            let err = parse_connect(bad).expect_err(bad);
+            let err = parse_connect(bad).expect_err(bad).to_string();
             assert!(err.contains(needle), "{bad:?}: {err:?} lacks {needle:?}");
         }
     }
@@ -593,9 +768,13 @@ mod tests {
         );
         assert_eq!(parse_connect_file("# nothing\n\n").unwrap(), vec![]);
 
-        let err = parse_connect_file("# one\n\na:1=127.0.0.1:1\nb:2=nowhere\n").unwrap_err();
+        let err = parse_connect_file("# one\n\na:1=127.0.0.1:1\nb:2=nowhere\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("line 4: "), "{err}");
-        let err = parse_connect_file("a:1=127.0.0.1:1\r\n\r\nA:1=127.0.0.2:1\r\n").unwrap_err();
+        let err = parse_connect_file("a:1=127.0.0.1:1\r\n\r\nA:1=127.0.0.2:1\r\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("line 3: "), "{err}");
         assert!(err.contains("on line 1"), "{err}");
     }
@@ -607,7 +786,9 @@ mod tests {
         merge_overrides(&mut all, same, "connect.txt").unwrap();
         assert_eq!(all.len(), 1);
         let other = vec![parse_connect("km.acme.internal:9443=127.0.0.1:2").unwrap()];
-        let e = merge_overrides(&mut all, other, "connect.txt").unwrap_err();
+        let e = merge_overrides(&mut all, other, "connect.txt")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("connect.txt sends km.acme.internal:9443 to 127.0.0.1:2")
                 && e.contains("127.0.0.1:1"),
@@ -637,7 +818,7 @@ mod tests {
         // `localhost` comes from /etc/hosts, never from the network.
         assert!(resolve("localhost", 443, &[]).unwrap().ip().is_loopback());
         let err = resolve("", 443, &[]).unwrap_err();
-        assert!(err.contains("empty"), "{err}");
+        assert!(err.to_string().contains("empty"), "{err}");
     }
 
     // ---- probing -----------------------------------------------------------------------------

@@ -33,6 +33,49 @@ pub struct CheckHostReport {
     pub hosts: Vec<HostResult>,
 }
 
+/// Which verdict of `check-host` decides whether a host passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostRules {
+    /// What a JDK 17 JSSE HTTPS client accepts.
+    Java,
+    /// RFC 6125 / CA/Browser Forum rules.
+    Strict,
+}
+
+impl CheckHostReport {
+    /// True when every host passes under `rules`.
+    pub fn passes(&self, rules: HostRules) -> bool {
+        self.hosts.iter().all(|h| match rules {
+            HostRules::Java => h.java,
+            HostRules::Strict => h.strict,
+        })
+    }
+
+    /// The report for people: the file and subject, then one line per host.
+    pub fn render_text(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(w, "{}  {}", self.file, self.subject)?;
+        let width = self
+            .hosts
+            .iter()
+            .map(|h| h.host.len())
+            .max()
+            .unwrap_or(0)
+            .max(32);
+        for h in &self.hosts {
+            let yes = |b: bool| if b { "yes" } else { "no " };
+            writeln!(
+                w,
+                "  {:<width$} java: {}  strict: {}  {}",
+                h.host,
+                yes(h.java),
+                yes(h.strict),
+                h.reason
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Why `check-host` could not answer (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

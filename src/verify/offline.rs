@@ -987,7 +987,7 @@ fn node_truststore(
         .collect();
     for (alias, cert) in &entries {
         let parsed = CertInfo::from_der(cert);
-        c.check(parsed.is_ok(), || Finding::new(Code::CorruptFile, owner, Some(&rel), format!("its trusted entry `{alias}` is not a certificate that parses ({}): Java refuses to load the truststore", parsed.as_ref().err().cloned().unwrap_or_default())));
+        c.check(parsed.is_ok(), || Finding::new(Code::CorruptFile, owner, Some(&rel), format!("its trusted entry `{alias}` is not a certificate that parses ({}): Java refuses to load the truststore", parsed.as_ref().err().map(ToString::to_string).unwrap_or_default())));
     }
     for (alias, cert) in &entries {
         trusts_default_key(alias, cert, owner, &rel, c);
@@ -1123,7 +1123,11 @@ fn chain_leaf(chain: &[Vec<u8>], owner: &Owner, rel: &str, c: &mut Collector) ->
                 Some(rel),
                 format!(
                     "{which} of its key entry does not parse ({}): Tomcat and WSO2 cannot load it",
-                    parsed.as_ref().err().cloned().unwrap_or_default()
+                    parsed
+                        .as_ref()
+                        .err()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
                 ),
             )
         });

@@ -25,7 +25,7 @@ fn generate_args<'a>(topology: &'a Path, out: &'a Path) -> [&'a str; 4] {
 }
 
 /// What is wrong with `r` as a bad-input failure: exit 2, one `error: ` line (optionally followed
-/// by `hint: ` lines), no panic or backtrace, nothing on stdout, and each of `names` in stderr.
+/// by `  caused by: ` lines, then `hint: ` lines), no panic or backtrace, nothing on stdout, and each of `names` in stderr.
 fn input_error_problem(r: &Run, names: &[&str]) -> Option<String> {
     let ctx = format!(
         "exit {}\nstdout: {}\nstderr: {}",
@@ -44,9 +44,13 @@ fn input_error_problem(r: &Run, names: &[&str]) -> Option<String> {
     } else if !r.stdout.is_empty() {
         "stdout must be empty on bad input".to_string()
     } else if lines.iter().filter(|l| l.starts_with("error: ")).count() != 1
-        || !lines[1..].iter().all(|l| l.starts_with("hint: "))
+        || !lines[1..]
+            .iter()
+            .skip_while(|l| l.starts_with("  caused by: "))
+            .all(|l| l.starts_with("hint: "))
     {
-        "expected one `error: ` line, then only `hint: ` lines".to_string()
+        "expected one `error: ` line, its `  caused by: ` lines, then only `hint: ` lines"
+            .to_string()
     } else if let Some(name) = names.iter().find(|n| !r.stderr.contains(**n)) {
         format!("the message must name `{name}`")
     } else {

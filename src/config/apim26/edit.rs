@@ -6,8 +6,9 @@
 use std::cell::RefCell;
 use std::path::Path;
 
-use super::{input, ApplyError, FileAction, FileChange, ValueChange};
+use super::{ApplyError, FileAction, FileChange, ValueChange, V26};
 use crate::config::xmledit::{EditError, Edits, XmlDoc};
+use crate::error::FileProblem;
 use crate::plan::settings::AMQP_CREDENTIALS;
 
 use super::stores::Store;
@@ -113,7 +114,7 @@ pub(super) fn decode_xml(
     }
     String::from_utf8(bytes.to_vec())
         .map(|s| (s, false))
-        .map_err(|_| input(home.join(rel), "is not UTF-8 text", None))
+        .map_err(|_| ApplyError::home(home.join(rel), FileProblem::NotUtf8, V26))
 }
 
 pub(super) fn encode_xml(text: &str, latin1: bool) -> Vec<u8> {
@@ -130,14 +131,14 @@ pub(super) fn encode_xml(text: &str, latin1: bool) -> Vec<u8> {
 /// Reads and parses the XML file `rel` of `home`.
 pub(super) fn read_xml(home: &Path, rel: &str) -> Result<(XmlDoc, bool), ApplyError> {
     let bytes = crate::input::read(home.join(rel), crate::input::Limit::Config)
-        .map_err(|e| input(home.join(rel), format!("cannot read: {e}"), None))?;
+        .map_err(|e| ApplyError::home(home.join(rel), FileProblem::Read(e), V26))?;
     parse_xml(&bytes, rel, home)
 }
 
 fn parse_xml(bytes: &[u8], rel: &str, home: &Path) -> Result<(XmlDoc, bool), ApplyError> {
     let (text, latin1) = decode_xml(bytes, rel, home)?;
     let doc = XmlDoc::parse(&text)
-        .map_err(|e| input(home.join(rel), format!("not well-formed XML: {e}"), None))?;
+        .map_err(|e| ApplyError::home(home.join(rel), FileProblem::Xml(e.to_string()), V26))?;
     Ok((doc, latin1))
 }
 
@@ -162,10 +163,7 @@ impl<'d> XmlFile<'d> {
     }
 
     pub(super) fn err(&self, source: EditError) -> ApplyError {
-        ApplyError::Element {
-            file: self.rel.to_string(),
-            source,
-        }
+        ApplyError::element(self.rel, source)
     }
 
     /// The first text at `path`.
@@ -268,10 +266,10 @@ pub(super) fn plan_xml(
         Ok(b) => b,
         Err(_) if !src.required => return Ok(None),
         Err(e) => {
-            return Err(input(
+            return Err(ApplyError::home(
                 home.join(read_from),
-                format!("cannot read: {e}"),
-                Some("is --apim-home an unpacked API-M 2.6?"),
+                FileProblem::Read(e),
+                V26,
             ))
         }
     };
@@ -279,10 +277,10 @@ pub(super) fn plan_xml(
     let mut file = XmlFile::new(rel, &doc);
     edit(&mut file)?;
     vault.borrow_mut().extend(std::mem::take(&mut file.vault));
-    let (new_text, changes) = file.edits.apply().map_err(|e| ApplyError::Element {
-        file: rel.to_string(),
-        source: e,
-    })?;
+    let (new_text, changes) = file
+        .edits
+        .apply()
+        .map_err(|e| ApplyError::element(rel, e))?;
     let consumes = (read_from != rel).then(|| read_from.to_string());
     if changes.is_empty() && consumes.is_none() {
         return Ok(None);

@@ -15,10 +15,11 @@ use std::path::Path;
 
 use super::files::{BROKER, CARBON, DATA_AGENT, DATA_BRIDGE, ENDPOINT_CONFIG, IDENTITY};
 use super::{
-    decode_xml, input, shown, ApplyError, FileChange, Planned, Store, Stores, ValueChange, XmlFile,
+    decode_xml, shown, ApplyError, FileChange, Planned, Store, Stores, ValueChange, XmlFile, V26,
 };
 use crate::config::properties::Properties;
 use crate::config::xmledit::XmlDoc;
+use crate::error::FileProblem;
 use crate::password::Password;
 
 /// WSO2's 8099 WSS listener on gateways (a Synapse inbound endpoint).
@@ -206,7 +207,7 @@ fn is_secured(home: &Path, target: VaultTarget) -> Result<bool, ApplyError> {
     };
     let (text, _) = decode_xml(&bytes, rel, home)?;
     let doc = XmlDoc::parse(&text)
-        .map_err(|e| input(home.join(rel), format!("not well-formed XML: {e}"), None))?;
+        .map_err(|e| ApplyError::home(home.join(rel), FileProblem::Xml(e.to_string()), V26))?;
     Ok(doc.is_secured(path))
 }
 

@@ -2,7 +2,8 @@
 //! password, alias), taken from the node's plan and the set's passwords, and the check that
 //! each keystore of the set opens with the password apply would write.
 
-use super::{input, ApplyError};
+use super::ApplyError;
+use crate::error::FileError;
 use crate::keystore::{Keystore, KeystoreError};
 use crate::output::layout;
 use crate::password::{Password, PasswordRole};
@@ -32,13 +33,13 @@ impl Stores {
     /// The keystores of `plan`, with the set's passwords.
     pub(super) fn new(set: &OpenedSet, plan: &NodeKeystores) -> Result<Stores, ApplyError> {
         let store = |r: &StoreRef| -> Result<Store, ApplyError> {
-            let password = set.password(r.password).cloned().ok_or_else(|| {
-                input(
-                    set.dir.join(layout::INVENTORY),
-                    format!("no {} password recorded", r.password),
-                    None,
-                )
-            })?;
+            let password =
+                set.password(r.password)
+                    .cloned()
+                    .ok_or_else(|| ApplyError::NoPassword {
+                        path: set.dir.join(layout::INVENTORY),
+                        role: r.password.to_string(),
+                    })?;
             Ok(Store {
                 file: r.file_name().to_string(),
                 java_type: r.format.java_type(),
@@ -93,37 +94,26 @@ fn check_one(set: &OpenedSet, node: &str, store: &Store) -> Result<(), ApplyErro
     let role = store.role.as_str();
     let path = set.dir.join(layout::node_security(node, &store.file));
     let bytes = crate::input::read(&path, crate::input::Limit::Keystore)
-        .map_err(|e| input(&path, format!("cannot read: {e}"), None))?;
+        .map_err(|e| ApplyError::SetFile(FileError::read(&path, e)))?;
     let source = set
         .inventory
         .passwords
         .get(role)
         .or_else(|| set.inventory.passwords.get(PasswordRole::Primary.as_str()))
         .map_or_else(|| format!("the {role} password"), ToString::to_string);
-    let hint = Some(
-        "set the variable to the password the set was made with (`apim-pki verify DIR` checks the same)",
-    );
     match Keystore::decode(&bytes, &store.password) {
         Ok(_) => Ok(()),
         Err(KeystoreError::WrongPassword) => {
             let store_opens =
                 crate::keystore::jks::JksKeyStore::from_bytes(&bytes, store.password.expose())
                     .is_ok();
-            let what = if store_opens {
-                "its key entry does not open with"
-            } else {
-                "does not open with"
-            };
-            Err(input(
-                &path,
-                format!("{what} the {role} password from {source}, which apply would write into the node's files: the node could not start"),
-                hint,
-            ))
+            Err(ApplyError::SetPassword {
+                path,
+                role: role.to_string(),
+                source_name: source,
+                key_only: store_opens,
+            })
         }
-        Err(e) => Err(input(
-            &path,
-            e.to_string(),
-            Some("run `apim-pki verify` on the set"),
-        )),
+        Err(source) => Err(ApplyError::SetKeystore { path, source }),
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use super::edit::{read_xml, Planned};
 use super::stores::Stores;
-use super::{input, ApplyError, ApplyOptions, FileAction, FileChange, ValueChange};
+use super::{ApplyError, ApplyOptions, FileAction, FileChange, ValueChange};
+use crate::error::{Bug, FileError};
 use crate::keystore::{Entry, Keystore, KeystoreError, KeystoreFormat};
 use crate::output::layout;
 use crate::password::Password;
@@ -56,22 +57,23 @@ fn open_current(
 ) -> Result<Keystore, ApplyError> {
     let password = match (&options.existing_truststore_password, cur.secured) {
         (Some(p), _) => p.clone(),
-        (None, true) => return Err(input(
-            home.join(CARBON),
-            "the truststore password is kept in secure vault",
-            Some(
-                "pass --existing-truststore-password-env VAR with the current truststore password",
-            ),
-        )),
+        (None, true) => {
+            return Err(ApplyError::VaultedTruststorePassword {
+                path: home.join(CARBON),
+            })
+        }
         (None, false) => cur.password.clone(),
     };
     let (existing, _) = Keystore::decode(bytes, &password).map_err(|e| match e {
-        KeystoreError::WrongPassword => input(
-            home.join(&cur.rel),
-            "does not open with the password in carbon.xml's TrustStore/Password",
-            Some("pass --existing-truststore-password-env VAR with its current password"),
-        ),
-        other => input(home.join(&cur.rel), other.to_string(), None),
+        KeystoreError::WrongPassword => ApplyError::ExistingTruststorePassword {
+            path: home.join(&cur.rel),
+            configured_in: "carbon.xml's TrustStore/Password",
+        },
+        source => ApplyError::ExistingTruststore {
+            path: home.join(&cur.rel),
+            configured_in: "carbon.xml",
+            source,
+        },
     })?;
     Ok(existing)
 }
@@ -126,9 +128,13 @@ pub(super) fn merge(
     let trust = &stores.trust;
     let ours_path = set.dir.join(layout::node_security(node, &trust.file));
     let ours_bytes = crate::input::read(&ours_path, crate::input::Limit::Keystore)
-        .map_err(|e| input(&ours_path, format!("cannot read: {e}"), None))?;
-    let (ours, _) = Keystore::decode(&ours_bytes, &trust.password)
-        .map_err(|e| input(&ours_path, e.to_string(), None))?;
+        .map_err(|e| ApplyError::SetFile(FileError::read(&ours_path, e)))?;
+    let (ours, _) = Keystore::decode(&ours_bytes, &trust.password).map_err(|source| {
+        ApplyError::SetKeystore {
+            path: ours_path.clone(),
+            source,
+        }
+    })?;
     let managed: Vec<&str> = ours.entries.iter().map(Entry::alias).collect();
 
     let cur = current(home)?;
@@ -162,7 +168,7 @@ pub(super) fn merge(
     }
     let bytes = merged
         .encode(format, &trust.password)
-        .map_err(|e| input(home.join(&target_rel), e.to_string(), None))?;
+        .map_err(|e| Bug::new(format!("encoding the merged truststore failed: {e}")))?;
     let mut changes = vec![ValueChange {
         what: "entries".into(),
         old: None,

@@ -15,7 +15,7 @@ use std::path::Path;
 use super::edit::encode_xml;
 use super::files::{BROKER, DATA_AGENT, DATA_BRIDGE, ENDPOINT_CONFIG, IDENTITY};
 use super::rules::{CIPHER_TEXT, SECURE_WEBSOCKET, SSL_PROFILES};
-use super::{decode_xml, input, FileAction, FileChange, Planned, Stores, ValueChange};
+use super::{decode_xml, FileAction, FileChange, Planned, Stores, ValueChange};
 use super::{ApplyError, AXIS2, CARBON, CATALINA, SITE_JSON};
 use crate::config::properties::Properties;
 use crate::input::Limit;
@@ -147,16 +147,18 @@ fn secure_files<'s>(
         let Some((text, latin1)) = current_text(home, rel, planned)? else {
             continue;
         };
-        let states = carbon26::field_states(rel, &text)
-            .map_err(|e| input(home.join(rel), e.to_string(), None))?;
+        let vault_file = |source| ApplyError::VaultFile {
+            path: home.join(rel),
+            source,
+        };
+        let states = carbon26::field_states(rel, &text).map_err(vault_file)?;
         let specs: Vec<&'static AliasSpec> = states
             .iter()
             .filter(|(_, s)| *s != FieldState::Missing)
             .map(|(spec, _)| *spec)
             .collect();
         let aliases: Vec<&str> = specs.iter().map(|s| s.alias).collect();
-        let out = carbon26::secure_xml(rel, &text, &aliases)
-            .map_err(|e| input(home.join(rel), e.to_string(), None))?;
+        let out = carbon26::secure_xml(rel, &text, &aliases).map_err(vault_file)?;
         if aliases.is_empty() {
             continue;
         }
@@ -179,15 +181,16 @@ fn seal_cipher_text(
     let path = home.join(CIPHER_TEXT);
     let bytes = crate::input::read(&path, Limit::Config).unwrap_or_default();
     let text: String = bytes.iter().map(|b| char::from(*b)).collect();
-    let entries = crate::vault::cipher_text::parse(&text).map_err(|e| {
-        input(
-            &path,
-            e.to_string(),
-            Some("fix the file; nothing was written"),
-        )
-    })?;
+    let entries =
+        crate::vault::cipher_text::parse(&text).map_err(|source| ApplyError::VaultFile {
+            path: path.clone(),
+            source,
+        })?;
     let mut props = Properties::from_bytes(&bytes);
-    let seal_err = |e: crate::vault::VaultError| input(&path, format!("secure vault: {e}"), None);
+    let seal_err = |source| ApplyError::Seal {
+        path: path.clone(),
+        source,
+    };
     for (spec, password) in secured {
         let existing = entries.iter().find(|e| e.alias == spec.alias);
         let old = match existing.map(|e| &e.value) {
@@ -261,8 +264,11 @@ pub(super) fn secure(
     planned: &mut Vec<Planned>,
 ) -> Result<Option<Vec<String>>, ApplyError> {
     let inventory = set.dir.join(crate::output::layout::INVENTORY);
-    let Some(key) = crate::vault::key::for_set_node(set, node)
-        .map_err(|e| input(&inventory, format!("secure vault: {e}"), None))?
+    let Some(key) =
+        crate::vault::key::for_set_node(set, node).map_err(|source| ApplyError::VaultKey {
+            path: inventory.clone(),
+            source,
+        })?
     else {
         return Ok(None);
     };
@@ -293,9 +299,12 @@ pub(super) fn secure(
     );
     if let Some(which) = PasswordFile::parse(&set.view.secure_vault.password_file) {
         let password = &stores.primary.password;
-        let contents = which.contents(password.expose()).ok_or_else(|| {
-            input(&inventory, "the primary password has a line break: WSO2 reads only the first line of the password file", Some("use password_file = \"none\""))
-        })?;
+        let contents =
+            which
+                .contents(password.expose())
+                .ok_or_else(|| ApplyError::PasswordLineBreak {
+                    path: inventory.clone(),
+                })?;
         plan(
             home,
             planned,

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{input, read, FileChange, Planned};
+use super::{read, FileChange, Planned, Side};
 use crate::config::apim26::{ApplyError, FileAction};
 use crate::config::deployment_toml::secrets::{seal_merged, secret_conf_path, SecretOutcome};
 use crate::input::Limit;
@@ -35,19 +35,20 @@ pub(super) fn seal(
     current: &str,
 ) -> Result<Option<VaultStep>, ApplyError> {
     let inventory = set.dir.join(crate::output::layout::INVENTORY);
-    let Some(key) = crate::vault::key::for_set_node(set, node)
-        .map_err(|e| input(&inventory, format!("secure vault: {e}"), None))?
+    let Some(key) =
+        crate::vault::key::for_set_node(set, node).map_err(|source| ApplyError::VaultKey {
+            path: inventory.clone(),
+            source,
+        })?
     else {
         return Ok(None);
     };
     let patch_path = set.dir.join(crate::output::layout::deployment_toml(node));
-    let (text, outcomes) = seal_merged(merged, patch, current, &key).map_err(|e| {
-        input(
-            &patch_path,
-            format!("secure vault: {e}"),
-            Some("run `apim-pki generate` again: the node's files do not match the set's primary key"),
-        )
-    })?;
+    let (text, outcomes) =
+        seal_merged(merged, patch, current, &key).map_err(|source| ApplyError::Seal {
+            path: patch_path.clone(),
+            source,
+        })?;
     let mut notes = Vec::new();
     let mut sealed = Vec::new();
     for (alias, outcome) in outcomes {
@@ -67,10 +68,7 @@ pub(super) fn seal(
     }
     let mut files = Vec::new();
     let conf_from = set.dir.join(secret_conf_path(node));
-    let conf = read(
-        &conf_from,
-        Some("run `apim-pki generate` again: the set predates the secure vault"),
-    )?;
+    let conf = read(&conf_from, Side::Set)?;
     files.extend(install_if_changed(
         home,
         SECRET_CONF,
@@ -80,15 +78,14 @@ pub(super) fn seal(
     if let Some(which) = PasswordFile::parse(&set.view.secure_vault.password_file) {
         let password = set
             .password(crate::password::PasswordRole::Primary)
-            .ok_or_else(|| input(&inventory, "the set records no primary password", None))?;
+            .ok_or_else(|| ApplyError::NoPassword {
+                path: inventory.clone(),
+                role: "primary".into(),
+            })?;
         let bytes = which
             .contents(password.expose())
-            .ok_or_else(|| {
-                input(
-                    &inventory,
-                    "the primary password has a line break: WSO2 reads only the first line of the password file",
-                    Some("use password_file = \"none\" and give the password at the prompt"),
-                )
+            .ok_or_else(|| ApplyError::PasswordLineBreak {
+                path: inventory.clone(),
             })?
             .as_bytes()
             .to_vec();

@@ -199,7 +199,7 @@ impl Engine {
                 }
             }
         }
-        let info = CertInfo::from_der(&chain[0]).map_err(|e| bad(&e))?;
+        let info = CertInfo::from_der(&chain[0]).map_err(|e| bad(&e.to_string()))?;
         if !info.is_ca {
             return Err(bad("the issuer's certificate is not a CA certificate"));
         }
@@ -334,7 +334,7 @@ fn pem_certs(text: &str) -> Vec<Vec<u8>> {
 /// The engine signed `key` with exactly `spec`'s names and subject, under `ca`, for about the
 /// validity asked (or up to the CA's end); else why not.
 fn check_issued(leaf: &[u8], spec: &CertSpec, key: &Key, ca: &Ca) -> Result<(), String> {
-    let info = CertInfo::from_der(leaf)?;
+    let info = CertInfo::from_der(leaf).map_err(|e| e.to_string())?;
     if info.public_key_der != key.public_key_der() {
         return Err("it certifies another public key than the CSR's".into());
     }
