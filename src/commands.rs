@@ -288,11 +288,32 @@ pub fn reconcile(
     })
 }
 
+/// What `csr` wrote; JSON: the list of CSRs.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Csrs {
+    /// Each CSR and its key.
+    pub written: Vec<CsrWritten>,
+    /// The set's directory.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+impl Csrs {
+    /// The report for people.
+    pub fn render_text(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        corporate::render_text(&self.written, &self.dir, w)
+    }
+}
+
 /// `csr`: a key and a CSR for every node and load balancer, in `out/csr/`.
-pub fn csr(topology_path: &Path, out: &Path) -> Result<Vec<CsrWritten>, Error> {
+pub fn csr(topology_path: &Path, out: &Path) -> Result<Csrs, Error> {
     let topology = Topology::load(topology_path)?;
     dir_arg("--out", out, false)?;
-    Ok(corporate::write_csrs(topology_path, &topology, out)?)
+    Ok(Csrs {
+        written: corporate::write_csrs(topology_path, &topology, out)?,
+        dir: out.to_path_buf(),
+    })
 }
 
 /// `import-signed`: the signed certificates back into the set `dir`.
@@ -485,6 +506,18 @@ pub fn apply(
     Ok(Applied::Xml(apim26::apply(dir, node, home, &options)?))
 }
 
+/// What `export` wrote; JSON: the list of folders.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Exported(pub Vec<ExportedNode>);
+
+impl Exported {
+    /// The report for people.
+    pub fn render_text(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        export::render_text(&self.0, w)
+    }
+}
+
 /// `export kubernetes`: Secret manifests and Helm values for the selected nodes, into `out`
 /// (`DIR/kubernetes` when `None`). `node` wins over `profile`; one of them is required.
 pub fn export_kubernetes(
@@ -492,14 +525,14 @@ pub fn export_kubernetes(
     node: Option<String>,
     profile: Option<String>,
     out: Option<&Path>,
-) -> Result<Vec<ExportedNode>, Error> {
+) -> Result<Exported, Error> {
     let selection = match (node, profile) {
         (Some(n), _) => Selection::Node(n),
         (None, Some(p)) => Selection::Profile(p),
         (None, None) => return Err(Bug::new("export without --node or --profile").into()),
     };
     let out = out.map_or_else(|| export::default_out(dir), Path::to_path_buf);
-    Ok(export::export_kubernetes(dir, &selection, &out)?)
+    Ok(Exported(export::export_kubernetes(dir, &selection, &out)?))
 }
 
 #[cfg(test)]

@@ -119,7 +119,14 @@ fn inspect_pem(bytes: &[u8]) -> Result<Listing, InspectError> {
     })
 }
 
-/// Renders a listing as text, one block per entry.
+impl Listing {
+    /// The listing for people: one block per entry.
+    pub fn render_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        render_text(self, out)
+    }
+}
+
+/// The listing for people: one block per entry.
 pub fn render_text(listing: &Listing, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,

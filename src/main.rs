@@ -89,9 +89,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             format,
         } => {
             let written = commands::csr(&topology, &out)?;
-            emit(format, &written, |w| {
-                apim_pki::corporate::render_text(&written, &out, w)
-            })?;
+            emit(format, &written, |w| written.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::ImportSigned { dir, certs, format } => {
@@ -162,9 +160,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             format,
         }) => {
             let exported = commands::export_kubernetes(&dir, node, profile, out.as_deref())?;
-            emit(format, &exported, |w| {
-                apim_pki::export::render_text(&exported, w)
-            })?;
+            emit(format, &exported, |w| exported.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect {
@@ -178,9 +174,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 file: password_file,
             };
             let listing = commands::inspect(&file, &password)?;
-            emit(format, &listing, |w| {
-                apim_pki::inspect::render_text(&listing, w)
-            })?;
+            emit(format, &listing, |w| listing.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
     }
