@@ -29,6 +29,7 @@ pub struct Listed {
 pub struct Listing {
     /// `JKS`, `PKCS12` or `PEM`.
     pub file_type: String,
+    /// Its entries, in file order.
     pub entries: Vec<Listed>,
 }
 
@@ -36,12 +37,16 @@ pub struct Listing {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InspectError {
+    /// The keystore does not open.
     #[error("{0}")]
     Keystore(#[from] KeystoreError),
+    /// A keystore and no password.
     #[error("a password is needed to open this {0} keystore: use --password-env VAR or --password-file FILE")]
     NeedsPassword(&'static str),
+    /// PEM that does not decode.
     #[error("not a certificate file: {0}")]
     BadPem(#[from] pem::PemError),
+    /// PEM without a certificate or key.
     #[error("not a certificate file: no CERTIFICATE or PRIVATE KEY block")]
     EmptyPem,
 }

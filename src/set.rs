@@ -213,8 +213,11 @@ impl SetView {
 
 /// A set opened for verification: its view, inventory and passwords.
 pub struct OpenedSet {
+    /// The set's directory.
     pub dir: PathBuf,
+    /// What the recorded topology says.
     pub view: SetView,
+    /// inventory.json.
     pub inventory: Inventory,
     passwords: BTreeMap<String, Password>,
 }

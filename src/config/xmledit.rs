@@ -22,7 +22,12 @@ use thiserror::Error;
 pub enum XmlError {
     /// Malformed XML, at a 1-based line.
     #[error("line {line}: {message}")]
-    Parse { line: usize, message: String },
+    Parse {
+        /// 1-based line in the document.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// An edit that cannot be made. Paths are the caller's; the caller adds the file name.
@@ -30,31 +35,67 @@ pub enum XmlError {
 pub enum EditError {
     /// The path is not of the accepted form.
     #[error("invalid element path {path}: {message}")]
-    BadPath { path: String, message: String },
+    BadPath {
+        /// The element path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// No element matches the path.
     #[error("element {path} not found")]
-    NotFound { path: String },
+    NotFound {
+        /// The element path.
+        path: String,
+    },
     /// `ensure_text`: the parent of the element to create is missing.
     #[error("element {parent} not found (needed for {path})")]
-    ParentNotFound { path: String, parent: String },
+    ParentNotFound {
+        /// The element path.
+        path: String,
+        /// The missing parent's path.
+        parent: String,
+    },
     /// Setting the text of an element that has child elements would delete them.
     #[error("element {path} (line {line}) has child elements; its text cannot be set")]
-    HasChildren { path: String, line: usize },
+    HasChildren {
+        /// The element path.
+        path: String,
+        /// 1-based line in the document.
+        line: usize,
+    },
     /// The element's text is split by comments or processing instructions.
     #[error(
         "element {path} (line {line}) has text in several places between comments; set it by hand"
     )]
-    MixedContent { path: String, line: usize },
+    MixedContent {
+        /// The element path.
+        path: String,
+        /// 1-based line in the document.
+        line: usize,
+    },
     /// The attribute name is not an XML name.
     #[error("invalid attribute name {attr:?} for element {path}")]
-    BadAttrName { path: String, attr: String },
+    BadAttrName {
+        /// The element path.
+        path: String,
+        /// The attribute name.
+        attr: String,
+    },
     /// The value holds a character that XML 1.0 cannot represent at all.
     #[error("value for {path} contains U+{code:04X}, which XML cannot hold")]
-    InvalidValue { path: String, code: u32 },
+    InvalidValue {
+        /// The element path.
+        path: String,
+        /// The character's code point.
+        code: u32,
+    },
     /// Two edits in the same set touch the same bytes (for instance setting the text of an
     /// element and creating a child in it).
     #[error("conflicting edits at {path}")]
-    Conflict { path: String },
+    Conflict {
+        /// The element path.
+        path: String,
+    },
     /// The edited text no longer parses: a bug in this module, reported rather than written.
     #[error("edited text is not well-formed XML ({0}); nothing written")]
     Internal(XmlError),

@@ -27,6 +27,7 @@ pub enum Selection {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
+    /// The set does not open.
     #[error(transparent)]
     Set(#[from] SetError),
     /// DIR holds no inventory.json.
@@ -62,20 +63,36 @@ pub enum ExportError {
         /// Why (quoted).
         source: KeystoreError,
     },
+    /// A set for a product WSO2's charts do not deploy.
     #[error("this set is {}: WSO2's Helm charts (helm-apim distributed/, 4.2.x and later) deploy API Manager 4.x only", product.as_str())]
-    UnsupportedProduct { product: Product },
+    UnsupportedProduct {
+        /// The set's product.
+        product: Product,
+    },
+    /// No node of that name (the set's nodes follow).
     #[error("no node named `{0}` in this set")]
     UnknownNode(String, Vec<String>),
+    /// No node of that profile (the set's profiles follow).
     #[error("no node of profile `{0}` in this set")]
     UnknownProfile(String, Vec<String>),
+    /// A profile no chart deploys.
     #[error("node {node}: WSO2's Helm charts deploy no `{profile}` profile")]
-    NoChart { node: String, profile: String },
+    NoChart {
+        /// The node.
+        node: String,
+        /// Its profile.
+        profile: String,
+    },
+    /// A manifest cannot be written for the node.
     #[error("node {node}: {source}")]
     Render {
+        /// The node.
         node: String,
+        /// Why.
         #[source]
         source: kubernetes::RenderError,
     },
+    /// A file could not be written.
     #[error(transparent)]
     Fs(#[from] fsio::FsError),
 }
@@ -110,8 +127,11 @@ impl ExportError {
 /// One node's exported folder.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportedNode {
+    /// The node.
     pub node: String,
+    /// The Helm chart that deploys it.
     pub chart: Chart,
+    /// Its folder.
     pub dir: PathBuf,
     /// The files written, in the folder.
     pub files: Vec<String>,

@@ -79,14 +79,29 @@ pub enum JksError {
     /// The bytes are not a JKS keystore; the text says what they look like instead.
     #[error("not a JKS keystore: the data looks like {0}")]
     NotJks(String),
+    /// A version other than 1 and 2.
     #[error("unsupported JKS version {0} (only versions 1 and 2 exist)")]
     UnsupportedVersion(u32),
+    /// The data ends early.
     #[error("keystore data is truncated at byte offset {offset} (reading {what})")]
-    Truncated { offset: usize, what: &'static str },
+    Truncated {
+        /// Where.
+        offset: usize,
+        /// What was being read.
+        what: &'static str,
+    },
+    /// The data does not parse.
     #[error("keystore data is corrupt at byte offset {offset}: {reason}")]
-    Corrupt { offset: usize, reason: String },
+    Corrupt {
+        /// Where.
+        offset: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The store's integrity check failed.
     #[error("keystore password is incorrect, or the file was tampered with")]
     WrongPassword,
+    /// A key's integrity check failed.
     #[error("key password is incorrect, or the protected key was tampered with")]
     WrongKeyPassword,
     /// The protected key uses an algorithm other than Sun's JKS KeyProtector.
@@ -95,6 +110,7 @@ pub enum JksError {
     /// An entry cannot be written (bad key, empty chain, alias too long, duplicate alias…).
     #[error("invalid keystore entry: {0}")]
     InvalidEntry(String),
+    /// The OS random number generator failed.
     #[error("could not obtain random bytes for the key salt: {0}")]
     Random(String),
 }
@@ -102,21 +118,29 @@ pub enum JksError {
 /// An in-memory JKS keystore. Entries are written in the order of `entries`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JksKeyStore {
+    /// The entries.
     pub entries: Vec<JksEntry>,
 }
 
+/// One JKS entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JksEntry {
+    /// A protected private key with its chain.
     PrivateKey {
+        /// The alias.
         alias: String,
+        /// Creation time, milliseconds since the epoch.
         timestamp_ms: u64,
         /// The encrypted private key; see [`ProtectedKey::decrypt`].
         key: ProtectedKey,
         /// DER certificates, leaf first.
         chain: Vec<Vec<u8>>,
     },
+    /// A trusted certificate.
     TrustedCert {
+        /// The alias.
         alias: String,
+        /// Creation time, milliseconds since the epoch.
         timestamp_ms: u64,
         /// DER certificate.
         cert: Vec<u8>,
@@ -131,12 +155,14 @@ pub struct ProtectedKey {
 }
 
 impl JksEntry {
+    /// The alias.
     pub fn alias(&self) -> &str {
         match self {
             JksEntry::PrivateKey { alias, .. } | JksEntry::TrustedCert { alias, .. } => alias,
         }
     }
 
+    /// Creation time, milliseconds since the epoch.
     pub fn timestamp_ms(&self) -> u64 {
         match self {
             JksEntry::PrivateKey { timestamp_ms, .. }
@@ -151,6 +177,7 @@ pub fn is_jks(bytes: &[u8]) -> bool {
 }
 
 impl JksKeyStore {
+    /// An empty keystore.
     pub fn new() -> Self {
         Self::default()
     }

@@ -40,12 +40,20 @@ pub type StoreType = KeystoreFormat;
 pub enum Entry {
     /// A private key (PKCS#8 DER) with its certificate chain, leaf first.
     PrivateKey {
+        /// The alias.
         alias: String,
+        /// The key, PKCS#8 DER (wiped when dropped).
         pkcs8: Zeroizing<Vec<u8>>,
+        /// DER certificates, leaf first.
         chain: Vec<Vec<u8>>,
     },
     /// A trusted certificate (DER).
-    Trusted { alias: String, cert: Vec<u8> },
+    Trusted {
+        /// The alias.
+        alias: String,
+        /// The certificate, DER.
+        cert: Vec<u8>,
+    },
 }
 
 impl std::fmt::Debug for Entry {
@@ -81,6 +89,7 @@ impl Entry {
 /// A keystore's entries, in the order they are written.
 #[derive(Debug, Clone, Default)]
 pub struct Keystore {
+    /// The entries.
     pub entries: Vec<Entry>,
 }
 

@@ -21,7 +21,9 @@ pub struct CertInfo {
     pub common_names: Vec<String>,
     /// The subject's O, OU and C, when present (first of each).
     pub organization: Option<String>,
+    /// The subject's OU.
     pub organizational_unit: Option<String>,
+    /// The subject's C.
     pub country: Option<String>,
     /// DNS subject alternative names.
     pub dns_names: Vec<String>,
@@ -31,8 +33,10 @@ pub struct CertInfo {
     pub serial: String,
     /// SHA-256 fingerprint as keytool prints it (upper-case hex, colon separated).
     pub sha256: String,
+    /// Start of validity.
     #[serde(with = "::time::serde::rfc3339")]
     pub not_before: OffsetDateTime,
+    /// End of validity.
     #[serde(with = "::time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
     /// `RSA 2048`, `EC P-256`, …
@@ -47,10 +51,13 @@ pub struct CertInfo {
     pub is_ca: bool,
     /// True when subject and issuer are the same name.
     pub self_issued: bool,
+    /// The subject, DER.
     #[serde(skip)]
     pub subject_der: Vec<u8>,
+    /// The issuer, DER.
     #[serde(skip)]
     pub issuer_der: Vec<u8>,
+    /// The SubjectPublicKeyInfo, DER.
     #[serde(skip)]
     pub public_key_der: Vec<u8>,
 }

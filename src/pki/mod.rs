@@ -30,16 +30,36 @@ pub use info::CertInfo;
 pub enum PkiError {
     /// Key generation failed in the crypto library.
     #[error("could not generate a {key_type} key: {reason}")]
-    KeyGeneration { key_type: KeyType, reason: String },
+    KeyGeneration {
+        /// The key type asked for.
+        key_type: KeyType,
+        /// What the crypto library said.
+        reason: String,
+    },
     /// A private key could not be parsed.
     #[error("{what}: {reason}")]
-    BadKey { what: String, reason: String },
+    BadKey {
+        /// Which key (a file or a role).
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// A certificate could not be parsed.
     #[error("{what}: {reason}")]
-    BadCertificate { what: String, reason: String },
+    BadCertificate {
+        /// Which certificate (a file or a role).
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// Signing a certificate failed.
     #[error("could not issue the certificate for {subject}: {reason}")]
-    Issue { subject: String, reason: String },
+    Issue {
+        /// The certificate's subject.
+        subject: String,
+        /// What the crypto library said.
+        reason: String,
+    },
     /// The PKI engine did not sign (unreachable, refused, ...).
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
@@ -170,9 +190,13 @@ pub fn generate_keys(types: &[KeyType]) -> Result<Vec<Key>, PkiError> {
 /// The subject of a certificate: CN plus the O / OU / C of `[pki]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
+    /// The CN.
     pub common_name: String,
+    /// The O.
     pub organization: Option<String>,
+    /// The OU.
     pub organizational_unit: Option<String>,
+    /// The C.
     pub country: Option<String>,
 }
 
@@ -217,10 +241,15 @@ pub enum Role {
 /// Everything that decides a certificate's content apart from its key and issuer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertSpec {
+    /// Its subject.
     pub subject: Subject,
+    /// DNS subject alternative names.
     pub dns_names: Vec<String>,
+    /// IP subject alternative names.
     pub ip_addresses: Vec<IpAddr>,
+    /// What it is for.
     pub role: Role,
+    /// Days from now until it expires.
     pub validity_days: u32,
 }
 

@@ -157,13 +157,21 @@ impl Product {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
+    /// Key manager (2.6, 3.2, 4.x).
     KeyManager,
+    /// Publisher (2.6).
     Publisher,
+    /// Store (2.6).
     Store,
+    /// Developer portal (3.2).
     Devportal,
+    /// Traffic manager.
     TrafficManager,
+    /// Gateway manager (2.6).
     GatewayManager,
+    /// Gateway worker.
     GatewayWorker,
+    /// Control plane (4.x, 4.5+).
     ControlPlane,
     /// API-M 4.5+'s separate gateway distribution.
     UniversalGateway,
@@ -230,14 +238,19 @@ impl std::fmt::Display for Profile {
 /// A key algorithm and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum KeyType {
+    /// RSA, 2048 bits.
     #[serde(rename = "rsa-2048")]
     Rsa2048,
+    /// RSA, 3072 bits.
     #[serde(rename = "rsa-3072")]
     Rsa3072,
+    /// RSA, 4096 bits.
     #[serde(rename = "rsa-4096")]
     Rsa4096,
+    /// ECDSA on P-256.
     #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
+    /// ECDSA on P-384.
     #[serde(rename = "ecdsa-p384")]
     EcdsaP384,
 }
@@ -531,14 +544,23 @@ pub struct LbPaths {
 /// A validated topology: every rule of docs/topology.md holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Topology {
+    /// The deployment's name (CA names, aliases).
     pub name: String,
+    /// The API-M release line.
     pub product: Product,
+    /// Key types, validity, renewal window.
     pub pki: PkiSettings,
+    /// Where the issuing CA comes from.
     pub ca: CaSource,
+    /// Keystore format, TLS mode, aliases.
     pub keystores: KeystoreSettings,
+    /// The environment variables passwords come from.
     pub passwords: PasswordVariables,
+    /// The `[secure_vault]` table: whether and how passwords are encrypted in node configuration.
     pub secure_vault: SecureVaultSettings,
+    /// The nodes.
     pub nodes: Vec<Node>,
+    /// The load balancers.
     pub load_balancers: Vec<LoadBalancer>,
 }
 

@@ -6,7 +6,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The set is wrong: verify exits 1.
     Error,
+    /// Worth knowing; verify still passes.
     Warning,
 }
 
@@ -15,37 +17,64 @@ pub enum Severity {
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Code {
+    /// A node's TLS certificate does not cover its host or its load balancer's.
     HostnameMismatch,
+    /// A name matches only under JSSE's looser wildcard rules.
     JavaOnlyMatch,
+    /// A URL in some node's settings names a host the certificate serving it does not cover.
     ConfigHostUncovered,
+    /// A key entry's private key does not belong to its certificate.
     KeyCertMismatch,
+    /// A certificate does not chain to a CA in the node's truststore.
     UntrustedChain,
+    /// A truststore lacks the set's CA.
     TruststoreMissingCa,
+    /// A truststore lacks the primary certificate.
     TruststoreMissingPrimary,
+    /// The primary key is not the same on every node.
     PrimaryDiffers,
+    /// A certificate has expired.
     Expired,
+    /// A certificate is not valid yet.
     NotYetValid,
+    /// A certificate expires within the warning window.
     ExpiresSoon,
+    /// A key is shorter than the minimum.
     WeakKey,
+    /// A certificate is signed with a weak algorithm.
     WeakSignature,
+    /// WSO2's shipped `CN=localhost` certificate.
     DefaultCertificate,
+    /// A truststore trusts one of WSO2's well-known default keys.
     TrustsDefaultKey,
+    /// A keystore does not open with its password.
     WrongPassword,
+    /// A file the inventory records is missing.
     MissingFile,
+    /// A file does not parse.
     CorruptFile,
+    /// A keystore's bytes are not the type its name and configuration say.
     WrongKeystoreType,
+    /// A TLS keystore's key entry has another alias than expected.
     AliasMismatch,
     /// Two artifacts (nodes' TLS keys, load balancers' keys, the primary, the CA) hold one
     /// private key: only the primary is shared, between nodes, by design.
     SharedKey,
     /// A PKCS#12 file without an integrity MAC, or with a private key stored unencrypted.
     UnprotectedKeystore,
+    /// `--live`: the endpoint does not answer, refuses, or does not resolve.
     LiveUnreachable,
+    /// `--live`: the endpoint serves another certificate than the set holds for it.
     LiveCertDiffers,
+    /// A load balancer's port does not reach a node.
     LbBackendMissing,
+    /// The name a load balancer verifies a node as is not on the node's certificate.
     LbNameUncovered,
+    /// A load balancer verifies a node against another CA than the set's.
     LbForeignTrust,
+    /// A re-encrypted load-balancer port reaches a node without certificate verification.
     LbVerifyOff,
+    /// A run that was writing the set was interrupted: DIR/.journal is pending.
     InterruptedWrite,
     /// A password of the set in clear where secure vault could hold it.
     PlaintextPassword,
@@ -107,28 +136,40 @@ impl Code {
 /// Who a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Owner {
+    /// The set as a whole.
     Set,
+    /// A node, by name.
     Node(String),
+    /// A load balancer, by host.
     LoadBalancer(String),
 }
 
 /// One finding.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// Error or warning (from the code).
     pub severity: Severity,
+    /// The stable code.
     pub code: Code,
+    /// The node it is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The load balancer it is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<String>,
+    /// The file, relative to DIR.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// The certificate subject it is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// What was expected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
+    /// What was found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actual: Option<String>,
+    /// What is wrong, for people.
     pub message: String,
 }
 
@@ -179,17 +220,24 @@ impl Finding {
 /// Counts for the summary line.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// Error findings.
     pub errors: usize,
+    /// Warning findings.
     pub warnings: usize,
+    /// Checks made.
     pub checked: usize,
 }
 
 /// The whole verify report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// True when no finding is an error.
     pub ok: bool,
+    /// Where the set is in a CA rollover (`stable`, `rollover-begun`, `rollover-finished`).
     pub ca_stage: String,
+    /// The counts.
     pub summary: Summary,
+    /// Every finding, errors first.
     pub findings: Vec<Finding>,
 }
 

@@ -35,14 +35,24 @@ use x509_parser::prelude::FromDer;
 /// A host a client connects to: a lower-cased DNS name or an IP address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
+    /// A DNS name, lower-cased.
     Dns(String),
+    /// An IPv4 or IPv6 address.
     Ip(IpAddr),
 }
 
+/// A host or certificate the rules cannot check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
+    /// Not a valid DNS name or IP address.
     #[error("invalid host {host:?}: {why}")]
-    InvalidHost { host: String, why: &'static str },
+    InvalidHost {
+        /// The host as given.
+        host: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// The certificate does not parse.
     #[error("cannot parse certificate: {0}")]
     Certificate(String),
 }
@@ -97,17 +107,21 @@ impl fmt::Display for Host {
 pub struct CertNames {
     /// Subject CNs in DER order (JSSE uses the last one).
     pub common_names: Vec<String>,
+    /// DNS subject alternative names.
     pub dns_sans: Vec<String>,
+    /// IP subject alternative names.
     pub ip_sans: Vec<IpAddr>,
 }
 
 impl CertNames {
+    /// The names of a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, HostError> {
         let (_, cert) =
             X509Certificate::from_der(der).map_err(|e| HostError::Certificate(e.to_string()))?;
         Ok(Self::from_x509(&cert))
     }
 
+    /// The names of a parsed certificate.
     pub fn from_x509(cert: &X509Certificate) -> Self {
         let mut names = CertNames {
             common_names: (cert.subject().iter_common_name())
@@ -427,15 +441,22 @@ fn reason(names: &CertNames, host: &Host, java: Option<&str>, strict: Option<&st
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct Case {
+    /// What the case shows.
     pub what: &'static str,
+    /// The certificate's SANs (`DNS:...`, `IP:...`).
     pub sans: &'static [&'static str],
+    /// The certificate's CNs.
     pub cns: &'static [&'static str],
+    /// The host checked.
     pub host: &'static str,
+    /// JSSE's verdict.
     pub java: bool,
+    /// RFC 6125's verdict.
     pub strict: bool,
 }
 
 impl Case {
+    /// The certificate names of the case.
     pub fn names(&self) -> CertNames {
         let mut names = CertNames {
             common_names: self.cns.iter().map(|s| s.to_string()).collect(),

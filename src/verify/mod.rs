@@ -17,19 +17,27 @@ use hostname::{CertNames, Host, HostError};
 /// One host's verdicts in `check-host`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostResult {
+    /// The host as given.
     pub host: String,
+    /// Accepted by a JDK 17 JSSE HTTPS client.
     pub java: bool,
+    /// Accepted under RFC 6125.
     pub strict: bool,
+    /// The name that matched (`DNS:...`, `IP:...`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matched: Option<String>,
+    /// Why, for people.
     pub reason: String,
 }
 
 /// The answer of `check-host`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckHostReport {
+    /// The file checked.
     pub file: String,
+    /// Its certificate's subject.
     pub subject: String,
+    /// One verdict per host.
     pub hosts: Vec<HostResult>,
 }
 
@@ -80,12 +88,16 @@ impl CheckHostReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckHostError {
+    /// The file does not open.
     #[error(transparent)]
     File(#[from] InspectError),
+    /// No certificate in it.
     #[error("the file holds no certificate to check (a keystore needs exactly one private-key entry, a PEM file a CERTIFICATE block)")]
     NoCertificate,
+    /// Several key entries: which one serves is unclear.
     #[error("the keystore holds {0} private-key entries; check-host needs exactly one")]
     SeveralKeys(usize),
+    /// A host that is not a valid name or address.
     #[error("{0}")]
     Host(#[from] HostError),
 }
