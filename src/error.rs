@@ -7,7 +7,7 @@
 //! [`render`]. It never prints or exits: the binary does.
 
 use std::error::Error as StdError;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::io;
 use std::panic::Location;
 use std::path::PathBuf;
@@ -138,26 +138,6 @@ pub fn render(error: &(dyn StdError + 'static), hint: Option<&str>) -> String {
     out
 }
 
-/// Displays an error with its whole cause chain on one line (`a: b: c`), skipping a source
-/// whose text is already there; for logs and tests.
-pub struct OneLine<'a>(pub &'a (dyn StdError + 'static));
-
-impl fmt::Display for OneLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut above = String::new();
-        for (i, e) in chain(self.0).enumerate() {
-            let text = e.to_string();
-            if i == 0 {
-                f.write_str(&text)?;
-            } else if !above.contains(&text) {
-                write!(f, ": {text}")?;
-            }
-            above = text;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,10 +174,6 @@ mod tests {
         assert_eq!(
             render(&e, Some("check the path")),
             "error: /x/topology.toml: cannot read\n  caused by: No such file or directory\nhint: check the path\n"
-        );
-        assert_eq!(
-            OneLine(&e).to_string(),
-            "/x/topology.toml: cannot read: No such file or directory"
         );
     }
 
