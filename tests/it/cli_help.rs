@@ -56,6 +56,18 @@ fn arguments(help: &str) -> Vec<(String, String)> {
 fn every_command_has_purpose_arguments_examples_and_exit_codes() {
     let top = run(&["--help"], &[]);
     assert_eq!(top.code, 0, "{}", top.stderr);
+    for code in [
+        "  0  done",
+        "  1  a check failed",
+        "  2  bad input",
+        "  70 a bug in apim-pki",
+    ] {
+        assert!(
+            top.stdout.contains(code),
+            "--help lists exit code {code:?}:\n{}",
+            top.stdout
+        );
+    }
     for cmd in COMMANDS {
         assert!(
             // A nested command (`export kubernetes`) is listed by its first word.

@@ -1149,6 +1149,32 @@ fn topology_that_does_not_exist_or_is_a_directory() {
     assert!(!out.exists());
 }
 
+#[test]
+fn an_error_shows_its_cause_on_its_own_line_then_the_hint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let r = run(&["verify", s(tmp.path())], &[]);
+    assert_input_error(&r, &["inventory.json"]);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let inventory = tmp.path().join("inventory.json");
+    assert_eq!(
+        lines[0],
+        format!("error: {}: cannot read", inventory.display()),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        lines[1].starts_with("  caused by: No such file or directory"),
+        "the OS error is the cause, on its own line:\n{}",
+        r.stderr
+    );
+    assert_eq!(
+        lines[2..],
+        ["hint: point verify at a directory made by `apim-pki generate`"],
+        "{}",
+        r.stderr
+    );
+}
+
 /// Makes a set whose CA and load-balancer files serve as "corporate" CA files: returns
 /// (ca.crt, ca.key, a leaf cert (chain) and its key).
 fn ca_material(tmp: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
