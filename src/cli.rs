@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use apim_pki::topology::Product;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -78,15 +78,7 @@ pub(crate) enum Command {
         "  apim-pki init --product apim-4.x --ha > topology.toml    API-M 4.x in HA\n\n",
         "Exit codes: 0 printed; 2 unknown --product.",
     ))]
-    Init {
-        /// The WSO2 API-M release line the topology targets.
-        #[arg(long, default_value = "apim-2.6", value_name = "PRODUCT",
-              value_parser = clap::builder::PossibleValuesParser::new(Product::ALL.map(Product::as_str)))]
-        product: String,
-        /// Two nodes per profile, each profile behind a load balancer.
-        #[arg(long)]
-        ha: bool,
-    },
+    Init(InitArgs),
     /// Say what `generate` would do to each artifact, with the reason; write nothing.
     #[command(after_help = concat!(
         "Each artifact gets one action: create, keep, renew (expires within renew_before_days),\n",
@@ -98,17 +90,7 @@ pub(crate) enum Command {
         "  apim-pki plan topology.toml --out ../pki --format json | jq '.actions[] | select(.action != \"keep\")'\n\n",
         "Exit codes: 0 planned; 1 some artifact needs `rotate` (generate would refuse); 2 bad input.",
     ))]
-    Plan {
-        /// The topology file (see docs/topology.md; `apim-pki init` prints one).
-        #[arg(value_name = "TOPOLOGY")]
-        topology: PathBuf,
-        /// The set's directory (it need not exist yet). Keep it out of version control.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Plan(PlanArgs),
     /// Bring DIR in line with the topology: CA, keystores, truststores, load-balancer PEMs.
     #[command(after_help = concat!(
         "Creates what is missing, renews what expires within renew_before_days, reissues (same key)\n",
@@ -122,18 +104,7 @@ pub(crate) enum Command {
         "Exit codes: 0 done; 2 bad input (also: an artifact needs `rotate`, a password variable the\n",
         "set was made with is unset).",
     ))]
-    Generate {
-        /// The topology file (see docs/topology.md; `apim-pki init` prints one).
-        #[arg(value_name = "TOPOLOGY")]
-        topology: PathBuf,
-        /// The set's directory, created if missing. Holds keys and secrets.toml: keep it out of
-        /// version control.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Output for people (text) or scripts (json: every artifact's action).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Generate(GenerateArgs),
     /// Replace keys or certificates on purpose: nodes, load balancers, the primary's
     /// certificate, or a staged CA rollover. With no selector, re-keys EVERY node and load
     /// balancer.
@@ -152,32 +123,7 @@ pub(crate) enum Command {
         "Exit codes: 0 done (or planned, with --dry-run); 1 --dry-run found an artifact that still\n",
         "needs rotate; 2 bad input or a refused step (a rollover stage out of order).",
     ))]
-    Rotate {
-        /// The topology file the set was made from.
-        #[arg(value_name = "TOPOLOGY")]
-        topology: PathBuf,
-        /// The set's directory, as given to generate.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// New key and certificate for this node (repeatable).
-        #[arg(long = "node", value_name = "NAME")]
-        nodes: Vec<String>,
-        /// New key and certificate for this load balancer (repeatable).
-        #[arg(long = "load-balancer", value_name = "HOST")]
-        load_balancers: Vec<String>,
-        /// Re-certify the primary key with a new validity; the key stays.
-        #[arg(long)]
-        primary_cert: bool,
-        /// Staged CA rollover step: begin, then finish, then retire; ship between steps.
-        #[arg(long, value_enum, value_name = "STEP")]
-        ca: Option<CaStepArg>,
-        /// Say what would happen, file by file; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Rotate(RotateArgs),
     /// For a corporate CA: write a key (0600) and a CSR for every node and load balancer.
     #[command(after_help = concat!(
         "Writes DIR/csr/<node or load-balancer host>.key and .csr with the right subject and SANs.\n",
@@ -187,17 +133,7 @@ pub(crate) enum Command {
         "  apim-pki csr topology.toml --out ../pki --format json\n\n",
         "Exit codes: 0 written; 2 bad input.",
     ))]
-    Csr {
-        /// The topology file.
-        #[arg(value_name = "TOPOLOGY")]
-        topology: PathBuf,
-        /// The set's directory; CSRs go to DIR/csr/.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Csr(CsrArgs),
     /// Take the signed certificates back and assemble keystores and truststores.
     #[command(after_help = concat!(
         "PATH is a PEM file or a directory of them: the leaf certificates and the CA chain\n",
@@ -208,17 +144,7 @@ pub(crate) enum Command {
         "  apim-pki import-signed ../pki --certs signed-bundle.pem\n\n",
         "Exit codes: 0 assembled; 2 bad input (a certificate that does not match, a missing one).",
     ))]
-    ImportSigned {
-        /// The directory `csr` wrote into.
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// The signed certificates: a PEM file or a directory of PEM files, intermediates included.
-        #[arg(long, value_name = "PATH")]
-        certs: PathBuf,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    ImportSigned(ImportSignedArgs),
     /// Check a generated set: names, keys, chains, truststores, validity; with --live, the
     /// running endpoints.
     #[command(after_help = concat!(
@@ -233,37 +159,7 @@ pub(crate) enum Command {
         "Exit codes: 0 no error (warnings allowed); 1 at least one error finding; 2 DIR unreadable,\n",
         "a password variable unset, a bad argument.",
     ))]
-    Verify {
-        /// A directory made by `generate` (it holds inventory.json).
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// Also probe the running endpoints over TLS.
-        #[arg(long)]
-        live: bool,
-        /// With --live: connect to ADDR:PORT whenever HOST:PORT is probed (repeatable), e.g.
-        /// where DNS does not resolve the names yet.
-        #[arg(long, value_name = "HOST:PORT=ADDR:PORT", requires = "live")]
-        connect: Vec<String>,
-        /// With --live: a file of HOST:PORT=ADDR:PORT lines (`#` comments allowed).
-        #[arg(long, value_name = "FILE", requires = "live")]
-        connect_file: Option<PathBuf>,
-        /// With --live: seconds each probe may take, more than 0 and at most 600 [default: 3].
-        #[arg(long, value_name = "SECS", requires = "live")]
-        timeout: Option<f64>,
-        /// Warn about certificates expiring within N days (default: renew_before_days).
-        #[arg(long, value_name = "N")]
-        warn_days: Option<u32>,
-        /// Verify an applied home instead (with --node): for 3.2/4.x/4.5+ the keystores and
-        /// peers its deployment.toml names; for every release its secure vault.
-        #[arg(long, requires = "node", conflicts_with = "live")]
-        apim_home: Option<PathBuf>,
-        /// The node whose applied home --apim-home is.
-        #[arg(long, requires = "apim_home")]
-        node: Option<String>,
-        /// Output for people (text) or scripts (json: ok, ca_stage, summary, findings).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Verify(VerifyArgs),
     /// Say whether the certificate in FILE is valid for each HOST, under JSSE's rules and RFC
     /// 6125's.
     #[command(after_help = concat!(
@@ -277,26 +173,7 @@ pub(crate) enum Command {
         "  apim-pki check-host cert.pem '*.acme.internal' 10.0.1.11 --rules strict --format json\n\n",
         "Exit codes: 0 every host covered; 1 a host not covered (under --rules); 2 bad input.",
     ))]
-    CheckHost {
-        /// A PEM certificate, or a JKS / PKCS#12 keystore with one private-key entry.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The host names or IP addresses clients use to reach it.
-        #[arg(required = true, value_name = "HOST")]
-        hosts: Vec<String>,
-        /// Which verdict decides the exit code.
-        #[arg(long, value_enum, default_value = "java")]
-        rules: Rules,
-        /// Environment variable holding the keystore password.
-        #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
-        password_env: Option<String>,
-        /// File holding the keystore password (one trailing newline stripped).
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    CheckHost(CheckHostArgs),
     /// Install one node's keystores into an unpacked API-M and write its configuration (2.6: the
     /// XML files; 3.2, 4.x, 4.5+: merged into the product's deployment.toml).
     #[command(after_help = concat!(
@@ -311,26 +188,7 @@ pub(crate) enum Command {
         "Exit codes: 0 applied (or planned); 2 bad input (unknown node, not an API-M home, a\n",
         "password variable unset).",
     ))]
-    Apply {
-        /// A directory made by `generate`.
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// The node to apply, as named in the topology.
-        #[arg(long, value_name = "NAME")]
-        node: String,
-        /// The root of the unpacked API-M on this node (the directory holding bin/ and repository/).
-        #[arg(long, value_name = "PATH")]
-        apim_home: PathBuf,
-        /// Print what would change; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Variable holding the node's current truststore password, when carbon.xml keeps it in secure vault.
-        #[arg(long, value_name = "VAR")]
-        existing_truststore_password_env: Option<String>,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Apply(ApplyArgs),
     /// Write a set's keystores, truststore and passwords for another delivery channel.
     #[command(
         subcommand,
@@ -352,20 +210,7 @@ pub(crate) enum Command {
         "  apim-pki inspect wso2carbon.p12 --password-file pw.txt --format json\n\n",
         "Exit codes: 0 listed; 2 unreadable file or wrong password.",
     ))]
-    Inspect {
-        /// A JKS or PKCS#12 keystore, or a PEM file.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Environment variable holding the keystore password.
-        #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
-        password_env: Option<String>,
-        /// File holding the keystore password (one trailing newline stripped).
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Inspect(InspectArgs),
     /// Print shell completions for apim-pki.
     #[command(after_help = concat!(
         "Examples:\n",
@@ -375,11 +220,7 @@ pub(crate) enum Command {
         "  apim-pki completions powershell >> $PROFILE\n\n",
         "Exit codes: 0 printed; 2 unknown shell.",
     ))]
-    Completions {
-        /// The shell to complete for.
-        #[arg(value_enum, value_name = "SHELL")]
-        shell: Shell,
-    },
+    Completions(CompletionsArgs),
     /// Print the man page (roff) of apim-pki or of one of its commands.
     #[command(after_help = concat!(
         "Examples:\n",
@@ -387,11 +228,7 @@ pub(crate) enum Command {
         "  apim-pki man verify > apim-pki-verify.1\n\n",
         "Exit codes: 0 printed; 2 unknown command.",
     ))]
-    Man {
-        /// A command (verify, rotate, ...); the main page without it.
-        #[arg(value_name = "COMMAND")]
-        command: Option<String>,
-    },
+    Man(ManArgs),
 }
 
 /// The shells `completions` knows.
@@ -426,21 +263,236 @@ pub(crate) enum ExportTarget {
             "variable unset, a store that does not open).",
         )
     )]
-    Kubernetes {
-        /// A directory made by `generate` (it holds inventory.json).
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// The node to export, as named in the topology.
-        #[arg(long, value_name = "NAME")]
-        node: Option<String>,
-        /// Export every node of this profile (control-plane, gateway-worker, traffic-manager, key-manager).
-        #[arg(long, value_name = "PROFILE")]
-        profile: Option<String>,
-        /// The folder to write into, one sub-folder per node [default: DIR/kubernetes].
-        #[arg(long, value_name = "PATH")]
-        out: Option<PathBuf>,
-        /// Output for people (text) or scripts (json).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Kubernetes(KubernetesArgs),
+}
+
+// The arguments of `Init`.
+#[derive(Args)]
+pub(crate) struct InitArgs {
+    /// The WSO2 API-M release line the topology targets.
+    #[arg(long, default_value = "apim-2.6", value_name = "PRODUCT",
+          value_parser = clap::builder::PossibleValuesParser::new(Product::ALL.map(Product::as_str)))]
+    pub(crate) product: String,
+    /// Two nodes per profile, each profile behind a load balancer.
+    #[arg(long)]
+    pub(crate) ha: bool,
+}
+
+// The arguments of `Plan`.
+#[derive(Args)]
+pub(crate) struct PlanArgs {
+    /// The topology file (see docs/topology.md; `apim-pki init` prints one).
+    #[arg(value_name = "TOPOLOGY")]
+    pub(crate) topology: PathBuf,
+    /// The set's directory (it need not exist yet). Keep it out of version control.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `Generate`.
+#[derive(Args)]
+pub(crate) struct GenerateArgs {
+    /// The topology file (see docs/topology.md; `apim-pki init` prints one).
+    #[arg(value_name = "TOPOLOGY")]
+    pub(crate) topology: PathBuf,
+    /// The set's directory, created if missing. Holds keys and secrets.toml: keep it out of
+    /// version control.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Output for people (text) or scripts (json: every artifact's action).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `Rotate`.
+#[derive(Args)]
+pub(crate) struct RotateArgs {
+    /// The topology file the set was made from.
+    #[arg(value_name = "TOPOLOGY")]
+    pub(crate) topology: PathBuf,
+    /// The set's directory, as given to generate.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// New key and certificate for this node (repeatable).
+    #[arg(long = "node", value_name = "NAME")]
+    pub(crate) nodes: Vec<String>,
+    /// New key and certificate for this load balancer (repeatable).
+    #[arg(long = "load-balancer", value_name = "HOST")]
+    pub(crate) load_balancers: Vec<String>,
+    /// Re-certify the primary key with a new validity; the key stays.
+    #[arg(long)]
+    pub(crate) primary_cert: bool,
+    /// Staged CA rollover step: begin, then finish, then retire; ship between steps.
+    #[arg(long, value_enum, value_name = "STEP")]
+    pub(crate) ca: Option<CaStepArg>,
+    /// Say what would happen, file by file; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `Csr`.
+#[derive(Args)]
+pub(crate) struct CsrArgs {
+    /// The topology file.
+    #[arg(value_name = "TOPOLOGY")]
+    pub(crate) topology: PathBuf,
+    /// The set's directory; CSRs go to DIR/csr/.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `ImportSigned`.
+#[derive(Args)]
+pub(crate) struct ImportSignedArgs {
+    /// The directory `csr` wrote into.
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// The signed certificates: a PEM file or a directory of PEM files, intermediates included.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) certs: PathBuf,
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `Verify`.
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    /// A directory made by `generate` (it holds inventory.json).
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// Also probe the running endpoints over TLS.
+    #[arg(long)]
+    pub(crate) live: bool,
+    /// With --live: connect to ADDR:PORT whenever HOST:PORT is probed (repeatable), e.g.
+    /// where DNS does not resolve the names yet.
+    #[arg(long, value_name = "HOST:PORT=ADDR:PORT", requires = "live")]
+    pub(crate) connect: Vec<String>,
+    /// With --live: a file of HOST:PORT=ADDR:PORT lines (`#` comments allowed).
+    #[arg(long, value_name = "FILE", requires = "live")]
+    pub(crate) connect_file: Option<PathBuf>,
+    /// With --live: seconds each probe may take, more than 0 and at most 600 [default: 3].
+    #[arg(long, value_name = "SECS", requires = "live")]
+    pub(crate) timeout: Option<f64>,
+    /// Warn about certificates expiring within N days (default: renew_before_days).
+    #[arg(long, value_name = "N")]
+    pub(crate) warn_days: Option<u32>,
+    /// Verify an applied home instead (with --node): for 3.2/4.x/4.5+ the keystores and
+    /// peers its deployment.toml names; for every release its secure vault.
+    #[arg(long, requires = "node", conflicts_with = "live")]
+    pub(crate) apim_home: Option<PathBuf>,
+    /// The node whose applied home --apim-home is.
+    #[arg(long, requires = "apim_home")]
+    pub(crate) node: Option<String>,
+    /// Output for people (text) or scripts (json: ok, ca_stage, summary, findings).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `CheckHost`.
+#[derive(Args)]
+pub(crate) struct CheckHostArgs {
+    /// A PEM certificate, or a JKS / PKCS#12 keystore with one private-key entry.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// The host names or IP addresses clients use to reach it.
+    #[arg(required = true, value_name = "HOST")]
+    pub(crate) hosts: Vec<String>,
+    /// Which verdict decides the exit code.
+    #[arg(long, value_enum, default_value = "java")]
+    pub(crate) rules: Rules,
+    /// Environment variable holding the keystore password.
+    #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
+    pub(crate) password_env: Option<String>,
+    /// File holding the keystore password (one trailing newline stripped).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `Apply`.
+#[derive(Args)]
+pub(crate) struct ApplyArgs {
+    /// A directory made by `generate`.
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// The node to apply, as named in the topology.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) node: String,
+    /// The root of the unpacked API-M on this node (the directory holding bin/ and repository/).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) apim_home: PathBuf,
+    /// Print what would change; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Variable holding the node's current truststore password, when carbon.xml keeps it in secure vault.
+    #[arg(long, value_name = "VAR")]
+    pub(crate) existing_truststore_password_env: Option<String>,
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `Inspect`.
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    /// A JKS or PKCS#12 keystore, or a PEM file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Environment variable holding the keystore password.
+    #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
+    pub(crate) password_env: Option<String>,
+    /// File holding the keystore password (one trailing newline stripped).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+// The arguments of `Completions`.
+#[derive(Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub(crate) shell: Shell,
+}
+
+// The arguments of `Man`.
+#[derive(Args)]
+pub(crate) struct ManArgs {
+    /// A command (verify, rotate, ...); the main page without it.
+    #[arg(value_name = "COMMAND")]
+    pub(crate) command: Option<String>,
+}
+
+// The arguments of `Kubernetes`.
+#[derive(Args)]
+pub(crate) struct KubernetesArgs {
+    /// A directory made by `generate` (it holds inventory.json).
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// The node to export, as named in the topology.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) node: Option<String>,
+    /// Export every node of this profile (control-plane, gateway-worker, traffic-manager, key-manager).
+    #[arg(long, value_name = "PROFILE")]
+    pub(crate) profile: Option<String>,
+    /// The folder to write into, one sub-folder per node [default: DIR/kubernetes].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) out: Option<PathBuf>,
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
 }

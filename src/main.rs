@@ -12,7 +12,10 @@ use apim_pki::prompt::PasswordInput;
 use apim_pki::reconcile::{CaStep, Mode, Rotation};
 use apim_pki::verify::HostRules;
 use clap::{CommandFactory, Parser};
-use cli::{CaStepArg, Cli, Command, ExportTarget, Format, Rules, Shell};
+use cli::{
+    CaStepArg, CheckHostArgs, Cli, Command, ExportTarget, Format, RotateArgs, Rules, Shell,
+    VerifyArgs,
+};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -44,140 +47,100 @@ fn status(passed: bool) -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
-        Command::Init { product, ha } => print_all(&commands::init(&product, ha)?),
-        Command::Completions { shell } => completions(shell),
-        Command::Man { command } => man(command.as_deref()),
-        Command::Plan {
-            topology,
-            out,
-            format,
-        } => reconciled(
-            format,
-            commands::reconcile(&topology, &out, Mode::Plan, None)?,
+        Command::Init(a) => print_all(&commands::init(&a.product, a.ha)?),
+        Command::Completions(a) => completions(a.shell),
+        Command::Man(a) => man(a.command.as_deref()),
+        Command::Plan(a) => reconciled(
+            a.format,
+            commands::reconcile(&a.topology, &a.out, Mode::Plan, None)?,
         ),
-        Command::Generate {
-            topology,
-            out,
-            format,
-        } => reconciled(
-            format,
-            commands::reconcile(&topology, &out, Mode::Generate, None)?,
+        Command::Generate(a) => reconciled(
+            a.format,
+            commands::reconcile(&a.topology, &a.out, Mode::Generate, None)?,
         ),
-        Command::Rotate {
-            topology,
-            out,
-            nodes,
-            load_balancers,
-            primary_cert,
-            ca,
-            dry_run,
-            format,
-        } => {
-            let ca = ca.map(|c| match c {
-                CaStepArg::Begin => CaStep::Begin,
-                CaStepArg::Finish => CaStep::Finish,
-                CaStepArg::Retire => CaStep::Retire,
-            });
-            let rotation = Rotation::new(nodes, load_balancers, primary_cert, ca);
-            let mode = if dry_run { Mode::Plan } else { Mode::Generate };
-            let done = commands::reconcile(&topology, &out, mode, Some(&rotation))?;
-            reconciled(format, done)
-        }
-        Command::Csr {
-            topology,
-            out,
-            format,
-        } => {
-            let written = commands::csr(&topology, &out)?;
-            emit(format, &written, |w| written.render_text(w))?;
+        Command::Rotate(a) => rotate(a),
+        Command::Csr(a) => {
+            let written = commands::csr(&a.topology, &a.out)?;
+            emit(a.format, &written, |w| written.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::ImportSigned { dir, certs, format } => {
-            reconciled(format, commands::import_signed(&dir, &certs)?)
+        Command::ImportSigned(a) => {
+            reconciled(a.format, commands::import_signed(&a.dir, &a.certs)?)
         }
-        Command::Verify {
-            dir,
-            live,
-            connect,
-            connect_file,
-            timeout,
-            warn_days,
-            apim_home,
-            node,
-            format,
-        } => {
-            let verified = match (apim_home, node) {
-                (Some(home), Some(node)) => commands::verify_home(&dir, &node, &home)?,
-                _ => {
-                    let live = live.then_some(LiveOptions {
-                        connect,
-                        connect_file,
-                        timeout: timeout.unwrap_or(3.0),
-                    });
-                    commands::verify(&dir, live.as_ref(), warn_days)?
-                }
-            };
-            emit(format, &verified.report, |w| verified.render_text(w))?;
-            Ok(status(verified.report.ok))
+        Command::Verify(a) => verify(a),
+        Command::CheckHost(a) => check_host(a),
+        Command::Apply(a) => {
+            let env = a.existing_truststore_password_env.as_deref();
+            let applied = commands::apply(&a.dir, &a.node, &a.apim_home, a.dry_run, env)?;
+            emit(a.format, &applied, |w| applied.render_text(w))?;
+            Ok(ExitCode::SUCCESS)
         }
-        Command::CheckHost {
-            file,
-            hosts,
-            rules,
-            password_env,
-            password_file,
-            format,
-        } => {
+        Command::Export(ExportTarget::Kubernetes(a)) => {
+            let exported =
+                commands::export_kubernetes(&a.dir, a.node, a.profile, a.out.as_deref())?;
+            emit(a.format, &exported, |w| exported.render_text(w))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect(a) => {
             let password = PasswordInput {
-                env: password_env,
-                file: password_file,
+                env: a.password_env,
+                file: a.password_file,
             };
-            let report = commands::check_host(&file, &hosts, &password)?;
-            emit(format, &report, |w| report.render_text(w))?;
-            Ok(status(report.passes(match rules {
-                Rules::Java => HostRules::Java,
-                Rules::Strict => HostRules::Strict,
-            })))
-        }
-        Command::Apply {
-            dir,
-            node,
-            apim_home,
-            dry_run,
-            existing_truststore_password_env,
-            format,
-        } => {
-            let env = existing_truststore_password_env.as_deref();
-            let applied = commands::apply(&dir, &node, &apim_home, dry_run, env)?;
-            emit(format, &applied, |w| applied.render_text(w))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Export(ExportTarget::Kubernetes {
-            dir,
-            node,
-            profile,
-            out,
-            format,
-        }) => {
-            let exported = commands::export_kubernetes(&dir, node, profile, out.as_deref())?;
-            emit(format, &exported, |w| exported.render_text(w))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Inspect {
-            file,
-            password_env,
-            password_file,
-            format,
-        } => {
-            let password = PasswordInput {
-                env: password_env,
-                file: password_file,
-            };
-            let listing = commands::inspect(&file, &password)?;
-            emit(format, &listing, |w| listing.render_text(w))?;
+            let listing = commands::inspect(&a.file, &password)?;
+            emit(a.format, &listing, |w| listing.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `apim-pki rotate`.
+fn rotate(a: RotateArgs) -> Result<ExitCode, Error> {
+    let ca = a.ca.map(|c| match c {
+        CaStepArg::Begin => CaStep::Begin,
+        CaStepArg::Finish => CaStep::Finish,
+        CaStepArg::Retire => CaStep::Retire,
+    });
+    let rotation = Rotation::new(a.nodes, a.load_balancers, a.primary_cert, ca);
+    let mode = if a.dry_run {
+        Mode::Plan
+    } else {
+        Mode::Generate
+    };
+    reconciled(
+        a.format,
+        commands::reconcile(&a.topology, &a.out, mode, Some(&rotation))?,
+    )
+}
+
+/// `apim-pki verify`: a set (offline, and with --live its endpoints), or an applied home.
+fn verify(a: VerifyArgs) -> Result<ExitCode, Error> {
+    let verified = match (a.apim_home, a.node) {
+        (Some(home), Some(node)) => commands::verify_home(&a.dir, &node, &home)?,
+        _ => {
+            let live = a.live.then_some(LiveOptions {
+                connect: a.connect,
+                connect_file: a.connect_file,
+                timeout: a.timeout.unwrap_or(3.0),
+            });
+            commands::verify(&a.dir, live.as_ref(), a.warn_days)?
+        }
+    };
+    emit(a.format, &verified.report, |w| verified.render_text(w))?;
+    Ok(status(verified.report.ok))
+}
+
+/// `apim-pki check-host`: 1 when a host is not covered under `--rules`.
+fn check_host(a: CheckHostArgs) -> Result<ExitCode, Error> {
+    let password = PasswordInput {
+        env: a.password_env,
+        file: a.password_file,
+    };
+    let report = commands::check_host(&a.file, &a.hosts, &password)?;
+    emit(a.format, &report, |w| report.render_text(w))?;
+    Ok(status(report.passes(match a.rules {
+        Rules::Java => HostRules::Java,
+        Rules::Strict => HostRules::Strict,
+    })))
 }
 
 /// Prints what plan, generate, rotate or import-signed did; 1 for a plan that needs rotate.
