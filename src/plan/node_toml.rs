@@ -11,12 +11,31 @@ use crate::topology::Product;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeTomlError {
-    #[error("{}: cannot read: {message}", path.display())]
-    Read { path: PathBuf, message: String },
+    /// The file cannot be read.
+    #[error("{}: cannot read", path.display())]
+    Read {
+        /// The node.toml.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, or not of the plan's shape.
     #[error("{}: not a valid node.toml: {message}", path.display())]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The node.toml.
+        path: PathBuf,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// Written for another schema.
     #[error("{}: written by {}, but this apim-pki reads node.toml schema {NODE_TOML_SCHEMA}", path.display(), describe(*found))]
-    Schema { path: PathBuf, found: Option<i64> },
+    Schema {
+        /// The node.toml.
+        path: PathBuf,
+        /// The schema it says (none before schemas were numbered).
+        found: Option<i64>,
+    },
 }
 
 fn describe(found: Option<i64>) -> String {
@@ -72,12 +91,13 @@ pub fn parse(text: &str, path: &Path) -> Result<NodePlan, NodeTomlError> {
 
 /// Reads and parses the node.toml at `path`.
 pub fn read(path: &Path) -> Result<NodePlan, NodeTomlError> {
-    let text = crate::input::read_to_string(path, crate::input::Limit::SetFile).map_err(|e| {
-        NodeTomlError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        }
-    })?;
+    let text =
+        crate::input::read_to_string(path, crate::input::Limit::SetFile).map_err(|source| {
+            NodeTomlError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     parse(&text, path)
 }
 
