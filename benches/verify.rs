@@ -146,8 +146,8 @@ fn main() {
     let huge_time = median(3, || run(&["verify", huge.to_str().expect("utf-8")]).1);
 
     // Live: every endpoint of the set (cli.md) sent to one loopback server.
-    let set = apim_pki::set::OpenedSet::open(&big).expect("open the set");
-    let targets = apim_pki::verify::offline::live_targets(&set);
+    let set = apim_pki::OpenedSet::open(&big).expect("open the set");
+    let targets = apim_pki::live_targets(&set);
     let addr = serve();
     let lines: String = targets
         .iter()

@@ -10,9 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use apim_pki::reconcile::{self, ActionKind, Mode};
-use apim_pki::topology::Topology;
-use apim_pki::verify::offline::{verify_set, OpenedSet, Options};
+use apim_pki::{reconcile, verify_set, ActionKind, Mode, OpenedSet, Topology, VerifyOptions};
 
 /// Plans, generates and verifies the set of `topology_file` in `out`; prints what it did and
 /// returns whether verify found no error.
@@ -28,7 +26,7 @@ fn run(topology_file: &Path, out: &Path) -> Result<bool, Box<dyn std::error::Err
     );
 
     // What generate would do, per artifact; nothing is written.
-    let plan = reconcile::reconcile(&topology, out, Mode::Plan)?;
+    let plan = reconcile(&topology, out, Mode::Plan)?;
     for (action, count) in plan.counts() {
         println!("  plan: {count} {}", action.as_str());
     }
@@ -42,14 +40,14 @@ fn run(topology_file: &Path, out: &Path) -> Result<bool, Box<dyn std::error::Err
     }
 
     // Bring the directory in line with the topology.
-    let made = reconcile::reconcile(&topology, out, Mode::Generate)?;
+    let made = reconcile(&topology, out, Mode::Generate)?;
     for c in &made.certificates {
         println!("  {:<24} {}", c.label, c.names.join(" "));
     }
 
     // Read the set back with verify's own checks.
     let set = OpenedSet::open(out)?;
-    let report = verify_set(&set, &Options { warn_days: None });
+    let report = verify_set(&set, &VerifyOptions { warn_days: None });
     let mut text = Vec::new();
     report.render_text(&set.view.name, &mut text)?;
     print!("{}", String::from_utf8_lossy(&text));

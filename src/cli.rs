@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use apim_pki::topology::Product;
+use apim_pki::Product;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]

@@ -3,7 +3,7 @@
 //! [`Error`] that says what went wrong, what to do, and which exit code it maps to.
 //!
 //! Never prints to stdout or exits: the binary writes the reports and the errors. The one
-//! interaction is the keystore password prompt of [`crate::prompt`], on the terminal only.
+//! interaction is the keystore password prompt of [`PasswordInput`], on the terminal only.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -19,20 +19,25 @@ use crate::resolve;
 use crate::topology::{CaSource, TlsMode, Topology};
 
 /// Where `csr` keeps its files, relative to DIR.
-pub const CSR_DIR: &str = "csr";
+pub(crate) const CSR_DIR: &str = "csr";
 /// The topology `csr` ran with, kept for `import-signed`.
-pub const CSR_TOPOLOGY: &str = "csr/topology.toml";
+pub(crate) const CSR_TOPOLOGY: &str = "csr/topology.toml";
 
 /// Why csr or import-signed stopped (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CorporateError {
+    /// A file or certificate that cannot be used.
     #[error("{}: {message}", path.display())]
     Input {
+        /// The file.
         path: PathBuf,
+        /// What is wrong.
         message: String,
+        /// What to do.
         hint: Option<String>,
     },
+    /// Assembling the set failed.
     #[error(transparent)]
     Generate(#[from] GenerateError),
 }
@@ -93,7 +98,7 @@ fn spec_names(spec: &CertSpec) -> Vec<String> {
 }
 
 /// `csr`: a key (0600, kept if it exists) and a CSR for every node and load balancer.
-pub fn write_csrs(
+pub(crate) fn write_csrs(
     topology_path: &Path,
     topology: &Topology,
     dir: &Path,
@@ -214,7 +219,7 @@ fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CorporateError> {
 
 /// `import-signed`: matches each signed certificate to its key by public key, refuses one whose
 /// names do not match its node, and assembles keystores and truststores.
-pub fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, CorporateError> {
+pub(crate) fn import_signed(dir: &Path, certs_path: &Path) -> Result<Outcome, CorporateError> {
     let topology = read_csr_topology(dir)?;
     let certs = read_certs(certs_path)?;
     let infos: Vec<(Vec<u8>, CertInfo)> = certs
@@ -392,7 +397,7 @@ fn chain_of(
     Ok(chain)
 }
 /// What `csr` says for people: each CSR with its names, then what to do next.
-pub fn render_text(
+pub(crate) fn render_text(
     written: &[CsrWritten],
     dir: &Path,
     w: &mut dyn std::io::Write,

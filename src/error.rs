@@ -94,13 +94,13 @@ impl FileError {
 }
 
 /// Whether `error` or any error in its cause chain is a [`Bug`].
-pub fn is_bug(error: &(dyn StdError + 'static)) -> bool {
+pub(crate) fn is_bug(error: &(dyn StdError + 'static)) -> bool {
     chain(error).any(|e| e.downcast_ref::<Bug>().is_some())
 }
 
 /// The exit code for `error`: [`EXIT_BUG`] when a [`Bug`] is in its chain, else
 /// [`EXIT_INPUT`].
-pub fn exit_code(error: &(dyn StdError + 'static)) -> u8 {
+pub(crate) fn exit_code(error: &(dyn StdError + 'static)) -> u8 {
     if is_bug(error) {
         EXIT_BUG
     } else {
@@ -109,7 +109,7 @@ pub fn exit_code(error: &(dyn StdError + 'static)) -> u8 {
 }
 
 /// `error`, then each of its sources.
-pub fn chain<'a>(
+pub(crate) fn chain<'a>(
     error: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(error), |e: &&'a (dyn StdError + 'static)| {
@@ -120,7 +120,7 @@ pub fn chain<'a>(
 /// The lines people read: `error: ...`, then `  caused by: ...` for each source whose text the
 /// line above does not already hold (a variant that quotes its source is not repeated), then
 /// `hint: ...`.
-pub fn render(error: &(dyn StdError + 'static), hint: Option<&str>) -> String {
+pub(crate) fn render(error: &(dyn StdError + 'static), hint: Option<&str>) -> String {
     let mut out = String::new();
     let mut above = String::new();
     for (i, e) in chain(error).enumerate() {

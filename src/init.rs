@@ -9,7 +9,7 @@ const APIM26_MINIMAL: &str = include_str!("../examples/minimal.toml");
 
 /// What a topology may say, as TOML comments: every product with its profiles (required ones
 /// marked), the key types and the keystore formats. `init` prints it after the example.
-pub fn reference() -> String {
+pub(crate) fn reference() -> String {
     let mut out = String::from(
         "# ---------------------------------------------------------------------------------\n\
          # What a topology may use (docs/topology.md describes every key and rule):\n#\n\
@@ -43,7 +43,7 @@ pub fn reference() -> String {
 
 /// A commented example topology for `product`; with `ha`, two nodes per profile behind load
 /// balancers.
-pub fn example(product: Product, ha: bool) -> String {
+pub(crate) fn example(product: Product, ha: bool) -> String {
     match (product, ha) {
         (Product::Apim26, true) => APIM26_HA.to_string(),
         (Product::Apim26, false) => APIM26_MINIMAL.to_string(),

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The kinds of files apim-pki reads, each with its own size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
+pub(crate) enum Limit {
     /// A topology file.
     Topology,
     /// A JKS or PKCS#12 keystore or truststore.
@@ -46,7 +46,7 @@ impl Limit {
     /// - WSO2 configuration: 32 MiB. The largest file WSO2 ships (identity.xml, default.json)
     ///   is under 60 KB; 500 times that leaves room for any hand-grown file.
     /// - set files: 16 MiB; inventory.json of a 10,000-node set is a few MB.
-    pub const fn bytes(self) -> u64 {
+    pub(crate) const fn bytes(self) -> u64 {
         match self {
             Limit::Topology | Limit::ConnectFile => MIB,
             Limit::Keystore | Limit::Certificate | Limit::SetFile => 16 * MIB,
@@ -56,7 +56,7 @@ impl Limit {
     }
 
     /// What the file is, for messages.
-    pub fn what(self) -> &'static str {
+    pub(crate) fn what(self) -> &'static str {
         match self {
             Limit::Topology => "a topology file",
             Limit::Keystore => "a keystore",
@@ -87,7 +87,7 @@ impl Limit {
 
 /// Reads the whole file, or fails once it is past `limit` (also for devices and pipes, which
 /// have no size).
-pub fn read(path: impl AsRef<Path>, limit: Limit) -> io::Result<Vec<u8>> {
+pub(crate) fn read(path: impl AsRef<Path>, limit: Limit) -> io::Result<Vec<u8>> {
     let file = File::open(path.as_ref())?;
     let cap = limit.bytes();
     let size = file
@@ -107,7 +107,7 @@ pub fn read(path: impl AsRef<Path>, limit: Limit) -> io::Result<Vec<u8>> {
 }
 
 /// [`read`], as UTF-8 text.
-pub fn read_to_string(path: impl AsRef<Path>, limit: Limit) -> io::Result<String> {
+pub(crate) fn read_to_string(path: impl AsRef<Path>, limit: Limit) -> io::Result<String> {
     String::from_utf8(read(path, limit)?).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -117,16 +117,16 @@ pub fn read_to_string(path: impl AsRef<Path>, limit: Limit) -> io::Result<String
 }
 
 /// The longest user value quoted whole in a message, in characters.
-pub const EXCERPT_CHARS: usize = 80;
+pub(crate) const EXCERPT_CHARS: usize = 80;
 
 /// `value` for an error message: whole when short, else its start and how long it is; control
 /// characters are escaped so a value cannot forge lines of the message.
-pub fn excerpt(value: &str) -> String {
+pub(crate) fn excerpt(value: &str) -> String {
     excerpt_within(value, EXCERPT_CHARS)
 }
 
 /// [`excerpt`] with another bound: values longer than `max` characters show their first half.
-pub fn excerpt_within(value: &str, max: usize) -> String {
+pub(crate) fn excerpt_within(value: &str, max: usize) -> String {
     let total = value.chars().count();
     let shown: String = value
         .chars()

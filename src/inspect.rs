@@ -52,12 +52,12 @@ pub enum InspectError {
 }
 
 /// Tells whether `bytes` need a password to be listed.
-pub fn needs_password(bytes: &[u8]) -> bool {
+pub(crate) fn needs_password(bytes: &[u8]) -> bool {
     !pem::is_pem(bytes)
 }
 
 /// Lists a keystore or PEM file. `password` opens keystores.
-pub fn inspect(bytes: &[u8], password: Option<&Password>) -> Result<Listing, InspectError> {
+pub(crate) fn inspect(bytes: &[u8], password: Option<&Password>) -> Result<Listing, InspectError> {
     if pem::is_pem(bytes) {
         return inspect_pem(bytes);
     }
@@ -132,7 +132,7 @@ impl Listing {
 }
 
 /// The listing for people: one block per entry.
-pub fn render_text(listing: &Listing, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub(crate) fn render_text(listing: &Listing, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,
         "{} file, {} entr{}",

@@ -8,9 +8,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use apim_pki::commands::{self, Error, LiveOptions};
-use apim_pki::prompt::PasswordInput;
-use apim_pki::reconcile::{CaStep, Mode, Rotation};
-use apim_pki::verify::HostRules;
+use apim_pki::HostRules;
+use apim_pki::PasswordInput;
+use apim_pki::{CaStep, Mode, Rotation};
 use clap::{CommandFactory, Parser};
 use cli::{
     CaStepArg, CheckHostArgs, Cli, Command, ExportTarget, Format, RotateArgs, Rules, Shell,
@@ -190,7 +190,7 @@ fn man(command: Option<&str>) -> Result<ExitCode, Error> {
     let mut out = Vec::new();
     clap_mangen::Man::new(page)
         .render(&mut out)
-        .map_err(|e| apim_pki::error::Bug::new(format!("rendering the man page failed: {e}")))?;
+        .map_err(|e| apim_pki::Bug::new(format!("rendering the man page failed: {e}")))?;
     print_all(&String::from_utf8_lossy(&out))
 }
 

@@ -55,7 +55,7 @@ impl PasswordInputError {
 }
 
 /// The value of the environment variable `variable`, which the option `flag` named.
-pub fn from_env(flag: &'static str, variable: &str) -> Result<Password, PasswordInputError> {
+pub(crate) fn from_env(flag: &'static str, variable: &str) -> Result<Password, PasswordInputError> {
     std::env::var(variable)
         .map(Password::new)
         .map_err(|_| PasswordInputError::Unset {
@@ -65,7 +65,7 @@ pub fn from_env(flag: &'static str, variable: &str) -> Result<Password, Password
 }
 
 /// The whole content of `path`, one trailing newline (`\n` or `\r\n`) stripped.
-pub fn from_file(path: &Path) -> Result<Password, PasswordInputError> {
+pub(crate) fn from_file(path: &Path) -> Result<Password, PasswordInputError> {
     let mut text = input::read_to_string(path, Limit::Password).map_err(|source| {
         PasswordInputError::File {
             path: path.to_path_buf(),

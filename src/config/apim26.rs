@@ -9,7 +9,6 @@ mod stores;
 mod truststore;
 mod vault;
 
-pub use rules::start_command_26;
 pub(crate) use stores::check_set_passwords;
 
 /// True for a 2.6 file the secure vault cannot cover (docs/secure-vault.md), where apply
@@ -40,7 +39,7 @@ use stores::{Store, Stores};
 
 /// Options of `apply`.
 #[derive(Debug, Clone, Default)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     /// Say what would change; write nothing.
     pub dry_run: bool,
     /// Opens the node's existing truststore when carbon.xml keeps its password in secure vault.
@@ -124,7 +123,7 @@ pub struct ApplyReport {
     pub warnings: Vec<String>,
 }
 
-pub use super::ApplyError;
+pub(crate) use super::ApplyError;
 
 /// The product line apply's XML rules are for, in messages.
 pub(super) const V26: &str = "2.6";
@@ -180,7 +179,7 @@ fn lock(home: &Path) -> Result<DirLock, ApplyError> {
 }
 
 /// Installs `node`'s keystores into `apim_home` and writes its configuration.
-pub fn apply(
+pub(crate) fn apply(
     dir: &Path,
     node_name: &str,
     apim_home: &Path,
@@ -421,7 +420,10 @@ fn commit(home: &Path, planned: &[Planned]) -> Result<PathBuf, ApplyError> {
 }
 
 /// Renders the report for people: per file, what changes.
-pub fn render_text(report: &ApplyReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub(crate) fn render_text(
+    report: &ApplyReport,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let files = BTreeMap::from_iter(report.files.iter().map(|f| (f.file.as_str(), f)));
     if files.is_empty() {
         for w in &report.warnings {

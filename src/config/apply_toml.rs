@@ -51,7 +51,7 @@ pub struct TomlApplyReport {
 }
 
 /// The product a set was generated for.
-pub fn set_product(set: &OpenedSet) -> Result<Product, ApplyError> {
+pub(crate) fn set_product(set: &OpenedSet) -> Result<Product, ApplyError> {
     Ok(set.inventory.product)
 }
 
@@ -122,7 +122,7 @@ fn find_node(
 }
 
 /// Merges `node_name`'s deployment.toml into `apim_home` and installs its keystores.
-pub fn apply(
+pub(crate) fn apply(
     dir: &Path,
     node_name: &str,
     apim_home: &Path,
@@ -466,7 +466,10 @@ fn write(home: &Path, planned: &[Planned]) -> Result<PathBuf, ApplyError> {
 }
 
 /// Renders the report for people.
-pub fn render_text(r: &TomlApplyReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub(crate) fn render_text(
+    r: &TomlApplyReport,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     if r.files.is_empty() {
         writeln!(
             out,

@@ -12,7 +12,7 @@ use crate::output::fsio::{self, Access, DirLock, FsError, LockError};
 use crate::output::journal::{Journal, Op};
 
 /// The directory of apply's backups, its lock and its journal, relative to the home.
-pub const BACKUP_DIR: &str = ".apim-pki-backup";
+pub(crate) const BACKUP_DIR: &str = ".apim-pki-backup";
 const LOCK: &str = ".lock";
 
 fn journal(home: &Path) -> Journal {
@@ -21,7 +21,7 @@ fn journal(home: &Path) -> Journal {
 
 /// One file to install.
 #[derive(Debug, Clone)]
-pub struct Install<'a> {
+pub(crate) struct Install<'a> {
     /// Relative to the home.
     pub rel: &'a str,
     pub bytes: &'a [u8],
@@ -32,7 +32,7 @@ pub struct Install<'a> {
 
 /// Locks the home for `apply`, completes what an interrupted apply left (its journal) and
 /// removes its temporaries from the `known` directories (relative to the home) it writes in.
-pub fn lock_home(home: &Path, known: &[&Path]) -> Result<DirLock, LockError> {
+pub(crate) fn lock_home(home: &Path, known: &[&Path]) -> Result<DirLock, LockError> {
     fsio::refuse_links(home, Path::new(BACKUP_DIR))?;
     let lock = DirLock::acquire(&home.join(BACKUP_DIR), LOCK, "apply")?;
     journal(home).recover()?;
@@ -51,7 +51,7 @@ pub fn lock_home(home: &Path, known: &[&Path]) -> Result<DirLock, LockError> {
 /// Installs `files` into `home` (the caller holds [`lock_home`]'s lock): backs up every
 /// original, then replaces the files and removes the consumed ones, all in one journaled
 /// commit. Keeps the owner of each replaced file. Returns the backup directory.
-pub fn install(home: &Path, files: &[Install]) -> Result<PathBuf, FsError> {
+pub(crate) fn install(home: &Path, files: &[Install]) -> Result<PathBuf, FsError> {
     let stamp = fsio::unique_stamp(&home.join(BACKUP_DIR), time::OffsetDateTime::now_utc());
     let backup_rel = format!("{BACKUP_DIR}/{stamp}");
     let journal = journal(home);

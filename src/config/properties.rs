@@ -3,13 +3,13 @@
 
 /// A properties file decoded from ISO-8859-1 bytes.
 #[derive(Debug, Clone)]
-pub struct Properties {
+pub(crate) struct Properties {
     text: String,
 }
 
 /// One value changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PropertyChange {
+pub(crate) struct PropertyChange {
     pub key: String,
     pub old: Option<String>,
     pub new: String,
@@ -17,14 +17,14 @@ pub struct PropertyChange {
 
 impl Properties {
     /// Decodes ISO-8859-1 bytes (every byte is a character).
-    pub fn from_bytes(bytes: &[u8]) -> Properties {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Properties {
         Properties {
             text: bytes.iter().map(|b| char::from(*b)).collect(),
         }
     }
 
     /// Encodes back to ISO-8859-1 bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         // Every char came from a byte or from `escape`, which emits only ASCII.
         self.text
             .chars()
@@ -62,12 +62,12 @@ impl Properties {
     }
 
     /// The raw value of `key`, if present.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.find(key).map(|(a, b)| &self.text[a..b])
     }
 
     /// Sets `key` to `value` (escaped); appends `key=value` when absent. Returns the change, if any.
-    pub fn set(&mut self, key: &str, value: &str) -> Option<PropertyChange> {
+    pub(crate) fn set(&mut self, key: &str, value: &str) -> Option<PropertyChange> {
         let escaped = escape(value);
         match self.find(key) {
             Some((a, b)) if self.text[a..b] == escaped => None,
@@ -97,7 +97,7 @@ impl Properties {
 
 /// Escapes a value for a properties file: backslashes, and anything outside printable
 /// ISO-8859-1 as `\uXXXX`.
-pub fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {

@@ -16,7 +16,7 @@ use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, TableLike, Value};
 
 /// What to do with an array of tables the patch writes.
 #[derive(Debug, Clone, Copy)]
-pub struct ArrayRule {
+pub(crate) struct ArrayRule {
     /// Dotted path of the array (`apim.gateway.environment`).
     pub path: &'static str,
     /// The field that identifies an entry; `None` matches entries by position.
@@ -27,11 +27,11 @@ pub struct ArrayRule {
 
 /// Decides whether an existing value stays although the patch has another one:
 /// `(table path, key, existing value) -> keep`.
-pub type KeepFn = fn(&str, &str, &Value) -> bool;
+pub(crate) type KeepFn = fn(&str, &str, &Value) -> bool;
 
 /// How to merge.
 #[derive(Debug, Clone, Default)]
-pub struct Rules {
+pub(crate) struct Rules {
     pub arrays: Vec<ArrayRule>,
     pub keep: Option<KeepFn>,
     /// A top-level table that must end the file: tables the merge adds go before it, and
@@ -41,7 +41,7 @@ pub struct Rules {
 
 /// The merged text and what changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Merged {
+pub(crate) struct Merged {
     pub text: String,
     /// Dotted keys set or added (`keystore.tls.alias`, `apim.gateway.environment[0].name`).
     pub changed: Vec<String>,
@@ -71,7 +71,7 @@ pub enum MergeError {
 }
 
 /// Parses `text`, reporting a syntax error with its line and column.
-pub fn parse(text: &str) -> Result<DocumentMut, MergeError> {
+pub(crate) fn parse(text: &str) -> Result<DocumentMut, MergeError> {
     text.parse::<DocumentMut>().map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         MergeError::Syntax {
@@ -90,7 +90,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Merges `patch` into `base` under `rules`.
-pub fn merge(base: &str, patch: &str, rules: &Rules) -> Result<Merged, MergeError> {
+pub(crate) fn merge(base: &str, patch: &str, rules: &Rules) -> Result<Merged, MergeError> {
     let mut doc = parse(base)?;
     let patch = parse(patch)?;
     let mut m = Merger {
@@ -386,7 +386,7 @@ impl Merger<'_> {
 }
 
 /// A line diff of `old` and `new` (`-` / `+` lines with two lines of context), empty when equal.
-pub fn diff(old: &str, new: &str) -> String {
+pub(crate) fn diff(old: &str, new: &str) -> String {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
     let (n, m) = (a.len(), b.len());

@@ -382,7 +382,8 @@ enum Ctx {
     Text,
     /// Attribute value in the given quote.
     Attr(u8),
-    /// Both quotes escaped (the public [`escape_for`]).
+    /// Both quotes escaped ([`escape_for`], used by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
     Any,
 }
 
@@ -410,7 +411,8 @@ fn escape(value: &str, charset: Charset, ctx: Ctx) -> String {
 /// Escapes `& < > "` and writes every character that `encoding` (as declared in the XML
 /// declaration; `None` means UTF-8) cannot hold as a `&#N;` reference. Unknown encodings are
 /// treated as US-ASCII, which is always safe.
-pub fn escape_for(encoding: Option<&str>, value: &str) -> String {
+#[cfg(test)]
+pub(crate) fn escape_for(encoding: Option<&str>, value: &str) -> String {
     escape(value, Charset::of(encoding), Ctx::Any)
 }
 

@@ -72,7 +72,7 @@ impl Chart {
 
 /// A keystore slot of the charts' values (`security.keystores.*` or `security.truststore`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
+pub(crate) enum Slot {
     Primary,
     Tls,
     Truststore,
@@ -111,7 +111,7 @@ impl Slot {
 }
 
 /// One store of a node, as the set holds it.
-pub struct Store {
+pub(crate) struct Store {
     pub slot: Slot,
     /// The file name in the node's security directory; the Secret key and the values `name`.
     pub file_name: String,
@@ -123,7 +123,7 @@ pub struct Store {
 }
 
 /// Everything one node's manifests are made from.
-pub struct NodeInput {
+pub(crate) struct NodeInput {
     pub node: String,
     pub chart: Chart,
     /// The primary, the TLS keystore when it is a file of its own, and the truststore.
@@ -143,30 +143,30 @@ pub enum RenderError {
 }
 
 /// One rendered file: its name inside the node's folder and its content.
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub name: &'static str,
     pub text: Zeroizing<String>,
 }
 
 /// The files of a node's folder, in the order they are listed.
-pub const KEYSTORES_FILE: &str = "keystores-secret.yaml";
-pub const PASSWORDS_FILE: &str = "passwords-secret.yaml";
-pub const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
-pub const VALUES_FILE: &str = "values.yaml";
-pub const VALUES_PASSWORDS_FILE: &str = "values-passwords.yaml";
+pub(crate) const KEYSTORES_FILE: &str = "keystores-secret.yaml";
+pub(crate) const PASSWORDS_FILE: &str = "passwords-secret.yaml";
+pub(crate) const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
+pub(crate) const VALUES_FILE: &str = "values.yaml";
+pub(crate) const VALUES_PASSWORDS_FILE: &str = "values-passwords.yaml";
 
 /// The Secret holding the node's stores (`jksSecretName`).
-pub fn keystores_secret_name(node: &str) -> String {
+pub(crate) fn keystores_secret_name(node: &str) -> String {
     format!("{node}-keystores")
 }
 
 /// The Secret holding the node's passwords (`jksExistingSecret.secretName`).
-pub fn passwords_secret_name(node: &str) -> String {
+pub(crate) fn passwords_secret_name(node: &str) -> String {
     format!("{node}-keystore-passwords")
 }
 
 /// True for a DNS-1123 subdomain, the rule for Secret names.
-pub fn is_dns1123_subdomain(name: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(name: &str) -> bool {
     let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
     let alnum = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     !name.is_empty()
@@ -177,7 +177,7 @@ pub fn is_dns1123_subdomain(name: &str) -> bool {
 }
 
 /// True for a valid Secret data key (`[-._a-zA-Z0-9]+`, at most 253, not `.` or `..`).
-pub fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 253
         && key != "."
@@ -197,7 +197,7 @@ fn b64(bytes: &[u8]) -> Zeroizing<String> {
 }
 
 /// A Secret of type Opaque with `data` (base64) entries, keys validated.
-pub fn secret_yaml(
+pub(crate) fn secret_yaml(
     name: &str,
     comment: &str,
     data: &[(String, &[u8])],
@@ -236,7 +236,7 @@ impl NodeInput {
 
 /// Renders every file of a node's folder: the two Secrets, the kustomization listing them, the
 /// values snippet and the values passwords for 4.2.x-4.5.x charts.
-pub fn render_node(input: &NodeInput) -> Result<Vec<Rendered>, RenderError> {
+pub(crate) fn render_node(input: &NodeInput) -> Result<Vec<Rendered>, RenderError> {
     input.require(Slot::Primary)?;
     input.require(Slot::Truststore)?;
     let stores: Vec<(String, &[u8])> = input
@@ -304,7 +304,7 @@ fn kustomization() -> String {
 }
 
 /// The values snippet: which Secret, which files, which aliases; no password.
-pub fn values(input: &NodeInput) -> String {
+pub(crate) fn values(input: &NodeInput) -> String {
     let mut out = format!(
         "# Helm values for node {} with WSO2's chart {}.\n# Written by apim-pki export kubernetes. No password here: charts 4.6.x and later read them\n# from the Secret {} (jksExistingSecret); for 4.2.x-4.5.x add -f {VALUES_PASSWORDS_FILE}.\n",
         input.node,
@@ -354,7 +354,7 @@ pub fn values(input: &NodeInput) -> String {
 }
 
 /// The passwords as values, for charts 4.2.x-4.5.x (which read them from values only).
-pub fn values_passwords(input: &NodeInput) -> Zeroizing<String> {
+pub(crate) fn values_passwords(input: &NodeInput) -> Zeroizing<String> {
     let mut out = Zeroizing::new(format!(
         "# Keystore passwords of node {} as Helm values, for WSO2's charts 4.2.x-4.5.x, which read\n# them from values only (4.6.x and later read the Secret {} instead).\n# Written by apim-pki export kubernetes. SECRET: keep it out of version control.\n",
         input.node,

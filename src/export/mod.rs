@@ -2,7 +2,7 @@
 //! manifests for WSO2's Helm charts (pure); this module reads the set, picks the nodes, checks
 //! each store opens with its password and writes the files (0600, atomically).
 
-pub mod kubernetes;
+pub(crate) mod kubernetes;
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use kubernetes::{Chart, NodeInput, Slot, Store};
 
 /// Which nodes to export.
 #[derive(Debug, Clone)]
-pub enum Selection {
+pub(crate) enum Selection {
     Node(String),
     Profile(String),
 }
@@ -140,7 +140,10 @@ pub struct ExportedNode {
 }
 
 /// What `export kubernetes` says for people: each folder with its files, then how to use them.
-pub fn render_text(exported: &[ExportedNode], w: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub(crate) fn render_text(
+    exported: &[ExportedNode],
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     for e in exported {
         writeln!(
             w,
@@ -168,12 +171,12 @@ pub fn render_text(exported: &[ExportedNode], w: &mut dyn std::io::Write) -> std
 }
 
 /// The folder `export kubernetes` writes into when `--out` is not given: `DIR/kubernetes`.
-pub fn default_out(dir: &Path) -> PathBuf {
+pub(crate) fn default_out(dir: &Path) -> PathBuf {
     dir.join("kubernetes")
 }
 
 /// Refuses products WSO2's Helm charts do not deploy.
-pub fn check_product(product: Product) -> Result<(), ExportError> {
+pub(crate) fn check_product(product: Product) -> Result<(), ExportError> {
     match product {
         Product::Apim26 | Product::Apim32 => Err(ExportError::UnsupportedProduct { product }),
         // 4.0-4.4 and the later 4.x lines (4.5+: universal-gateway maps to the gateway chart).
@@ -183,7 +186,7 @@ pub fn check_product(product: Product) -> Result<(), ExportError> {
 
 /// Writes each selected node's Secrets, kustomization and values into `out/<node>/`. Reads DIR
 /// without its lock, like verify: every file there is replaced atomically.
-pub fn export_kubernetes(
+pub(crate) fn export_kubernetes(
     dir: &Path,
     selection: &Selection,
     out: &Path,

@@ -5,7 +5,7 @@ mod format;
 pub mod jks;
 pub mod pem;
 mod pkcs12;
-pub mod protection;
+pub(crate) mod protection;
 
 pub use format::KeystoreFormat;
 

@@ -6,7 +6,7 @@ use crate::pki::der::{children, read_tlv, Tlv};
 
 /// A way a PKCS#12 file is not protected by its password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Weakness {
+pub(crate) enum Weakness {
     /// No `macData`: anyone can change its entries without the password.
     NoMac,
     /// A private key in a `keyBag` outside any encrypted content: readable without the
@@ -23,7 +23,7 @@ const KEY_BAG: &[u8] = &[
 
 /// The weaknesses of PKCS#12 `bytes`; empty when it has a MAC and no clear key, or when the
 /// bytes are not DER PKCS#12 (the decoder reports that).
-pub fn pkcs12_weaknesses(bytes: &[u8]) -> Vec<Weakness> {
+pub(crate) fn pkcs12_weaknesses(bytes: &[u8]) -> Vec<Weakness> {
     let Some(pfx) = read_tlv(bytes, 0) else {
         return Vec::new();
     };

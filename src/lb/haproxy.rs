@@ -11,13 +11,13 @@ use super::{LbPlan, LbPort, Scheme};
 use crate::topology::Affinity;
 
 /// The name of the frontend and backend of one port.
-pub fn section_name(plan: &LbPlan, port: u16) -> String {
+pub(crate) fn section_name(plan: &LbPlan, port: u16) -> String {
     format!("{}_{port}", plan.slug())
 }
 
 /// The whole haproxy.cfg of `plan` (frontends and backends; add `global` and `defaults` of your
 /// own in another file, or use it alone: it sets its own timeouts).
-pub fn render(plan: &LbPlan) -> String {
+pub(crate) fn render(plan: &LbPlan) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

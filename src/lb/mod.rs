@@ -4,23 +4,23 @@
 //! [`read`] parses generated configurations back for `verify`. docs/load-balancers.md explains
 //! every choice.
 
-pub mod haproxy;
-pub mod nginx;
-pub mod read;
+pub(crate) mod haproxy;
+pub(crate) mod nginx;
+pub(crate) mod read;
 
 use crate::resolve::settings::port;
 use crate::topology::{Affinity, LbPaths, LoadBalancer, Product, Profile, Topology};
 
 /// The load balancer's own affinity cookie when the topology names none.
-pub const DEFAULT_COOKIE: &str = "APIMLB";
+pub(crate) const DEFAULT_COOKIE: &str = "APIMLB";
 
 /// Where a load balancer's files live on its host when the topology does not say.
-pub fn default_cert_dir(host: &str) -> String {
+pub(crate) fn default_cert_dir(host: &str) -> String {
     format!("/etc/apim-pki/{host}")
 }
 
 /// The default paths of a load balancer's files under `dir` (same names as in DIR).
-pub fn paths_in(dir: &str) -> LbPaths {
+pub(crate) fn paths_in(dir: &str) -> LbPaths {
     let dir = dir.trim_end_matches('/');
     LbPaths {
         cert: format!("{dir}/tls.crt"),
@@ -32,7 +32,7 @@ pub fn paths_in(dir: &str) -> LbPaths {
 
 /// What a port carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     /// TLS terminated with the load balancer's certificate and re-encrypted to the node.
     Https,
     /// Plain HTTP on both sides (the gateway's 8280, 9099, 9021).
@@ -41,7 +41,7 @@ pub enum Scheme {
 
 /// One port a load balancer listens on; the nodes serve it at `port` plus their offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LbPort {
+pub(crate) struct LbPort {
     pub port: u16,
     pub scheme: Scheme,
     /// Carries WebSocket upgrades (long-lived tunnels).
@@ -69,15 +69,15 @@ const fn http(port: u16, websocket: bool, purpose: &'static str) -> LbPort {
 }
 
 /// WebSub receivers of API-M 4.x gateways (default.json `apim.webhooks.*.port`).
-pub const WEBSUB_HTTP: u16 = 9021;
-pub const WEBSUB_HTTPS: u16 = 8021;
+pub(crate) const WEBSUB_HTTP: u16 = 9021;
+pub(crate) const WEBSUB_HTTPS: u16 = 8021;
 
 /// The ports a load balancer fronting `profile` serves (before offsets). Every profile serves
 /// its management console and admin services on 9443; gateways also serve API traffic (8243,
 /// 8280), WebSocket APIs (8099 wss, 9099 ws) and, from 4.0, WebSub (8021, 9021). Binary (9611,
 /// 9711), AMQP (5672) and Thrift (10397) are not load-balanced: WSO2's clients list every traffic
 /// manager themselves and Thrift is only used without a key-manager load balancer.
-pub fn ports(product: Product, profile: Profile) -> Vec<LbPort> {
+pub(crate) fn ports(product: Product, profile: Profile) -> Vec<LbPort> {
     let mut out = vec![https(
         port::MGMT_HTTPS,
         false,
@@ -99,12 +99,16 @@ pub fn ports(product: Product, profile: Profile) -> Vec<LbPort> {
 /// True when the gateway workers are also each other's managers in HA: API-M 2.6 and 3.2 deploy
 /// APIs through admin services on the gateway's address, and with no gateway-manager node and
 /// several workers that address is the load balancer (WSO2's distributed deployment guide: "multiple Gateway Managers").
-pub fn gateway_managers_in_ha(product: Product, gateway_workers: usize, has_manager: bool) -> bool {
+pub(crate) fn gateway_managers_in_ha(
+    product: Product,
+    gateway_workers: usize,
+    has_manager: bool,
+) -> bool {
     product != Product::Apim4x && !has_manager && gateway_workers >= 2
 }
 
 /// Why session affinity may not be switched off in front of `profile`, if it may not.
-pub fn affinity_required(profile: Profile, managers_in_ha: bool) -> Option<&'static str> {
+pub(crate) fn affinity_required(profile: Profile, managers_in_ha: bool) -> Option<&'static str> {
     match profile {
         Profile::Publisher | Profile::Store | Profile::Devportal | Profile::ControlPlane => Some(
             "WSO2's distributed deployment guide makes session affinity mandatory in front of publisher and store (devportal, control plane) clusters: their web apps keep sessions per node",
@@ -117,7 +121,7 @@ pub fn affinity_required(profile: Profile, managers_in_ha: bool) -> Option<&'sta
 }
 
 /// The affinity a load balancer gets when the topology does not say.
-pub fn default_affinity(profile: Profile, managers_in_ha: bool) -> Affinity {
+pub(crate) fn default_affinity(profile: Profile, managers_in_ha: bool) -> Affinity {
     match profile {
         Profile::Publisher
         | Profile::Store
@@ -132,7 +136,7 @@ pub fn default_affinity(profile: Profile, managers_in_ha: bool) -> Affinity {
 
 /// A node behind a load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backend {
+pub(crate) struct Backend {
     /// The node's name (cookie value, server name).
     pub name: String,
     /// The node's host: its address and the name its certificate is verified against.
@@ -144,7 +148,7 @@ impl Backend {
     /// The name the load balancer verifies this node's certificate against: its host, or, for a
     /// node whose host is an IP address, the load balancer's host (nginx and HAProxy match DNS
     /// names only; every node certificate carries its load balancer's host as a DNS SAN).
-    pub fn tls_name<'a>(&'a self, lb_host: &'a str) -> &'a str {
+    pub(crate) fn tls_name<'a>(&'a self, lb_host: &'a str) -> &'a str {
         if self.host.parse::<std::net::IpAddr>().is_ok() {
             lb_host
         } else {
@@ -153,7 +157,7 @@ impl Backend {
     }
 
     /// `host:port` of this node for a load-balancer port (IPv6 bracketed).
-    pub fn address(&self, port: u16) -> String {
+    pub(crate) fn address(&self, port: u16) -> String {
         let port = u32::from(port) + u32::from(self.offset);
         if self.host.contains(':') {
             format!("[{}]:{port}", self.host)
@@ -165,7 +169,7 @@ impl Backend {
 
 /// Everything a renderer needs for one load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LbPlan {
+pub(crate) struct LbPlan {
     /// The topology's name, for comments.
     pub deployment: String,
     pub host: String,
@@ -180,7 +184,7 @@ pub struct LbPlan {
 impl LbPlan {
     /// The prefix of every name the configurations define (`apim_` + host, `_` for non-alnum),
     /// unique per load balancer so that several can share one nginx.
-    pub fn slug(&self) -> String {
+    pub(crate) fn slug(&self) -> String {
         let host: String = self
             .host
             .chars()
@@ -191,7 +195,7 @@ impl LbPlan {
 }
 
 /// The plan of `lb` in `topology`.
-pub fn plan(topology: &Topology, lb: &LoadBalancer) -> LbPlan {
+pub(crate) fn plan(topology: &Topology, lb: &LoadBalancer) -> LbPlan {
     LbPlan {
         deployment: topology.name.clone(),
         host: lb.host.to_string(),

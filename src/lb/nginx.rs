@@ -14,13 +14,13 @@ use super::{LbPlan, LbPort, Scheme};
 use crate::topology::Affinity;
 
 /// Connect, read and send timeouts (the gateway's own endpoint timeout is 180 s).
-pub const CONNECT_TIMEOUT: &str = "5s";
-pub const READ_TIMEOUT: &str = "180s";
+pub(crate) const CONNECT_TIMEOUT: &str = "5s";
+pub(crate) const READ_TIMEOUT: &str = "180s";
 /// WebSocket connections stay open while idle up to this long.
-pub const TUNNEL_TIMEOUT: &str = "3600s";
+pub(crate) const TUNNEL_TIMEOUT: &str = "3600s";
 
 /// The whole nginx.conf of `plan`.
-pub fn render(plan: &LbPlan) -> String {
+pub(crate) fn render(plan: &LbPlan) -> String {
     let mut out = String::new();
     header(plan, &mut out);
     selection(plan, &mut out);
@@ -159,7 +159,7 @@ fn node_var(plan: &LbPlan) -> String {
 }
 
 /// The upstream of one node on one port.
-pub fn upstream_name(plan: &LbPlan, node: &str, port: u16) -> String {
+pub(crate) fn upstream_name(plan: &LbPlan, node: &str, port: u16) -> String {
     format!("{}_{node}_{port}", plan.slug())
 }
 

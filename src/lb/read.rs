@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 /// How a configuration reaches one backend address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     /// `host:port` as written.
     pub address: String,
     /// Re-encrypted (https / `ssl`).
@@ -22,7 +22,7 @@ pub struct Route {
 /// A configuration that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ReadError(pub String);
+pub(crate) struct ReadError(pub String);
 
 #[derive(Debug, Clone)]
 struct Directive {
@@ -141,7 +141,7 @@ fn inherited<'a>(levels: &[&'a [Directive]], name: &str) -> Option<&'a [String]>
 }
 
 /// The routes of an nginx configuration (an http-context include, as `generate` writes it).
-pub fn nginx_routes(text: &str) -> Result<Vec<Route>, ReadError> {
+pub(crate) fn nginx_routes(text: &str) -> Result<Vec<Route>, ReadError> {
     let toks = tokens(text)?;
     let top = parse_block(&toks, &mut 0, false)?;
     let mut upstreams: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -248,7 +248,7 @@ fn location_routes(
 }
 
 /// The routes of a HAProxy configuration: every `server` of every backend.
-pub fn haproxy_routes(text: &str) -> Result<Vec<Route>, ReadError> {
+pub(crate) fn haproxy_routes(text: &str) -> Result<Vec<Route>, ReadError> {
     let mut routes = Vec::new();
     let mut in_backend = false;
     let mut defaults: Vec<String> = Vec::new();

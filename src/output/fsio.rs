@@ -27,7 +27,7 @@ pub struct FsError {
 
 /// Who may read a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Mode 0600: keys, keystores, passwords.
     Secret,
     /// Mode 0644: certificates, configuration.
@@ -45,7 +45,7 @@ impl Access {
 
 /// The mode of every directory apim-pki creates: they hold keys, keystores or backups of files
 /// with passwords, so only the owner may list or enter them.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 
 pub(crate) fn fs_err<'a>(
     path: &'a Path,
@@ -59,7 +59,7 @@ pub(crate) fn fs_err<'a>(
 }
 
 /// The error for a symbolic link found where apim-pki would write.
-pub fn link_error(path: &Path) -> FsError {
+pub(crate) fn link_error(path: &Path) -> FsError {
     FsError {
         path: path.to_path_buf(),
         action: "is a symbolic link",
@@ -72,7 +72,7 @@ pub fn link_error(path: &Path) -> FsError {
 
 /// Refuses when `rel` (relative to `root`), or any directory on the way to it, is a symbolic
 /// link. `root` itself may be a link: the user named it. Stops at the first missing component.
-pub fn refuse_links(root: &Path, rel: &Path) -> Result<(), FsError> {
+pub(crate) fn refuse_links(root: &Path, rel: &Path) -> Result<(), FsError> {
     let mut path = root.to_path_buf();
     for component in rel.components() {
         match component {
@@ -97,7 +97,7 @@ pub fn refuse_links(root: &Path, rel: &Path) -> Result<(), FsError> {
 }
 
 /// The first symbolic link below `root` (history/ is checked but not walked), if any.
-pub fn first_link_below(root: &Path) -> Option<PathBuf> {
+pub(crate) fn first_link_below(root: &Path) -> Option<PathBuf> {
     let entries = fs::read_dir(root).ok()?;
     for entry in entries.flatten() {
         match entry.file_type() {
@@ -115,7 +115,7 @@ pub fn first_link_below(root: &Path) -> Option<PathBuf> {
 
 /// Creates `dir` and its missing parents with mode 0700 (set exactly: the umask is ignored).
 /// Existing directories keep their mode.
-pub fn create_dirs(dir: &Path) -> Result<(), FsError> {
+pub(crate) fn create_dirs(dir: &Path) -> Result<(), FsError> {
     match fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => return Ok(()),
         Ok(m) if m.file_type().is_symlink() && dir.is_dir() => return Ok(()),
@@ -155,7 +155,11 @@ pub(crate) fn replacement_point() {
 
 /// Writes `bytes` into a new temporary file next to `path` (`.NAME.tmp-PID-N`, mode set
 /// exactly) and returns the temporary file's path. The directory is created (0700) if missing.
-pub fn write_temporary(path: &Path, bytes: &[u8], access: Access) -> Result<PathBuf, FsError> {
+pub(crate) fn write_temporary(
+    path: &Path,
+    bytes: &[u8],
+    access: Access,
+) -> Result<PathBuf, FsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -198,7 +202,7 @@ pub fn write_temporary(path: &Path, bytes: &[u8], access: Access) -> Result<Path
 
 /// Renames `from` over `to` (a file replacement: the test hook counts it). Refuses when `to`
 /// is a symbolic link.
-pub fn replace(from: &Path, to: &Path) -> Result<(), FsError> {
+pub(crate) fn replace(from: &Path, to: &Path) -> Result<(), FsError> {
     if fs::symlink_metadata(to).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(link_error(to));
     }
@@ -207,7 +211,7 @@ pub fn replace(from: &Path, to: &Path) -> Result<(), FsError> {
 }
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), FsError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), FsError> {
     let tmp = write_temporary(path, bytes, access)?;
     replace(&tmp, path).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
@@ -215,7 +219,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), FsE
 }
 
 /// True for the name of a temporary file apim-pki writes (`.NAME.tmp-PID-N`).
-pub fn is_temporary(name: &str) -> bool {
+pub(crate) fn is_temporary(name: &str) -> bool {
     name.starts_with('.')
         && name.rsplit_once(".tmp-").is_some_and(|(_, tail)| {
             tail.split_once('-').is_some_and(|(pid, n)| {
@@ -229,7 +233,7 @@ pub fn is_temporary(name: &str) -> bool {
 
 /// Removes temporary files that an interrupted run left below `dir` (`.NAME.tmp-PID-N`), in
 /// every subdirectory but history/ when `recursive`. Call it only while holding the lock.
-pub fn remove_stale_temporaries(dir: &Path, recursive: bool) {
+pub(crate) fn remove_stale_temporaries(dir: &Path, recursive: bool) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -250,7 +254,7 @@ pub fn remove_stale_temporaries(dir: &Path, recursive: bool) {
 }
 
 /// Moves `from` to `to`, creating `to`'s directory (0700).
-pub fn move_file(from: &Path, to: &Path) -> Result<(), FsError> {
+pub(crate) fn move_file(from: &Path, to: &Path) -> Result<(), FsError> {
     if let Some(dir) = to.parent() {
         create_dirs(dir)?;
     }
@@ -261,7 +265,7 @@ pub fn move_file(from: &Path, to: &Path) -> Result<(), FsError> {
 /// An exclusive lock on a directory (its lock file), held while a command writes it. The lock
 /// file records who holds it (pid and command), so a refused writer can name the holder.
 #[derive(Debug)]
-pub struct DirLock {
+pub(crate) struct DirLock {
     _file: File,
 }
 
@@ -280,7 +284,11 @@ impl DirLock {
     /// Creates `dir` if needed (0700) and takes the lock `dir/lock_name`; while another process
     /// holds it, [`LockError::Busy`] names that process. `command` is recorded for the next
     /// writer's message. The lock file must not be a symbolic link.
-    pub fn acquire(dir: &Path, lock_name: &str, command: &str) -> Result<DirLock, LockError> {
+    pub(crate) fn acquire(
+        dir: &Path,
+        lock_name: &str,
+        command: &str,
+    ) -> Result<DirLock, LockError> {
         DirLock::take(dir, lock_name, command).map(|(lock, _)| lock)
     }
 
@@ -337,7 +345,11 @@ impl DirLock {
     /// Like [`DirLock::acquire`] for a directory that did not exist when the run started: once
     /// locked, it must hold nothing but the lock file (and temporaries of a killed run),
     /// otherwise another command created it meanwhile and this run must not write.
-    pub fn acquire_new(dir: &Path, lock_name: &str, command: &str) -> Result<DirLock, LockError> {
+    pub(crate) fn acquire_new(
+        dir: &Path,
+        lock_name: &str,
+        command: &str,
+    ) -> Result<DirLock, LockError> {
         let (lock, previous) = DirLock::take(dir, lock_name, command)?;
         let entries = fs::read_dir(dir).map_err(fs_err(dir, "cannot read"))?;
         let foreign = entries.flatten().any(|e| {
@@ -372,7 +384,7 @@ fn holder_of(file: &mut File) -> String {
 
 /// A timestamp name (`20261129T091500.123Z`, then `-1`, `-2`, ...) for a new directory under
 /// `parent` that no earlier run used: history/ and apply's backups.
-pub fn unique_stamp(parent: &Path, now: time::OffsetDateTime) -> String {
+pub(crate) fn unique_stamp(parent: &Path, now: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
     );

@@ -10,7 +10,7 @@ use crate::pki::CertInfo;
 use crate::topology::Product;
 
 /// The version of the inventory format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// The whole inventory.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -19,7 +19,7 @@ use super::fsio::{self, fs_err, Access, FsError};
 /// One step of a commit. Paths are relative to the journal's root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Op {
+pub(crate) enum Op {
     /// Copy `from` to `to` (mode 0600) unless `to` exists: the previous version of a file about
     /// to be replaced. Every copy comes before every replacement, so when `to` is missing no
     /// replacement has happened yet and `from` is still the previous version.
@@ -53,28 +53,28 @@ impl Op {
 
 /// The journal of one directory (the set's DIR, or an API-M home).
 #[derive(Debug, Clone)]
-pub struct Journal {
+pub(crate) struct Journal {
     root: PathBuf,
     file: PathBuf,
 }
 
 /// A file staged for a commit: its temporary file is removed if the commit does not happen.
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     op: Op,
     tmp: PathBuf,
 }
 
 impl Staged {
     /// The staged temporary file (to set its owner, say).
-    pub fn tmp(&self) -> &Path {
+    pub(crate) fn tmp(&self) -> &Path {
         &self.tmp
     }
 }
 
 impl Journal {
     /// The journal `root/name`.
-    pub fn new(root: &Path, name: &str) -> Journal {
+    pub(crate) fn new(root: &Path, name: &str) -> Journal {
         Journal {
             root: root.to_path_buf(),
             file: root.join(name),
@@ -82,13 +82,13 @@ impl Journal {
     }
 
     /// The journal file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.file
     }
 
     /// Stages `bytes` as the next version of `rel`: refuses a symbolic link on the way, writes
     /// a temporary file next to the target. Safe to call from several threads.
-    pub fn stage(&self, rel: &str, bytes: &[u8], access: Access) -> Result<Staged, FsError> {
+    pub(crate) fn stage(&self, rel: &str, bytes: &[u8], access: Access) -> Result<Staged, FsError> {
         fsio::refuse_links(&self.root, Path::new(rel))?;
         let target = self.root.join(rel);
         let tmp = fsio::write_temporary(&target, bytes, access)?;
@@ -108,7 +108,7 @@ impl Journal {
     /// Commits `staged` files and `other` steps: writes the journal, performs every step in
     /// order (copies, moves, replacements, removals), deletes the journal. When a step fails the
     /// journal stays, and the next run completes it ([`Journal::recover`]).
-    pub fn commit(&self, staged: Vec<Staged>, other: Vec<Op>) -> Result<(), FsError> {
+    pub(crate) fn commit(&self, staged: Vec<Staged>, other: Vec<Op>) -> Result<(), FsError> {
         let mut ops: Vec<Op> = other;
         ops.extend(staged.into_iter().map(|s| s.op));
         if ops.is_empty() {
@@ -143,7 +143,7 @@ impl Journal {
     }
 
     /// Removes staged files without committing them (a run that stopped on an error).
-    pub fn abandon(&self, staged: Vec<Staged>) {
+    pub(crate) fn abandon(&self, staged: Vec<Staged>) {
         for s in staged {
             let _ = fs::remove_file(&s.tmp);
         }
@@ -151,7 +151,7 @@ impl Journal {
 
     /// Completes the commit an interrupted run left, if any. Returns true when there was one.
     /// Call it only while holding the directory's lock.
-    pub fn recover(&self) -> Result<bool, FsError> {
+    pub(crate) fn recover(&self) -> Result<bool, FsError> {
         let bytes = match crate::input::read(&self.file, crate::input::Limit::SetFile) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),

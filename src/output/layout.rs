@@ -3,73 +3,73 @@
 
 use crate::topology::KeystoreFormat;
 
-pub const CA_CERT: &str = "ca/ca.crt";
-pub const CA_KEY: &str = "ca/ca.key";
-pub const CA_BUNDLE: &str = "ca/bundle.crt";
+pub(crate) const CA_CERT: &str = "ca/ca.crt";
+pub(crate) const CA_KEY: &str = "ca/ca.key";
+pub(crate) const CA_BUNDLE: &str = "ca/bundle.crt";
 /// The next CA during a rollover (between `rotate --ca begin` and `finish`).
-pub const CA_NEXT_CERT: &str = "ca/next/ca.crt";
-pub const CA_NEXT_KEY: &str = "ca/next/ca.key";
+pub(crate) const CA_NEXT_CERT: &str = "ca/next/ca.crt";
+pub(crate) const CA_NEXT_KEY: &str = "ca/next/ca.key";
 /// The previous CA during a rollover (between `rotate --ca finish` and `retire`).
-pub const CA_PREVIOUS_CERT: &str = "ca/previous/ca.crt";
-pub const SECRETS: &str = "secrets.toml";
-pub const INVENTORY: &str = "inventory.json";
-pub const LOCK: &str = ".lock";
+pub(crate) const CA_PREVIOUS_CERT: &str = "ca/previous/ca.crt";
+pub(crate) const SECRETS: &str = "secrets.toml";
+pub(crate) const INVENTORY: &str = "inventory.json";
+pub(crate) const LOCK: &str = ".lock";
 /// The commit journal of a run that is writing (or was interrupted while writing) the set.
-pub const JOURNAL: &str = ".journal";
-pub const HISTORY: &str = "history";
+pub(crate) const JOURNAL: &str = ".journal";
+pub(crate) const HISTORY: &str = "history";
 
 /// Where a node keeps keystores, relative to its product home.
-pub const SECURITY_DIR: &str = "repository/resources/security";
+pub(crate) const SECURITY_DIR: &str = "repository/resources/security";
 
 /// The file name of the primary keystore.
-pub fn primary_file(format: KeystoreFormat) -> String {
+pub(crate) fn primary_file(format: KeystoreFormat) -> String {
     format!("wso2carbon.{}", format.extension())
 }
 
 /// The file name of a node's TLS keystore.
-pub fn tls_file(node: &str, format: KeystoreFormat) -> String {
+pub(crate) fn tls_file(node: &str, format: KeystoreFormat) -> String {
     format!("{node}-tls.{}", format.extension())
 }
 
 /// The file name of the truststore.
-pub fn truststore_file(format: KeystoreFormat) -> String {
+pub(crate) fn truststore_file(format: KeystoreFormat) -> String {
     format!("client-truststore.{}", format.extension())
 }
 
 /// A node's directory (its product home as apim-pki lays it out).
-pub fn node_dir(node: &str) -> String {
+pub(crate) fn node_dir(node: &str) -> String {
     format!("nodes/{node}")
 }
 
 /// A node's node.toml.
-pub fn node_toml(node: &str) -> String {
+pub(crate) fn node_toml(node: &str) -> String {
     format!("nodes/{node}/node.toml")
 }
 
 /// A node's deployment.toml (API-M 3.2 and 4.x).
-pub fn deployment_toml(node: &str) -> String {
+pub(crate) fn deployment_toml(node: &str) -> String {
     format!("nodes/{node}/repository/conf/deployment.toml")
 }
 
 /// A file in a node's security directory.
-pub fn node_security(node: &str, file: &str) -> String {
+pub(crate) fn node_security(node: &str, file: &str) -> String {
     format!("nodes/{node}/{SECURITY_DIR}/{file}")
 }
 
 /// A load balancer's directory.
-pub fn lb_dir(host: &str) -> String {
+pub(crate) fn lb_dir(host: &str) -> String {
     format!("load-balancers/{host}")
 }
 
 /// The files of a load balancer: certificate chain, key, CA, HAProxy's combined PEM, and its
 /// nginx and HAProxy configurations.
-pub fn lb_file(host: &str, file: LbFile) -> String {
+pub(crate) fn lb_file(host: &str, file: LbFile) -> String {
     format!("load-balancers/{host}/{}", file.name())
 }
 
 /// One of a load balancer's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LbFile {
+pub(crate) enum LbFile {
     Cert,
     Key,
     Ca,
@@ -82,7 +82,7 @@ pub enum LbFile {
 
 impl LbFile {
     /// The file's name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             LbFile::Cert => "tls.crt",
             LbFile::Key => "tls.key",

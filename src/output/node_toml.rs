@@ -6,7 +6,7 @@ use crate::plan::{node_toml, NodePlan};
 use crate::topology::{Node, Topology};
 
 /// Renders `node`'s node.toml.
-pub fn render(topology: &Topology, node: &Node) -> String {
+pub(crate) fn render(topology: &Topology, node: &Node) -> String {
     let text = node_toml::render(&NodePlan::build(topology, node), topology.product);
     // After the header line: how this node's start gets the secure vault's password.
     let vault = crate::vault::startup::node_toml_comment(&topology.secure_vault);

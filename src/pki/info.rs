@@ -151,7 +151,7 @@ impl CertInfo {
 }
 
 /// SHA-256 fingerprint of `der` as keytool prints it.
-pub fn fingerprint(der: &[u8]) -> String {
+pub(crate) fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der)
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -227,7 +227,7 @@ pub(crate) fn rsa_modulus_bits(rsa_public_key: &[u8]) -> Option<usize> {
 }
 
 /// True when `cert` names `issuer` as its issuer and carries a valid signature by its key.
-pub fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
+pub(crate) fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
     let (Ok((_, c)), Ok((_, i))) = (
         X509Certificate::from_der(cert),
         X509Certificate::from_der(issuer),

@@ -5,8 +5,8 @@
 //! files or keystores.
 
 pub(crate) mod der;
-pub mod engine;
-pub mod info;
+pub(crate) mod engine;
+pub(crate) mod info;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -183,7 +183,7 @@ fn key_type_of(pair: &rcgen::KeyPair) -> Option<KeyType> {
 }
 
 /// Generates keys in parallel on every core (key generation dominates a run).
-pub fn generate_keys(types: &[KeyType]) -> Result<Vec<Key>, PkiError> {
+pub(crate) fn generate_keys(types: &[KeyType]) -> Result<Vec<Key>, PkiError> {
     types.par_iter().map(|t| Key::generate(*t)).collect()
 }
 
@@ -311,7 +311,7 @@ fn random_serial() -> Result<SerialNumber, getrandom::Error> {
 /// A CA that issues certificates: its certificate, key, and the chain above it (for a CA you
 /// bring, e.g. a corporate intermediate). A corporate CA that signs CSRs elsewhere has no key
 /// here: it anchors chains but issues nothing.
-pub struct Ca {
+pub(crate) struct Ca {
     cert_der: Vec<u8>,
     key: Option<Key>,
     parents: Vec<Vec<u8>>,
@@ -326,7 +326,7 @@ impl fmt::Debug for Ca {
 
 impl Ca {
     /// Creates a self-signed CA from `spec` (its role is forced to [`Role::Ca`]).
-    pub fn create(spec: &CertSpec, key: Key) -> Result<Ca, PkiError> {
+    pub(crate) fn create(spec: &CertSpec, key: Key) -> Result<Ca, PkiError> {
         let spec = CertSpec {
             role: Role::Ca,
             ..spec.clone()
@@ -340,7 +340,7 @@ impl Ca {
     }
 
     /// Reads a CA from PEM: the certificate (first) with any intermediates after it, and its key.
-    pub fn from_pem(
+    pub(crate) fn from_pem(
         cert_pem: &[u8],
         key_pem: &[u8],
         cert_what: &str,
@@ -363,7 +363,7 @@ impl Ca {
     }
 
     /// Builds a CA from a DER certificate, its key and the chain above it, checking that they fit.
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         cert_der: Vec<u8>,
         key: Key,
         parents: Vec<Vec<u8>>,
@@ -397,7 +397,7 @@ impl Ca {
     }
 
     /// A CA known only by its certificate (and the chain above it): it signs elsewhere.
-    pub fn without_key(
+    pub(crate) fn without_key(
         cert_der: Vec<u8>,
         parents: Vec<Vec<u8>>,
         what: &str,
@@ -415,27 +415,27 @@ impl Ca {
     }
 
     /// The CA certificate, DER.
-    pub fn cert_der(&self) -> &[u8] {
+    pub(crate) fn cert_der(&self) -> &[u8] {
         &self.cert_der
     }
 
     /// The certificates above this CA (intermediates, then maybe a root), DER.
-    pub fn parents(&self) -> &[Vec<u8>] {
+    pub(crate) fn parents(&self) -> &[Vec<u8>] {
         &self.parents
     }
 
     /// The CA's key, when apim-pki holds it.
-    pub fn key(&self) -> Option<&Key> {
+    pub(crate) fn key(&self) -> Option<&Key> {
         self.key.as_ref()
     }
 
     /// Parsed facts about the CA certificate.
-    pub fn info(&self) -> &CertInfo {
+    pub(crate) fn info(&self) -> &CertInfo {
         &self.info
     }
 
     /// Issues a certificate for `public_key` (the holder's key) under this CA.
-    pub fn issue(&self, spec: &CertSpec, holder: &Key) -> Result<Vec<u8>, PkiError> {
+    pub(crate) fn issue(&self, spec: &CertSpec, holder: &Key) -> Result<Vec<u8>, PkiError> {
         let err = |reason: String| PkiError::Issue {
             subject: spec.subject.common_name.clone(),
             reason,
@@ -479,7 +479,7 @@ pub fn self_signed(spec: &CertSpec, key: &Key) -> Result<Vec<u8>, PkiError> {
 }
 
 /// A certificate signing request for `key` with `spec`'s subject and names, PEM.
-pub fn csr_pem(spec: &CertSpec, key: &Key) -> Result<String, PkiError> {
+pub(crate) fn csr_pem(spec: &CertSpec, key: &Key) -> Result<String, PkiError> {
     let err = |e: rcgen::Error| PkiError::Issue {
         subject: spec.subject.common_name.clone(),
         reason: e.to_string(),

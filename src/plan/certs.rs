@@ -8,7 +8,7 @@ use crate::pki::{CertSpec, Role, Subject};
 use crate::topology::{HostName, Node, TlsMode, Topology};
 
 /// The certificate a node's TLS keystore must hold.
-pub fn node_cert(topology: &Topology, node: &Node) -> CertSpec {
+pub(crate) fn node_cert(topology: &Topology, node: &Node) -> CertSpec {
     let mut dns = Vec::new();
     let mut ips = Vec::new();
     push_host(&node.host, &mut dns, &mut ips);
@@ -32,7 +32,7 @@ pub fn node_cert(topology: &Topology, node: &Node) -> CertSpec {
 }
 
 /// The certificate of a load balancer (TLS termination).
-pub fn lb_cert(topology: &Topology, host: &HostName) -> CertSpec {
+pub(crate) fn lb_cert(topology: &Topology, host: &HostName) -> CertSpec {
     let mut dns = Vec::new();
     let mut ips = Vec::new();
     push_host(host, &mut dns, &mut ips);
@@ -46,7 +46,7 @@ pub fn lb_cert(topology: &Topology, host: &HostName) -> CertSpec {
 }
 
 /// The primary certificate: no names with per-node TLS; every host with shared TLS.
-pub fn primary_cert(topology: &Topology) -> CertSpec {
+pub(crate) fn primary_cert(topology: &Topology) -> CertSpec {
     let mut dns = Vec::new();
     let mut ips = Vec::new();
     if topology.keystores.tls == TlsMode::Shared {
@@ -74,7 +74,7 @@ pub fn primary_cert(topology: &Topology) -> CertSpec {
 }
 
 /// The CA certificate of generation `generation` (1 for the first).
-pub fn ca_cert(topology: &Topology, generation: u32) -> CertSpec {
+pub(crate) fn ca_cert(topology: &Topology, generation: u32) -> CertSpec {
     CertSpec {
         subject: Subject::new(ca_common_name(&topology.name, generation), &topology.pki),
         dns_names: Vec::new(),
@@ -85,17 +85,17 @@ pub fn ca_cert(topology: &Topology, generation: u32) -> CertSpec {
 }
 
 /// The common name of CA generation `generation` of deployment `name`.
-pub fn ca_common_name(name: &str, generation: u32) -> String {
+pub(crate) fn ca_common_name(name: &str, generation: u32) -> String {
     format!("{name} CA G{generation}")
 }
 
 /// The truststore alias of the CA of `generation` (`<name>-ca`, then `<name>-ca-g2`, …).
-pub fn ca_alias(topology: &Topology, generation: u32) -> String {
+pub(crate) fn ca_alias(topology: &Topology, generation: u32) -> String {
     crate::topology::aliases::ca_alias(&topology.name, generation)
 }
 
 /// The aliases under which truststores hold the primary certificate.
-pub fn primary_trust_aliases(topology: &Topology) -> Vec<String> {
+pub(crate) fn primary_trust_aliases(topology: &Topology) -> Vec<String> {
     let mut aliases: Vec<String> = crate::topology::aliases::PRIMARY_TRUST_ALIASES
         .iter()
         .map(|a| a.to_string())
@@ -105,7 +105,7 @@ pub fn primary_trust_aliases(topology: &Topology) -> Vec<String> {
 }
 
 /// Whether nodes get their own TLS keystore.
-pub fn per_node_tls(topology: &Topology) -> bool {
+pub(crate) fn per_node_tls(topology: &Topology) -> bool {
     topology.keystores.tls == TlsMode::PerNode
 }
 

@@ -7,10 +7,10 @@
 //! node's part ([`NodePlan`]) is what `nodes/<node>/node.toml` holds: its serde form is the
 //! file (see [`node_toml`]), so apply and verify read back the very types generate wrote.
 
-pub mod certs;
-pub mod node_toml;
-pub mod peers;
-pub mod settings;
+pub(crate) mod certs;
+pub(crate) mod node_toml;
+pub(crate) mod peers;
+pub(crate) mod settings;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,12 +24,12 @@ use crate::password::PasswordRole;
 use crate::pki::CertSpec;
 use crate::topology::{KeyType, Node, Product, Profile, TlsMode, Topology};
 
-pub use settings::{Address, ConfigFile, GroupUrls, ServedBy, Setting, Target};
+pub(crate) use settings::{Address, ConfigFile, ServedBy, Setting, Target};
 
 /// The schema of node.toml this build writes and reads; an older or newer file is refused
 /// (re-run `generate` to rewrite it). 1 was the hand-rendered file with `[settings]` and one
 /// `[[peer]]` per URL; 2 is [`NodePlan`]'s serde form with shared peer groups.
-pub const NODE_TOML_SCHEMA: u32 = 2;
+pub(crate) const NODE_TOML_SCHEMA: u32 = 2;
 
 /// Everything a deployment needs, as data.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ pub struct LbPlan {
 /// One node's plan; its serde form is node.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodePlan {
-    /// [`NODE_TOML_SCHEMA`].
+    /// `NODE_TOML_SCHEMA`.
     pub schema: u32,
     /// The node's name in the topology.
     pub name: String,
@@ -118,6 +118,7 @@ pub struct NodePlan {
     pub offset: u16,
     /// The command that starts the node and keeps what apply wrote.
     pub start: String,
+    /// Its keystores: files, formats, aliases, password roles.
     pub keystores: NodeKeystores,
     /// Every value apply writes that depends on the topology (API-M 2.6).
     #[serde(default, rename = "setting", skip_serializing_if = "Vec::is_empty")]
@@ -136,7 +137,7 @@ pub struct NodePlan {
 
 /// The peer groups a node's settings name, by profile. Shared between the nodes of a [`Plan`]:
 /// 600 traffic managers are held once, not once per node.
-pub type PeerGroups = BTreeMap<Profile, Arc<PeerGroup>>;
+pub(crate) type PeerGroups = BTreeMap<Profile, Arc<PeerGroup>>;
 
 /// The node's three keystores, as its files name them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use crate::topology::{Node, Product, Profile, Topology};
 
 /// One deployment.toml table wiring a node to its peers, with the URLs it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerTable {
+pub(crate) enum PeerTable {
     /// `[apim.key_manager]`: the key manager's admin services.
     KeyManager { service_url: Target },
     /// `[apim.oauth_config]`: where token revocations go.
@@ -58,7 +58,7 @@ pub enum PeerTable {
 /// The URLs of a `[[apim.gateway.environment]]`: the gateway's services and endpoints, and
 /// its WebSub receivers (`http`, `https`) from 4.0 on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayEndpoints {
+pub(crate) struct GatewayEndpoints {
     pub service_url: Target,
     pub http_endpoint: Target,
     pub https_endpoint: Target,
@@ -107,7 +107,7 @@ fn keyed<'t>(
 impl PeerTable {
     /// Every URL the table names, each with `table.key` (the table without brackets), in the
     /// order deployment.toml writes them.
-    pub fn urls(&self) -> Vec<(&'static str, &Target)> {
+    pub(crate) fn urls(&self) -> Vec<(&'static str, &Target)> {
         use PeerTable::*;
         match self {
             KeyManager { service_url } => vec![("apim.key_manager.service_url", service_url)],
@@ -167,7 +167,7 @@ impl PeerTable {
 
 /// The peer tables of `node`'s deployment.toml, in the order they are written; empty for
 /// API-M 2.6 (XML configuration, see [`super::settings`]).
-pub fn peer_tables(topology: &Topology, node: &Node) -> Vec<PeerTable> {
+pub(crate) fn peer_tables(topology: &Topology, node: &Node) -> Vec<PeerTable> {
     match topology.product {
         Product::Apim32 => apim32(topology, node),
         Product::Apim4x | Product::Apim45 => apim4x(topology, node),

@@ -9,18 +9,18 @@ use super::{PeerGroup, PeerGroups};
 use crate::topology::{Node, Product, Profile, Topology};
 
 /// Ports, before offsets.
-pub mod port {
-    pub const MGMT_HTTPS: u16 = 9443;
-    pub const GW_HTTP: u16 = 8280;
-    pub const GW_HTTPS: u16 = 8243;
-    pub const BINARY_TCP: u16 = 9611;
-    pub const BINARY_SSL: u16 = 9711;
-    pub const AMQP: u16 = 5672;
-    pub const THRIFT: u16 = 10397;
-    pub const WS: u16 = 9099;
-    pub const WSS: u16 = 8099;
-    pub const WEBSUB_HTTP: u16 = 9021;
-    pub const WEBSUB_HTTPS: u16 = 8021;
+pub(crate) mod port {
+    pub(crate) const MGMT_HTTPS: u16 = 9443;
+    pub(crate) const GW_HTTP: u16 = 8280;
+    pub(crate) const GW_HTTPS: u16 = 8243;
+    pub(crate) const BINARY_TCP: u16 = 9611;
+    pub(crate) const BINARY_SSL: u16 = 9711;
+    pub(crate) const AMQP: u16 = 5672;
+    pub(crate) const THRIFT: u16 = 10397;
+    pub(crate) const WS: u16 = 9099;
+    pub(crate) const WSS: u16 = 8099;
+    pub(crate) const WEBSUB_HTTP: u16 = 9021;
+    pub(crate) const WEBSUB_HTTPS: u16 = 8021;
 }
 
 /// A configuration file of an API-M 2.6 node that settings go to (node.toml names it by its
@@ -336,7 +336,7 @@ fn tm_group(path: &str, scheme: &str, port: u16) -> Setting {
 
 /// The broker part of AMQP-URL; apply keeps the user and password of the value it replaces
 /// (`USER:PASS` below stands for them).
-pub const AMQP_CREDENTIALS: &str = "USER:PASS";
+pub(crate) const AMQP_CREDENTIALS: &str = "USER:PASS";
 
 /// The AMQP connection URL naming every traffic manager's broker, as a setting of `file`.
 fn amqp_url(file: ConfigFile, path: &str) -> Setting {
@@ -365,7 +365,7 @@ impl Setting {
 
 /// The peer groups `settings` name, each listed once; taken from `shared` when there (and
 /// added to it when not), so nodes of one plan share them.
-pub fn peer_groups(
+pub(crate) fn peer_groups(
     topology: &Topology,
     settings: &[Setting],
     shared: &mut PeerGroups,
@@ -645,7 +645,7 @@ const PEER_URLS: &[PeerUrl] = &[
 
 /// Settings that apply skips when the node's file has no such element (WSO2 files of other
 /// 2.x releases, or trimmed files): the peer URLs config-2.6.md does not require.
-pub const OPTIONAL_PATHS: &[&str] = &[
+pub(crate) const OPTIONAL_PATHS: &[&str] = &[
     "APIGateway/Environments/Environment/GatewayWSEndpoint",
     "APIStore/ServerURL",
     "APIPublisher/URL",
@@ -678,7 +678,7 @@ fn peer_urls(topology: &Topology, profile: Profile, out: &mut Vec<Setting>) {
 
 /// Every topology-derived setting of `node` (API-M 2.6); empty for other products, whose
 /// deployment.toml carries its own peers.
-pub fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
+pub(crate) fn node_settings(topology: &Topology, node: &Node) -> Vec<Setting> {
     if topology.product != Product::Apim26 {
         return Vec::new();
     }

@@ -42,7 +42,7 @@ fn rank(kind: Option<ArtifactKind>) -> u8 {
 }
 
 impl<'a> Stager<'a> {
-    pub fn new(dir: Dir<'a>, journal: &'a Journal, stamp: String) -> Stager<'a> {
+    pub(super) fn new(dir: Dir<'a>, journal: &'a Journal, stamp: String) -> Stager<'a> {
         Stager {
             dir,
             journal,
@@ -57,7 +57,7 @@ impl<'a> Stager<'a> {
     }
 
     /// Stages `f`'s bytes (when it is to be written) and drops them from memory.
-    pub fn stage(&self, f: &mut FileOut) -> Result<(), GenerateError> {
+    pub(super) fn stage(&self, f: &mut FileOut) -> Result<(), GenerateError> {
         let Some(bytes) = f.bytes.take() else {
             if f.action != super::types::ActionKind::Keep {
                 let what = format!("{} is to be written but has no content", f.path);
@@ -94,7 +94,7 @@ impl<'a> Stager<'a> {
     }
 
     /// Removes every staged file (a run that stopped on an error).
-    pub fn abandon(self) {
+    pub(super) fn abandon(self) {
         let staged = self.staged.into_inner().unwrap_or_else(|e| e.into_inner());
         self.journal
             .abandon(staged.into_iter().map(|(_, _, s)| s).collect());
@@ -102,7 +102,7 @@ impl<'a> Stager<'a> {
 
     /// Commits the staged files, inventory.json (when it changed), and the moves to history/ of
     /// `strays` and `removed` files.
-    pub fn commit(
+    pub(super) fn commit(
         self,
         inventory: Option<&[u8]>,
         strays: &[String],

@@ -18,7 +18,7 @@ pub(super) struct Dir<'a> {
 
 impl<'a> Dir<'a> {
     /// Lists every file below `root` (history/ aside), relative, with `/`.
-    pub fn index(root: &Path) -> HashSet<String> {
+    pub(super) fn index(root: &Path) -> HashSet<String> {
         fn walk(root: &Path, dir: &Path, out: &mut HashSet<String>) {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 return;
@@ -43,17 +43,17 @@ impl<'a> Dir<'a> {
         out
     }
 
-    pub fn new(root: &'a Path, files: &'a HashSet<String>) -> Dir<'a> {
+    pub(super) fn new(root: &'a Path, files: &'a HashSet<String>) -> Dir<'a> {
         Dir { root, files }
     }
 
     /// The full path of `rel`.
-    pub fn join(&self, rel: impl AsRef<Path>) -> std::path::PathBuf {
+    pub(super) fn join(&self, rel: impl AsRef<Path>) -> std::path::PathBuf {
         self.root.join(rel)
     }
 
     /// The bytes of `rel`, when it existed at the start and still reads.
-    pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
+    pub(super) fn read(&self, rel: &str) -> Option<Vec<u8>> {
         if !self.files.contains(rel) {
             return None;
         }
@@ -62,7 +62,7 @@ impl<'a> Dir<'a> {
 
     /// Refuses a set holding a file larger than apim-pki reads: [`Dir::read`] would see it as
     /// missing and replace it. One metadata call per file, none of them per key.
-    pub fn check_sizes(&self) -> Result<(), GenerateError> {
+    pub(super) fn check_sizes(&self) -> Result<(), GenerateError> {
         let limit = crate::input::Limit::Keystore;
         for rel in self.files {
             let path = self.root.join(rel);
@@ -79,7 +79,7 @@ impl<'a> Dir<'a> {
     }
 
     /// True when `rel` existed at the start.
-    pub fn has(&self, rel: &str) -> bool {
+    pub(super) fn has(&self, rel: &str) -> bool {
         self.files.contains(rel)
     }
 }

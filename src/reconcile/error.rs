@@ -18,30 +18,59 @@ pub(super) const WRONG_PASSWORD: &str =
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GenerateError {
+    /// A file could not be written.
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// DIR is locked by another command, or was made by one meanwhile.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A file of the set (or one the topology names) that cannot be used.
     #[error("{}: {message}", path.display())]
     Input {
+        /// The file.
         path: PathBuf,
+        /// What is wrong.
         message: String,
+        /// What to do.
         hint: Option<String>,
     },
+    /// A password variable the inventory names is unset.
     #[error("the {role} password variable {variable} is not set, but inventory.json records that the {role} password comes from it")]
-    PasswordUnset { role: String, variable: String },
+    PasswordUnset {
+        /// The role.
+        role: String,
+        /// The variable.
+        variable: String,
+    },
+    /// A password Java or Carbon cannot use.
     #[error("the {role} password from {source_name} cannot be used: {problem}")]
     PasswordRefused {
+        /// The role.
         role: String,
+        /// Where it came from.
         source_name: String,
+        /// What is wrong with it (never the value).
         problem: PasswordProblem,
     },
+    /// An artifact only `rotate` can bring in line.
     #[error("{path}: {reason}")]
-    NeedsRotate { path: String, reason: String },
+    NeedsRotate {
+        /// The artifact, relative to DIR.
+        path: String,
+        /// What changed.
+        reason: String,
+    },
+    /// Key or certificate work failed.
     #[error("{0}")]
     Pki(#[from] PkiError),
+    /// A refused operation (a rollover stage out of order, an unknown node).
     #[error("{message}")]
-    Refused { message: String, hint: String },
+    Refused {
+        /// What is refused.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
     /// A bug in apim-pki (exit 70).
     #[error("{0}")]
     Bug(#[from] crate::error::Bug),

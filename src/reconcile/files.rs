@@ -82,7 +82,7 @@ pub(super) struct Desired {
 }
 
 impl Desired {
-    pub fn new(store: Keystore) -> Desired {
+    pub(super) fn new(store: Keystore) -> Desired {
         let entries = entries_of(&store);
         Desired { store, entries }
     }

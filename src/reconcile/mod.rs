@@ -50,10 +50,9 @@ use model::{ArtifactSpec, Existing, FileOut, Issued, Item, Passwords};
 use state::{load_existing, read_inventory, read_secrets, resolve_passwords, Lookup};
 
 pub use error::GenerateError;
-pub use report::render_text;
-pub use types::{
-    Action, ActionKind, CaStage, CaStep, CertSummary, Imported, Mode, Outcome, Rotation,
-};
+pub(crate) use report::render_text;
+pub(crate) use types::Imported;
+pub use types::{Action, ActionKind, CaStage, CaStep, CertSummary, Mode, Outcome, Rotation};
 
 /// Brings `dir` in line with `topology` (or, in [`Mode::Plan`], says what that would do).
 pub fn reconcile(topology: &Topology, dir: &Path, mode: Mode) -> Result<Outcome, GenerateError> {
@@ -113,7 +112,7 @@ pub fn rotate(
 }
 
 /// `import-signed`: assembles the set around certificates a corporate CA signed.
-pub fn import(
+pub(crate) fn import(
     topology: &Topology,
     dir: &Path,
     imported: &Imported,

@@ -28,12 +28,12 @@ pub(super) struct Passwords {
 
 impl Passwords {
     /// The TLS role's password (the primary's when the set has no per-node TLS keystores).
-    pub fn tls_or_primary(&self) -> &Resolved {
+    pub(super) fn tls_or_primary(&self) -> &Resolved {
         self.tls.as_ref().unwrap_or(&self.primary)
     }
 
     /// Every role with its password, `tls` only when the set has per-node TLS keystores.
-    pub fn roles(&self) -> [(&'static str, Option<&Resolved>); 3] {
+    pub(super) fn roles(&self) -> [(&'static str, Option<&Resolved>); 3] {
         [
             ("primary", Some(&self.primary)),
             ("tls", self.tls.as_ref()),
@@ -67,7 +67,7 @@ pub(super) enum Decision {
 
 impl Decision {
     /// The action users see for the item's own files.
-    pub fn action(&self) -> ActionKind {
+    pub(super) fn action(&self) -> ActionKind {
         match self {
             Decision::Keep => ActionKind::Keep,
             Decision::Renew => ActionKind::Renew,
@@ -78,7 +78,7 @@ impl Decision {
     }
 
     /// True when the item's certificate stays as it is.
-    pub fn keeps_cert(&self) -> bool {
+    pub(super) fn keeps_cert(&self) -> bool {
         matches!(self, Decision::Keep | Decision::NeedsRotate)
     }
 }
@@ -96,7 +96,7 @@ pub(super) enum Owner {
 
 impl Owner {
     /// The name reports use: `primary`, the node's name or the load balancer's host.
-    pub fn label(&self) -> &str {
+    pub(super) fn label(&self) -> &str {
         match self {
             Owner::Primary => "primary",
             Owner::Node(n) | Owner::Lb(n) => n,

@@ -15,7 +15,7 @@ fn date(t: time::OffsetDateTime) -> String {
 }
 
 /// Renders an outcome for people.
-pub fn render_text(
+pub(crate) fn render_text(
     w: &mut dyn Write,
     topology: &Topology,
     out: &Path,

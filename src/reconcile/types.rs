@@ -31,6 +31,7 @@ pub enum CaStep {
 /// Where a set is in a CA rollover; recorded in inventory.json.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaStage {
+    /// No rollover in progress.
     Stable,
     /// `rotate --ca begin` ran: the next CA is trusted, leaves still come from the current one.
     Begun,
@@ -103,7 +104,7 @@ impl Rotation {
 }
 
 /// Certificates a corporate CA signed, matched to the keys `csr` made (`import-signed`).
-pub struct Imported {
+pub(crate) struct Imported {
     /// The issuing CA, then the certificates above it (intermediates, root), DER.
     pub ca_chain: Vec<Vec<u8>>,
     /// Per node name or load-balancer host: its key and its chain (leaf first).
@@ -114,12 +115,19 @@ pub struct Imported {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
+    /// The file does not exist yet.
     Create,
+    /// Exists, opens, matches the topology; not touched.
     Keep,
+    /// Expires within `renew_before_days`: re-certified with the same key.
     Renew,
+    /// Its names changed: re-certified with the same key.
     Reissue,
+    /// A derived file whose inputs changed (node.toml, a truststore, a re-encrypted keystore).
     Update,
+    /// Only `rotate` can bring it in line (its key type or CA changed).
     NeedsRotate,
+    /// No longer in the topology: moved to history/.
     Remove,
     /// `rotate`: a new key and certificate in place of the file there (the old one goes to
     /// history/).
@@ -145,12 +153,17 @@ impl ActionKind {
 /// One artifact's action.
 #[derive(Debug, Clone, Serialize)]
 pub struct Action {
+    /// What happens to it.
     pub action: ActionKind,
+    /// The file, relative to DIR.
     pub path: String,
+    /// The node it belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The load balancer it belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<String>,
+    /// Why, for people.
     pub reason: String,
 }
 
@@ -159,9 +172,13 @@ pub struct Action {
 pub struct CertSummary {
     /// `CA`, `primary`, a node name or a load balancer host.
     pub label: String,
+    /// The file, relative to DIR.
     pub path: String,
+    /// The names it covers (`DNS:...`, `IP:...`).
     pub names: Vec<String>,
+    /// Its subject.
     pub subject: String,
+    /// When it expires.
     #[serde(with = "time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
 }
@@ -169,6 +186,7 @@ pub struct CertSummary {
 /// The result of a reconcile.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// Every artifact's action.
     pub actions: Vec<Action>,
     /// Certificates of the set after the run.
     pub certificates: Vec<CertSummary>,

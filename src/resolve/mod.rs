@@ -2,11 +2,11 @@
 //! [`crate::plan`] so callers that still take `&Topology` keep working. New code reads the
 //! [`crate::plan::Plan`] instead.
 
-pub use crate::plan::certs::{
+pub(crate) use crate::plan::certs::{
     ca_alias, ca_cert, lb_cert, node_cert, per_node_tls, primary_cert, primary_trust_aliases,
 };
 
 /// The 2.6 settings and peer addresses (see [`crate::plan::settings`]).
-pub mod settings {
-    pub use crate::plan::settings::*;
+pub(crate) mod settings {
+    pub(crate) use crate::plan::settings::*;
 }

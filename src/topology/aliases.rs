@@ -6,10 +6,10 @@
 //! silently replace the first.
 
 /// The aliases under which truststores hold the primary certificate, besides its own alias.
-pub const PRIMARY_TRUST_ALIASES: [&str; 2] = ["wso2carbon", "gateway_certificate_alias"];
+pub(crate) const PRIMARY_TRUST_ALIASES: [&str; 2] = ["wso2carbon", "gateway_certificate_alias"];
 
 /// The deployment name as an alias stem: lower case, anything outside `[a-z0-9._-]` as `-`.
-pub fn ca_alias_base(name: &str) -> String {
+pub(crate) fn ca_alias_base(name: &str) -> String {
     name.to_ascii_lowercase()
         .chars()
         .map(|c| {
@@ -23,7 +23,7 @@ pub fn ca_alias_base(name: &str) -> String {
 }
 
 /// The truststore alias of the CA of `generation` (`<name>-ca`, then `<name>-ca-g2`, …).
-pub fn ca_alias(name: &str, generation: u32) -> String {
+pub(crate) fn ca_alias(name: &str, generation: u32) -> String {
     let base = ca_alias_base(name);
     if generation <= 1 {
         format!("{base}-ca")
@@ -34,7 +34,7 @@ pub fn ca_alias(name: &str, generation: u32) -> String {
 
 /// True when `alias` is, or may become, the alias of one of the set's CAs: any generation, or a
 /// certificate of the chain above it (`<ca alias>-parent-N`).
-pub fn is_ca_alias(name: &str, alias: &str) -> bool {
+pub(crate) fn is_ca_alias(name: &str, alias: &str) -> bool {
     let alias = alias.to_ascii_lowercase();
     let Some(rest) = alias.strip_prefix(&format!("{}-ca", ca_alias_base(name))) else {
         return false;

@@ -5,22 +5,22 @@
 //! docs/topology.md has been checked. Knows nothing of crypto or files beyond reading
 //! the topology itself.
 
-pub mod aliases;
-pub mod names;
+pub(crate) mod aliases;
+pub(crate) mod names;
 mod raw;
 mod validate;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-pub use names::HostName;
+pub(crate) use names::HostName;
 use serde::Serialize;
 
 /// The highest port a WSO2 node listens on before its offset: JMX's RMI server port (carbon.xml
 /// `Ports/JMX/RMIServerPort` in 2.6, `monitoring.jmx.rmi_server_port` in 3.2 and 4.x, both
 /// 11111), above Thrift (10397) and the embedded LDAP (10389). Every port plus the offset must
 /// stay at or below 65535.
-pub const HIGHEST_PORT: u32 = 11111;
+pub(crate) const HIGHEST_PORT: u32 = 11111;
 
 /// A topology file that breaks a rule: the file, the line, the key and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +293,7 @@ impl std::fmt::Display for KeyType {
     }
 }
 
-pub use crate::keystore::KeystoreFormat;
+pub(crate) use crate::keystore::KeystoreFormat;
 
 /// Whether each node has its own TLS keystore or the primary keystore serves TLS too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -39,7 +39,7 @@ impl std::fmt::Display for HostName {
 
 /// True when `name` is a DNS host name: labels of 1–63 letters, digits and inner hyphens,
 /// at most 253 characters, no trailing dot, and not all-numeric (that would be an IP address).
-pub fn is_dns_name(name: &str) -> bool {
+pub(crate) fn is_dns_name(name: &str) -> bool {
     if name.is_empty() || name.len() > 253 {
         return false;
     }
@@ -53,7 +53,7 @@ pub fn is_dns_name(name: &str) -> bool {
 
 /// True when `name` is a DNS name, or a wildcard whose whole leftmost label is `*` followed by at
 /// least two DNS labels (`*.apis.acme.internal`).
-pub fn is_san_dns_name(name: &str) -> bool {
+pub(crate) fn is_san_dns_name(name: &str) -> bool {
     match name.strip_prefix("*.") {
         Some(rest) => is_dns_name(rest) && rest.contains('.'),
         None => is_dns_name(name),

@@ -37,7 +37,9 @@ pub enum AliasSource {
 /// Which secret a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secret {
+    /// The keystore's password.
     StorePassword,
+    /// The key entry's password.
     KeyPassword,
 }
 
@@ -52,17 +54,20 @@ pub enum Store {
     CarbonTrust,
     /// catalina-server.xml HTTPS connector (9443): the node's TLS keystore.
     TomcatConnector,
-    /// axis2.xml PassThrough HTTPS listener (8243) keystore / truststore.
+    /// axis2.xml PassThrough HTTPS listener (8243) keystore.
     Axis2ListenerKey,
+    /// axis2.xml PassThrough HTTPS listener truststore.
     Axis2ListenerTrust,
-    /// axis2.xml PassThrough HTTPS sender keystore / truststore.
+    /// axis2.xml PassThrough HTTPS sender keystore.
     Axis2SenderKey,
+    /// axis2.xml PassThrough HTTPS sender truststore.
     Axis2SenderTrust,
 }
 
 /// One password field secure vault covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AliasSpec {
+    /// The secret alias (as in cipher-text.properties).
     pub alias: &'static str,
     /// Relative to the product home.
     pub file: &'static str,
@@ -70,8 +75,11 @@ pub struct AliasSpec {
     pub xpath: &'static str,
     /// `Some(name)`: the value is that attribute of the selected element (flag `true`).
     pub attribute: Option<&'static str>,
+    /// The keystore the field belongs to.
     pub store: Store,
+    /// Which secret it holds.
     pub secret: Secret,
+    /// Where the alias name comes from.
     pub source: AliasSource,
 }
 
@@ -246,7 +254,10 @@ pub enum FieldState {
     /// A password in clear (the value as written).
     Plain(String),
     /// In the vault under `alias` (the element carries `svns:secretAlias`).
-    Secured { alias: String },
+    Secured {
+        /// The alias.
+        alias: String,
+    },
     /// The file has no such field (nothing to secure).
     Missing,
 }
@@ -335,10 +346,15 @@ pub fn secure_xml(file: &str, text: &str, aliases: &[&str]) -> Result<String, Va
 /// does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolEntry {
+    /// The alias.
     pub alias: String,
+    /// The file, relative to the product home.
     pub file: String,
+    /// The XPath.
     pub xpath: String,
+    /// The attribute holding the value, if not the element text.
     pub attribute: Option<String>,
+    /// 1-based line.
     pub line: usize,
 }
 

@@ -121,7 +121,7 @@ pub fn decrypt(
 }
 
 /// The longest password (in UTF-8 bytes) `scheme` encrypts with a key of `modulus_bytes`.
-pub fn max_plaintext(scheme: Scheme, modulus_bytes: usize) -> usize {
+pub(crate) fn max_plaintext(scheme: Scheme, modulus_bytes: usize) -> usize {
     match scheme {
         // PKCS#1 v1.5: k - 11. OAEP with SHA-1: k - 2*20 - 2.
         Scheme::RsaPkcs1 => modulus_bytes.saturating_sub(11),

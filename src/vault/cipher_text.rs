@@ -43,8 +43,11 @@ impl SecretValue {
 /// One alias of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CipherTextEntry {
+    /// The alias.
     pub alias: String,
+    /// Its value, encrypted or plain.
     pub value: SecretValue,
+    /// 1-based line.
     pub line: usize,
 }
 

@@ -5,19 +5,19 @@
 
 /// One `key=value` read from a properties text, with the 1-based line it starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub key: String,
     pub value: String,
     pub line: usize,
 }
 
 /// Escapes a key as `Properties.store` does (spaces escaped everywhere).
-pub fn escape_key(key: &str) -> String {
+pub(crate) fn escape_key(key: &str) -> String {
     escape(key, true)
 }
 
 /// Escapes a value as `Properties.store` does (only a leading space escaped).
-pub fn escape_value(value: &str) -> String {
+pub(crate) fn escape_value(value: &str) -> String {
     escape(value, false)
 }
 
@@ -48,14 +48,14 @@ fn escape(text: &str, escape_space: bool) -> String {
 }
 
 /// One `key=value` line as `Properties.store` writes it, with a trailing newline.
-pub fn line(key: &str, value: &str) -> String {
+pub(crate) fn line(key: &str, value: &str) -> String {
     format!("{}={}\n", escape_key(key), escape_value(value))
 }
 
 /// Parses properties text as `Properties.load` does: `#`/`!` comments, `=`, `:` or whitespace
 /// separators, backslash continuations and escapes. Entries keep file order; a repeated key
 /// appears twice (Java keeps the last). A malformed `\u` escape is an error naming the line.
-pub fn parse(text: &str) -> Result<Vec<Entry>, (usize, String)> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Entry>, (usize, String)> {
     let mut entries = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;

@@ -18,7 +18,9 @@ use crate::topology::Product;
 /// the topology.
 #[derive(Clone)]
 pub struct VaultKey {
+    /// The release whose runtime decrypts.
     pub release: Release,
+    /// The encryption scheme.
     pub scheme: Scheme,
     cert_der: Vec<u8>,
     pkcs8: Zeroizing<Vec<u8>>,

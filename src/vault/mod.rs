@@ -18,16 +18,16 @@
 //! `docs/secure-vault.md` for the citations.
 
 pub mod carbon26;
-pub mod cipher;
+pub(crate) mod cipher;
 pub mod cipher_text;
-pub mod javaprops;
+pub(crate) mod javaprops;
 pub mod key;
 pub mod secret_conf;
 pub mod secrets_toml;
-pub mod startup;
+pub(crate) mod startup;
 
 pub use cipher::{decrypt, encrypt, Ciphertext};
-pub use key::{release_of, Sealed, VaultKey};
+pub(crate) use key::{release_of, Sealed, VaultKey};
 
 /// An API Manager release whose secure vault was read from WSO2's sources (at the tag named).
 /// Releases in between (4.1–4.3, 4.5) were not read; from 3.2 on every release here behaves the
@@ -195,16 +195,25 @@ pub enum VaultError {
     NotRsa(String),
     /// The certificate or key cannot be read.
     #[error("cannot read the secure vault {what}: {reason}")]
-    BadKey { what: &'static str, reason: String },
+    BadKey {
+        /// Which one (certificate or key).
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A critical key usage without dataEncipherment: Java's Cipher.init refuses it.
     #[error("the secure vault certificate has a critical key usage without dataEncipherment; Java (and so WSO2's cipher tool) refuses to encrypt with it. Reissue the primary certificate with dataEncipherment")]
     NoDataEncipherment,
     /// The password does not fit in one RSA block.
     #[error("the password is {len} bytes long; {scheme} with a {bits}-bit key takes at most {max} bytes")]
     TooLong {
+        /// Its length in bytes.
         len: usize,
+        /// The most the scheme takes, in bytes.
         max: usize,
+        /// The key size in bits.
         bits: usize,
+        /// The scheme.
         scheme: &'static str,
     },
     /// Encryption failed inside the crypto library.
@@ -215,7 +224,10 @@ pub enum VaultError {
     NotBase64(String),
     /// The ciphertext does not decrypt with this key and scheme.
     #[error("the ciphertext does not decrypt with this key using {scheme} (it was made with another key or scheme, or it is damaged)")]
-    Undecryptable { scheme: &'static str },
+    Undecryptable {
+        /// The scheme.
+        scheme: &'static str,
+    },
     /// The plaintext is not UTF-8.
     #[error("the ciphertext decrypts to bytes that are not UTF-8 text")]
     NotText,
@@ -225,20 +237,35 @@ pub enum VaultError {
     /// The scheme is not decrypted by this release's runtime.
     #[error("{release} does not decrypt {scheme} ciphertexts")]
     SchemeNotSupported {
+        /// The release.
         release: &'static str,
+        /// The scheme.
         scheme: &'static str,
     },
     /// A secret alias that the configuration syntax cannot carry.
     #[error("secret alias {alias:?} is not valid: {reason}")]
-    BadAlias { alias: String, reason: &'static str },
+    BadAlias {
+        /// The alias.
+        alias: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// An XML file cannot be read or edited as the vault needs.
     #[error("{file}: {reason}")]
-    Xml { file: &'static str, reason: String },
+    Xml {
+        /// The file.
+        file: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A file apim-pki parses is malformed.
     #[error("{file} line {line}: {reason}")]
     Parse {
+        /// The file.
         file: &'static str,
+        /// 1-based line.
         line: usize,
+        /// Why.
         reason: String,
     },
 }

@@ -25,7 +25,9 @@ const DEFAULT_CALLBACK: &str = "org.wso2.carbon.securevault.DefaultSecretCallbac
 /// exact upper-case names only (`jks` fails at start-up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VaultStoreType {
+    /// `JKS`.
     Jks,
+    /// `PKCS12`.
     Pkcs12,
 }
 
@@ -44,6 +46,7 @@ impl VaultStoreType {
 pub struct SecretConf {
     /// `keystore.identity.location`: absolute, or relative to the product home.
     pub keystore_location: String,
+    /// `keystore.identity.type`.
     pub keystore_type: VaultStoreType,
     /// `keystore.identity.alias`: the key alias of the vault keystore.
     pub key_alias: String,

@@ -57,7 +57,7 @@ impl PasswordFile {
 
 /// The comment node.toml carries above its start command: how this start gets the vault key's
 /// password (docs/secure-vault.md, "Start-up password").
-pub fn node_toml_comment(settings: &crate::topology::SecureVaultSettings) -> String {
+pub(crate) fn node_toml_comment(settings: &crate::topology::SecureVaultSettings) -> String {
     if !settings.enabled {
         return String::new();
     }

@@ -156,7 +156,7 @@ fn leaf(k: &Keystore) -> Option<Vec<u8>> {
 }
 
 /// Verifies `node`'s applied home.
-pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, SetError> {
+pub(crate) fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> Result<Report, SetError> {
     let view = set
         .view
         .nodes

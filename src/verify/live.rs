@@ -122,7 +122,7 @@ pub fn probe_all(endpoints: &[Endpoint], timeout: Duration, max_concurrent: usiz
 }
 
 /// One `--connect` override: `((host, port), address to connect to)`.
-pub type ConnectOverride = ((String, u16), SocketAddr);
+pub(crate) type ConnectOverride = ((String, u16), SocketAddr);
 
 /// A `--connect` value or `--connect-file` line that cannot be used: what is wrong, quoting the
 /// text (an excerpt of a long one).
@@ -259,7 +259,7 @@ pub enum ConnectError {
 /// Why an endpoint's address is not known.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// The host name is empty.
     #[error("cannot resolve an empty host name")]
     EmptyHost,
@@ -283,7 +283,7 @@ pub enum ResolveError {
 ///
 /// HOST is a DNS name or an IP literal (returned without brackets); ADDR must be an IP
 /// literal. Ports must be 1-65535.
-pub fn parse_connect(spec: &str) -> Result<ConnectOverride, ConnectError> {
+pub(crate) fn parse_connect(spec: &str) -> Result<ConnectOverride, ConnectError> {
     let spec = spec.trim();
     let Some((left, right)) = spec.split_once('=') else {
         return Err(ConnectError::NoEquals { spec: spec.into() });
@@ -300,7 +300,7 @@ pub fn parse_connect(spec: &str) -> Result<ConnectOverride, ConnectError> {
 ///
 /// A comment runs from `#` to the end of the line. The same HOST:PORT given twice with the
 /// same address is kept once; with different addresses it is an error.
-pub fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, ConnectError> {
+pub(crate) fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, ConnectError> {
     let mut out: Vec<ConnectOverride> = Vec::new();
     let mut lines_of: Vec<usize> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -339,7 +339,7 @@ pub fn parse_connect_file(text: &str) -> Result<Vec<ConnectOverride>, ConnectErr
 /// Adds `more` (from `source`, e.g. `connect.txt`) to `overrides`: the same HOST:PORT mapped
 /// to the same address is kept once; mapped to another address it is an error naming both, so
 /// a `--connect` never silently overrides a `--connect-file` line (or another `--connect`).
-pub fn merge_overrides(
+pub(crate) fn merge_overrides(
     overrides: &mut Vec<ConnectOverride>,
     more: Vec<ConnectOverride>,
     source: &str,
@@ -368,7 +368,7 @@ pub fn merge_overrides(
 ///
 /// Host names match case-insensitively (and IP literals by value). An IP literal host
 /// resolves to itself; a name that resolves to several addresses gives the first one.
-pub fn resolve(
+pub(crate) fn resolve(
     host: &str,
     port: u16,
     overrides: &[ConnectOverride],

@@ -1,12 +1,12 @@
 //! Verify: read a generated set back with checks of its own, and probe live endpoints. Never
 //! trusts the code that wrote the set.
 
-pub mod findings;
-pub mod home;
-pub mod hostname;
-pub mod live;
-pub mod offline;
-pub mod vault;
+pub(crate) mod findings;
+pub(crate) mod home;
+pub(crate) mod hostname;
+pub(crate) mod live;
+pub(crate) mod offline;
+pub(crate) mod vault;
 
 use serde::Serialize;
 
@@ -114,7 +114,7 @@ pub enum CheckHostError {
 ///
 /// check-host's `java` verdict is JDK 17's (docs/commands.md), so it drops the dot, as curl does too, and
 /// says in the reason that JDK 11.0.10 refuses the name.
-pub const TRAILING_DOT_NOTE: &str = "the trailing dot is dropped, as JDK 17 and curl do; \
+pub(crate) const TRAILING_DOT_NOTE: &str = "the trailing dot is dropped, as JDK 17 and curl do; \
 JDK 11.0.10 refuses a host name ending in a dot with \"Illegal given domain name\"";
 
 /// `host` without one trailing dot (the DNS root), which JDK 17 ignores.
@@ -185,7 +185,7 @@ pub fn check_host(
 /// Names the certificate of this set whose SHA-256 fingerprint is `sha256`, if the set holds
 /// it as a key entry's or a load balancer's certificate: "node gw2's TLS certificate
 /// (nodes/gw2/…/gw2-tls.jks)".
-pub fn held_certificate(
+pub(crate) fn held_certificate(
     inventory: &crate::output::inventory::Inventory,
     sha256: &str,
 ) -> Option<String> {
@@ -207,7 +207,7 @@ pub fn held_certificate(
 
 /// The message of a `live-cert-differs` finding: what `at` served (`actual`), which
 /// certificate of the set that is when the set holds it (`known`), and what to do.
-pub fn live_differs_message(
+pub(crate) fn live_differs_message(
     owner: &findings::Owner,
     at: &str,
     actual: &str,
@@ -233,7 +233,7 @@ pub fn live_differs_message(
 
 /// Says in every `wrong-password` finding which password should open the file and where it
 /// comes from (an environment variable by name, or secrets.toml), and what to do.
-pub fn name_password_sources(
+pub(crate) fn name_password_sources(
     set: &offline::OpenedSet,
     mut report: findings::Report,
 ) -> findings::Report {
@@ -280,7 +280,7 @@ pub fn name_password_sources(
 
 /// Adds `--live` findings to an offline report: probes every endpoint of the set (docs/commands.md),
 /// concurrently but bounded, and checks that each serves a certificate the set holds for it.
-pub fn with_live(
+pub(crate) fn with_live(
     set: &offline::OpenedSet,
     report: findings::Report,
     overrides: &[live::ConnectOverride],

@@ -19,7 +19,7 @@ use crate::password::Password;
 use crate::pki::info::is_issued_by;
 use crate::pki::CertInfo;
 use crate::plan::{ServedBy, Target};
-pub use crate::set::{LbView, NodeView, OpenedSet, SetError, SetView};
+pub(crate) use crate::set::{LbView, NodeView, OpenedSet};
 use crate::topology::{KeystoreFormat, Profile};
 
 /// Options of `verify`.

@@ -27,7 +27,7 @@ use crate::vault::VaultKey;
 use crate::verify::findings::{Code, Finding, Owner};
 
 /// The passwords WSO2 ships with: keystores (`wso2carbon`) and the admin user (`admin`).
-pub const DEFAULT_PASSWORDS: [&str; 2] = ["wso2carbon", "admin"];
+pub(crate) const DEFAULT_PASSWORDS: [&str; 2] = ["wso2carbon", "admin"];
 
 /// Passwords shorter than this are not searched for in clear (too many chance matches).
 const MIN_SEARCHED: usize = 8;
@@ -152,7 +152,7 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// Checks `nodes/<n>/` of the set for every node, and the set's own passwords.
-pub fn verify_node_files(set: &OpenedSet) -> (Vec<Finding>, usize) {
+pub(crate) fn verify_node_files(set: &OpenedSet) -> (Vec<Finding>, usize) {
     let mut findings = Vec::new();
     let mut checked = 0;
     for (role, p) in PasswordRole::ALL
@@ -209,7 +209,7 @@ pub fn verify_node_files(set: &OpenedSet) -> (Vec<Finding>, usize) {
 }
 
 /// Checks an applied home of `node`.
-pub fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> (Vec<Finding>, usize) {
+pub(crate) fn verify_home(set: &OpenedSet, node: &str, home: &Path) -> (Vec<Finding>, usize) {
     let key = crate::vault::key::for_set_node(set, node).ok().flatten();
     check(set, node, home, String::new(), key.as_ref())
 }

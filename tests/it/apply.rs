@@ -32,7 +32,7 @@ use std::time::Instant;
 use crate::util::cli::{generate, ha_example, run, secrets, snapshot, write_topology, Run};
 use crate::util::files::{copy_tree, decode};
 use crate::util::java;
-use apim_pki::config::xmledit::XmlDoc;
+use apim_pki::xml::XmlDoc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -2071,9 +2071,8 @@ fn probe_peers(set: &Set, homes: &BTreeMap<String, PathBuf>, listings: &Listings
         BTreeMap::new();
     for (name, home) in homes {
         // node.toml read back through the library's own types, as apply and verify read it.
-        let plan =
-            apim_pki::plan::node_toml::read(&set.dir.join(format!("nodes/{name}/node.toml")))
-                .expect("node.toml");
+        let plan = apim_pki::node_toml::read(&set.dir.join(format!("nodes/{name}/node.toml")))
+            .expect("node.toml");
         let (ts_file, ts_type, ts_pass) = configured_truststore(home);
         let Some(ts_listing) = listings.get(name) else {
             fails.push(format!("{name}: no truststore listing; TLS not probed"));
@@ -2652,13 +2651,13 @@ fn a_password_that_does_not_open_the_set_is_exit_2_and_writes_nothing() {
     // The store opens, but its key entry has another key password.
     let tls_path = set.join(file("gw-tls.jks"));
     let original = std::fs::read(&tls_path).expect("gw-tls.jks");
-    let store = apim_pki::keystore::jks::JksKeyStore::from_bytes(&original, "tls-pw-one")
+    let store = apim_pki::jks::JksKeyStore::from_bytes(&original, "tls-pw-one")
         .expect("the TLS keystore opens");
-    let apim_pki::keystore::jks::JksEntry::PrivateKey { key, chain, .. } = &store.entries[0] else {
+    let apim_pki::jks::JksEntry::PrivateKey { key, chain, .. } = &store.entries[0] else {
         panic!("gw-tls.jks holds no key entry first")
     };
     let pkcs8 = key.decrypt("tls-pw-one").expect("key password");
-    let mut other = apim_pki::keystore::jks::JksKeyStore::new();
+    let mut other = apim_pki::jks::JksKeyStore::new();
     other
         .add_private_key("gw", 0, &pkcs8, "another-key-password", chain.clone())
         .expect("add key");

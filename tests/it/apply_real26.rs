@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use crate::util::cli::{generate, ha_example, run, secrets, snapshot, write_topology};
 use crate::util::files::{copy_tree, decode, in_ci};
 use crate::util::java;
-use apim_pki::config::xmledit::XmlDoc;
+use apim_pki::xml::XmlDoc;
 use serde_json::Value;
 
 const REAL: &str = concat!(
@@ -901,9 +901,9 @@ fn topo(text: &str) -> Topo {
 /// The certificates a truststore trusts, sorted: two files with the same list decide a
 /// handshake alike (their bytes differ by entry timestamps).
 fn trusted_certs(file: &Path, pass: &str) -> Vec<Vec<u8>> {
-    let pw = apim_pki::password::Password::new(pass.to_string());
+    let pw = apim_pki::Password::new(pass.to_string());
     let bytes = std::fs::read(file).unwrap_or_default();
-    let mut certs: Vec<Vec<u8>> = apim_pki::keystore::Keystore::decode(&bytes, &pw)
+    let mut certs: Vec<Vec<u8>> = apim_pki::Keystore::decode(&bytes, &pw)
         .map(|(k, _)| {
             k.entries
                 .iter()
@@ -951,7 +951,7 @@ fn probe(set: &Path, t: &Topo, homes: &BTreeMap<String, PathBuf>, real: &Path) -
     };
     for (name, home) in homes {
         // node.toml read back through the library's own types, as apply and verify read it.
-        let plan = apim_pki::plan::node_toml::read(&set.join(format!("nodes/{name}/node.toml")))
+        let plan = apim_pki::node_toml::read(&set.join(format!("nodes/{name}/node.toml")))
             .expect("node.toml");
         let ts = configured_truststore(home);
         let default_ks = real.join(SECURITY).join("wso2carbon.jks");
@@ -1132,22 +1132,22 @@ fn embedded_default_key_fingerprints_match_the_shipped_truststore() {
     let Some(real) = real_tree() else { return };
     let bytes =
         std::fs::read(real.join(SECURITY).join("client-truststore.jks")).expect("truststore");
-    let pw = apim_pki::password::Password::new("wso2carbon".to_string());
-    let (store, _) = apim_pki::keystore::Keystore::decode(&bytes, &pw).expect("opens");
+    let pw = apim_pki::Password::new("wso2carbon".to_string());
+    let (store, _) = apim_pki::Keystore::decode(&bytes, &pw).expect("opens");
     let mut seen = BTreeSet::new();
     for e in &store.entries {
         let Some(cert) = e.cert() else { continue };
-        let subject = apim_pki::pki::info::CertInfo::from_der(cert)
+        let subject = apim_pki::CertInfo::from_der(cert)
             .map(|i| i.subject)
             .unwrap_or_default();
-        let known = apim_pki::config::default_keys::wso2_default_key(cert);
+        let known = apim_pki::default_keys::wso2_default_key(cert);
         if subject.contains("CN=localhost") {
             assert!(
                 known.is_some(),
                 "{} ({subject}) is not recognised",
                 e.alias()
             );
-            seen.insert(apim_pki::config::default_keys::spki_sha256(cert).expect("spki"));
+            seen.insert(apim_pki::default_keys::spki_sha256(cert).expect("spki"));
         } else {
             assert!(
                 known.is_none(),
@@ -1156,7 +1156,7 @@ fn embedded_default_key_fingerprints_match_the_shipped_truststore() {
             );
         }
     }
-    let embedded: BTreeSet<String> = apim_pki::config::default_keys::WSO2_DEFAULT_KEYS
+    let embedded: BTreeSet<String> = apim_pki::default_keys::WSO2_DEFAULT_KEYS
         .iter()
         .map(|(_, fp)| fp.to_string())
         .collect();
@@ -1183,17 +1183,14 @@ fn verify_flags_a_truststore_that_trusts_a_default_key() {
         "{}",
         clean.stdout
     );
-    let pw = apim_pki::password::Password::new(secrets(&set)["truststore"].clone());
+    let pw = apim_pki::Password::new(secrets(&set)["truststore"].clone());
     let ts_path = set.join(format!("nodes/gw/{SECURITY}/client-truststore.jks"));
     let (mut ours, _) =
-        apim_pki::keystore::Keystore::decode(&std::fs::read(&ts_path).expect("ts"), &pw)
-            .expect("opens");
+        apim_pki::Keystore::decode(&std::fs::read(&ts_path).expect("ts"), &pw).expect("opens");
     let wso2 = std::fs::read(real.join(SECURITY).join("client-truststore.jks")).expect("wso2 ts");
-    let (theirs, _) = apim_pki::keystore::Keystore::decode(
-        &wso2,
-        &apim_pki::password::Password::new("wso2carbon".to_string()),
-    )
-    .expect("opens");
+    let (theirs, _) =
+        apim_pki::Keystore::decode(&wso2, &apim_pki::Password::new("wso2carbon".to_string()))
+            .expect("opens");
     let old = theirs
         .entries
         .into_iter()
@@ -1201,7 +1198,7 @@ fn verify_flags_a_truststore_that_trusts_a_default_key() {
         .expect("wso2carbon.old");
     ours.entries.push(old);
     let bytes = ours
-        .encode(apim_pki::topology::KeystoreFormat::Jks, &pw)
+        .encode(apim_pki::KeystoreFormat::Jks, &pw)
         .expect("encode");
     std::fs::write(&ts_path, bytes).expect("write");
     let r = run(
@@ -1279,7 +1276,7 @@ fn unvault(text: &str, secrets: &BTreeMap<String, String>) -> String {
         s.replace_range(at..=end, "");
         let tag_start = s[..at].rfind('<').expect("tag");
         let tag_end = at + s[at..].find('>').expect("tag end");
-        match apim_pki::vault::carbon26::alias_spec(&alias).and_then(|sp| sp.attribute) {
+        match apim_pki::secure_vault::carbon26::alias_spec(&alias).and_then(|sp| sp.attribute) {
             Some(attr) => {
                 let tag = s[tag_start..tag_end].replacen(
                     &format!("{attr}=\"password\""),
@@ -1300,16 +1297,16 @@ fn unvault(text: &str, secrets: &BTreeMap<String, String>) -> String {
 
 /// The home's cipher-text.properties decrypted with the set's primary key.
 fn decrypted(set: &Path, node: &str, home: &Path) -> BTreeMap<String, String> {
-    let opened = apim_pki::set::OpenedSet::open(set).expect("set");
-    let key = apim_pki::vault::key::for_set_node(&opened, node)
+    let opened = apim_pki::OpenedSet::open(set).expect("set");
+    let key = apim_pki::secure_vault::key::for_set_node(&opened, node)
         .expect("key")
         .expect("vault on");
     let text = std::fs::read_to_string(home.join(CIPHER_TEXT)).expect("cipher-text");
-    apim_pki::vault::cipher_text::parse(&text)
+    apim_pki::secure_vault::cipher_text::parse(&text)
         .expect("parses")
         .into_iter()
         .map(|e| match e.value {
-            apim_pki::vault::cipher_text::SecretValue::Encrypted(c) => {
+            apim_pki::secure_vault::cipher_text::SecretValue::Encrypted(c) => {
                 (e.alias, key.open(&c).expect("decrypts").to_string())
             }
             other => panic!("{}: not encrypted: {other:?}", e.alias),
@@ -1376,7 +1373,7 @@ fn secure_vault_on_the_real_2_6_files_is_the_plain_result_encrypted() {
                 got == decode(want),
                 "{name}: {rel} differs from the vault-off result beyond the vault"
             );
-            if !apim_pki::config::apim26::vault_not_covered(rel) {
+            if !apim_pki::secure_vault::vault_not_covered(rel) {
                 for p in pw.values() {
                     assert!(
                         !decode(bytes).contains(p.as_str()),
@@ -1411,7 +1408,7 @@ fn secure_vault_on_the_real_2_6_files_is_the_plain_result_encrypted() {
         for (alias, value) in &plain {
             assert_eq!(Some(value.as_str()), want(alias), "{name}: {alias}");
         }
-        let tool = apim_pki::vault::carbon26::parse_cipher_tool(
+        let tool = apim_pki::secure_vault::carbon26::parse_cipher_tool(
             &std::fs::read_to_string(home.join(CIPHER_TOOL)).expect("cipher-tool"),
         )
         .expect("parses");
@@ -1608,8 +1605,8 @@ fn secure_vault_findings_on_a_real_2_6_home() {
     std::fs::remove_file(&user_mgt).expect("rm");
 
     // A value that decrypts, but to the TLS password, which does not open the truststore.
-    let opened = apim_pki::set::OpenedSet::open(&set).expect("set");
-    let key = apim_pki::vault::key::for_set_node(&opened, "gw")
+    let opened = apim_pki::OpenedSet::open(&set).expect("set");
+    let key = apim_pki::secure_vault::key::for_set_node(&opened, "gw")
         .expect("key")
         .expect("vault on");
     let replace = |alias: &str, value: &str| -> String {
@@ -1637,7 +1634,7 @@ fn secure_vault_findings_on_a_real_2_6_home() {
     // run without the OAEP flag): undecryptable for the runtime; apply re-encrypts it, says so.
     let pkcs1 = key
         .clone()
-        .with_scheme(apim_pki::vault::Scheme::RsaPkcs1)
+        .with_scheme(apim_pki::secure_vault::Scheme::RsaPkcs1)
         .seal(None, &pw["primary"])
         .expect("seal");
     std::fs::write(

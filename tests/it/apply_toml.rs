@@ -383,7 +383,7 @@ fn check_vaulted(c: &Case, home: &Path, text: &str) {
     ] {
         let (file, _, pw) = store(home, &table, section);
         let bytes = std::fs::read(&file).expect("keystore installed");
-        apim_pki::keystore::Keystore::decode(&bytes, &apim_pki::password::Password::new(pw))
+        apim_pki::Keystore::decode(&bytes, &apim_pki::Password::new(pw))
             .unwrap_or_else(|e| panic!("{}: [{section}] password does not open it: {e}", c.node));
     }
     java_decrypts(c, home, secrets, &set_pw);
@@ -415,7 +415,7 @@ fn check_vaulted(c: &Case, home: &Path, text: &str) {
 /// keystore of the home as working directory: every alias decrypts to a password of the set, and
 /// the primary's opens the vault keystore.
 fn java_decrypts(c: &Case, home: &Path, secrets: &toml::Table, set_pw: &BTreeMap<String, String>) {
-    use apim_pki::vault::cipher_text;
+    use apim_pki::secure_vault::cipher_text;
     use sha2::Digest;
     if !java::require("java") || !java::require("javac") {
         return;
@@ -473,8 +473,8 @@ fn secret_value(set: &Path, node: &str, value: &str) -> String {
     if let Some(p) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
         return p.to_string();
     }
-    let opened = apim_pki::set::OpenedSet::open(set).expect("set opens");
-    let key = apim_pki::vault::key::for_set_node(&opened, node)
+    let opened = apim_pki::OpenedSet::open(set).expect("set opens");
+    let key = apim_pki::secure_vault::key::for_set_node(&opened, node)
         .expect("vault key")
         .expect("vault on");
     key.open(value).expect("decrypts").to_string()

@@ -355,9 +355,9 @@ fn verify_applied_home() {
 /// entries the set owns are the set's.
 #[test]
 fn operator_cas_carried_into_the_new_truststore() {
-    use apim_pki::keystore::{Entry, Keystore};
-    use apim_pki::password::Password;
-    use apim_pki::topology::KeystoreFormat;
+    use apim_pki::KeystoreFormat;
+    use apim_pki::Password;
+    use apim_pki::{Entry, Keystore};
     let shipped = "[server]\nhostname = \"localhost\"\n\n[truststore]\nfile_name = \"client-truststore.jks\"\ntype = \"JKS\"\npassword = \"wso2carbon\"\n";
     let env = setup(shipped.as_bytes());
     // Any certificate will do as the operator's CA: the set's own CA certificate.
@@ -413,9 +413,7 @@ fn operator_cas_carried_into_the_new_truststore() {
 }
 
 fn pem_der(pem: &[u8]) -> Vec<u8> {
-    apim_pki::keystore::pem::certs_from_pem(pem)
-        .expect("PEM")
-        .remove(0)
+    apim_pki::pem::certs_from_pem(pem).expect("PEM").remove(0)
 }
 
 /// A comment inside the operator's `[secrets]` would be rewritten by WSO2's cipher tool: apply

@@ -184,13 +184,13 @@ fn man_pages_for_the_tool_and_each_command() {
 fn plain_init_lists_products_profiles_and_keys() {
     let r = run(&["init"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    for product in apim_pki::topology::Product::ALL {
+    for product in apim_pki::Product::ALL {
         assert!(r.stdout.contains(product.as_str()), "{}", r.stdout);
         for (profile, _) in product.profiles() {
             assert!(r.stdout.contains(profile.as_str()), "{profile}");
         }
     }
-    for key in apim_pki::topology::KeyType::ALL {
+    for key in apim_pki::KeyType::ALL {
         assert!(r.stdout.contains(key.as_str()), "{key:?}");
     }
     assert!(r.stdout.contains("pkcs12-legacy"));

@@ -12,9 +12,9 @@ use std::process::Command;
 use crate::util::cli::{generate, minimal_example, run, secrets, snapshot, write_topology};
 use crate::util::files::s;
 use crate::util::java;
-use apim_pki::keystore::{pem, Entry, Keystore};
-use apim_pki::password::Password;
-use apim_pki::pki::CertInfo;
+use apim_pki::CertInfo;
+use apim_pki::Password;
+use apim_pki::{pem, Entry, Keystore};
 
 const ROOT_SUBJECT: &str = "/DC=com/DC=example/DC=corp/O=Corp/CN=Corp Root";
 const INT_SUBJECT: &str = "/DC=com/DC=example/DC=corp/CN=Corp Issuing CA 1";

@@ -22,10 +22,10 @@ use std::time::Instant;
 
 use crate::util::cli::{apim_pki, generate, run, secrets, snapshot, write_topology, Run};
 use crate::util::files::{copy_tree, s};
-use apim_pki::keystore::{Entry, Keystore};
-use apim_pki::password::Password;
-use apim_pki::pki::Key;
-use apim_pki::topology::KeystoreFormat;
+use apim_pki::Key;
+use apim_pki::KeystoreFormat;
+use apim_pki::Password;
+use apim_pki::{Entry, Keystore};
 
 /// Six nodes of every 2.6 profile and two load balancers, ECDSA leaves (fast keys), RSA primary.
 const TOPOLOGY: &str = r#"

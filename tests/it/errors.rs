@@ -12,9 +12,9 @@ use crate::util::cli::{
     apim_pki, generate, minimal_example, run, secrets, snapshot, write_topology, Run,
 };
 use crate::util::files::{copy_files, s};
-use apim_pki::keystore::{Keystore, KeystoreError};
-use apim_pki::password::Password;
-use apim_pki::topology::Topology;
+use apim_pki::Password;
+use apim_pki::Topology;
+use apim_pki::{Keystore, KeystoreError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -1242,7 +1242,7 @@ fn bad_ca_files_are_exit_2_naming_the_file_and_write_nothing() {
         ),
         (
             "cert that is DER, not PEM",
-            Some(apim_pki::keystore::pem::certs_from_pem(&ca_crt).expect("pem")[0].clone()),
+            Some(apim_pki::pem::certs_from_pem(&ca_crt).expect("pem")[0].clone()),
             Some(ca_key.clone()),
             "corp.pem",
             "",
@@ -1456,11 +1456,8 @@ fn keystore_issued_by_another_ca_with_the_same_name_is_not_kept() {
             let (ks, _) = Keystore::decode(&bytes, &pw).expect("decode");
             let leaf = ks.entries[0].cert().expect("leaf").to_vec();
             let leaf_pem = out.join("leaf-check.pem");
-            std::fs::write(
-                &leaf_pem,
-                apim_pki::keystore::pem::certs_to_pem([leaf.as_slice()]),
-            )
-            .expect("write");
+            std::fs::write(&leaf_pem, apim_pki::pem::certs_to_pem([leaf.as_slice()]))
+                .expect("write");
             let v = std::process::Command::new("openssl")
                 .args(["verify", "-CAfile"])
                 .arg(out.join("ca/ca.crt"))
@@ -1737,14 +1734,14 @@ fn assert_complete_files(out: &Path, passwords: &[Password]) -> usize {
                 let text = String::from_utf8_lossy(&bytes);
                 let begins = text.matches("-----BEGIN ").count();
                 let ends = text.matches("-----END ").count();
-                match apim_pki::keystore::pem::certs_from_pem(&bytes) {
+                match apim_pki::pem::certs_from_pem(&bytes) {
                     Ok(c) if !c.is_empty() && begins == ends && text.ends_with("-----\n") => None,
                     other => Some(format!(
                         "incomplete PEM ({begins} BEGIN, {ends} END): {other:?}"
                     )),
                 }
             }
-            "key" => apim_pki::pki::Key::from_pem(&bytes, &rel)
+            "key" => apim_pki::Key::from_pem(&bytes, &rel)
                 .err()
                 .map(|e| e.to_string()),
             "toml" => std::str::from_utf8(&bytes)
@@ -1974,7 +1971,7 @@ fn tls_keystore(out: &Path, node: &str) -> PathBuf {
 /// Writes a TLS keystore for `node` holding `pkcs8` under `chain`, with the TLS password.
 fn write_tls_entry(out: &Path, node: &str, pkcs8: Vec<u8>, chain: Vec<Vec<u8>>) {
     let store = Keystore {
-        entries: vec![apim_pki::keystore::Entry::PrivateKey {
+        entries: vec![apim_pki::Entry::PrivateKey {
             alias: node.into(),
             pkcs8: zeroize::Zeroizing::new(pkcs8),
             chain,
@@ -1982,7 +1979,7 @@ fn write_tls_entry(out: &Path, node: &str, pkcs8: Vec<u8>, chain: Vec<Vec<u8>>) 
     };
     let bytes = store
         .encode(
-            apim_pki::topology::KeystoreFormat::Jks,
+            apim_pki::KeystoreFormat::Jks,
             &Password::new("first-password-1".into()),
         )
         .expect("encode");
@@ -1994,7 +1991,7 @@ fn read_key_entry(path: &Path, password: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
     let (store, _) = Keystore::decode(&bytes, &Password::new(password.into())).expect("opens");
     let entry = store.key_entries().next().cloned();
     match entry {
-        Some(apim_pki::keystore::Entry::PrivateKey { pkcs8, chain, .. }) => (pkcs8.to_vec(), chain),
+        Some(apim_pki::Entry::PrivateKey { pkcs8, chain, .. }) => (pkcs8.to_vec(), chain),
         _ => panic!("{}: no key entry", path.display()),
     }
 }
@@ -2007,7 +2004,7 @@ fn pem_key(path: &Path) -> Vec<u8> {
 }
 
 fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
-    apim_pki::keystore::pem::certs_from_pem(&std::fs::read(path).expect("read")).expect("PEM")
+    apim_pki::pem::certs_from_pem(&std::fs::read(path).expect("read")).expect("PEM")
 }
 
 /// One way to make two artifacts hold one key, the option `rotate` must be given to repair it,
@@ -2034,7 +2031,7 @@ fn copies() -> Vec<Copy> {
                 let lb = out.join("load-balancers/km-lb.dev.acme.internal");
                 let key = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8));
                 std::fs::write(lb.join("tls.key"), key).expect("write key");
-                let certs = apim_pki::keystore::pem::certs_to_pem(chain.iter().map(Vec::as_slice));
+                let certs = apim_pki::pem::certs_to_pem(chain.iter().map(Vec::as_slice));
                 std::fs::write(lb.join("tls.crt"), certs).expect("write cert");
             },
             "--load-balancer km-lb.dev.acme.internal",

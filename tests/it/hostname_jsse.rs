@@ -3,7 +3,7 @@
 //! (`tests/java/HostnameOracle.java`, one JVM for all rows) that trusts exactly that certificate;
 //! our `java` verdict must equal the handshake's outcome. Needs `java` and `javac` (JDK 11+):
 //! skipped without them, a failure when CI=true.
-use apim_pki::verify::hostname::{check, Case, CertNames, Host, CASES};
+use apim_pki::hostname::{check, Case, CertNames, Host, CASES};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use std::collections::HashMap;
 use std::process::Command;

@@ -1,7 +1,7 @@
-//! Interop of `apim_pki::keystore::jks` with the JDK's `keytool` (and OpenSSL):
+//! Interop of `apim_pki::jks` with the JDK's `keytool` (and OpenSSL):
 //! keytool writes and we read; we write and keytool reads and decrypts.
 
-use apim_pki::keystore::jks::{is_jks, JksEntry, JksError, JksKeyStore, ProtectedKey};
+use apim_pki::jks::{is_jks, JksEntry, JksError, JksKeyStore, ProtectedKey};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -18,7 +18,7 @@ use std::process::Command;
 
 use crate::util::cli::run;
 use crate::util::java;
-use apim_pki::verify::hostname::{self, CertNames, Host};
+use apim_pki::hostname::{self, CertNames, Host};
 
 const COVERED: &str = "gw.acme.internal";
 const DOTTED: &str = "gw.acme.internal.";

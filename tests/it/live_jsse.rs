@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::files::s;
 use crate::util::java;
-use apim_pki::verify::live::{probe_all, Endpoint, ProbeError};
+use apim_pki::live::{probe_all, Endpoint, ProbeError};
 
 const PASS_ENV: &str = "APIM_PKI_TEST_LIVE_PASS";
 const PASS: &str = "wso2carbon-live";

@@ -253,9 +253,9 @@ fn ha_role(mut fields: Value) -> Value {
 }
 
 fn serial_of_pem(pem: &str) -> String {
-    let der = apim_pki::keystore::pem::certs_from_pem(pem.as_bytes()).expect("PEM")[0].clone();
-    let info = apim_pki::pki::CertInfo::from_der(&der).expect("certificate");
-    apim_pki::pki::engine::engine_serial(&info.serial)
+    let der = apim_pki::pem::certs_from_pem(pem.as_bytes()).expect("PEM")[0].clone();
+    let info = apim_pki::CertInfo::from_der(&der).expect("certificate");
+    apim_pki::engine::engine_serial(&info.serial)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ fn set_leaf_serials(out: &Path) -> BTreeSet<String> {
                 .unwrap_or_default()
                 .contains("Bao Test")
         })
-        .map(|e| apim_pki::pki::engine::engine_serial(e["serial"].as_str().unwrap()))
+        .map(|e| apim_pki::engine::engine_serial(e["serial"].as_str().unwrap()))
         .collect()
 }
 
@@ -461,7 +461,7 @@ fn interop_checks(out: &Path) {
             "{n}: {listing}"
         );
     }
-    let topo = apim_pki::topology::Topology::parse(&ha_example(), Path::new("ha.toml")).unwrap();
+    let topo = apim_pki::Topology::parse(&ha_example(), Path::new("ha.toml")).unwrap();
     let hosts: Vec<(String, Vec<String>)> = topo
         .nodes
         .iter()
@@ -907,10 +907,9 @@ fn https_with_ca_bundle_and_a_named_issuer() {
     let topology = write_topology(tmp.path(), &with_bundle);
     generate(&topology, &out, &[(TOKEN_ENV, &token)]);
     let ca_crt = std::fs::read_to_string(out.join("ca/ca.crt")).unwrap();
-    let info = apim_pki::pki::CertInfo::from_der(
-        &apim_pki::keystore::pem::certs_from_pem(ca_crt.as_bytes()).unwrap()[0],
-    )
-    .unwrap();
+    let info =
+        apim_pki::CertInfo::from_der(&apim_pki::pem::certs_from_pem(ca_crt.as_bytes()).unwrap()[0])
+            .unwrap();
     assert_eq!(
         info.subject, "CN=TLS Test Root G2",
         "the named issuer, not the default one"

@@ -28,9 +28,9 @@ use crate::util::cli::{
 };
 use crate::util::files::{copy_files, s};
 use crate::util::java;
-use apim_pki::keystore::{pem, Entry, Keystore};
-use apim_pki::password::Password;
-use apim_pki::pki::CertInfo;
+use apim_pki::CertInfo;
+use apim_pki::Password;
+use apim_pki::{pem, Entry, Keystore};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

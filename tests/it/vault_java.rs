@@ -1,4 +1,4 @@
-//! Secure vault ciphertexts made by `apim_pki::vault` decrypt in Java exactly as WSO2's secure
+//! Secure vault ciphertexts made by `apim_pki::secure_vault` decrypt in Java exactly as WSO2's secure
 //! vault runtime decrypts them (tests/java/VaultDecrypt.java: same transformation through
 //! `Cipher.getInstance`, key by alias from the primary keystore loaded as the runtime loads it,
 //! same decoding), with keystores `apim-pki generate` made (JKS and PKCS#12), on JDK 17 and
@@ -17,14 +17,16 @@ use std::path::PathBuf;
 
 use crate::util::cli::{generate, minimal_example, secrets, write_topology};
 use crate::util::java::{self, VaultAlias};
-use apim_pki::keystore::{Entry, Keystore};
-use apim_pki::password::Password;
-use apim_pki::pki::{self, CertSpec, Key, Role, Subject};
-use apim_pki::topology::{KeyType, KeystoreFormat};
-use apim_pki::vault::carbon26::alias_spec;
-use apim_pki::vault::cipher_text::{self, SecretValue};
-use apim_pki::vault::secret_conf::{SecretConf, VaultStoreType, CIPHER_TEXT_LOCATION};
-use apim_pki::vault::{self, secrets_toml, ConfigForm, Release, Scheme, VaultError};
+use apim_pki::secure_vault::carbon26::alias_spec;
+use apim_pki::secure_vault::cipher_text::{self, SecretValue};
+use apim_pki::secure_vault::secret_conf::{SecretConf, VaultStoreType, CIPHER_TEXT_LOCATION};
+use apim_pki::secure_vault::{
+    self as vault, secrets_toml, ConfigForm, Release, Scheme, VaultError,
+};
+use apim_pki::Password;
+use apim_pki::{self as pki, CertSpec, Key, Role, Subject};
+use apim_pki::{Entry, Keystore};
+use apim_pki::{KeyType, KeystoreFormat};
 use sha2::{Digest, Sha256};
 
 /// A generated set: its directory, one node's home, the primary keystore and passwords.

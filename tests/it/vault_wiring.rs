@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::util::cli::{generate, run, secrets, snapshot, write_topology};
 use crate::util::files::{copy_tree, s};
-use apim_pki::set::OpenedSet;
-use apim_pki::vault::key::for_set_node;
+use apim_pki::secure_vault::key::for_set_node;
+use apim_pki::OpenedSet;
 
 const TOPOLOGY: &str = r#"
 name = "vault"

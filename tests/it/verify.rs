@@ -17,9 +17,9 @@ use std::time::Instant;
 
 use crate::util::cli::{apim_pki, ha_example, minimal_example, secrets, write_topology, Run};
 use crate::util::files::s;
-use apim_pki::keystore::{pem as kpem, Entry, Keystore, StoreType};
-use apim_pki::password::Password;
-use apim_pki::topology::KeystoreFormat;
+use apim_pki::KeystoreFormat;
+use apim_pki::Password;
+use apim_pki::{pem as kpem, Entry, Keystore, StoreType};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -1395,7 +1395,7 @@ fn key_pem(pkcs8: &[u8]) -> String {
 
 /// A JKS TLS or primary keystore of km whose key entry has `chain`, keeping its key and alias.
 fn with_chain(set: &Set, rel: &str, role: &str, chain: impl Fn(Vec<Vec<u8>>) -> Vec<Vec<u8>>) {
-    use apim_pki::keystore::jks::{JksEntry, JksKeyStore};
+    use apim_pki::jks::{JksEntry, JksKeyStore};
     let pw = set.password(role);
     let bytes = std::fs::read(set.path(rel)).expect("read");
     let mut store = JksKeyStore::from_bytes(&bytes, pw.expose()).expect("opens");

@@ -305,7 +305,8 @@ pub(super) fn untyped_warning(
 /// publisher it sets `DataPublisher/Enabled` and `JMSConnectionDetails/Enabled` to false, undoing
 /// apply. So the recorded command never carries `--optimize`; to trim a node's webapps, run
 /// `sh bin/profileSetup.sh -Dprofile=…` once before apply.
-pub fn start_command_26(start_profile: Option<&str>) -> String {
+#[cfg(test)]
+pub(crate) fn start_command_26(start_profile: Option<&str>) -> String {
     match start_profile {
         Some(p) => format!("sh bin/wso2server.sh -Dprofile={p}"),
         None => "sh bin/wso2server.sh".into(),

@@ -10,7 +10,7 @@ use crate::topology::{Product, Profile};
 /// The arrays of tables apply writes. Gateway environments are matched by name and the set is
 /// ours (the shipped `localhost` one is replaced); URL groups are ours and matched by position;
 /// event listeners are matched by `id` and the operator's other listeners stay.
-pub fn rules() -> Rules {
+pub(crate) fn rules() -> Rules {
     Rules {
         arrays: vec![
             ArrayRule {
@@ -47,12 +47,12 @@ fn keep_encrypted_secret(path: &str, _key: &str, existing: &toml_edit::Value) ->
 }
 
 /// `"[text]"`: a `[secrets]` value the cipher tool has not encrypted yet.
-pub fn is_plain_secret(value: &str) -> bool {
+pub(crate) fn is_plain_secret(value: &str) -> bool {
     value.len() >= 2 && value.starts_with('[') && value.ends_with(']')
 }
 
 /// The aliases in `text`'s `[secrets]` whose values are still plain text.
-pub fn plain_secrets(text: &str) -> Vec<String> {
+pub(crate) fn plain_secrets(text: &str) -> Vec<String> {
     let Ok(table) = text.parse::<toml::Table>() else {
         return Vec::new();
     };
@@ -71,7 +71,7 @@ pub fn plain_secrets(text: &str) -> Vec<String> {
 /// The profile template `profileSetup.sh -Dprofile=X` copies over deployment.toml, relative to
 /// the product home (3.2 and 4.0-4.4; in 4.5+, whose distributions are one per profile, only the
 /// control-plane distribution's key-manager profile has one).
-pub fn template(product: Product, profile: Profile) -> Option<String> {
+pub(crate) fn template(product: Product, profile: Profile) -> Option<String> {
     let name = match (product, profile) {
         (Product::Apim32 | Product::Apim4x, _) => profile.start_profile(product)?,
         (Product::Apim45, Profile::KeyManager) => "key-manager",
@@ -93,7 +93,7 @@ const SHIPPED: [&str; 4] = [
 
 /// True when `bytes` is a deployment.toml exactly as WSO2 ships it: nobody has configured this
 /// home yet, so apply starts from the profile template, as `profileSetup.sh` would.
-pub fn is_shipped(bytes: &[u8]) -> bool {
+pub(crate) fn is_shipped(bytes: &[u8]) -> bool {
     let digest = Sha256::digest(bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     SHIPPED.contains(&hex.as_str())

@@ -16,13 +16,13 @@ use crate::plan::peers::peer_tables;
 use crate::plan::Target;
 use crate::topology::{Node, Product, Profile, TlsMode, Topology};
 
-pub mod merge;
-pub mod secrets;
+pub(crate) mod merge;
+pub(crate) mod secrets;
 mod tables;
 
 /// Where a password comes from, as deployment.toml refers to it.
 #[derive(Clone, Copy)]
-pub enum Secret<'a> {
+pub(crate) enum Secret<'a> {
     /// A generated password: written to `[secrets]` for WSO2's cipher tool.
     Value(&'a str),
     /// A password from an environment variable: referred to as `$env{VAR}`, never written.
@@ -40,7 +40,7 @@ impl std::fmt::Debug for Secret<'_> {
 
 /// The three passwords a node's deployment.toml needs.
 #[derive(Debug, Clone, Copy)]
-pub struct Passwords<'a> {
+pub(crate) struct Passwords<'a> {
     /// The shared primary (and internal) keystore's store and key password.
     pub primary: Secret<'a>,
     /// The node's TLS keystore's password (unused with `tls = "shared"`).
@@ -63,7 +63,7 @@ const TLS_SECRET: &str = "tls_password";
 const TRUSTSTORE_SECRET: &str = "truststore_password";
 
 /// Renders `node`'s deployment.toml; `None` for API-M 2.6 (XML configuration).
-pub fn render(topology: &Topology, node: &Node, passwords: &Passwords) -> Option<String> {
+pub(crate) fn render(topology: &Topology, node: &Node, passwords: &Passwords) -> Option<String> {
     build(topology, node, passwords).map(|d| d.text)
 }
 

@@ -60,7 +60,7 @@ fn set_value(doc: &mut DocumentMut, alias: &str, value: &str) {
 
 /// `generated` (a node's deployment.toml as rendered, `[secrets]` in plain) with every plain
 /// value sealed under `key`; `previous` is the node's file as the set holds it now.
-pub fn seal_generated(
+pub(crate) fn seal_generated(
     generated: &str,
     previous: Option<&str>,
     key: &VaultKey,
@@ -86,7 +86,7 @@ pub fn seal_generated(
 
 /// What [`seal_merged`] did to one alias.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretOutcome {
+pub(crate) enum SecretOutcome {
     /// The home's ciphertext decrypts to the set's password: kept.
     Kept,
     /// Written from the set (the home had none, or a plain value).
@@ -106,7 +106,7 @@ pub enum SecretOutcome {
 /// of `patch` (the set's node file, already sealed) hold ciphertexts of the set's passwords,
 /// every other plain entry is encrypted. Errors when the set's own file does not decrypt
 /// (generate was not re-run after a re-key).
-pub fn seal_merged(
+pub(crate) fn seal_merged(
     merged: &str,
     patch: &str,
     current: &str,
@@ -182,7 +182,7 @@ fn same_line_ends(like: &str, text: String) -> String {
 /// Where generate puts a node's `secret-conf.properties` (copied into the home with the rest of
 /// `nodes/<n>/repository`; the server never writes it, and without it every `$secret{}`
 /// resolves to its own alias name).
-pub fn secret_conf_path(node: &str) -> String {
+pub(crate) fn secret_conf_path(node: &str) -> String {
     format!(
         "{}/repository/conf/security/secret-conf.properties",
         crate::output::layout::node_dir(node)
@@ -192,7 +192,7 @@ pub fn secret_conf_path(node: &str) -> String {
 /// The vault key generate seals a 3.2+ node's `[secrets]` with: the primary key entry (3.2+
 /// render `[keystore.internal]` as the primary, and the cipher tool and runtime take the
 /// internal keystore). `None` for API-M 2.6 (apply writes its vault) and with the vault off.
-pub fn generate_key(
+pub(crate) fn generate_key(
     topology: &crate::topology::Topology,
     primary: &crate::keystore::Keystore,
 ) -> Result<Option<VaultKey>, VaultError> {
@@ -212,7 +212,7 @@ pub fn generate_key(
 
 /// `secret-conf.properties` for a 3.2+ node: the primary keystore in the home, relative to it
 /// (the start scripts `cd` to the home), the key alias and the scheme.
-pub fn secret_conf(topology: &crate::topology::Topology, key: &VaultKey) -> String {
+pub(crate) fn secret_conf(topology: &crate::topology::Topology, key: &VaultKey) -> String {
     use crate::topology::KeystoreFormat;
     use crate::vault::secret_conf::{SecretConf, VaultStoreType, CIPHER_TEXT_LOCATION};
     let format = topology.keystores.format;

@@ -44,7 +44,7 @@ pub(super) struct Http {
 
 impl Http {
     /// A client for `address`; `extra_roots` are trusted besides the system's (https only).
-    pub fn new(
+    pub(super) fn new(
         address: &EngineAddress,
         extra_roots: Vec<CertificateDer<'static>>,
         timeout: Duration,
@@ -76,12 +76,12 @@ impl Http {
     }
 
     /// The deadline of each request.
-    pub fn timeout(&self) -> Duration {
+    pub(super) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Sends one request; `token` goes into `X-Vault-Token`, `body` (JSON) when given.
-    pub fn send(
+    pub(super) fn send(
         &self,
         method: &str,
         path: &str,

@@ -24,10 +24,10 @@ use http::{Http, HttpError};
 
 /// How long one request to the engine may take, connection and TLS included, unless
 /// [`TIMEOUT_ENV`] says otherwise.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable that sets the per-request deadline in seconds (1 to 600).
-pub const TIMEOUT_ENV: &str = "APIM_PKI_ENGINE_TIMEOUT";
+pub(crate) const TIMEOUT_ENV: &str = "APIM_PKI_ENGINE_TIMEOUT";
 
 /// The per-request deadline: [`TIMEOUT_ENV`] when set, else [`REQUEST_TIMEOUT`].
 fn request_timeout() -> Result<Duration, EngineFault> {
@@ -105,7 +105,7 @@ impl EngineError {
 }
 
 /// A connection to the engine (settings, token, HTTP client).
-pub struct Engine {
+pub(crate) struct Engine {
     settings: EngineSettings,
     http: Http,
     token: Zeroizing<String>,
@@ -120,7 +120,7 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Reads the token and `ca_bundle`; no request yet.
-    pub fn connect(settings: &EngineSettings) -> Result<Engine, EngineError> {
+    pub(crate) fn connect(settings: &EngineSettings) -> Result<Engine, EngineError> {
         let name = format!(
             "{} at {}",
             settings.backend.product_name(),
@@ -170,18 +170,13 @@ impl Engine {
     }
 
     /// `OpenBao at https://…`.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The settings it was made from.
-    pub fn settings(&self) -> &EngineSettings {
-        &self.settings
     }
 
     /// The issuing CA and the chain above it (DER, issuing CA first), from the issuer's
     /// endpoint (`issuer/:ref/json`; `default` without `issuer`).
-    pub fn ca_chain(&self) -> Result<Vec<Vec<u8>>, EngineError> {
+    pub(crate) fn ca_chain(&self) -> Result<Vec<Vec<u8>>, EngineError> {
         let reference = self.settings.issuer.as_deref().unwrap_or("default");
         let path = format!("/v1/{}/issuer/{reference}/json", self.settings.mount);
         let request = format!("GET {path} (the issuer's CA chain)");
@@ -208,7 +203,12 @@ impl Engine {
 
     /// Has the engine sign a CSR for `key` with `spec`'s names; returns the chain, leaf first,
     /// then `ca`'s chain. The leaf is checked against what was asked before it is accepted.
-    pub fn sign(&self, spec: &CertSpec, key: &Key, ca: &Ca) -> Result<Vec<Vec<u8>>, EngineError> {
+    pub(crate) fn sign(
+        &self,
+        spec: &CertSpec,
+        key: &Key,
+        ca: &Ca,
+    ) -> Result<Vec<Vec<u8>>, EngineError> {
         let s = &self.settings;
         let path = match &s.issuer {
             Some(i) => format!("/v1/{}/issuer/{i}/sign/{}", s.mount, s.role),
