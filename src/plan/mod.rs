@@ -217,16 +217,7 @@ impl Plan {
                 .map(|n| NodePlan::build_with(topology, n, &mut groups))
                 .collect(),
             node_tls: node_tls(topology),
-            load_balancers: topology
-                .load_balancers
-                .iter()
-                .map(|lb| LbPlan {
-                    host: lb.host.to_string(),
-                    fronts: lb.fronts,
-                    key: topology.pki.key,
-                    cert: certs::lb_cert(topology, &lb.host),
-                })
-                .collect(),
+            load_balancers: lb_plans(topology),
         }
     }
 
@@ -238,14 +229,20 @@ impl Plan {
 
 /// The TLS keystore of each node, with per-node TLS.
 fn node_tls(topology: &Topology) -> BTreeMap<String, Artifact> {
-    if topology.keystores.tls != TlsMode::PerNode {
-        return BTreeMap::new();
-    }
+    node_tls_in_order(topology).collect()
+}
+
+/// Each node's TLS keystore in the topology's node order (none with a shared TLS keystore).
+pub(crate) fn node_tls_in_order(
+    topology: &Topology,
+) -> impl Iterator<Item = (String, Artifact)> + '_ {
+    let per_node = topology.keystores.tls == TlsMode::PerNode;
     let format = topology.keystores.format;
     topology
         .nodes
         .iter()
-        .map(|n| {
+        .filter(move |_| per_node)
+        .map(move |n| {
             let artifact = Artifact {
                 file: layout::tls_file(&n.name, format),
                 alias: n.name.clone(),
@@ -255,6 +252,19 @@ fn node_tls(topology: &Topology) -> BTreeMap<String, Artifact> {
                 cert: certs::node_cert(topology, n),
             };
             (n.name.clone(), artifact)
+        })
+}
+
+/// Each load balancer's key and certificate, in the topology's order.
+pub(crate) fn lb_plans(topology: &Topology) -> Vec<LbPlan> {
+    topology
+        .load_balancers
+        .iter()
+        .map(|lb| LbPlan {
+            host: lb.host.to_string(),
+            fronts: lb.fronts,
+            key: topology.pki.key,
+            cert: certs::lb_cert(topology, &lb.host),
         })
         .collect()
 }
@@ -292,7 +302,7 @@ impl Deployment {
                 alias: topology.keystores.primary_alias.clone(),
                 format,
                 password: PasswordRole::Primary,
-                key: topology.pki.key,
+                key: topology.keystores.primary_key,
                 cert: certs::primary_cert(topology),
             },
             truststore_file: layout::truststore_file(format),

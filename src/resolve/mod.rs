@@ -3,7 +3,7 @@
 //! [`crate::plan::Plan`] instead.
 
 pub(crate) use crate::plan::certs::{
-    ca_alias, ca_cert, lb_cert, node_cert, per_node_tls, primary_cert, primary_trust_aliases,
+    ca_alias, ca_cert, lb_cert, node_cert, per_node_tls, primary_trust_aliases,
 };
 
 /// The 2.6 settings and peer addresses (see [`crate::plan::settings`]).
