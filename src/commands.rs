@@ -178,14 +178,19 @@ impl Error {
 }
 
 /// `--out DIR` (or a DIR argument) must be a directory when it exists; `must_exist` for a set.
+/// One look at the path: a second one races with a concurrent run creating the directory
+/// (which must not read as "is a file").
 pub fn dir_arg(arg: &'static str, path: &Path, must_exist: bool) -> Result<(), Error> {
-    if path.is_dir() || (!must_exist && !path.exists()) {
-        return Ok(());
-    }
+    let exists = match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(()),
+        Err(_) => false,
+    };
     Err(Error::NotADirectory {
         arg,
         path: path.to_path_buf(),
-        exists: path.exists(),
+        exists,
         must_exist,
     })
 }

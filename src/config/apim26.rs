@@ -169,6 +169,9 @@ fn lock(home: &Path) -> Result<DirLock, ApplyError> {
         API_MANAGER,
         files::DATA_BRIDGE,
         files::ENDPOINT_CONFIG,
+        // The secure vault's files, and the start-up password file at the home's root.
+        rules::CIPHER_TEXT,
+        "password-tmp",
     ]
     .into_iter()
     .chain(SITE_JSON)

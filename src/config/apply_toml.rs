@@ -136,18 +136,10 @@ pub(crate) fn apply(
     if !conf.is_file() {
         return Err(home.error(&conf, FileProblem::Missing));
     }
-    // One writer per home; completes what an interrupted apply left (config::install).
     let _lock = if dry_run {
         None
     } else {
-        let known = [
-            Path::new(CONF).parent().unwrap_or(Path::new(".")),
-            Path::new(layout::SECURITY_DIR),
-            Path::new(vault::SECRET_CONF)
-                .parent()
-                .unwrap_or(Path::new(".")),
-        ];
-        Some(install::lock_home(apim_home, &known)?)
+        Some(lock(apim_home)?)
     };
     super::apim26::check_set_passwords(&set, &node)?;
     let patch_path = dir.join(layout::deployment_toml(node_name));
@@ -177,31 +169,7 @@ pub(crate) fn apply(
     }
     let mut planned = Vec::new();
     if merged.text != current {
-        let mut changes: Vec<ValueChange> = merged
-            .changed
-            .iter()
-            .map(|c| ValueChange {
-                what: c.clone(),
-                old: None,
-                new: "set".into(),
-            })
-            .collect();
-        changes.extend(merged.dropped.iter().map(|d| ValueChange {
-            what: d.clone(),
-            old: None,
-            new: "removed".into(),
-        }));
-        planned.push(Planned {
-            rel: CONF.into(),
-            bytes: merged.text.clone().into_bytes(),
-            change: FileChange {
-                file: CONF.into(),
-                action: FileAction::Merge {
-                    from: (base_name != CONF).then(|| base_name.to_string()),
-                },
-                changes,
-            },
-        });
+        planned.push(conf_change(&merged, &base_name));
     }
     planned.extend(keystores(
         &set, &node.name, apim_home, &current, &mut notes,
@@ -233,6 +201,43 @@ pub(crate) fn apply(
         report.backup = Some(write(apim_home, &planned)?);
     }
     Ok(report)
+}
+
+/// One writer per home; completes what an interrupted apply left (config::install).
+fn lock(apim_home: &Path) -> Result<crate::output::fsio::DirLock, ApplyError> {
+    let known = [
+        Path::new(CONF).parent().unwrap_or(Path::new(".")),
+        Path::new(layout::SECURITY_DIR),
+        Path::new(vault::SECRET_CONF)
+            .parent()
+            .unwrap_or(Path::new(".")),
+        // The start-up password file (password-tmp / password-persist) sits at the root.
+        Path::new(""),
+    ];
+    Ok(install::lock_home(apim_home, &known)?)
+}
+
+/// deployment.toml as merged (from `base_name`: the file itself or a profile template), with
+/// each key set or array entry dropped.
+fn conf_change(merged: &tomledit::Merged, base_name: &str) -> Planned {
+    let value = |what: &String, new: &str| ValueChange {
+        what: what.clone(),
+        old: None,
+        new: new.into(),
+    };
+    let set = merged.changed.iter().map(|c| value(c, "set"));
+    let removed = merged.dropped.iter().map(|d| value(d, "removed"));
+    Planned {
+        rel: CONF.into(),
+        bytes: merged.text.clone().into_bytes(),
+        change: FileChange {
+            file: CONF.into(),
+            action: FileAction::Merge {
+                from: (base_name != CONF).then(|| base_name.to_string()),
+            },
+            changes: set.chain(removed).collect(),
+        },
+    }
 }
 
 /// The text to merge into: the profile template on a home whose deployment.toml is still WSO2's
