@@ -231,34 +231,40 @@ pub fn for_set_node(
     .map_err(|source| VaultKeyError::Key { rel, source })
 }
 
+/// A fresh RSA primary keystore's vault key (API-M 4.4), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_key(scheme: Scheme) -> VaultKey {
+    use crate::pki::{self, CertSpec, Key, Role};
+    let key = Key::generate(crate::topology::KeyType::Rsa2048).expect("key");
+    let spec = CertSpec {
+        subject: pki::Subject {
+            common_name: "vault key test".into(),
+            organization: None,
+            organizational_unit: None,
+            country: None,
+        },
+        dns_names: Vec::new(),
+        ip_addresses: Vec::new(),
+        role: Role::Primary,
+        validity_days: 30,
+    };
+    let cert = pki::self_signed(&spec, &key).expect("cert");
+    let store = Keystore {
+        entries: vec![Entry::PrivateKey {
+            alias: "wso2carbon".into(),
+            pkcs8: key.pkcs8_der(),
+            chain: vec![cert],
+        }],
+    };
+    VaultKey::from_keystore(&store, "wso2carbon", Release::Apim44, scheme).expect("key")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key(scheme: Scheme) -> VaultKey {
-        use crate::pki::{self, CertSpec, Key, Role};
-        let key = Key::generate(crate::topology::KeyType::Rsa2048).expect("key");
-        let spec = CertSpec {
-            subject: pki::Subject {
-                common_name: "vault key test".into(),
-                organization: None,
-                organizational_unit: None,
-                country: None,
-            },
-            dns_names: Vec::new(),
-            ip_addresses: Vec::new(),
-            role: Role::Primary,
-            validity_days: 30,
-        };
-        let cert = pki::self_signed(&spec, &key).expect("cert");
-        let store = Keystore {
-            entries: vec![Entry::PrivateKey {
-                alias: "wso2carbon".into(),
-                pkcs8: key.pkcs8_der(),
-                chain: vec![cert],
-            }],
-        };
-        VaultKey::from_keystore(&store, "wso2carbon", Release::Apim44, scheme).expect("key")
+        test_key(scheme)
     }
 
     #[test]

@@ -59,7 +59,36 @@ pub struct SecretConf {
     pub enabled: bool,
 }
 
+impl From<crate::keystore::KeystoreFormat> for VaultStoreType {
+    fn from(format: crate::keystore::KeystoreFormat) -> VaultStoreType {
+        use crate::keystore::KeystoreFormat;
+        match format {
+            KeystoreFormat::Jks => VaultStoreType::Jks,
+            KeystoreFormat::Pkcs12 | KeystoreFormat::Pkcs12Legacy => VaultStoreType::Pkcs12,
+        }
+    }
+}
+
 impl SecretConf {
+    /// The set's primary keystore (`format`, key entry `alias`) as the vault keystore, at its
+    /// place in the home (relative to it: the start scripts `cd` there), ciphertexts under
+    /// `scheme` in repository/conf/security/cipher-text.properties.
+    pub fn for_primary(
+        format: crate::keystore::KeystoreFormat,
+        alias: &str,
+        scheme: Scheme,
+    ) -> SecretConf {
+        use crate::output::layout;
+        SecretConf {
+            keystore_location: format!("{}/{}", layout::SECURITY_DIR, layout::primary_file(format)),
+            keystore_type: format.into(),
+            key_alias: alias.to_string(),
+            scheme,
+            cipher_text_location: CIPHER_TEXT_LOCATION.into(),
+            enabled: true,
+        }
+    }
+
     /// The file as WSO2's cipher tool of `release` writes it (keys sorted for a stable file;
     /// the order means nothing to `Properties.load`). The store and key passwords are never in
     /// it: they come from `DefaultSecretCallbackHandler` (password-tmp, password-persist, or a

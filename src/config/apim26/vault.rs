@@ -23,7 +23,7 @@ use crate::password::Password;
 use crate::set::OpenedSet;
 use crate::vault::carbon26::{self, AliasSpec, FieldState, Store, ALIASES_26};
 use crate::vault::cipher_text::SecretValue;
-use crate::vault::secret_conf::{SecretConf, VaultStoreType, CIPHER_TEXT_LOCATION};
+use crate::vault::secret_conf::SecretConf;
 use crate::vault::startup::PasswordFile;
 use crate::vault::{Release, Sealed, VaultKey};
 
@@ -236,23 +236,9 @@ fn seal_cipher_text(
 /// `secret-conf.properties` for the set's primary keystore, as 2.6's cipher tool writes it
 /// (plus the algorithm for OAEP).
 fn secret_conf(set: &OpenedSet, key: &VaultKey) -> String {
-    let format = set.view.keystores.format;
-    SecretConf {
-        keystore_location: format!(
-            "{}/{}",
-            crate::output::layout::SECURITY_DIR,
-            crate::output::layout::primary_file(format)
-        ),
-        keystore_type: match format {
-            crate::topology::KeystoreFormat::Jks => VaultStoreType::Jks,
-            _ => VaultStoreType::Pkcs12,
-        },
-        key_alias: set.view.keystores.primary_alias.clone(),
-        scheme: key.scheme,
-        cipher_text_location: CIPHER_TEXT_LOCATION.into(),
-        enabled: true,
-    }
-    .render(Release::Apim26)
+    let keystores = &set.view.keystores;
+    SecretConf::for_primary(keystores.format, &keystores.primary_alias, key.scheme)
+        .render(Release::Apim26)
 }
 
 /// The vault step; `Ok(None)` with the vault off (apply then writes passwords as before).

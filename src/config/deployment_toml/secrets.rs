@@ -213,57 +213,19 @@ pub(crate) fn generate_key(
 /// `secret-conf.properties` for a 3.2+ node: the primary keystore in the home, relative to it
 /// (the start scripts `cd` to the home), the key alias and the scheme.
 pub(crate) fn secret_conf(topology: &crate::topology::Topology, key: &VaultKey) -> String {
-    use crate::topology::KeystoreFormat;
-    use crate::vault::secret_conf::{SecretConf, VaultStoreType, CIPHER_TEXT_LOCATION};
-    let format = topology.keystores.format;
-    SecretConf {
-        keystore_location: format!(
-            "{}/{}",
-            crate::output::layout::SECURITY_DIR,
-            crate::output::layout::primary_file(format)
-        ),
-        keystore_type: match format {
-            KeystoreFormat::Jks => VaultStoreType::Jks,
-            KeystoreFormat::Pkcs12 | KeystoreFormat::Pkcs12Legacy => VaultStoreType::Pkcs12,
-        },
-        key_alias: topology.keystores.primary_alias.clone(),
-        scheme: key.scheme,
-        cipher_text_location: CIPHER_TEXT_LOCATION.into(),
-        enabled: true,
-    }
-    .render(key.release)
+    use crate::vault::secret_conf::SecretConf;
+    let keystores = &topology.keystores;
+    SecretConf::for_primary(keystores.format, &keystores.primary_alias, key.scheme)
+        .render(key.release)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keystore::{Entry, Keystore};
-    use crate::vault::{Release, Scheme};
+    use crate::vault::Scheme;
 
-    pub(crate) fn test_key() -> VaultKey {
-        use crate::pki::{self, CertSpec, Key, Role};
-        let key = Key::generate(crate::topology::KeyType::Rsa2048).expect("key");
-        let spec = CertSpec {
-            subject: pki::Subject {
-                common_name: "secrets test".into(),
-                organization: None,
-                organizational_unit: None,
-                country: None,
-            },
-            dns_names: Vec::new(),
-            ip_addresses: Vec::new(),
-            role: Role::Primary,
-            validity_days: 30,
-        };
-        let cert = pki::self_signed(&spec, &key).expect("cert");
-        let store = Keystore {
-            entries: vec![Entry::PrivateKey {
-                alias: "p".into(),
-                pkcs8: key.pkcs8_der(),
-                chain: vec![cert],
-            }],
-        };
-        VaultKey::from_keystore(&store, "p", Release::Apim44, Scheme::RsaOaepSha1).unwrap()
+    fn test_key() -> VaultKey {
+        crate::vault::key::test_key(Scheme::RsaOaepSha1)
     }
 
     const GEN: &str = "[keystore.primary]\npassword = \"$secret{keystore_password}\"\n\n# c\n[secrets]\nkeystore_password = \"[a]b]\"\ntruststore_password = \"[t]\"\n";
