@@ -80,6 +80,8 @@ impl fmt::Debug for Key {
 impl Key {
     /// Generates a new key from the OS RNG.
     pub fn generate(key_type: KeyType) -> Result<Key, PkiError> {
+        #[cfg(test)]
+        KEYS_GENERATED.with(|n| n.set(n.get() + 1));
         let err = |e: rcgen::Error| PkiError::KeyGeneration {
             key_type,
             reason: e.to_string(),
@@ -180,6 +182,18 @@ fn key_type_of(pair: &rcgen::KeyPair) -> Option<KeyType> {
     } else {
         None
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Keys [`Key::generate`] made on this thread (unit tests prove a plan generates none).
+    static KEYS_GENERATED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Keys generated on the calling thread so far (unit tests only; rayon's workers count apart).
+#[cfg(test)]
+pub(crate) fn keys_generated_on_this_thread() -> usize {
+    KEYS_GENERATED.with(std::cell::Cell::get)
 }
 
 /// Generates keys in parallel on every core (key generation dominates a run).

@@ -13,7 +13,7 @@ use crate::topology::{CaSource, Topology};
 use super::dir::Dir;
 use super::error::{input, refused, GenerateError};
 use super::model::Cas;
-use super::types::{CaStage, CaStep, Imported};
+use super::types::{CaStage, CaStep, Imported, Mode};
 
 /// The set's CAs after the rollover step, and what the step asks of the leaves.
 pub(super) struct CaPlan {
@@ -31,6 +31,7 @@ pub(super) fn load_cas(
     imported: Option<&Imported>,
     step: Option<CaStep>,
     engine: Option<&crate::pki::engine::Engine>,
+    mode: Mode,
 ) -> Result<CaPlan, GenerateError> {
     let current = match imported {
         Some(imp) => {
@@ -63,6 +64,7 @@ pub(super) fn load_cas(
         generation: old.map_or(1, |o| o.ca_generation),
         stage,
         next,
+        next_planned: false,
         previous,
     };
     match step {
@@ -70,14 +72,15 @@ pub(super) fn load_cas(
             cas,
             recertify_all: None,
         }),
-        Some(CaStep::Begin) => begin(topology, cas),
+        Some(CaStep::Begin) => begin(topology, cas, mode),
         Some(CaStep::Finish) => finish(topology, cas),
         Some(CaStep::Retire) => retire(cas),
     }
 }
 
-/// `rotate --ca begin`: creates the next CA; every truststore trusts it from now on.
-fn begin(topology: &Topology, mut cas: Cas) -> Result<CaPlan, GenerateError> {
+/// `rotate --ca begin`: creates the next CA; every truststore trusts it from now on. A plan only
+/// marks it planned: deciding needs no key.
+fn begin(topology: &Topology, mut cas: Cas, mode: Mode) -> Result<CaPlan, GenerateError> {
     if cas.stage != CaStage::Stable || cas.current.is_none() {
         let (message, hint) = match cas.stage {
             CaStage::Begun => (
@@ -95,10 +98,15 @@ fn begin(topology: &Topology, mut cas: Cas) -> Result<CaPlan, GenerateError> {
         };
         return Err(refused(message, hint));
     }
-    cas.next = Some(Ca::create(
-        &resolve::ca_cert(topology, cas.generation + 1),
-        Key::generate(topology.pki.key)?,
-    )?);
+    match mode {
+        Mode::Plan => cas.next_planned = true,
+        Mode::Generate => {
+            cas.next = Some(Ca::create(
+                &resolve::ca_cert(topology, cas.generation + 1),
+                Key::generate(topology.pki.key)?,
+            )?);
+        }
+    }
     cas.stage = CaStage::Begun;
     Ok(CaPlan {
         cas,
@@ -272,5 +280,70 @@ fn load_rollover(
                 .ok_or_else(|| input(dir.join(rel), "not a PEM certificate", hint))?;
             Ok((None, Some(cert)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::topology;
+    use super::super::types::{ActionKind, Rotation};
+    use super::*;
+    use crate::pki::keys_generated_on_this_thread;
+
+    /// One worker thread: every key the run makes (rayon's included) is counted on it.
+    fn on_one_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build();
+        pool.expect("a one-thread pool").install(f)
+    }
+
+    fn action(outcome: &super::super::Outcome, path: &str) -> Option<ActionKind> {
+        outcome
+            .actions
+            .iter()
+            .find(|a| a.path == path)
+            .map(|a| a.action)
+    }
+
+    #[test]
+    fn plans_generate_no_key_and_rotate_ca_begin_says_what_it_would_do() {
+        let topology = topology();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let begin = Rotation::new(vec![], vec![], false, Some(CaStep::Begin));
+        on_one_thread(|| {
+            let first = super::super::reconcile(&topology, dir.path(), Mode::Plan).expect("plan");
+            assert_eq!(
+                keys_generated_on_this_thread(),
+                0,
+                "a first plan generated a key"
+            );
+            assert_eq!(action(&first, layout::CA_KEY), Some(ActionKind::Create));
+            super::super::reconcile(&topology, dir.path(), Mode::Generate).expect("generate");
+            let made = keys_generated_on_this_thread();
+            assert!(made >= 7, "the counter sees generate's keys: {made}");
+            let plan = super::super::rotate(&topology, dir.path(), &begin, Mode::Plan)
+                .expect("rotate --ca begin --dry-run");
+            assert_eq!(
+                keys_generated_on_this_thread(),
+                made,
+                "the plan generated a key"
+            );
+            assert!(!plan.wrote && !dir.path().join(layout::CA_NEXT_CERT).exists());
+            for rel in [layout::CA_NEXT_CERT, layout::CA_NEXT_KEY] {
+                assert_eq!(action(&plan, rel), Some(ActionKind::Create), "{rel}");
+            }
+            let truststore =
+                layout::node_security("a", &layout::truststore_file(topology.keystores.format));
+            assert_eq!(action(&plan, &truststore), Some(ActionKind::Update));
+            assert_eq!(action(&plan, layout::CA_BUNDLE), Some(ActionKind::Update));
+            let done = super::super::rotate(&topology, dir.path(), &begin, Mode::Generate)
+                .expect("rotate --ca begin");
+            assert_eq!(
+                keys_generated_on_this_thread(),
+                made + 1,
+                "begin makes one key"
+            );
+            assert_eq!(action(&done, layout::CA_NEXT_KEY), Some(ActionKind::Create));
+            assert!(dir.path().join(layout::CA_NEXT_KEY).exists());
+        });
     }
 }

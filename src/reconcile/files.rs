@@ -16,7 +16,7 @@ use crate::output::inventory::{ArtifactEntry, ArtifactKind, PasswordSource};
 use crate::output::layout::{self, LbFile};
 use crate::output::secrets::Secrets;
 use crate::password::Password;
-use crate::pki::{CertInfo, Key};
+use crate::pki::{Ca, CertInfo, Key};
 use crate::resolve;
 use crate::topology::{Node, Topology};
 use crate::vault::VaultKey;
@@ -246,10 +246,10 @@ fn key_file(a: &Assembly, rel: &str, kind: ArtifactKind, key: Option<&Key>, why:
 }
 
 /// Every CA the truststores trust, with its alias: the issuing CA (and the chain above a CA you
-/// bring), then the next or previous generation during a rollover. None when the issuing CA is
-/// one a plan has not created.
+/// bring), then the next or previous generation during a rollover. None when the issuing CA or
+/// the next one is one a plan has not created.
 fn trusted_cas<'c>(topology: &Topology, cas: &'c Cas) -> Option<Vec<(String, &'c [u8])>> {
-    let ca = cas.current.as_ref()?;
+    let ca = cas.current.as_ref().filter(|_| !cas.next_planned)?;
     let current_alias = resolve::ca_alias(topology, cas.generation);
     let mut trusted: Vec<(String, &[u8])> = vec![(current_alias.clone(), ca.cert_der())];
     trusted.extend(
@@ -328,22 +328,24 @@ fn ca_files(a: &Assembly, bundle: &Bundle) -> Vec<FileOut> {
             "new CA key",
         ));
     }
-    if let Some(next) = &cas.next {
+    if cas.next.is_some() || cas.next_planned {
+        let next = cas.next.as_ref();
         let why = "CA rollover: the next CA, trusted everywhere";
         files.push(cert_file(
             a,
             layout::CA_NEXT_CERT,
             ArtifactKind::CaNextCert,
-            Some(next.cert_der()),
+            next.map(Ca::cert_der),
             why,
         ));
-        if let Some(key) = next.key() {
+        let key = next.and_then(Ca::key);
+        if key.is_some() || cas.next_planned {
             let why = "CA rollover: the next CA's key";
             files.push(key_file(
                 a,
                 layout::CA_NEXT_KEY,
                 ArtifactKind::CaNextKey,
-                Some(key),
+                key,
                 why,
             ));
         }
@@ -977,6 +979,7 @@ mod tests {
             generation: 1,
             stage: CaStage::Stable,
             next: None,
+            next_planned: false,
             previous: None,
         }
     }

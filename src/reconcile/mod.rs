@@ -148,6 +148,7 @@ fn load(
     rotation: &Rotation,
     imported: Option<&Imported>,
     engine: Option<crate::pki::engine::Engine>,
+    mode: Mode,
 ) -> Result<Loaded, GenerateError> {
     dir.check_sizes()?;
     let old = read_inventory(dir.root)?;
@@ -171,6 +172,7 @@ fn load(
         imported,
         rotation.ca,
         engine.as_ref(),
+        mode,
     )?;
     let specs = specs::artifact_specs(topology);
     let lookup = Lookup {
@@ -263,7 +265,7 @@ fn run(
     let index = Dir::index(root);
     let dir = Dir::new(root, &index);
     let engine = engine::connect(topology, mode, imported.is_some())?;
-    let mut loaded = load(topology, dir, rotation, imported, engine)?;
+    let mut loaded = load(topology, dir, rotation, imported, engine, mode)?;
     let items = decide_phase(topology, &mut loaded, rotation, mode)?;
     let new_dir = mode == Mode::Generate && lock.is_none();
     if new_dir {

@@ -164,6 +164,9 @@ pub(super) struct Cas {
     pub generation: u32,
     pub stage: CaStage,
     pub next: Option<Ca>,
+    /// A plan of `rotate --ca begin`: the next CA would be created here; it is not (deciding
+    /// needs no key), so `next` is None and what trusts it is content the plan has not computed.
+    pub next_planned: bool,
     pub previous: Option<Vec<u8>>,
 }
 
