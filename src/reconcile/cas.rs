@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::error::Bug;
 use crate::keystore::pem;
 use crate::output::inventory::{ArtifactKind, Inventory};
 use crate::output::layout;
@@ -11,7 +12,7 @@ use crate::resolve;
 use crate::topology::{CaSource, Topology};
 
 use super::dir::Dir;
-use super::error::{input, refused, GenerateError};
+use super::error::{CaFile, GenerateError};
 use super::model::Cas;
 use super::types::{CaStage, CaStep, Imported, Mode};
 
@@ -35,9 +36,10 @@ pub(super) fn load_cas(
 ) -> Result<CaPlan, GenerateError> {
     let current = match imported {
         Some(imp) => {
-            let (issuing, parents) = imp.ca_chain.split_first().ok_or_else(|| {
-                input(dir, "no CA certificate among the signed certificates", None)
-            })?;
+            let (issuing, parents) = imp
+                .ca_chain
+                .split_first()
+                .ok_or_else(|| GenerateError::NoImportedCa { path: dir.into() })?;
             Some(Ca::without_key(
                 issuing.clone(),
                 parents.to_vec(),
@@ -48,12 +50,9 @@ pub(super) fn load_cas(
         None => load_ca(topology, dir, old)?,
     };
     let stage = match old {
-        Some(o) => CaStage::parse(&o.ca_stage).ok_or_else(|| {
-            input(
-                dir.join(layout::INVENTORY),
-                format!("unknown ca_stage `{}`", o.ca_stage),
-                None,
-            )
+        Some(o) => CaStage::parse(&o.ca_stage).ok_or_else(|| GenerateError::UnknownCaStage {
+            path: dir.join(layout::INVENTORY),
+            stage: o.ca_stage.clone(),
         })?,
         None => CaStage::Stable,
     };
@@ -82,21 +81,10 @@ pub(super) fn load_cas(
 /// marks it planned: deciding needs no key.
 fn begin(topology: &Topology, mut cas: Cas, mode: Mode) -> Result<CaPlan, GenerateError> {
     if cas.stage != CaStage::Stable || cas.current.is_none() {
-        let (message, hint) = match cas.stage {
-            CaStage::Begun => (
-                "rotate --ca begin: a CA rollover has already begun (ca_stage = rollover-begun in inventory.json)",
-                "ship every node's truststore, then run `rotate --ca finish`, then `rotate --ca retire`",
-            ),
-            CaStage::Finished => (
-                "rotate --ca begin: the last CA rollover is finished but the old CA is still trusted (ca_stage = rollover-finished in inventory.json)",
-                "run `rotate --ca retire` first; then a new rollover can begin",
-            ),
-            CaStage::Stable => (
-                "rotate --ca begin: the output directory has no CA yet",
-                "run `apim-pki generate TOPOLOGY --out DIR` first",
-            ),
-        };
-        return Err(refused(message, hint));
+        return Err(GenerateError::RolloverOutOfOrder {
+            step: CaStep::Begin,
+            stage: cas.stage,
+        });
     }
     match mode {
         Mode::Plan => cas.next_planned = true,
@@ -117,10 +105,10 @@ fn begin(topology: &Topology, mut cas: Cas, mode: Mode) -> Result<CaPlan, Genera
 /// `rotate --ca finish`: the next CA becomes the issuing one; the previous one stays trusted.
 fn finish(topology: &Topology, mut cas: Cas) -> Result<CaPlan, GenerateError> {
     let (Some(new_ca), Some(old_ca)) = (cas.next.take(), cas.current.take()) else {
-        return Err(refused(
-            "rotate --ca finish: no rollover has begun",
-            "run `rotate --ca begin` first, and ship the truststores to every node",
-        ));
+        return Err(GenerateError::RolloverOutOfOrder {
+            step: CaStep::Finish,
+            stage: cas.stage,
+        });
     };
     cas.previous = Some(old_ca.cert_der().to_vec());
     cas.current = Some(new_ca);
@@ -138,18 +126,10 @@ fn finish(topology: &Topology, mut cas: Cas) -> Result<CaPlan, GenerateError> {
 /// `rotate --ca retire`: the previous CA is no longer trusted.
 fn retire(mut cas: Cas) -> Result<CaPlan, GenerateError> {
     if cas.stage != CaStage::Finished {
-        let (message, hint) = if cas.stage == CaStage::Begun {
-            (
-                "rotate --ca retire: the CA rollover has begun but is not finished (ca_stage = rollover-begun in inventory.json)",
-                "run `rotate --ca finish` first, ship every node's keystores, then retire",
-            )
-        } else {
-            (
-                "rotate --ca retire: no CA rollover is in progress (ca_stage = stable in inventory.json)",
-                "a rollover starts with `rotate --ca begin`",
-            )
-        };
-        return Err(refused(message, hint));
+        return Err(GenerateError::RolloverOutOfOrder {
+            step: CaStep::Retire,
+            stage: cas.stage,
+        });
     }
     cas.previous = None;
     cas.stage = CaStage::Stable;
@@ -175,26 +155,38 @@ fn load_ca(
     dir: Dir,
     old: Option<&Inventory>,
 ) -> Result<Option<Ca>, GenerateError> {
-    let read = |path: &Path, what: &str| {
-        crate::input::read(path, crate::input::Limit::Certificate).map_err(|e| input(path, format!("cannot read the {what}: {e}"), Some("check the path in [pki.ca]; relative paths start at the topology file's directory")))
+    let read = |path: &Path, file: CaFile| {
+        crate::input::read(path, crate::input::Limit::Certificate).map_err(|source| {
+            GenerateError::CaFileUnreadable {
+                path: path.into(),
+                file,
+                source,
+            }
+        })
     };
     let existing_cert = dir.read(layout::CA_CERT);
     match &topology.ca {
-        CaSource::Engine(_) => Err(input(
-            dir.join(layout::CA_CERT),
-            "internal: the engine's CA is loaded by reconcile::engine",
-            None,
-        )),
-        CaSource::Imported => Err(input(
-            dir.join(layout::CA_CERT),
-            "this set is signed by a corporate CA",
-            Some("use `apim-pki import-signed` to change it"),
-        )),
+        CaSource::Engine(_) => {
+            Err(Bug::new("the engine's CA is loaded by reconcile::engine, not load_ca").into())
+        }
+        // Only import-signed sets it, and an import brings its CA chain.
+        CaSource::Imported => {
+            Err(Bug::new("an imported CA without the certificates of import-signed").into())
+        }
         CaSource::External { cert, key } => {
-            let cert_pem = read(cert, "CA certificate")?;
-            let key_pem = read(key, "CA key")?;
-            let ca = Ca::from_pem(&cert_pem, &key_pem, &cert.display().to_string(), &key.display().to_string()).map_err(|e| {
-                input(if matches!(e, PkiError::BadKey { .. }) { key } else { cert }, e.to_string(), Some("[pki.ca] needs the CA certificate (PEM, intermediates after it) and its unencrypted key"))
+            let cert_pem = read(cert, CaFile::Cert)?;
+            let key_pem = read(key, CaFile::Key)?;
+            let (cert_name, key_name) = (cert.display().to_string(), key.display().to_string());
+            let ca = Ca::from_pem(&cert_pem, &key_pem, &cert_name, &key_name).map_err(|e| {
+                let path = if matches!(e, PkiError::BadKey { .. }) {
+                    key
+                } else {
+                    cert
+                };
+                GenerateError::ExternalCaInvalid {
+                    path: path.clone(),
+                    source: Box::new(e),
+                }
             })?;
             if let Some(existing) = existing_cert
                 .as_ref()
@@ -213,12 +205,9 @@ fn load_ca(
         CaSource::Generated => match (existing_cert, dir.read(layout::CA_KEY)) {
             (Some(cert_pem), Some(key_pem)) => {
                 let ca = Ca::from_pem(&cert_pem, &key_pem, layout::CA_CERT, layout::CA_KEY)
-                    .map_err(|e| {
-                        input(
-                            dir.join(layout::CA_CERT),
-                            e.to_string(),
-                            Some("restore ca/ca.crt and ca/ca.key from a backup"),
-                        )
+                    .map_err(|source| GenerateError::CaCorrupt {
+                        path: dir.join(layout::CA_CERT),
+                        source: Box::new(source),
                     })?;
                 Ok(Some(ca))
             }
@@ -234,7 +223,9 @@ fn load_ca(
                 } else {
                     layout::CA_KEY
                 };
-                Err(input(dir.join(missing), "the CA is incomplete: this file is missing", Some("restore ca/ca.crt and ca/ca.key from a backup; a new CA needs `apim-pki rotate --ca begin`")))
+                Err(GenerateError::CaIncomplete {
+                    path: dir.join(missing),
+                })
             }
         },
     }
@@ -246,38 +237,34 @@ fn load_rollover(
     dir: &Path,
     stage: CaStage,
 ) -> Result<(Option<Ca>, Option<Vec<u8>>), GenerateError> {
-    let hint = Some("restore the ca/ directory from a backup (history/ holds earlier versions)");
+    let read = |rel: &str| {
+        crate::input::read(dir.join(rel), crate::input::Limit::Certificate).map_err(|source| {
+            GenerateError::RolloverFileUnreadable {
+                path: dir.join(rel),
+                stage,
+                source,
+            }
+        })
+    };
     match stage {
         CaStage::Stable => Ok((None, None)),
         CaStage::Begun => {
-            let read = |rel: &str| {
-                crate::input::read(dir.join(rel), crate::input::Limit::Certificate).map_err(|e| {
-                    input(
-                        dir.join(rel),
-                        format!("the rollover has begun but this file cannot be read: {e}"),
-                        hint,
-                    )
-                })
-            };
             let (cert, key) = (read(layout::CA_NEXT_CERT)?, read(layout::CA_NEXT_KEY)?);
             let next = Ca::from_pem(&cert, &key, layout::CA_NEXT_CERT, layout::CA_NEXT_KEY)
-                .map_err(|e| input(dir.join(layout::CA_NEXT_CERT), e.to_string(), hint))?;
+                .map_err(|source| GenerateError::NextCaCorrupt {
+                    path: dir.join(layout::CA_NEXT_CERT),
+                    source: Box::new(source),
+                })?;
             Ok((Some(next), None))
         }
         CaStage::Finished => {
             let rel = layout::CA_PREVIOUS_CERT;
-            let bytes = crate::input::read(dir.join(rel), crate::input::Limit::Certificate)
-                .map_err(|e| {
-                    input(
-                        dir.join(rel),
-                        format!("the rollover has finished but this file cannot be read: {e}"),
-                        hint,
-                    )
-                })?;
-            let cert = pem::certs_from_pem(&bytes)
+            let cert = pem::certs_from_pem(&read(rel)?)
                 .ok()
                 .and_then(|c| c.into_iter().next())
-                .ok_or_else(|| input(dir.join(rel), "not a PEM certificate", hint))?;
+                .ok_or_else(|| GenerateError::PreviousCaNotPem {
+                    path: dir.join(rel),
+                })?;
             Ok((None, Some(cert)))
         }
     }

@@ -285,25 +285,10 @@ pub(super) fn refuse_shared_keys(
         return Ok(());
     };
     let copies = copies_in(&group);
-    let paths: Vec<String> = group.iter().map(Holder::describe).collect();
-    let rotate: Vec<String> = copies.iter().filter_map(|i| rotate_option(i)).collect();
-    let hint = if rotate.is_empty() {
-        "restore the primary keystore or the CA from a backup: it holds another artifact's key"
-            .to_string()
-    } else {
-        let who: Vec<&str> = copies.iter().map(|i| i.label.as_str()).collect();
-        format!(
-            "run `apim-pki rotate TOPOLOGY --out DIR {}` to give {} a new key of its own; generate never replaces a key",
-            rotate.join(" "),
-            who.join(" and ")
-        )
-    };
-    Err(GenerateError::Refused {
-        message: format!(
-            "{} hold the same private key; only the primary key is shared between nodes",
-            paths.join(" and ")
-        ),
-        hint,
+    Err(GenerateError::SharedKey {
+        holders: group.iter().map(Holder::describe).collect(),
+        rotate: copies.iter().filter_map(|i| rotate_option(i)).collect(),
+        copies: copies.iter().map(|i| i.label.clone()).collect(),
     })
 }
 

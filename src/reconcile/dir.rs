@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::output::layout;
 
-use super::error::{input, GenerateError};
+use super::error::GenerateError;
 
 /// DIR, with the list of files it held when the run started: checking a file that is not
 /// there costs no system call (on big sets, metadata calls dominate).
@@ -67,12 +67,11 @@ impl<'a> Dir<'a> {
         for rel in self.files {
             let path = self.root.join(rel);
             if std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > limit.bytes()) {
-                let too_large = crate::input::read(&path, limit).err();
-                return Err(input(
-                    path,
-                    format!("cannot read: {}", too_large.map(|e| e.to_string()).unwrap_or_default()),
-                    Some("apim-pki never writes a file that large: move it out of the set or restore it from a backup"),
-                ));
+                // The reader's own words for the limit (or the limit, for a file that shrank meanwhile).
+                let source = crate::input::read(&path, limit).err().unwrap_or_else(|| {
+                    std::io::Error::other(format!("larger than {} bytes", limit.bytes()))
+                });
+                return Err(GenerateError::TooLarge { path, source });
             }
         }
         Ok(())

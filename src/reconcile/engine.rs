@@ -11,7 +11,7 @@ use crate::pki::{self, Ca, Key, PkiError};
 use crate::topology::Topology;
 
 use super::dir::Dir;
-use super::error::{refused, GenerateError};
+use super::error::GenerateError;
 use super::issue::Signer;
 use super::model::{Issued, Item};
 use super::types::Mode;
@@ -80,13 +80,10 @@ pub(super) fn refuse_leaving_engine(
     old: Option<&Inventory>,
 ) -> Result<(), GenerateError> {
     match (old.and_then(|o| o.engine.as_ref()), topology.ca.engine()) {
-        (Some(e), None) => Err(refused(
-            &format!(
-                "this set is signed by the PKI engine at {} (mount `{}`, inventory.json), but [pki.ca] names no backend",
-                e.address, e.mount
-            ),
-            "put the backend keys back into [pki.ca], or generate a set with a local CA into a new directory (docs/openbao.md)",
-        )),
+        (Some(e), None) => Err(GenerateError::EngineLeft {
+            address: e.address.clone(),
+            mount: e.mount.clone(),
+        }),
         _ => Ok(()),
     }
 }
@@ -96,16 +93,10 @@ pub(super) fn refuse_ca_rollover(topology: &Topology) -> Result<(), GenerateErro
     let Some(e) = topology.ca.engine() else {
         return Ok(());
     };
-    Err(refused(
-        &format!(
-            "rotate --ca: with backend = \"{}\" the CA lives in the engine; apim-pki does not roll it over",
-            e.backend.as_str()
-        ),
-        &format!(
-            "roll over in the engine under the same root: make a new intermediate issuer in mount `{}`, set [pki.ca] issuer to it, then run `apim-pki rotate` (docs/openbao.md, \"CA rollover\")",
-            e.mount
-        ),
-    ))
+    Err(GenerateError::EngineCaRollover {
+        backend: e.backend.as_str(),
+        mount: e.mount.clone(),
+    })
 }
 
 /// What inventory.json records about the engine: where it is, and the serial of every node

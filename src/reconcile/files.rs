@@ -22,7 +22,7 @@ use crate::topology::{Node, Topology};
 use crate::vault::VaultKey;
 
 use super::dir::Dir;
-use super::error::{input, GenerateError};
+use super::error::GenerateError;
 use super::model::{store_type_of, Cas, Decision, FileOut, Issued, Item, Passwords, Resolved};
 use super::types::ActionKind;
 
@@ -435,7 +435,10 @@ impl<'x> SharedStore<'x> {
         let b = desired
             .store
             .encode(a.topology.keystores.format, self.password)
-            .map_err(|e| input(a.dir, e.to_string(), None))?;
+            .map_err(|source| GenerateError::KeystoreEncode {
+                path: a.dir.into(),
+                source,
+            })?;
         Ok(self.encoded.get_or_init(|| b).clone())
     }
 
@@ -498,7 +501,10 @@ fn node_shared<'x>(
     };
     let vault = match &primary_store {
         Some(store) => {
-            secrets::generate_key(topology, store).map_err(|e| input(a.dir, e.to_string(), None))?
+            secrets::generate_key(topology, store).map_err(|source| GenerateError::Vault {
+                path: a.dir.into(),
+                source,
+            })?
         }
         None => None,
     };
@@ -602,7 +608,10 @@ fn tls_keystore(
         })?;
         d.store
             .encode(format, password)
-            .map_err(|e| input(a.dir, e.to_string(), None))
+            .map_err(|source| GenerateError::KeystoreEncode {
+                path: a.dir.into(),
+                source,
+            })
     };
     let reuse = match tls.kept_bytes.as_ref().filter(|(p, _)| *p == path) {
         Some((_, b)) => Reuse::Bytes(b),
@@ -715,7 +724,10 @@ fn deployment_toml_text(
     let previous = a.dir.read(rel).and_then(|b| String::from_utf8(b).ok());
     secrets::seal_generated(&text, previous.as_deref(), key)
         .map(Some)
-        .map_err(|e| input(a.dir, e.to_string(), None))
+        .map_err(|source| GenerateError::Vault {
+            path: a.dir.into(),
+            source,
+        })
 }
 
 /// A load balancer's files: key, certificate, CA bundle, HAProxy PEM, nginx.conf, haproxy.cfg.

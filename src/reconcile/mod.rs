@@ -43,7 +43,6 @@ use cas::{create_ca, load_cas, CaPlan};
 use commit::{build_inventory, remove_empty_parents, Stager};
 use decide::{ca_keys, decide_all, needs_rotate_error, refuse_shared_keys, DecideCtx};
 use dir::Dir;
-use error::refused;
 use files::{assemble, Assembly};
 use issue::{issue_all, new_keys, unissued, LocalCa};
 use model::{ArtifactSpec, Existing, FileOut, Issued, Item, Passwords};
@@ -68,10 +67,9 @@ pub fn rotate(
 ) -> Result<Outcome, GenerateError> {
     for name in &rotation.nodes {
         if topology.node(name).is_none() {
-            let names: Vec<&str> = topology.nodes.iter().map(|n| n.name.as_str()).collect();
-            return Err(GenerateError::Refused {
-                message: format!("--node {name}: the topology has no such node"),
-                hint: format!("nodes: {}", names.join(", ")),
+            return Err(GenerateError::UnknownNode {
+                name: name.clone(),
+                known: topology.nodes.iter().map(|n| n.name.clone()).collect(),
             });
         }
     }
@@ -81,21 +79,13 @@ pub fn rotate(
             .iter()
             .any(|lb| lb.host.to_string().eq_ignore_ascii_case(host))
         {
-            let hosts: Vec<String> = topology
-                .load_balancers
-                .iter()
-                .map(|lb| lb.host.to_string())
-                .collect();
-            return Err(GenerateError::Refused {
-                message: format!("--load-balancer {host}: the topology has no such load balancer"),
-                hint: format!(
-                    "load balancers: {}",
-                    if hosts.is_empty() {
-                        "none".into()
-                    } else {
-                        hosts.join(", ")
-                    }
-                ),
+            return Err(GenerateError::UnknownLoadBalancer {
+                host: host.clone(),
+                known: topology
+                    .load_balancers
+                    .iter()
+                    .map(|lb| lb.host.to_string())
+                    .collect(),
             });
         }
     }
@@ -103,10 +93,7 @@ pub fn rotate(
         engine::refuse_ca_rollover(topology)?;
     }
     if rotation.ca.is_some() && !topology.ca.is_generated() {
-        return Err(GenerateError::Refused {
-            message: "rotate --ca rolls over the CA apim-pki created; this topology brings its own ([pki.ca])".into(),
-            hint: "point [pki.ca] at the new CA and run `apim-pki rotate` to re-key every node under it".into(),
-        });
+        return Err(GenerateError::CaNotGenerated);
     }
     run(topology, dir, mode, rotation, None)
 }
@@ -159,10 +146,7 @@ fn load(
         .as_ref()
         .is_some_and(|o| o.topology["ca"]["kind"] == "imported");
     if old_imported && imported.is_none() {
-        return Err(refused(
-            "this set's certificates are signed by your corporate CA; apim-pki cannot issue them",
-            "renew or change them with `apim-pki csr TOPOLOGY --out DIR`, then `apim-pki import-signed DIR --certs SIGNED.pem`",
-        ));
+        return Err(GenerateError::CorporateSigned);
     }
     engine::refuse_leaving_engine(topology, old.as_ref())?;
     let ca = load_cas(
@@ -493,12 +477,8 @@ fn lock_existing(
             Some(lock)
         }
         Mode::Plan if journal.path().exists() => {
-            return Err(GenerateError::Refused {
-                message: format!(
-                    "{}: a run that was writing this set was interrupted (or is still running)",
-                    journal.path().display()
-                ),
-                hint: "run `apim-pki generate` (or the interrupted command) again: it completes the interrupted run first".into(),
+            return Err(GenerateError::Interrupted {
+                journal: journal.path().to_path_buf(),
             });
         }
         Mode::Plan => None,

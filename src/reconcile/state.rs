@@ -6,47 +6,40 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use crate::error::Bug;
 use crate::keystore::{pem, Entry, Keystore, KeystoreError};
 use crate::output::inventory::{ArtifactKind, Inventory, PasswordSource};
 use crate::output::layout::{self, LbFile};
 use crate::output::secrets::Secrets;
-use crate::password::{Password, PasswordProblem};
+use crate::password::{Password, PasswordProblem, PasswordRole};
 use crate::pki::{CertInfo, Key};
 use crate::resolve;
 use crate::topology::{KeystoreFormat, Topology};
 
 use super::dir::Dir;
-use super::error::{input, name_password_source, GenerateError, WRONG_PASSWORD};
+use super::error::GenerateError;
 use super::model::{store_type_of, ArtifactSpec, Existing, Owner, Passwords, Resolved};
 use super::types::Imported;
 
 pub(super) fn read_inventory(dir: &Path) -> Result<Option<Inventory>, GenerateError> {
     let path = dir.join(layout::INVENTORY);
     match crate::input::read(&path, crate::input::Limit::SetFile) {
-        Ok(bytes) => Inventory::from_json(&bytes).map(Some).map_err(|e| {
-            input(
-                path,
-                format!("inventory.json is corrupt: {e}"),
-                Some("restore it from a backup, or generate into a new directory"),
-            )
-        }),
+        Ok(bytes) => Inventory::from_json(&bytes)
+            .map(Some)
+            .map_err(|source| GenerateError::InventoryCorrupt { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(input(path, format!("cannot read: {e}"), None)),
+        Err(source) => Err(GenerateError::Unreadable { path, source }),
     }
 }
 
 pub(super) fn read_secrets(dir: &Path) -> Result<Secrets, GenerateError> {
     let path = dir.join(layout::SECRETS);
     match crate::input::read_to_string(&path, crate::input::Limit::SetFile) {
-        Ok(text) => Secrets::parse(&text).map_err(|e| {
-            input(
-                path,
-                format!("secrets.toml is corrupt: {e}"),
-                Some("restore it from a backup; the keystores cannot be opened without it"),
-            )
-        }),
+        Ok(text) => {
+            Secrets::parse(&text).map_err(|source| GenerateError::SecretsCorrupt { path, source })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Secrets::default()),
-        Err(e) => Err(input(path, format!("cannot read: {e}"), None)),
+        Err(source) => Err(GenerateError::Unreadable { path, source }),
     }
 }
 
@@ -59,18 +52,18 @@ pub(super) fn resolve_passwords(
 ) -> Result<Passwords, GenerateError> {
     let vars = &topology.passwords;
     let mut fallbacks = Vec::new();
-    let mut one = |role: &str, var: Option<&String>| {
-        let recorded = old.and_then(|o| o.passwords.get(role));
+    let mut one = |role: PasswordRole, var: Option<&String>| {
+        let recorded = old.and_then(|o| o.passwords.get(role.as_str()));
         fallbacks.extend(recorded_value(recorded, role, secrets));
         resolve_role(role, var, recorded, secrets, topology.keystores.format)
     };
-    let primary = one("primary", vars.primary.as_ref())?;
+    let primary = one(PasswordRole::Primary, vars.primary.as_ref())?;
     let tls = if resolve::per_node_tls(topology) {
-        Some(one("tls", vars.tls.as_ref())?)
+        Some(one(PasswordRole::Tls, vars.tls.as_ref())?)
     } else {
         None
     };
-    let truststore = one("truststore", vars.truststore.as_ref())?;
+    let truststore = one(PasswordRole::Truststore, vars.truststore.as_ref())?;
     Ok(Passwords {
         primary,
         tls,
@@ -83,25 +76,25 @@ pub(super) fn resolve_passwords(
 /// changed.
 fn recorded_value(
     recorded: Option<&PasswordSource>,
-    role: &str,
+    role: PasswordRole,
     secrets: &Secrets,
 ) -> Option<Password> {
     match recorded? {
         PasswordSource::Env { variable } => std::env::var(variable).ok().map(Password::new),
-        PasswordSource::SecretsFile => secrets.passwords.get(role).cloned(),
+        PasswordSource::SecretsFile => secrets.passwords.get(role.as_str()).cloned(),
     }
 }
 
 /// One role's password (see [`resolve_passwords`]).
 fn resolve_role(
-    role: &str,
+    role: PasswordRole,
     var: Option<&String>,
     recorded: Option<&PasswordSource>,
     secrets: &Secrets,
     format: KeystoreFormat,
 ) -> Result<Resolved, GenerateError> {
     let refused = |source: &PasswordSource, problem| GenerateError::PasswordRefused {
-        role: role.into(),
+        role,
         source_name: source.to_string(),
         problem,
     };
@@ -121,7 +114,7 @@ fn resolve_role(
             }
             Err(std::env::VarError::NotUnicode(_)) => {
                 return Err(GenerateError::PasswordRefused {
-                    role: role.into(),
+                    role,
                     source_name: format!("environment variable {variable}"),
                     problem: PasswordProblem::ControlCharacter,
                 })
@@ -129,7 +122,7 @@ fn resolve_role(
             Err(std::env::VarError::NotPresent) => {
                 if matches!(recorded, Some(PasswordSource::Env { variable: v }) if v == variable) {
                     return Err(GenerateError::PasswordUnset {
-                        role: role.into(),
+                        role,
                         variable: variable.clone(),
                     });
                 }
@@ -137,7 +130,7 @@ fn resolve_role(
         }
     }
     let source = PasswordSource::SecretsFile;
-    if let Some(password) = secrets.passwords.get(role) {
+    if let Some(password) = secrets.passwords.get(role.as_str()) {
         password.check(format).map_err(|p| refused(&source, p))?;
         return Ok(Resolved {
             password: password.clone(),
@@ -145,13 +138,7 @@ fn resolve_role(
             generated: false,
         });
     }
-    let password = Password::generate().map_err(|e| {
-        input(
-            layout::SECRETS,
-            format!("the OS random number generator failed: {e}"),
-            None,
-        )
-    })?;
+    let password = Password::generate().map_err(|error| GenerateError::Rng { error })?;
     Ok(Resolved {
         password,
         source,
@@ -216,15 +203,17 @@ fn existing_for(lk: &Lookup, owner: &Owner) -> Result<Option<Existing>, Generate
                 )
                 .collect();
             let primary = &lk.passwords.primary;
-            let found = find_key_entry(lk, &paths, &topology.keystores.primary_alias, primary)
-                .map_err(|e| name_password_source(e, "primary", primary))?;
+            let alias = &topology.keystores.primary_alias;
+            let found = find_key_entry(lk, &paths, alias, (PasswordRole::Primary, primary))?;
             let recorded = lk.old.is_some_and(|o| {
                 o.artifacts
                     .iter()
                     .any(|a| a.kind == ArtifactKind::PrimaryKeystore)
             });
             if found.is_none() && recorded {
-                return Err(input(lk.dir.join(&paths[0]), "the primary keystore is missing on every node", Some("restore wso2carbon keystore from a node or a backup: a new primary key would make data WSO2 encrypted with the old one unreadable")));
+                return Err(GenerateError::PrimaryMissing {
+                    path: lk.dir.join(&paths[0]),
+                });
             }
             Ok(found)
         }
@@ -234,8 +223,7 @@ fn existing_for(lk: &Lookup, owner: &Owner) -> Result<Option<Existing>, Generate
                 .chain([layout::node_security(name, &layout::tls_file(name, format))])
                 .collect();
             let tls = lk.passwords.tls_or_primary();
-            let on_disk = find_key_entry(lk, &paths, name, tls)
-                .map_err(|e| name_password_source(e, "tls", tls));
+            let on_disk = find_key_entry(lk, &paths, name, (PasswordRole::Tls, tls));
             match imported_leaf(lk.imported, name) {
                 Some(e) => Ok(Some(e)),
                 None => on_disk,
@@ -263,17 +251,17 @@ fn imported_leaf(imported: Option<&Imported>, label: &str) -> Option<Existing> {
 }
 
 /// Opens the first of `paths` that exists and returns its private-key entry, expected under
-/// `alias`, opening with `password` (or a fallback). A file that does not open and that
-/// inventory.json does not record is pushed to `lk.strays` and skipped.
+/// `alias`, opening with the `role`'s `password` (or a fallback). A file that does not open and
+/// that inventory.json does not record is pushed to `lk.strays` and skipped.
 fn find_key_entry(
     lk: &Lookup,
     paths: &[String],
     alias: &str,
-    password: &Resolved,
+    (role, resolved): (PasswordRole, &Resolved),
 ) -> Result<Option<Existing>, GenerateError> {
     let (dir, old) = (lk.dir, lk.old);
     let want = store_type_of(lk.topology.keystores.format);
-    let (password, fallbacks) = (&password.password, &lk.passwords.fallbacks);
+    let (password, fallbacks) = (&resolved.password, &lk.passwords.fallbacks);
     for rel in paths {
         let path = dir.join(rel);
         let Some(bytes) = dir.read(rel) else {
@@ -300,10 +288,12 @@ fn find_key_entry(
                 continue;
             }
             (None, Some(KeystoreError::WrongPassword)) => {
-                return Err(input(path, WRONG_PASSWORD, Some("set the variable to the password the set was made with")))
+                let from = resolved.source.clone();
+                return Err(GenerateError::WrongPassword { path, role, from });
             }
-            (None, e) => {
-                return Err(input(path, format!("cannot open the keystore: {}", e.map(|e| e.to_string()).unwrap_or_default()), Some("restore the file from a backup, or run `apim-pki rotate` for this node to replace its key")))
+            (None, Some(source)) => return Err(GenerateError::KeystoreUnreadable { path, source }),
+            (None, None) => {
+                return Err(Bug::new("a keystore tried with no password").into());
             }
         };
         let entry = store.key_entries().next().cloned();
@@ -313,11 +303,7 @@ fn find_key_entry(
             chain,
         }) = entry
         else {
-            return Err(input(
-                path,
-                "the keystore holds no private key entry",
-                Some("restore the file from a backup, or run `apim-pki rotate` for this node"),
-            ));
+            return Err(GenerateError::NoPrivateKey { path });
         };
         let key = Key::from_pkcs8_der(&pkcs8, rel)?;
         // A PKCS#12 file without MAC or with a clear key is re-encoded (same key), never kept.
@@ -345,16 +331,14 @@ pub(super) fn existing_from(
     reusable: Option<Vec<u8>>,
     full: &Path,
 ) -> Result<Existing, GenerateError> {
+    let at = || full.to_path_buf();
     let leaf = chain
         .first()
-        .ok_or_else(|| input(full, "the key entry has no certificate", None))?;
-    let info = CertInfo::from_der(leaf).map_err(|e| input(full, e.to_string(), None))?;
+        .ok_or_else(|| GenerateError::NoCertificate { path: at() })?;
+    let info = CertInfo::from_der(leaf)
+        .map_err(|source| GenerateError::BadCertificate { path: at(), source })?;
     if info.public_key_der != key.public_key_der() {
-        return Err(input(
-            full,
-            "the private key does not belong to its certificate",
-            Some("restore the file from a backup, or rotate its key"),
-        ));
+        return Err(GenerateError::KeyMismatch { path: at() });
     }
     Ok(Existing {
         key,
@@ -372,10 +356,14 @@ pub(super) fn read_lb_key(dir: Dir, host: &str) -> Result<Option<Existing>, Gene
     else {
         return Ok(None);
     };
-    let key = Key::from_pem(&key_pem, &key_rel)
-        .map_err(|e| input(dir.join(&key_rel), e.to_string(), None))?;
-    let chain = pem::certs_from_pem(&cert_pem)
-        .map_err(|e| input(dir.join(&cert_rel), e.to_string(), None))?;
+    let key = Key::from_pem(&key_pem, &key_rel).map_err(|source| GenerateError::BadKey {
+        path: dir.join(&key_rel),
+        source: Box::new(source),
+    })?;
+    let chain = pem::certs_from_pem(&cert_pem).map_err(|source| GenerateError::BadPem {
+        path: dir.join(&cert_rel),
+        source,
+    })?;
     Ok(Some(existing_from(
         key,
         chain,
