@@ -109,12 +109,12 @@ pub enum GenerateError {
         variable: String,
     },
     /// A password Java or Carbon cannot use.
-    #[error("the {role} password from {source_name} cannot be used: {problem}")]
+    #[error("the {role} password from {from} cannot be used: {problem}")]
     PasswordRefused {
         /// The role.
         role: PasswordRole,
         /// Where it came from.
-        source_name: String,
+        from: PasswordSource,
         /// What is wrong with it (never the value).
         problem: PasswordProblem,
     },
@@ -230,12 +230,6 @@ pub enum GenerateError {
     #[error("{}: the CA is incomplete: this file is missing", path.display())]
     CaIncomplete {
         /// The missing file.
-        path: PathBuf,
-    },
-    /// The certificates `import-signed` brings hold no CA.
-    #[error("{}: no CA certificate among the signed certificates", path.display())]
-    NoImportedCa {
-        /// The set's directory.
         path: PathBuf,
     },
     /// A file of the rollover in progress (ca/next/, ca/previous/) cannot be read.

@@ -95,7 +95,7 @@ fn resolve_role(
 ) -> Result<Resolved, GenerateError> {
     let refused = |source: &PasswordSource, problem| GenerateError::PasswordRefused {
         role,
-        source_name: source.to_string(),
+        from: source.clone(),
         problem,
     };
     if let Some(variable) = var {
@@ -115,7 +115,9 @@ fn resolve_role(
             Err(std::env::VarError::NotUnicode(_)) => {
                 return Err(GenerateError::PasswordRefused {
                     role,
-                    source_name: format!("environment variable {variable}"),
+                    from: PasswordSource::Env {
+                        variable: variable.clone(),
+                    },
                     problem: PasswordProblem::ControlCharacter,
                 })
             }
