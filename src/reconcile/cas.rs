@@ -293,6 +293,27 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_ca_without_its_chain_is_a_bug_not_bad_input() {
+        let mut topology = topology();
+        topology.ca = CaSource::Imported;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let index = Dir::index(tmp.path());
+        let dir = Dir::new(tmp.path(), &index);
+        let e = load_cas(&topology, dir, None, None, None, None, Mode::Plan)
+            .err()
+            .expect("refused");
+        assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_BUG, "{e}");
+        let empty = Imported {
+            ca_chain: Vec::new(),
+            leaves: Default::default(),
+        };
+        let e = load_cas(&topology, dir, None, Some(&empty), None, None, Mode::Plan)
+            .err()
+            .expect("refused");
+        assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_BUG, "{e}");
+    }
+
+    #[test]
     fn plans_generate_no_key_and_rotate_ca_begin_says_what_it_would_do() {
         let topology = topology();
         let dir = tempfile::tempdir().expect("tempdir");
