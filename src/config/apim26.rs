@@ -10,6 +10,8 @@ mod truststore;
 mod vault;
 
 pub(crate) use stores::check_set_passwords;
+pub(crate) use truststore::same_certificates;
+pub(crate) use vault::{startup_password_file, vault_key, SECRET_CONF};
 
 /// True for a 2.6 file the secure vault cannot cover (docs/secure-vault.md), where apply
 /// leaves a set password in clear.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::apim26::{ApplyError, FileAction, FileChange, ValueChange};
+use super::apim26::{same_certificates, ApplyError, FileAction, FileChange, ValueChange};
 use super::deployment_toml::merge as rules;
 use super::install;
 use super::tomledit;
@@ -147,20 +147,7 @@ pub(crate) fn apply(
     let current = text(&conf, read(&conf, home)?, home)?;
     let mut notes = Vec::new();
     let (base_name, base) = base_text(apim_home, product, profile, &current, &mut notes)?;
-    let merged =
-        tomledit::merge(&base, &patch, &rules::rules()).map_err(|source| ApplyError::Merge {
-            path: apim_home.join(&base_name),
-            source,
-        })?;
-    toml::from_str::<toml::Table>(&merged.text).map_err(|e| {
-        Bug::new(format!(
-            "merging into {} made a file that is not valid TOML ({}); nothing was written",
-            conf.display(),
-            e.message()
-        ))
-    })?;
-
-    let mut merged = merged;
+    let mut merged = merge(&base, &patch, &apim_home.join(&base_name), &conf)?;
     let vault = vault::seal(&set, &node.name, apim_home, &merged.text, &patch, &current)?;
     if let Some(v) = &vault {
         merged.text.clone_from(&v.text);
@@ -203,12 +190,35 @@ pub(crate) fn apply(
     Ok(report)
 }
 
+/// `patch` (the node's generated deployment.toml) merged into `base` (read from `base_path`),
+/// checked to be TOML still before anything is written to `conf`.
+fn merge(
+    base: &str,
+    patch: &str,
+    base_path: &Path,
+    conf: &Path,
+) -> Result<tomledit::Merged, ApplyError> {
+    let merged =
+        tomledit::merge(base, patch, &rules::rules()).map_err(|source| ApplyError::Merge {
+            path: base_path.to_path_buf(),
+            source,
+        })?;
+    toml::from_str::<toml::Table>(&merged.text).map_err(|e| {
+        Bug::new(format!(
+            "merging into {} made a file that is not valid TOML ({}); nothing was written",
+            conf.display(),
+            e.message()
+        ))
+    })?;
+    Ok(merged)
+}
+
 /// One writer per home; completes what an interrupted apply left (config::install).
 fn lock(apim_home: &Path) -> Result<crate::output::fsio::DirLock, ApplyError> {
     let known = [
         Path::new(CONF).parent().unwrap_or(Path::new(".")),
         Path::new(layout::SECURITY_DIR),
-        Path::new(vault::SECRET_CONF)
+        Path::new(super::apim26::SECRET_CONF)
             .parent()
             .unwrap_or(Path::new(".")),
         // The start-up password file (password-tmp / password-persist) sits at the root.
@@ -370,17 +380,18 @@ fn current_truststore(current: &str) -> (String, Option<String>) {
     (file, password)
 }
 
-fn truststore(
-    set: &OpenedSet,
-    node: &str,
-    home: &Path,
-    current: &str,
-    notes: &mut Vec<String>,
-) -> Result<Option<Planned>, ApplyError> {
-    let format = set.view.keystores.format;
-    let file = layout::truststore_file(format);
+/// The node's truststore as the set made it.
+struct SetTruststore {
+    /// Its file name.
+    file: String,
+    password: Password,
+    store: Keystore,
+}
+
+fn set_truststore(set: &OpenedSet, node: &str) -> Result<SetTruststore, ApplyError> {
+    let file = layout::truststore_file(set.view.keystores.format);
     let from = set.dir.join(layout::node_security(node, &file));
-    let ours_bytes = read(&from, Side::Set)?;
+    let bytes = read(&from, Side::Set)?;
     let password = set
         .password(crate::password::PasswordRole::Truststore)
         .cloned()
@@ -388,17 +399,33 @@ fn truststore(
             path: set.dir.join(layout::INVENTORY),
             role: "truststore".into(),
         })?;
-    let (ours, _) =
-        Keystore::decode(&ours_bytes, &password).map_err(|source| ApplyError::SetKeystore {
+    let (store, _) =
+        Keystore::decode(&bytes, &password).map_err(|source| ApplyError::SetKeystore {
             path: from.clone(),
             source,
         })?;
-    let managed: Vec<String> = ours.entries.iter().map(|e| e.alias().to_string()).collect();
+    Ok(SetTruststore {
+        file,
+        password,
+        store,
+    })
+}
+
+/// The home's current truststore's file name (as deployment.toml names it) and its trusted
+/// certificates the set does not manage (`managed`): the operator's other CAs, which stay. None
+/// when it is absent; none, with a note, when its password is a reference apply cannot read.
+fn carried_over(
+    home: &Path,
+    current: &str,
+    ours: &SetTruststore,
+    managed: &[String],
+    notes: &mut Vec<String>,
+) -> Result<(String, Vec<Entry>), ApplyError> {
     let (old_file, old_password) = current_truststore(current);
     let old_path = home.join(layout::SECURITY_DIR).join(&old_file);
+    let old_password = old_password
+        .or_else(|| (old_file == ours.file).then(|| ours.password.expose().to_string()));
     let mut entries = Vec::new();
-    let old_password =
-        old_password.or_else(|| (old_file == file).then(|| password.expose().to_string()));
     match (crate::input::read(&old_path, Limit::Keystore), old_password) {
         (Ok(bytes), Some(pw)) => {
             let (old, _) = Keystore::decode(&bytes, &Password::new(pw)).map_err(|source| {
@@ -417,26 +444,38 @@ fn truststore(
         )),
         (Err(_), _) => {}
     }
+    Ok((old_file, entries))
+}
+
+/// The set's truststore merged into the one the home's deployment.toml names now; `None` when
+/// the home's copy already holds exactly those certificates.
+fn truststore(
+    set: &OpenedSet,
+    node: &str,
+    home: &Path,
+    current: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<Planned>, ApplyError> {
+    let ours = set_truststore(set, node)?;
+    let managed: Vec<String> = ours
+        .store
+        .entries
+        .iter()
+        .map(|e| e.alias().to_string())
+        .collect();
+    let (old_file, mut entries) = carried_over(home, current, &ours, &managed, notes)?;
     let kept = entries.len();
-    entries.extend(ours.entries.iter().cloned());
-    let rel = format!("{}/{file}", layout::SECURITY_DIR);
+    entries.extend(ours.store.entries.iter().cloned());
+    let rel = format!("{}/{}", layout::SECURITY_DIR, ours.file);
     if let Ok(existing) = crate::input::read(home.join(&rel), Limit::Keystore) {
-        if let Ok((now, _)) = Keystore::decode(&existing, &password) {
-            let key = |k: &[Entry]| {
-                let mut v: Vec<(String, Vec<u8>)> = k
-                    .iter()
-                    .filter_map(|e| e.cert().map(|c| (e.alias().to_string(), c.to_vec())))
-                    .collect();
-                v.sort();
-                v
-            };
-            if key(&now.entries) == key(&entries) {
+        if let Ok((now, _)) = Keystore::decode(&existing, &ours.password) {
+            if same_certificates(&now.entries, &entries) {
                 return Ok(None);
             }
         }
     }
     let bytes = Keystore { entries }
-        .encode(format, &password)
+        .encode(set.view.keystores.format, &ours.password)
         .map_err(|e| Bug::new(format!("encoding the merged truststore failed: {e}")))?;
     Ok(Some(Planned {
         rel: rel.clone(),

@@ -97,22 +97,38 @@ fn foreign(existing: Keystore, managed: &[&str]) -> (Vec<Entry>, Vec<String>) {
     (kept, removed)
 }
 
+/// True when `a` and `b` hold the same certificates under the same aliases, in any order (key
+/// entries count by their certificate).
+pub(crate) fn same_certificates(a: &[Entry], b: &[Entry]) -> bool {
+    fn key(k: &[Entry]) -> Vec<(&str, &[u8])> {
+        let mut v: Vec<(&str, &[u8])> = k
+            .iter()
+            .filter_map(|e| e.cert().map(|c| (e.alias(), c)))
+            .collect();
+        v.sort();
+        v
+    }
+    key(a) == key(b)
+}
+
 /// True when `bytes` already hold exactly `merged`'s certificates, with our password and type.
 fn unchanged(bytes: &[u8], merged: &Keystore, password: &Password, format: KeystoreFormat) -> bool {
     let Ok((current, _)) = Keystore::decode(bytes, password) else {
         return false;
     };
-    let key = |k: &Keystore| {
-        let mut v: Vec<(String, Vec<u8>)> = k
-            .entries
-            .iter()
-            .filter_map(|e| e.cert().map(|c| (e.alias().to_string(), c.to_vec())))
-            .collect();
-        v.sort();
-        v
-    };
-    key(&current) == key(merged)
+    same_certificates(&current.entries, &merged.entries)
         && KeystoreFormat::detect(bytes).map(|t| t.java_type()) == Some(format.java_type())
+}
+
+/// The node's truststore as the set made it.
+fn set_truststore(set: &OpenedSet, node: &str, stores: &Stores) -> Result<Keystore, ApplyError> {
+    let trust = &stores.trust;
+    let path = set.dir.join(layout::node_security(node, &trust.file));
+    let bytes = crate::input::read(&path, crate::input::Limit::Keystore)
+        .map_err(|e| ApplyError::SetFile(FileError::read(&path, e)))?;
+    let (ours, _) = Keystore::decode(&bytes, &trust.password)
+        .map_err(|source| ApplyError::SetKeystore { path, source })?;
+    Ok(ours)
 }
 
 /// Merges the set's trusted certificates into the node's existing truststore; `None` when
@@ -126,15 +142,7 @@ pub(super) fn merge(
     options: &ApplyOptions,
 ) -> Result<Option<Planned>, ApplyError> {
     let trust = &stores.trust;
-    let ours_path = set.dir.join(layout::node_security(node, &trust.file));
-    let ours_bytes = crate::input::read(&ours_path, crate::input::Limit::Keystore)
-        .map_err(|e| ApplyError::SetFile(FileError::read(&ours_path, e)))?;
-    let (ours, _) = Keystore::decode(&ours_bytes, &trust.password).map_err(|source| {
-        ApplyError::SetKeystore {
-            path: ours_path.clone(),
-            source,
-        }
-    })?;
+    let ours = set_truststore(set, node, stores)?;
     let managed: Vec<&str> = ours.entries.iter().map(Entry::alias).collect();
 
     let cur = current(home)?;

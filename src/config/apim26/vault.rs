@@ -28,7 +28,8 @@ use crate::vault::startup::PasswordFile;
 use crate::vault::{Release, Sealed, VaultKey};
 
 const CIPHER_TOOL: &str = "repository/conf/security/cipher-tool.properties";
-const SECRET_CONF: &str = "repository/conf/security/secret-conf.properties";
+/// `secret-conf.properties` in the home (every release).
+pub(crate) const SECRET_CONF: &str = "repository/conf/security/secret-conf.properties";
 
 /// Files apply writes set passwords into that WSO2's secure vault does not read through an
 /// alias, and why (apply lists those that hold one).
@@ -241,6 +242,36 @@ fn secret_conf(set: &OpenedSet, key: &VaultKey) -> String {
         .render(Release::Apim26)
 }
 
+/// The node's secure vault key; `None` when the set's vault is off. A key that cannot be had is
+/// reported against DIR/inventory.json.
+pub(crate) fn vault_key(set: &OpenedSet, node: &str) -> Result<Option<VaultKey>, ApplyError> {
+    crate::vault::key::for_set_node(set, node).map_err(|source| ApplyError::VaultKey {
+        path: set.dir.join(crate::output::layout::INVENTORY),
+        source,
+    })
+}
+
+/// The start-up password file the topology asks for (`password-tmp` or `password-persist`) and
+/// its bytes: the set's primary keystore password; `None` when it asks for none.
+pub(crate) fn startup_password_file(
+    set: &OpenedSet,
+) -> Result<Option<(PasswordFile, Vec<u8>)>, ApplyError> {
+    let Some(which) = PasswordFile::parse(&set.view.secure_vault.password_file) else {
+        return Ok(None);
+    };
+    let inventory = set.dir.join(crate::output::layout::INVENTORY);
+    let password = set
+        .password(crate::password::PasswordRole::Primary)
+        .ok_or_else(|| ApplyError::NoPassword {
+            path: inventory.clone(),
+            role: "primary".into(),
+        })?;
+    let contents = which
+        .contents(password.expose())
+        .ok_or(ApplyError::PasswordLineBreak { path: inventory })?;
+    Ok(Some((which, contents.as_bytes().to_vec())))
+}
+
 /// The vault step; `Ok(None)` with the vault off (apply then writes passwords as before).
 pub(super) fn secure(
     set: &OpenedSet,
@@ -249,13 +280,7 @@ pub(super) fn secure(
     stores: &Stores,
     planned: &mut Vec<Planned>,
 ) -> Result<Option<Vec<String>>, ApplyError> {
-    let inventory = set.dir.join(crate::output::layout::INVENTORY);
-    let Some(key) =
-        crate::vault::key::for_set_node(set, node).map_err(|source| ApplyError::VaultKey {
-            path: inventory.clone(),
-            source,
-        })?
-    else {
+    let Some(key) = vault_key(set, node)? else {
         return Ok(None);
     };
     let mut notes = Vec::new();
@@ -283,19 +308,12 @@ pub(super) fn secure(
         secret_conf(set, &key).into_bytes(),
         "primary key, scheme",
     );
-    if let Some(which) = PasswordFile::parse(&set.view.secure_vault.password_file) {
-        let password = &stores.primary.password;
-        let contents =
-            which
-                .contents(password.expose())
-                .ok_or_else(|| ApplyError::PasswordLineBreak {
-                    path: inventory.clone(),
-                })?;
+    if let Some((which, contents)) = startup_password_file(set)? {
         plan(
             home,
             planned,
             which.file_name(false),
-            contents.as_bytes().to_vec(),
+            contents,
             "start-up password (0600)",
         );
     }
