@@ -266,6 +266,34 @@ pub(crate) enum ExportTarget {
     Kubernetes(KubernetesArgs),
 }
 
+/// `--format`, as most commands take it.
+#[derive(Args)]
+pub(crate) struct Output {
+    /// Output for people (text) or scripts (json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+/// Where a keystore's password comes from (`check-host`, `inspect`); a prompt when neither.
+#[derive(Args)]
+pub(crate) struct PasswordArgs {
+    /// Environment variable holding the keystore password.
+    #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
+    pub(crate) password_env: Option<String>,
+    /// File holding the keystore password (one trailing newline stripped).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+}
+
+impl From<PasswordArgs> for apim_pki::PasswordInput {
+    fn from(a: PasswordArgs) -> Self {
+        apim_pki::PasswordInput {
+            env: a.password_env,
+            file: a.password_file,
+        }
+    }
+}
+
 // The arguments of `Init`.
 #[derive(Args)]
 pub(crate) struct InitArgs {
@@ -287,9 +315,8 @@ pub(crate) struct PlanArgs {
     /// The set's directory (it need not exist yet). Keep it out of version control.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
-    /// Output for people (text) or scripts (json).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 // The arguments of `Generate`.
@@ -331,9 +358,8 @@ pub(crate) struct RotateArgs {
     /// Say what would happen, file by file; write nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Output for people (text) or scripts (json).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 // The arguments of `Csr`.
@@ -345,9 +371,8 @@ pub(crate) struct CsrArgs {
     /// The set's directory; CSRs go to DIR/csr/.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
-    /// Output for people (text) or scripts (json).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 // The arguments of `ImportSigned`.
@@ -359,9 +384,8 @@ pub(crate) struct ImportSignedArgs {
     /// The signed certificates: a PEM file or a directory of PEM files, intermediates included.
     #[arg(long, value_name = "PATH")]
     pub(crate) certs: PathBuf,
-    /// Output for people (text) or scripts (json).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 // The arguments of `Verify`.
@@ -410,15 +434,10 @@ pub(crate) struct CheckHostArgs {
     /// Which verdict decides the exit code.
     #[arg(long, value_enum, default_value = "java")]
     pub(crate) rules: Rules,
-    /// Environment variable holding the keystore password.
-    #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
-    pub(crate) password_env: Option<String>,
-    /// File holding the keystore password (one trailing newline stripped).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) password_file: Option<PathBuf>,
-    /// Output for people (text) or scripts (json).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 // The arguments of `Apply`.
@@ -439,9 +458,8 @@ pub(crate) struct ApplyArgs {
     /// Variable holding the node's current truststore password, when carbon.xml keeps it in secure vault.
     #[arg(long, value_name = "VAR")]
     pub(crate) existing_truststore_password_env: Option<String>,
-    /// Output for people (text) or scripts (json).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 // The arguments of `Inspect`.
@@ -450,15 +468,10 @@ pub(crate) struct InspectArgs {
     /// A JKS or PKCS#12 keystore, or a PEM file.
     #[arg(value_name = "FILE")]
     pub(crate) file: PathBuf,
-    /// Environment variable holding the keystore password.
-    #[arg(long, conflicts_with = "password_file", value_name = "VAR")]
-    pub(crate) password_env: Option<String>,
-    /// File holding the keystore password (one trailing newline stripped).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) password_file: Option<PathBuf>,
-    /// Output for people (text) or scripts (json).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 // The arguments of `Completions`.
@@ -492,7 +505,6 @@ pub(crate) struct KubernetesArgs {
     /// The folder to write into, one sub-folder per node [default: DIR/kubernetes].
     #[arg(long, value_name = "PATH")]
     pub(crate) out: Option<PathBuf>,
-    /// Output for people (text) or scripts (json).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }

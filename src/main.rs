@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use apim_pki::commands::{self, Error, LiveOptions};
 use apim_pki::HostRules;
-use apim_pki::PasswordInput;
 use apim_pki::{CaStep, Mode, Rotation};
 use clap::{CommandFactory, Parser};
 use cli::{
@@ -51,7 +50,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Completions(a) => completions(a.shell),
         Command::Man(a) => man(a.command.as_deref()),
         Command::Plan(a) => reconciled(
-            a.format,
+            a.output.format,
             commands::reconcile(&a.topology, &a.out, Mode::Plan, None)?,
         ),
         Command::Generate(a) => reconciled(
@@ -61,33 +60,29 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Rotate(a) => rotate(a),
         Command::Csr(a) => {
             let written = commands::csr(&a.topology, &a.out)?;
-            emit(a.format, &written, |w| written.render_text(w))?;
+            emit(a.output.format, &written, |w| written.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::ImportSigned(a) => {
-            reconciled(a.format, commands::import_signed(&a.dir, &a.certs)?)
+            reconciled(a.output.format, commands::import_signed(&a.dir, &a.certs)?)
         }
         Command::Verify(a) => verify(a),
         Command::CheckHost(a) => check_host(a),
         Command::Apply(a) => {
             let env = a.existing_truststore_password_env.as_deref();
             let applied = commands::apply(&a.dir, &a.node, &a.apim_home, a.dry_run, env)?;
-            emit(a.format, &applied, |w| applied.render_text(w))?;
+            emit(a.output.format, &applied, |w| applied.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(ExportTarget::Kubernetes(a)) => {
             let exported =
                 commands::export_kubernetes(&a.dir, a.node, a.profile, a.out.as_deref())?;
-            emit(a.format, &exported, |w| exported.render_text(w))?;
+            emit(a.output.format, &exported, |w| exported.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect(a) => {
-            let password = PasswordInput {
-                env: a.password_env,
-                file: a.password_file,
-            };
-            let listing = commands::inspect(&a.file, &password)?;
-            emit(a.format, &listing, |w| listing.render_text(w))?;
+            let listing = commands::inspect(&a.file, &a.password.into())?;
+            emit(a.output.format, &listing, |w| listing.render_text(w))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -107,7 +102,7 @@ fn rotate(a: RotateArgs) -> Result<ExitCode, Error> {
         Mode::Generate
     };
     reconciled(
-        a.format,
+        a.output.format,
         commands::reconcile(&a.topology, &a.out, mode, Some(&rotation))?,
     )
 }
@@ -131,12 +126,8 @@ fn verify(a: VerifyArgs) -> Result<ExitCode, Error> {
 
 /// `apim-pki check-host`: 1 when a host is not covered under `--rules`.
 fn check_host(a: CheckHostArgs) -> Result<ExitCode, Error> {
-    let password = PasswordInput {
-        env: a.password_env,
-        file: a.password_file,
-    };
-    let report = commands::check_host(&a.file, &a.hosts, &password)?;
-    emit(a.format, &report, |w| report.render_text(w))?;
+    let report = commands::check_host(&a.file, &a.hosts, &a.password.into())?;
+    emit(a.output.format, &report, |w| report.render_text(w))?;
     Ok(status(report.passes(match a.rules {
         Rules::Java => HostRules::Java,
         Rules::Strict => HostRules::Strict,
