@@ -29,7 +29,10 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::util::cli::{generate, ha_example, run, secrets, snapshot, write_topology, Run};
+use crate::util::cli;
+use crate::util::cli::{
+    generate, ha_example, refused_unchanged, run, secrets, snapshot, write_topology, Run,
+};
 use crate::util::files::{copy_tree, decode};
 use crate::util::java;
 use apim_pki::xml::XmlDoc;
@@ -569,25 +572,13 @@ impl Set {
 
 /// `apim-pki apply SET --node NODE --apim-home HOME --format json [extra]`.
 fn apply(set: &Path, node: &str, home: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "apply",
-        set.to_str().expect("utf-8"),
-        "--node",
-        node,
-        "--apim-home",
-        home.to_str().expect("utf-8"),
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["--format", "json"];
     args.extend_from_slice(extra);
-    run(&args, &[])
+    cli::apply(set, node, home, &args, &[])
 }
 
 fn report_of(r: &Run) -> Result<Value, String> {
-    if r.code != 0 {
-        return Err(format!("exit {}: {}{}", r.code, r.stdout, r.stderr));
-    }
-    serde_json::from_str(&r.stdout).map_err(|e| format!("report is not JSON ({e}): {}", r.stdout))
+    r.ok_json()
 }
 
 fn report_files(report: &Value) -> Vec<Value> {
@@ -2197,12 +2188,7 @@ fn check_topology(label: &str, topology: &str, probe_tls: bool) {
         listed - applied,
         start.elapsed() - listed
     );
-    assert!(
-        fails.is_empty(),
-        "{label}: {} problem(s):\n{}",
-        fails.len(),
-        fails.join("\n")
-    );
+    crate::util::assert_no_problems(label, &fails);
 }
 
 #[test]
@@ -2248,18 +2234,11 @@ fn a_missing_file_exits_2_naming_it_and_writes_nothing() {
     for node in ["publisher", "gw"] {
         let home = fresh_home(fx, tmp.path(), node);
         std::fs::remove_file(home.join(API_MANAGER)).expect("remove api-manager.xml");
-        let before = snapshot(&home);
-        let r = apply(&set.dir, node, &home, &[]);
-        assert_eq!(r.code, 2, "{node}: {}{}", r.stdout, r.stderr);
+        let r = refused_unchanged(&home, node, || apply(&set.dir, node, &home, &[]));
         assert!(
             r.stderr.contains(API_MANAGER),
             "{node}: the message does not name the file: {}",
             r.stderr
-        );
-        assert_eq!(
-            snapshot(&home),
-            before,
-            "{node}: a failed apply changed the home"
         );
     }
 }
@@ -2286,18 +2265,11 @@ fn a_missing_element_exits_2_naming_it_and_writes_nothing() {
             format!("{}{}", &carbon[..start], &carbon[end..]),
         )
         .expect("write");
-        let before = snapshot(&home);
-        let r = apply(&set.dir, node, &home, &[]);
-        assert_eq!(r.code, 2, "{node}: {}{}", r.stdout, r.stderr);
+        let r = refused_unchanged(&home, node, || apply(&set.dir, node, &home, &[]));
         assert!(
             r.stderr.contains("Server/Security/TrustStore") && r.stderr.contains("carbon.xml"),
             "{node}: the message does not name the element and the file: {}",
             r.stderr
-        );
-        assert_eq!(
-            snapshot(&home),
-            before,
-            "{node}: a failed apply changed the home"
         );
     }
 }
@@ -2557,10 +2529,7 @@ fn a_secure_vault_truststore_password_asks_for_the_env_option() {
         &carbon[pw + "<Password>wso2carbon</Password>".len()..]
     );
     std::fs::write(home.join(CARBON), carbon).expect("write carbon.xml");
-    let before = snapshot(&home);
-    let r = apply(&set.dir, "gw", &home, &[]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
-    assert_eq!(snapshot(&home), before, "a refused apply changed the home");
+    let r = refused_unchanged(&home, "gw", || apply(&set.dir, "gw", &home, &[]));
     assert!(
         r.stderr.contains("--existing-truststore-password-env"),
         "the message does not ask for --existing-truststore-password-env: {}",
@@ -2611,28 +2580,14 @@ fn a_password_that_does_not_open_the_set_is_exit_2_and_writes_nothing() {
     let topo = write_topology(tmp.path(), &with_password_vars(vars));
     let set = tmp.path().join("set");
     generate(&topo, &set, &made_with);
-    let apply_with = |home: &Path, env: &[(&str, &str)]| {
-        run(
-            &[
-                "apply",
-                set.to_str().expect("utf-8"),
-                "--node",
-                "gw",
-                "--apim-home",
-                home.to_str().expect("utf-8"),
-            ],
-            env,
-        )
-    };
+    let apply_with = |home: &Path, env: &[(&str, &str)]| cli::apply(&set, "gw", home, &[], env);
     let file = |name: &str| format!("nodes/gw/{SECURITY}/{name}");
     for (i, (var, _)) in made_with.iter().enumerate() {
         let mut env = made_with.to_vec();
         env[i].1 = "another-password";
         let home = fresh_home(fx, tmp.path(), &format!("wrong-{var}"));
-        let before = snapshot(&home);
-        let r = apply_with(&home, &env);
+        let r = refused_unchanged(&home, var, || apply_with(&home, &env));
         let keystore = ["wso2carbon.jks", "gw-tls.jks", "client-truststore.jks"][i];
-        assert_eq!(r.code, 2, "{var}: {}{}", r.stdout, r.stderr);
         assert!(
             r.stderr.contains(var) && r.stderr.contains(&file(keystore)),
             "{var}: the message must name the variable and {keystore}: {}",
@@ -2641,11 +2596,6 @@ fn a_password_that_does_not_open_the_set_is_exit_2_and_writes_nothing() {
         for (_, secret) in &env {
             assert!(!r.stderr.contains(secret), "{var}: a password is shown");
         }
-        assert_eq!(
-            snapshot(&home),
-            before,
-            "{var}: a failed apply changed the home"
-        );
     }
 
     // The store opens, but its key entry has another key password.
@@ -2663,18 +2613,11 @@ fn a_password_that_does_not_open_the_set_is_exit_2_and_writes_nothing() {
         .expect("add key");
     std::fs::write(&tls_path, other.to_bytes("tls-pw-one").expect("encode")).expect("write");
     let home = fresh_home(fx, tmp.path(), "key-password");
-    let before = snapshot(&home);
-    let r = apply_with(&home, &made_with);
-    assert_eq!(r.code, 2, "key password: {}{}", r.stdout, r.stderr);
+    let r = refused_unchanged(&home, "key password", || apply_with(&home, &made_with));
     assert!(
         r.stderr.contains("key entry") && r.stderr.contains("APIM_PKI_T5_TLS"),
         "key password: {}",
         r.stderr
-    );
-    assert_eq!(
-        snapshot(&home),
-        before,
-        "key password: a failed apply changed the home"
     );
 
     // With the set's own passwords, apply goes through.

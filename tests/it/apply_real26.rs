@@ -675,23 +675,7 @@ fn scan_tree(home: &Path, real: &Path, profile: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 fn apply(set: &Path, node: &str, home: &Path) -> Result<Value, String> {
-    let r = run(
-        &[
-            "apply",
-            set.to_str().expect("utf-8"),
-            "--node",
-            node,
-            "--apim-home",
-            home.to_str().expect("utf-8"),
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    if r.code != 0 {
-        return Err(format!("exit {}: {}{}", r.code, r.stdout, r.stderr));
-    }
-    serde_json::from_str(&r.stdout).map_err(|e| format!("not JSON ({e}): {}", r.stdout))
+    crate::util::cli::apply(set, node, home, &["--format", "json"], &[]).ok_json()
 }
 
 /// Applies `node` to a fresh copy of the real tree and checks that one run.
@@ -1081,12 +1065,7 @@ fn check_topology(label: &str, topology: &str) {
         t.nodes.len(),
         start.elapsed() - applied
     );
-    assert!(
-        fails.is_empty(),
-        "{label}: {} problem(s):\n{}",
-        fails.len(),
-        fails.join("\n")
-    );
+    crate::util::assert_no_problems(label, &fails);
 }
 
 #[test]
@@ -1647,17 +1626,7 @@ fn secure_vault_findings_on_a_real_2_6_home() {
         with("vault-undecryptable"),
         "padding"
     );
-    let r = run(
-        &[
-            "apply",
-            set.to_str().expect("utf-8"),
-            "--node",
-            "gw",
-            "--apim-home",
-            home.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let r = crate::util::cli::apply(&set, "gw", &home, &[], &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("Carbon.Security.KeyStore.Password") && r.stdout.contains("re-encrypted"),

@@ -250,15 +250,7 @@ fn apply_case(c: &Case) {
     let shipped_home = c.reference.join((c.version.home)(&c.profile));
     let home = c.work.join(format!("home-{}", c.node));
     copy_home(&shipped_home, &home);
-    let args = [
-        "apply",
-        c.set.to_str().expect("utf-8"),
-        "--node",
-        &c.node,
-        "--apim-home",
-        home.to_str().expect("utf-8"),
-    ];
-    let r = cli::run(&args, &[]);
+    let r = cli::apply(c.set, &c.node, &home, &[], &[]);
     assert_eq!(r.code, 0, "{}: {}{}", c.node, r.stdout, r.stderr);
     // Secure vault (on by default): ready to start, no cipher tool run needed.
     assert!(
@@ -325,7 +317,7 @@ fn apply_case(c: &Case) {
 
     // A second run changes nothing.
     let before = cli::snapshot(&home);
-    let again = cli::run(&args, &[]);
+    let again = cli::apply(c.set, &c.node, &home, &[], &[]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
     assert_eq!(
@@ -936,21 +928,13 @@ fn secure_vault_on_every_real_3_2_to_4_6_tree() {
             };
             let home = work.join(format!("home-{}", c.node));
             copy_home(&reference.join((version.home)(&c.profile)), &home);
-            let args = [
-                "apply",
-                set.to_str().expect("utf-8"),
-                "--node",
-                &c.node,
-                "--apim-home",
-                home.to_str().expect("utf-8"),
-            ];
-            let r = cli::run(&args, &[]);
+            let r = cli::apply(&set, &c.node, &home, &[], &[]);
             assert_eq!(r.code, 0, "{}: {}{}", c.node, r.stdout, r.stderr);
             let text = std::fs::read_to_string(home.join("repository/conf/deployment.toml"))
                 .expect("read");
             check_vaulted(&c, &home, &text);
             let before = cli::snapshot(&home);
-            let again = cli::run(&args, &[]);
+            let again = cli::apply(c.set, &c.node, &home, &[], &[]);
             assert!(again.stdout.contains("up to date"), "{}", again.stdout);
             assert_eq!(before, cli::snapshot(&home), "{}: second apply", c.node);
             homes += 1;

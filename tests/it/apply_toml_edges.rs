@@ -81,16 +81,7 @@ fn setup(conf: &[u8]) -> Env {
 }
 
 fn apply(env: &Env, extra: &[&str]) -> cli::Run {
-    let mut args = vec![
-        "apply",
-        env.set.to_str().expect("utf-8"),
-        "--node",
-        "gw",
-        "--apim-home",
-        env.home.to_str().expect("utf-8"),
-    ];
-    args.extend_from_slice(extra);
-    cli::run(&args, &[])
+    cli::apply(&env.set, "gw", &env.home, extra, &[])
 }
 
 fn conf(home: &Path) -> String {

@@ -9,9 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::cli::{generate, minimal_example, run, secrets, snapshot, write_topology};
-use crate::util::files::s;
+use crate::util::cli::{
+    generate, minimal_example, refused_unchanged, run, secrets, snapshot, write_topology,
+};
+use crate::util::files::{copy_tree, s};
 use crate::util::java;
+use crate::util::openssl::openssl;
 use apim_pki::CertInfo;
 use apim_pki::Password;
 use apim_pki::{pem, Entry, Keystore};
@@ -54,24 +57,6 @@ fn corporate(form: KeyForm) -> (tempfile::TempDir, Corp) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let corp = Corp::new(tmp.path(), form);
     (tmp, corp)
-}
-
-/// Runs `openssl ARGS` in `dir`; panics with its output unless it succeeds. Returns stdout.
-#[track_caller]
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {}:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The form of the intermediate's key file.
@@ -517,6 +502,31 @@ fn csr_topology_text() -> String {
     )
 }
 
+/// Signs `csr` with the corporate intermediate for 30 days into `out`, with the CSR's
+/// extensions when `copy_extensions`.
+fn int_sign(corp: &Corp, csr: &str, serial: u32, copy_extensions: bool, out: &str) {
+    let serial = serial.to_string();
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        "int.pem",
+        "-CAkey",
+        "int.key",
+        "-set_serial",
+        &serial,
+        "-days",
+        "30",
+    ];
+    if copy_extensions {
+        args.extend_from_slice(&["-copy_extensions", "copyall"]);
+    }
+    args.extend_from_slice(&["-out", out]);
+    openssl(&corp.dir, &args);
+}
+
 /// Signs every CSR in `out/csr/` with the corporate intermediate into `signed/`, plus the chain.
 fn sign_all(corp: &Corp, out: &Path, signed: &Path) {
     std::fs::create_dir_all(signed).expect("mkdir signed");
@@ -670,11 +680,7 @@ fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
 
     // km's key, but the publisher's names.
     let wrong_names = tmp.path().join("wrong-names");
-    std::fs::create_dir_all(&wrong_names).expect("mkdir");
-    for f in std::fs::read_dir(&signed).expect("signed") {
-        let p = f.expect("entry").path();
-        std::fs::copy(&p, wrong_names.join(p.file_name().expect("name"))).expect("copy");
-    }
+    copy_tree(&signed, &wrong_names);
     openssl(
         &corp.dir,
         &[
@@ -690,60 +696,35 @@ fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
             "km-wrong.csr",
         ],
     );
-    openssl(
-        &corp.dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "km-wrong.csr",
-            "-CA",
-            "int.pem",
-            "-CAkey",
-            "int.key",
-            "-set_serial",
-            "7",
-            "-days",
-            "30",
-            "-copy_extensions",
-            "copyall",
-            "-out",
-            s(&wrong_names.join("km.pem")),
-        ],
+    int_sign(
+        &corp,
+        "km-wrong.csr",
+        7,
+        true,
+        s(&wrong_names.join("km.pem")),
     );
-    let before = snapshot(&out);
-    let r = run(&["import-signed", s(&out), "--certs", s(&wrong_names)], &[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    let import = |certs: &Path| {
+        refused_unchanged(&out, "import-signed", || {
+            run(&["import-signed", s(&out), "--certs", s(certs)], &[])
+        })
+    };
+    let r = import(&wrong_names);
     assert!(
         r.stderr.contains("km") && r.stderr.contains(&format!("DNS:{KM_HOST}")),
         "names the node and the missing name: {}",
         r.stderr
     );
-    assert_eq!(before, snapshot(&out), "nothing written");
 
     // km's own CSR signed without its extensions: no SAN at all, and the message says so
     // instead of listing an empty set of names.
-    openssl(
-        &corp.dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            s(&out.join("csr/km.csr")),
-            "-CA",
-            "int.pem",
-            "-CAkey",
-            "int.key",
-            "-set_serial",
-            "8",
-            "-days",
-            "30",
-            "-out",
-            s(&wrong_names.join("km.pem")),
-        ],
+    int_sign(
+        &corp,
+        s(&out.join("csr/km.csr")),
+        8,
+        false,
+        s(&wrong_names.join("km.pem")),
     );
-    let r = run(&["import-signed", s(&out), "--certs", s(&wrong_names)], &[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = import(&wrong_names);
     assert!(
         r.stderr
             .contains("it has no DNS or IP subject alternative name at all")
@@ -752,15 +733,10 @@ fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
         "{}",
         r.stderr
     );
-    assert_eq!(before, snapshot(&out), "nothing written");
 
     // A certificate for a key no CSR of this set holds.
     let foreign = tmp.path().join("foreign");
-    std::fs::create_dir_all(&foreign).expect("mkdir");
-    for f in std::fs::read_dir(&signed).expect("signed") {
-        let p = f.expect("entry").path();
-        std::fs::copy(&p, foreign.join(p.file_name().expect("name"))).expect("copy");
-    }
+    copy_tree(&signed, &foreign);
     openssl(
         &corp.dir,
         &[
@@ -779,40 +755,16 @@ fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
             "foreign.csr",
         ],
     );
-    openssl(
-        &corp.dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "foreign.csr",
-            "-CA",
-            "int.pem",
-            "-CAkey",
-            "int.key",
-            "-set_serial",
-            "8",
-            "-days",
-            "30",
-            "-copy_extensions",
-            "copyall",
-            "-out",
-            s(&foreign.join("km.pem")),
-        ],
-    );
-    let r = run(&["import-signed", s(&out), "--certs", s(&foreign)], &[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    int_sign(&corp, "foreign.csr", 8, true, s(&foreign.join("km.pem")));
+    let r = import(&foreign);
     assert!(r.stderr.contains("matches no key"), "{}", r.stderr);
-    assert_eq!(before, snapshot(&out), "nothing written");
 
     // A certificate missing for one CSR.
     std::fs::remove_file(signed.join("tm.pem")).expect("rm");
-    let r = run(&["import-signed", s(&out), "--certs", s(&signed)], &[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = import(&signed);
     assert!(
         r.stderr.contains("no signed certificate for tm"),
         "{}",
         r.stderr
     );
-    assert_eq!(before, snapshot(&out), "nothing written");
 }

@@ -85,6 +85,11 @@ fn self_signed(tool: &Path, dir: &Path, store_type: &str, keyalg: &[&str]) -> (P
     (store, cert)
 }
 
+/// [`self_signed`] with an RSA 2048 key in a JKS keystore.
+fn self_signed_rsa_jks(tool: &Path, dir: &Path) -> (PathBuf, Vec<u8>) {
+    self_signed(tool, dir, "JKS", &["-keyalg", "RSA", "-keysize", "2048"])
+}
+
 /// A JKS keystore whose `server` entry holds an RSA key with the chain [server, CA], the CA
 /// key kept in a keystore of its own. Returns the store and the chain (DER, leaf first).
 fn ca_signed_jks(tool: &Path, dir: &Path) -> (PathBuf, Vec<Vec<u8>>) {
@@ -111,15 +116,14 @@ fn ca_signed_jks(tool: &Path, dir: &Path) -> (PathBuf, Vec<Vec<u8>>) {
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         keytool(tool, &refs);
     };
-    run(
-        &[
+    // An RSA 2048 key pair valid for 30 days, under `alias` in `store`.
+    let genkey = |alias: &str, dname: &str, ext: &[&str], store: &Path| {
+        let mut args = vec![
             "-genkeypair",
             "-alias",
-            "ca",
+            alias,
             "-dname",
-            "CN=apim-pki live test CA",
-            "-ext",
-            "bc:c",
+            dname,
             "-keyalg",
             "RSA",
             "-keysize",
@@ -128,28 +132,18 @@ fn ca_signed_jks(tool: &Path, dir: &Path) -> (PathBuf, Vec<Vec<u8>>) {
             "30",
             "-keypass:env",
             PASS_ENV,
-        ],
+        ];
+        args.extend_from_slice(ext);
+        run(&args, store);
+    };
+    genkey(
+        "ca",
+        "CN=apim-pki live test CA",
+        &["-ext", "bc:c"],
         &ca_store,
     );
     let ca_der = export(tool, &ca_store, "ca", &ca_der_path);
-    run(
-        &[
-            "-genkeypair",
-            "-alias",
-            "server",
-            "-dname",
-            "CN=gw.jsse.example.test",
-            "-keyalg",
-            "RSA",
-            "-keysize",
-            "2048",
-            "-validity",
-            "30",
-            "-keypass:env",
-            PASS_ENV,
-        ],
-        &store,
-    );
+    genkey("server", "CN=gw.jsse.example.test", &[], &store);
     run(&["-certreq", "-alias", "server", "-file", s(&csr)], &store);
     run(
         &[
@@ -267,12 +261,7 @@ fn probe_records_the_chain_jsse_serves() {
     let java17 = java::jdk17_java();
 
     // Self-signed RSA key in a JKS keystore, JDK 17 defaults: TLS 1.3.
-    let (store, cert) = self_signed(
-        &tool,
-        dir.path(),
-        "JKS",
-        &["-keyalg", "RSA", "-keysize", "2048"],
-    );
+    let (store, cert) = self_signed_rsa_jks(&tool, dir.path());
     let server = java::TlsServer::start(&java17, &store, "JKS", PASS, None);
     probe_expecting(server, std::slice::from_ref(&cert), "TLSv1.3");
 
@@ -323,12 +312,7 @@ fn a_stopped_jsse_server_is_a_quick_connect_error() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let tool = java::jdk17_keytool();
-    let (store, _cert) = self_signed(
-        &tool,
-        dir.path(),
-        "JKS",
-        &["-keyalg", "RSA", "-keysize", "2048"],
-    );
+    let (store, _cert) = self_signed_rsa_jks(&tool, dir.path());
     let server = java::TlsServer::start(&java::jdk17_java(), &store, "JKS", PASS, None);
     let addr = server.addr();
     server.stop();

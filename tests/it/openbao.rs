@@ -9,7 +9,7 @@
 //! it (build.rs: `cfg(apim_pki_bao)`) the tests are ignored with the reason; run anyway
 //! (`--include-ignored`, as .ci/run does), a missing `bao` fails them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::util::cli::{generate, ha_example, minimal_example, run, snapshot, write_topology};
+use crate::util::cli::{
+    generate, ha_example, minimal_example, run, snapshot, write_topology, HA_LOAD_BALANCERS,
+};
 use crate::util::files::s;
 use crate::util::java;
 use serde_json::{json, Value};
@@ -500,13 +502,7 @@ fn interop_checks(out: &Path) {
             assert!(r.is_ok(), "JSSE to {name} as {host}: {r:?}");
         }
     }
-    for lb in [
-        "km.acme.internal",
-        "publisher.acme.internal",
-        "store.acme.internal",
-        "tm.acme.internal",
-        "gw.acme.internal",
-    ] {
+    for lb in HA_LOAD_BALANCERS {
         let dir = out.join("load-balancers").join(lb);
         let o = Command::new("openssl")
             .args([
@@ -666,6 +662,44 @@ fn proxy(port: u16, allowed: usize, then: Then) -> u16 {
     proxy_port
 }
 
+/// A minimal set generated through a new mount of `bao`, and the same topology pointed at a
+/// [`proxy`] that lets `allowed` requests through, then does `then`.
+struct Behind {
+    tmp: tempfile::TempDir,
+    mount: String,
+    /// The topology naming the engine itself.
+    topology: PathBuf,
+    out: PathBuf,
+    /// The set as generated.
+    before: BTreeMap<String, Vec<u8>>,
+    proxy: u16,
+    /// The topology naming the proxy.
+    through_proxy: PathBuf,
+}
+
+fn behind_proxy(bao: &Bao, allowed: usize, then: Then) -> Behind {
+    let mount = bao.pki(json!({"allow_any_name": true}));
+    let tmp = tempfile::tempdir().unwrap();
+    let topology = write_topology(tmp.path(), &minimal_through(&bao.address(), &mount));
+    let out = tmp.path().join("out");
+    generate(&topology, &out, &[(TOKEN_ENV, &bao.token)]);
+    let before = snapshot(&out);
+    let proxy = proxy(bao.port, allowed, then);
+    let through_proxy = topology_in(
+        &tmp.path().join("p"),
+        &minimal_through(&format!("http://127.0.0.1:{proxy}"), &mount),
+    );
+    Behind {
+        tmp,
+        mount,
+        topology,
+        out,
+        before,
+        proxy,
+        through_proxy,
+    }
+}
+
 #[test]
 #[cfg_attr(
     not(apim_pki_bao),
@@ -673,19 +707,16 @@ fn proxy(port: u16, allowed: usize, then: Then) -> u16 {
 )]
 fn the_engine_dying_mid_run_leaves_the_previous_set_intact() {
     let bao = bao();
-    let mount = bao.pki(json!({"allow_any_name": true}));
-    let tmp = tempfile::tempdir().unwrap();
-    let topology = write_topology(tmp.path(), &minimal_through(&bao.address(), &mount));
-    let out = tmp.path().join("out");
-    generate(&topology, &out, &[(TOKEN_ENV, &bao.token)]);
-    let before = snapshot(&out);
-
     // The CA chain and 2 of the 5 signatures get through, then the engine is gone.
-    let proxy = proxy(bao.port, 3, Then::Cut);
-    let through_proxy = topology_in(
-        &tmp.path().join("p"),
-        &minimal_through(&format!("http://127.0.0.1:{proxy}"), &mount),
-    );
+    let Behind {
+        tmp: _tmp,
+        mount,
+        out,
+        before,
+        proxy,
+        through_proxy,
+        ..
+    } = behind_proxy(bao, 3, Then::Cut);
     let r = cmd(&["rotate", s(&through_proxy), "--out", s(&out)], &bao.token);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
@@ -717,18 +748,15 @@ fn the_engine_dying_mid_run_leaves_the_previous_set_intact() {
 )]
 fn an_engine_that_hangs_mid_run_times_out_and_leaves_the_previous_set_intact() {
     let bao = bao();
-    let mount = bao.pki(json!({"allow_any_name": true}));
-    let tmp = tempfile::tempdir().unwrap();
-    let topology = write_topology(tmp.path(), &minimal_through(&bao.address(), &mount));
-    let out = tmp.path().join("out");
-    generate(&topology, &out, &[(TOKEN_ENV, &bao.token)]);
-    let before = snapshot(&out);
-
-    let proxy = proxy(bao.port, 4, Then::Stall);
-    let through_proxy = topology_in(
-        &tmp.path().join("p"),
-        &minimal_through(&format!("http://127.0.0.1:{proxy}"), &mount),
-    );
+    let Behind {
+        tmp: _tmp,
+        mount,
+        topology,
+        out,
+        before,
+        through_proxy,
+        ..
+    } = behind_proxy(bao, 4, Then::Stall);
     let started = Instant::now();
     let r = run(
         &["rotate", s(&through_proxy), "--out", s(&out)],

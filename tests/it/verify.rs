@@ -12,11 +12,13 @@ use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
-use crate::util::cli::{apim_pki, ha_example, minimal_example, secrets, write_topology, Run};
+use crate::util::cli::{
+    apim_pki, ha_example, minimal_example, secrets, write_topology, Run, HA_LOAD_BALANCERS,
+};
 use crate::util::files::s;
+use crate::util::openssl::{openssl, self_signed};
 use apim_pki::KeystoreFormat;
 use apim_pki::Password;
 use apim_pki::{pem as kpem, Entry, Keystore, StoreType};
@@ -96,6 +98,19 @@ impl Set {
             .0
     }
 
+    /// Removes the entry `alias` (which must be there) from `node`'s truststore (JKS set).
+    fn drop_trusted(&self, node: &str, alias: &str) {
+        let mut store = self.read_store(&truststore(node), "truststore");
+        let before = store.entries.len();
+        store.entries.retain(|e| e.alias() != alias);
+        assert_eq!(
+            store.entries.len(),
+            before - 1,
+            "{node}'s truststore has no {alias}"
+        );
+        self.write_store(&truststore(node), &store, KeystoreFormat::Jks, "truststore");
+    }
+
     /// Writes `store` over `rel`, encoded as `format` with the password of `role`.
     fn write_store(&self, rel: &str, store: &Keystore, format: KeystoreFormat, role: &str) {
         let bytes = store
@@ -131,17 +146,7 @@ fn verify_run(dir: &Path, args: &[&str], env: &[(&str, &str)], unset: &[&str]) -
 fn verify_json(set: &Set, args: &[&str]) -> (i32, Value) {
     let mut all = vec!["--format", "json"];
     all.extend_from_slice(args);
-    let r = verify_run(&set.out, &all, &[], &[]);
-    assert!(
-        r.code == 0 || r.code == 1,
-        "verify could not run (exit {}):\nstdout: {}\nstderr: {}",
-        r.code,
-        r.stdout,
-        r.stderr
-    );
-    let json: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("verify printed no JSON ({e}):\n{}", r.stdout));
-    (r.code, json)
+    verify_run(&set.out, &all, &[], &[]).json("verify")
 }
 
 /// (severity, code, who, file): who is the node, `lb:HOST` for a load balancer, or `set`.
@@ -231,21 +236,6 @@ fn assert_clean(set: &Set) {
     assert_eq!(report["ca_stage"], "stable");
 }
 
-/// Runs `openssl ARGS` in `dir`; panics with its output unless it succeeds.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A new RSA key (`key.pem`, PKCS#8) and a CSR for `CN=cn` (`csr.pem`) in `dir`.
 fn key_and_csr(dir: &Path, bits: u32, cn: &str) {
     openssl(
@@ -321,6 +311,15 @@ fn pem_entry(dir: &Path, alias: &str) -> Entry {
         pkcs8: zeroize::Zeroizing::new(key.contents().to_vec()),
         chain,
     }
+}
+
+/// The private key (PKCS#8) and the chain of `node`'s TLS key entry (JKS set).
+fn tls_key(set: &Set, node: &str) -> (zeroize::Zeroizing<Vec<u8>>, Vec<Vec<u8>>) {
+    let store = set.read_store(&tls(node), "tls");
+    let Some(Entry::PrivateKey { pkcs8, chain, .. }) = store.key_entries().next().cloned() else {
+        panic!("{node} has no key entry")
+    };
+    (pkcs8, chain)
 }
 
 /// Replaces a node's TLS keystore (JKS set) with one holding just `entry`.
@@ -442,21 +441,15 @@ fn swapped_tls_keystores_are_hostname_mismatches() {
 #[test]
 fn foreign_key_under_own_chain_is_key_cert_mismatch() {
     let set = Set::new(&minimal_example());
-    let km = set.read_store(&tls(KM), "tls");
-    let publisher = set.read_store(&tls("publisher"), "tls");
-    let Some(Entry::PrivateKey { chain, .. }) = km.key_entries().next().cloned() else {
-        panic!("km has no key entry")
-    };
-    let Some(Entry::PrivateKey { pkcs8, .. }) = publisher.key_entries().next().cloned() else {
-        panic!("publisher has no key entry")
-    };
+    let (_, km_chain) = tls_key(&set, KM);
+    let (publisher_key, _) = tls_key(&set, "publisher");
     replace_tls_entry(
         &set,
         KM,
         Entry::PrivateKey {
             alias: KM.into(),
-            pkcs8,
-            chain,
+            pkcs8: publisher_key,
+            chain: km_chain,
         },
     );
     let (code, report) = verify_json(&set, &[]);
@@ -477,21 +470,15 @@ fn foreign_key_under_own_chain_is_key_cert_mismatch() {
 #[test]
 fn own_key_under_foreign_chain_is_key_cert_and_hostname_mismatch() {
     let set = Set::new(&minimal_example());
-    let km = set.read_store(&tls(KM), "tls");
-    let publisher = set.read_store(&tls("publisher"), "tls");
-    let Some(Entry::PrivateKey { pkcs8, .. }) = km.key_entries().next().cloned() else {
-        panic!("km has no key entry")
-    };
-    let Some(Entry::PrivateKey { chain, .. }) = publisher.key_entries().next().cloned() else {
-        panic!("publisher has no key entry")
-    };
+    let (km_key, _) = tls_key(&set, KM);
+    let (_, publisher_chain) = tls_key(&set, "publisher");
     replace_tls_entry(
         &set,
         KM,
         Entry::PrivateKey {
             alias: KM.into(),
-            pkcs8,
-            chain,
+            pkcs8: km_key,
+            chain: publisher_chain,
         },
     );
     let (code, report) = verify_json(&set, &[]);
@@ -518,11 +505,7 @@ fn tls_keystore_from_another_ca_is_untrusted_chain() {
 #[test]
 fn truststore_without_ca_is_one_root_cause() {
     let set = Set::new(&minimal_example());
-    let mut store = set.read_store(&truststore(KM), "truststore");
-    let before = store.entries.len();
-    store.entries.retain(|e| e.alias() != "acme-dev-ca");
-    assert_eq!(store.entries.len(), before - 1, "the CA is `acme-dev-ca`");
-    set.write_store(&truststore(KM), &store, KeystoreFormat::Jks, "truststore");
+    set.drop_trusted(KM, "acme-dev-ca");
     let (code, report) = verify_json(&set, &[]);
     assert_findings(
         code,
@@ -534,18 +517,7 @@ fn truststore_without_ca_is_one_root_cause() {
 #[test]
 fn truststore_without_gateway_certificate_alias_is_missing_primary() {
     let set = Set::new(&minimal_example());
-    let mut store = set.read_store(&truststore("gateway"), "truststore");
-    let before = store.entries.len();
-    store
-        .entries
-        .retain(|e| e.alias() != "gateway_certificate_alias");
-    assert_eq!(store.entries.len(), before - 1);
-    set.write_store(
-        &truststore("gateway"),
-        &store,
-        KeystoreFormat::Jks,
-        "truststore",
-    );
+    set.drop_trusted("gateway", "gateway_certificate_alias");
     let (code, report) = verify_json(&set, &[]);
     assert_findings(
         code,
@@ -680,16 +652,7 @@ fn sha1_signed_certificate_is_weak_signature() {
     if !util::java::require("openssl") {
         return;
     }
-    let set = Set::new(&minimal_example());
-    let dir = set.scratch("sha1");
-    key_and_csr(&dir, 2048, KM_HOST);
-    write_ext(&dir, &[KM_HOST]);
-    ca_sign(&set, &dir, "-sha1");
-    replace_tls_entry(&set, KM, pem_entry(&dir, KM));
-    let (code, report) = verify_json(&set, &[]);
-    show(&report);
-    assert!(error_codes_of(&report, KM).contains(&"weak-signature".to_string()));
-    assert_findings(code, &report, &[err("weak-signature", KM, &tls(KM))]);
+    assert_weak_km_certificate("sha1", 2048, "-sha1", "weak-signature");
 }
 
 #[test]
@@ -701,16 +664,22 @@ fn rsa_1024_certificate_is_weak_key() {
     if !util::java::require("openssl") {
         return;
     }
+    assert_weak_km_certificate("rsa1024", 1024, "-sha256", "weak-key");
+}
+
+/// km's TLS certificate replaced by one the set's CA signs over a new RSA key of `bits` with
+/// `digest`, naming km's host: `code` on km's TLS keystore, and nothing else.
+fn assert_weak_km_certificate(scratch: &str, bits: u32, digest: &str, code: &str) {
     let set = Set::new(&minimal_example());
-    let dir = set.scratch("rsa1024");
-    key_and_csr(&dir, 1024, KM_HOST);
+    let dir = set.scratch(scratch);
+    key_and_csr(&dir, bits, KM_HOST);
     write_ext(&dir, &[KM_HOST]);
-    ca_sign(&set, &dir, "-sha256");
+    ca_sign(&set, &dir, digest);
     replace_tls_entry(&set, KM, pem_entry(&dir, KM));
-    let (code, report) = verify_json(&set, &[]);
+    let (exit, report) = verify_json(&set, &[]);
     show(&report);
-    assert!(error_codes_of(&report, KM).contains(&"weak-key".to_string()));
-    assert_findings(code, &report, &[err("weak-key", KM, &tls(KM))]);
+    assert!(error_codes_of(&report, KM).contains(&code.to_string()));
+    assert_findings(exit, &report, &[err(code, KM, &tls(KM))]);
 }
 
 /// WSO2's shipped default: self-signed, CN=localhost, no SAN. It is also not trusted and does not
@@ -727,24 +696,11 @@ fn wso2_default_certificate_is_default_certificate() {
     }
     let set = Set::new(&minimal_example());
     let dir = set.scratch("default");
-    openssl(
+    self_signed(
         &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-sha256",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "3650",
-            "-subj",
-            "/C=US/ST=CA/L=Mountain View/O=WSO2/CN=localhost",
-        ],
+        3650,
+        "/C=US/ST=CA/L=Mountain View/O=WSO2/CN=localhost",
+        &["-sha256"],
     );
     replace_tls_entry(&set, KM, pem_entry(&dir, KM));
     let (code, report) = verify_json(&set, &[]);
@@ -793,13 +749,7 @@ fn short_validity_warns_expires_soon_only_within_warn_days() {
     .iter()
     .map(|n| warn("expires-soon", n, &tls(n)))
     .collect();
-    for lb in [
-        "km.acme.internal",
-        "publisher.acme.internal",
-        "store.acme.internal",
-        "tm.acme.internal",
-        "gw.acme.internal",
-    ] {
+    for lb in HA_LOAD_BALANCERS {
         expected.push(warn(
             "expires-soon",
             &format!("lb:{lb}"),
@@ -1070,16 +1020,7 @@ fn check_host_json(
     let mut args = hosts.to_vec();
     args.extend_from_slice(&["--format", "json"]);
     args.extend_from_slice(extra);
-    let r = check_host(file, &args, env);
-    assert!(
-        r.code == 0 || r.code == 1,
-        "check-host could not run (exit {}):\n{}{}",
-        r.code,
-        r.stdout,
-        r.stderr
-    );
-    let json: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("check-host printed no JSON ({e}):\n{}", r.stdout));
+    let (code, json) = check_host(file, &args, env).json("check-host");
     let verdicts = json["hosts"]
         .as_array()
         .expect("hosts")
@@ -1092,7 +1033,7 @@ fn check_host_json(
             )
         })
         .collect();
-    (r.code, json, verdicts)
+    (code, json, verdicts)
 }
 
 fn v(pairs: &[(&str, bool, bool)]) -> BTreeMap<String, (bool, bool)> {
@@ -1245,25 +1186,11 @@ fn check_host_partial_wildcard_is_java_only() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    openssl(
+    self_signed(
         tmp.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=legacy.acme.internal",
-            "-addext",
-            "subjectAltName=DNS:km*.acme.internal",
-        ],
+        30,
+        "/CN=legacy.acme.internal",
+        &["-addext", "subjectAltName=DNS:km*.acme.internal"],
     );
     let cert = tmp.path().join("cert.pem");
     let (code, json, verdicts) = check_host_json(&cert, &["km1.acme.internal"], &[], &[]);
@@ -1306,24 +1233,7 @@ fn check_host_cn_only_certificate_is_java_only() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    openssl(
-        tmp.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/O=Acme Corp/CN=legacy.acme.internal",
-        ],
-    );
+    self_signed(tmp.path(), 30, "/O=Acme Corp/CN=legacy.acme.internal", &[]);
     let cert = tmp.path().join("cert.pem");
     let (code, json, verdicts) = check_host_json(
         &cert,

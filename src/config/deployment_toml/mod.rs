@@ -523,33 +523,14 @@ offset = 4
         );
         let groups = array(doc, "apim.throttling.url_group");
         assert_eq!(groups.len(), 2);
-        assert_eq!(
-            strs(&groups[1]["traffic_manager_urls"]),
-            ["tcp://tm2.acme.internal:9611"]
-        );
-        assert_eq!(
-            strs(&groups[1]["traffic_manager_auth_urls"]),
-            ["ssl://tm2.acme.internal:9711"]
-        );
+        check_tm_group(&groups[1], "tm2.acme.internal", 0);
         assert!(table(doc, "apim").get("gateway").is_none());
     }
 
     /// A control plane of `HA_4X`: the gateway environment and both event hub publishers.
     fn check_ha_4x_control_plane(doc: &toml::Table) {
         assert_eq!(s(doc, "server.server_role"), "control-plane");
-        let env = &array(doc, "apim.gateway.environment")[0];
-        assert_eq!(
-            env["service_url"].as_str(),
-            Some("https://gw.acme.internal:9443/services/")
-        );
-        assert_eq!(
-            env["https_endpoint"].as_str(),
-            Some("https://gw.acme.internal:8243")
-        );
-        assert_eq!(
-            env["http_endpoint"].as_str(),
-            Some("http://gw.acme.internal:8280")
-        );
+        check_gateway_env(doc, "gw.acme.internal", 0);
         let groups = array(doc, "apim.event_hub.publish.url_group");
         assert_eq!(strs(&groups[0]["urls"]), ["tcp://cp1.acme.internal:9611"]);
         assert_eq!(
@@ -596,17 +577,27 @@ offset = 4
         let env = &array(doc, "apim.gateway.environment")[0];
         assert_eq!(env["name"].as_str(), Some("Production and Sandbox"));
         assert_eq!(env["type"].as_str(), Some("hybrid"));
+        check_gateway_env(doc, "apim.acme.internal", 4);
+    }
+
+    /// The first gateway environment's three URLs: the gateway at `host`, ports offset by
+    /// `offset`.
+    fn check_gateway_env(doc: &toml::Table, host: &str, offset: u16) {
+        let env = &array(doc, "apim.gateway.environment")[0];
+        let url = |scheme: &str, port: u16, path: &str| {
+            format!("{scheme}://{host}:{}{path}", port + offset)
+        };
         assert_eq!(
             env["service_url"].as_str(),
-            Some("https://apim.acme.internal:9447/services/")
-        );
-        assert_eq!(
-            env["http_endpoint"].as_str(),
-            Some("http://apim.acme.internal:8284")
+            Some(url("https", 9443, "/services/").as_str())
         );
         assert_eq!(
             env["https_endpoint"].as_str(),
-            Some("https://apim.acme.internal:8247")
+            Some(url("https", 8243, "").as_str())
+        );
+        assert_eq!(
+            env["http_endpoint"].as_str(),
+            Some(url("http", 8280, "").as_str())
         );
     }
 
@@ -614,13 +605,18 @@ offset = 4
     fn check_single_32_tm_groups(doc: &toml::Table) {
         let groups = array(doc, "apim.throttling.url_group");
         assert_eq!(groups.len(), 1);
+        check_tm_group(&groups[0], "apim.acme.internal", 3);
+    }
+
+    /// A traffic manager URL group: the one at `host`, ports offset by `offset`.
+    fn check_tm_group(group: &toml::Value, host: &str, offset: u16) {
         assert_eq!(
-            strs(&groups[0]["traffic_manager_urls"]),
-            ["tcp://apim.acme.internal:9614"]
+            strs(&group["traffic_manager_urls"]),
+            [format!("tcp://{host}:{}", 9611 + offset)]
         );
         assert_eq!(
-            strs(&groups[0]["traffic_manager_auth_urls"]),
-            ["ssl://apim.acme.internal:9714"]
+            strs(&group["traffic_manager_auth_urls"]),
+            [format!("ssl://{host}:{}", 9711 + offset)]
         );
     }
 

@@ -34,6 +34,37 @@ impl From<Output> for Run {
     }
 }
 
+impl Run {
+    /// The JSON document of a `--format json` command that exited 0; else the exit code and
+    /// what it printed.
+    pub fn ok_json(&self) -> Result<serde_json::Value, String> {
+        if self.code != 0 {
+            return Err(format!(
+                "exit {}: {}{}",
+                self.code, self.stdout, self.stderr
+            ));
+        }
+        serde_json::from_str(&self.stdout)
+            .map_err(|e| format!("report is not JSON ({e}): {}", self.stdout))
+    }
+
+    /// The exit code and the JSON document of a `--format json` command that ran to a verdict
+    /// (exit 0 or 1); panics with its output (naming `what` ran) otherwise.
+    #[track_caller]
+    pub fn json(&self, what: &str) -> (i32, serde_json::Value) {
+        assert!(
+            self.code == 0 || self.code == 1,
+            "{what} could not run (exit {}):\nstdout: {}\nstderr: {}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        let json = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{what} printed no JSON ({e}):\n{}", self.stdout));
+        (self.code, json)
+    }
+}
+
 /// Runs `apim-pki ARGS` with extra environment variables.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = apim_pki();
@@ -42,6 +73,20 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.env(k, v);
     }
     cmd.output().expect("apim-pki runs").into()
+}
+
+/// `apim-pki apply SET --node NODE --apim-home HOME ARGS...` with extra environment variables.
+pub fn apply(set: &Path, node: &str, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut all = vec![
+        "apply",
+        set.to_str().expect("utf-8 path"),
+        "--node",
+        node,
+        "--apim-home",
+        home.to_str().expect("utf-8 path"),
+    ];
+    all.extend_from_slice(args);
+    run(&all, env)
 }
 
 /// Writes `text` as `topology.toml` in `dir` and returns its path.
@@ -66,6 +111,21 @@ pub fn generate(topology: &Path, out: &Path, env: &[(&str, &str)]) -> Run {
         r.code, 0,
         "generate failed:\nstdout: {}\nstderr: {}",
         r.stdout, r.stderr
+    );
+    r
+}
+
+/// Runs `act`, a command that must be refused: exit 2 and `dir` left exactly as it was (no
+/// half-written file). Returns its output for the checks on the message; `what` names the case.
+#[track_caller]
+pub fn refused_unchanged(dir: &Path, what: &str, act: impl FnOnce() -> Run) -> Run {
+    let before = snapshot(dir);
+    let r = act();
+    assert_eq!(r.code, 2, "{what}: {}{}", r.stdout, r.stderr);
+    assert!(
+        snapshot(dir) == before,
+        "{what}: a refused command changed {}",
+        dir.display()
     );
     r
 }
@@ -109,6 +169,15 @@ pub fn ha_example() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ha.toml"))
         .expect("examples/ha.toml")
 }
+
+/// The load balancers of the HA example (examples/ha.toml).
+pub const HA_LOAD_BALANCERS: [&str; 5] = [
+    "km.acme.internal",
+    "publisher.acme.internal",
+    "store.acme.internal",
+    "tm.acme.internal",
+    "gw.acme.internal",
+];
 
 /// The minimal example topology.
 pub fn minimal_example() -> String {
