@@ -28,6 +28,7 @@ use crate::util::cli::{
 };
 use crate::util::files::{copy_files, s};
 use crate::util::java;
+use crate::util::set_paths::{primary, tls, truststore};
 use apim_pki::CertInfo;
 use apim_pki::Password;
 use apim_pki::{pem, Entry, Keystore};
@@ -39,26 +40,6 @@ use sha2::{Digest, Sha256};
 // ---------------------------------------------------------------------------------------------
 
 type Files = BTreeMap<String, Vec<u8>>;
-
-/// `nodes/NODE/repository/resources/security/FILE`.
-fn sec(node: &str, file: &str) -> String {
-    format!("nodes/{node}/repository/resources/security/{file}")
-}
-
-/// A node's TLS keystore in a JKS set.
-fn tls(node: &str) -> String {
-    sec(node, &format!("{node}-tls.jks"))
-}
-
-/// A node's primary keystore in a JKS set.
-fn primary(node: &str) -> String {
-    sec(node, "wso2carbon.jks")
-}
-
-/// A node's truststore in a JKS set.
-fn truststore(node: &str) -> String {
-    sec(node, "client-truststore.jks")
-}
 
 /// `load-balancers/HOST/FILE`.
 fn lb(host: &str, file: &str) -> String {

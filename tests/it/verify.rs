@@ -19,6 +19,7 @@ use crate::util::cli::{
 };
 use crate::util::files::s;
 use crate::util::openssl::{openssl, self_signed};
+use crate::util::set_paths::{primary, sec, tls, truststore};
 use apim_pki::KeystoreFormat;
 use apim_pki::Password;
 use apim_pki::{pem as kpem, Entry, Keystore, StoreType};
@@ -27,26 +28,6 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// `nodes/NODE/repository/resources/security/FILE`.
-fn sec(node: &str, file: &str) -> String {
-    format!("nodes/{node}/repository/resources/security/{file}")
-}
-
-/// A node's TLS keystore in a JKS set.
-fn tls(node: &str) -> String {
-    sec(node, &format!("{node}-tls.jks"))
-}
-
-/// A node's primary keystore in a JKS set.
-fn primary(node: &str) -> String {
-    sec(node, "wso2carbon.jks")
-}
-
-/// A node's truststore in a JKS set.
-fn truststore(node: &str) -> String {
-    sec(node, "client-truststore.jks")
-}
 
 /// A freshly generated set in its own temporary directory.
 struct Set {

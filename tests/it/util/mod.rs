@@ -3,6 +3,7 @@ pub mod cli;
 pub mod files;
 pub mod java;
 pub mod openssl;
+pub mod set_paths;
 
 /// Fails the test listing every problem a sweep collected (all of them, not the first).
 #[track_caller]
