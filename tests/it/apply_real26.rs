@@ -1397,20 +1397,7 @@ fn secure_vault_on_the_real_2_6_files_is_the_plain_result_encrypted() {
             tool_aliases, text_aliases,
             "{name}: cipher-tool vs cipher-text"
         );
-        let r = run(
-            &[
-                "verify",
-                set.to_str().expect("utf-8"),
-                "--apim-home",
-                home.to_str().expect("utf-8"),
-                "--node",
-                name,
-                "--format",
-                "json",
-            ],
-            &[],
-        );
-        let report: Value = serde_json::from_str(&r.stdout).expect("json");
+        let (_, report) = crate::util::cli::verify_home(&set, name, &home);
         for f in report["findings"].as_array().expect("findings") {
             assert_eq!(f["code"], "default-password", "{name}: {f}");
         }
@@ -1468,21 +1455,7 @@ fn java_decrypts_26(
 
 /// The finding codes `verify --apim-home` reports for `node`.
 fn home_codes(set: &Path, node: &str, home: &Path) -> BTreeSet<String> {
-    let r = run(
-        &[
-            "verify",
-            set.to_str().expect("utf-8"),
-            "--apim-home",
-            home.to_str().expect("utf-8"),
-            "--node",
-            node,
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    let report: Value =
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr));
+    let (_, report) = crate::util::cli::verify_home(set, node, home);
     report["findings"]
         .as_array()
         .expect("findings")
@@ -1562,24 +1535,10 @@ fn secure_vault_findings_on_a_real_2_6_home() {
     // a minimal one with WSO2's element path).
     let user_mgt = home.join("repository/conf/user-mgt.xml");
     std::fs::write(&user_mgt, "<UserManager><Realm><Configuration><AdminUser><UserName>admin</UserName><Password>admin</Password></AdminUser></Configuration></Realm></UserManager>\n").expect("write");
-    let r = run(
-        &[
-            "verify",
-            set.to_str().expect("utf-8"),
-            "--apim-home",
-            home.to_str().expect("utf-8"),
-            "--node",
-            "gw",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    let report: Value = serde_json::from_str(&r.stdout).expect("json");
+    let (_, report) = crate::util::cli::verify_home(&set, "gw", &home);
     assert!(
         report["findings"].as_array().expect("findings").iter().any(|f| f["code"] == "default-password" && f["file"] == "repository/conf/user-mgt.xml"),
-        "{}",
-        r.stdout
+        "{report}"
     );
     std::fs::remove_file(&user_mgt).expect("rm");
 

@@ -379,20 +379,7 @@ fn check_vaulted(c: &Case, home: &Path, text: &str) {
             .unwrap_or_else(|e| panic!("{}: [{section}] password does not open it: {e}", c.node));
     }
     java_decrypts(c, home, secrets, &set_pw);
-    let r = cli::run(
-        &[
-            "verify",
-            c.set.to_str().expect("utf-8"),
-            "--apim-home",
-            home.to_str().expect("utf-8"),
-            "--node",
-            &c.node,
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    let report: serde_json::Value = serde_json::from_str(&r.stdout).expect("verify json");
+    let (_, report) = cli::verify_home(c.set, &c.node, home);
     for f in report["findings"].as_array().expect("findings") {
         assert_eq!(
             f["code"], "default-password",

@@ -275,26 +275,7 @@ fn verify_checks_deployment_toml_peers() {
 fn verify_applied_home() {
     let env = setup(OPERATOR.as_bytes());
     assert_eq!(apply(&env, &[]).code, 0);
-    let dir = env.set.to_str().expect("utf-8");
-    let home = env.home.to_str().expect("utf-8");
-    let verify = || {
-        let r = cli::run(
-            &[
-                "verify",
-                dir,
-                "--apim-home",
-                home,
-                "--node",
-                "gw",
-                "--format",
-                "json",
-            ],
-            &[],
-        );
-        let v: serde_json::Value = serde_json::from_str(&r.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr));
-        (r.code, v)
-    };
+    let verify = || cli::verify_home(&env.set, "gw", &env.home);
     let (code, v) = verify();
     assert_eq!(code, 0, "{v}");
     assert!(v["summary"]["checked"].as_u64().unwrap_or(0) > 5, "{v}");

@@ -89,6 +89,23 @@ pub fn apply(set: &Path, node: &str, home: &Path, args: &[&str], env: &[(&str, &
     run(&all, env)
 }
 
+/// `apim-pki verify SET --apim-home HOME --node NODE --format json`: the exit code and the
+/// report (see [`Run::json`]).
+#[track_caller]
+pub fn verify_home(set: &Path, node: &str, home: &Path) -> (i32, serde_json::Value) {
+    let args = [
+        "verify",
+        set.to_str().expect("utf-8 path"),
+        "--apim-home",
+        home.to_str().expect("utf-8 path"),
+        "--node",
+        node,
+        "--format",
+        "json",
+    ];
+    run(&args, &[]).json("verify --apim-home")
+}
+
 /// Writes `text` as `topology.toml` in `dir` and returns its path.
 pub fn write_topology(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("topology.toml");
