@@ -3,7 +3,9 @@
 
 use crate::util;
 
-use crate::util::cli::{generate, ha_example, minimal_example, run, snapshot, write_topology};
+use crate::util::cli::{
+    generate, ha_example, minimal_example, plan_json, run, snapshot, write_topology,
+};
 
 #[test]
 fn second_generate_changes_no_file() {
@@ -22,20 +24,9 @@ fn plan_writes_nothing_and_lists_creates() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let topo = write_topology(tmp.path(), &minimal_example());
     let out = tmp.path().join("out");
-    let r = run(
-        &[
-            "plan",
-            topo.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (code, json) = plan_json(&topo, &out);
+    assert_eq!(code, 0, "{json}");
     assert!(!out.exists(), "plan created the output directory");
-    let json: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
     let actions = json["actions"].as_array().expect("actions");
     assert!(
         actions.iter().all(|a| a["action"] == "create"),
@@ -59,18 +50,7 @@ fn adding_an_ha_node_touches_only_what_derives_from_it() {
     // A third gateway worker behind the existing gateway load balancer.
     let grown = format!("{base}\n[[node]]\nname = \"gw3\"\nprofile = \"gateway-worker\"\nhost = \"gw3.acme.internal\"\n");
     write_topology(tmp.path(), &grown);
-    let plan = run(
-        &[
-            "plan",
-            topo.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    let json: serde_json::Value = serde_json::from_str(&plan.stdout).expect("json");
+    let (_, json) = plan_json(&topo, &out);
     let changed: Vec<String> = json["actions"]
         .as_array()
         .expect("actions")

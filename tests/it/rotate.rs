@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::util::cli::{
-    generate, ha_example, minimal_example, run, secrets, snapshot, write_topology, Run,
+    generate, ha_example, minimal_example, plan_json, run, secrets, snapshot, write_topology, Run,
 };
 use crate::util::files::{copy_files, s};
 use crate::util::java;
@@ -819,12 +819,8 @@ fn renewal_recertifies_the_same_keys_and_touches_nothing_else() {
 
     // A wider window: now every 10-day certificate expires within it.
     write_topology(tmp.path(), &renewal_topology(30, 20));
-    let plan = run(
-        &["plan", s(&topo), "--out", s(&out), "--format", "json"],
-        &[],
-    );
-    assert_eq!(plan.code, 0, "plan: {}", plan.stderr);
-    let plan: Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    let (code, plan) = plan_json(&topo, &out);
+    assert_eq!(code, 0, "plan: {plan}");
     let actions: BTreeMap<String, String> = plan["actions"]
         .as_array()
         .expect("actions")

@@ -89,6 +89,21 @@ pub fn apply(set: &Path, node: &str, home: &Path, args: &[&str], env: &[(&str, &
     run(&all, env)
 }
 
+/// `apim-pki plan TOPOLOGY --out OUT --format json`: the exit code and the plan (see
+/// [`Run::json`]).
+#[track_caller]
+pub fn plan_json(topology: &Path, out: &Path) -> (i32, serde_json::Value) {
+    let args = [
+        "plan",
+        topology.to_str().expect("utf-8 path"),
+        "--out",
+        out.to_str().expect("utf-8 path"),
+        "--format",
+        "json",
+    ];
+    run(&args, &[]).json("plan")
+}
+
 /// `apim-pki verify SET --apim-home HOME --node NODE --format json`: the exit code and the
 /// report (see [`Run::json`]).
 #[track_caller]
