@@ -7,7 +7,7 @@
 //! # Data flow
 //!
 //! The data flows one way: the topology module parses and validates the topology file
-//! ([`Topology`]), resolve says what every certificate and node setting must be, reconcile
+//! ([`Topology`]), plan says what every certificate and node setting must be, reconcile
 //! decides per artifact (create, keep, renew, reissue, update, needs-rotate, remove; see
 //! [`reconcile()`]) using pki for keys and certificates and keystore to encode them for Java,
 //! and output writes the set atomically. verify reads a set back with its own checks
@@ -112,7 +112,6 @@ mod pki;
 mod plan;
 mod prompt;
 mod reconcile;
-mod resolve;
 mod set;
 mod topology;
 mod vault;

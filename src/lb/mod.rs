@@ -8,7 +8,7 @@ pub(crate) mod haproxy;
 pub(crate) mod nginx;
 pub(crate) mod read;
 
-use crate::resolve::settings::port;
+use crate::plan::settings::port;
 use crate::topology::{Affinity, LbPaths, LoadBalancer, Product, Profile, Topology};
 
 /// The load balancer's own affinity cookie when the topology names none.

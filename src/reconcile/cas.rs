@@ -8,7 +8,7 @@ use crate::keystore::pem;
 use crate::output::inventory::{ArtifactKind, Inventory};
 use crate::output::layout;
 use crate::pki::{Ca, Key, PkiError};
-use crate::resolve;
+use crate::plan::certs;
 use crate::topology::{CaSource, Topology};
 
 use super::dir::Dir;
@@ -91,7 +91,7 @@ fn begin(topology: &Topology, mut cas: Cas, mode: Mode) -> Result<CaPlan, Genera
         Mode::Plan => cas.next_planned = true,
         Mode::Generate => {
             cas.next = Some(Ca::create(
-                &resolve::ca_cert(topology, cas.generation + 1),
+                &certs::ca_cert(topology, cas.generation + 1),
                 Key::generate(topology.pki.key)?,
             )?);
         }
@@ -117,9 +117,7 @@ fn finish(topology: &Topology, mut cas: Cas) -> Result<CaPlan, GenerateError> {
     cas.stage = CaStage::Finished;
     let recertify_all = Some(format!(
         "CA rollover: re-certified under {}",
-        resolve::ca_cert(topology, cas.generation)
-            .subject
-            .common_name
+        certs::ca_cert(topology, cas.generation).subject.common_name
     ));
     Ok(CaPlan { cas, recertify_all })
 }
@@ -142,10 +140,7 @@ fn retire(mut cas: Cas) -> Result<CaPlan, GenerateError> {
 
 /// Creates the set's CA with `key` (the issue phase generates it with the leaves' keys).
 pub(super) fn create_ca(topology: &Topology, cas: &mut Cas, key: Key) -> Result<(), GenerateError> {
-    cas.current = Some(Ca::create(
-        &resolve::ca_cert(topology, cas.generation),
-        key,
-    )?);
+    cas.current = Some(Ca::create(&certs::ca_cert(topology, cas.generation), key)?);
     Ok(())
 }
 

@@ -358,7 +358,7 @@ fn rotate_option(item: &Item) -> Option<String> {
 mod tests {
     use super::*;
     use crate::pki::Key;
-    use crate::resolve;
+    use crate::plan::certs;
 
     use super::super::testutil::topology;
     use crate::topology::Topology;
@@ -366,7 +366,7 @@ mod tests {
     fn node_spec(t: &Topology) -> ArtifactSpec {
         ArtifactSpec {
             owner: Owner::Node("a".into()),
-            cert: resolve::node_cert(t, &t.nodes[0]),
+            cert: certs::node_cert(t, &t.nodes[0]),
             key_type: KeyType::EcdsaP256,
         }
     }
@@ -383,7 +383,7 @@ mod tests {
 
     fn ca(t: &Topology) -> Ca {
         Ca::create(
-            &resolve::ca_cert(t, 1),
+            &certs::ca_cert(t, 1),
             Key::generate(KeyType::EcdsaP256).expect("key"),
         )
         .expect("ca")

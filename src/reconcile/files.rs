@@ -17,7 +17,7 @@ use crate::output::layout::{self, LbFile};
 use crate::output::secrets::Secrets;
 use crate::password::Password;
 use crate::pki::{Ca, CertInfo, Key};
-use crate::resolve;
+use crate::plan::certs;
 use crate::topology::{Node, Topology};
 use crate::vault::VaultKey;
 
@@ -250,7 +250,7 @@ fn key_file(a: &Assembly, rel: &str, kind: ArtifactKind, key: Option<&Key>, why:
 /// the next one is one a plan has not created.
 fn trusted_cas<'c>(topology: &Topology, cas: &'c Cas) -> Option<Vec<(String, &'c [u8])>> {
     let ca = cas.current.as_ref().filter(|_| !cas.next_planned)?;
-    let current_alias = resolve::ca_alias(topology, cas.generation);
+    let current_alias = certs::ca_alias(topology, cas.generation);
     let mut trusted: Vec<(String, &[u8])> = vec![(current_alias.clone(), ca.cert_der())];
     trusted.extend(
         ca.parents()
@@ -260,13 +260,13 @@ fn trusted_cas<'c>(topology: &Topology, cas: &'c Cas) -> Option<Vec<(String, &'c
     );
     if let Some(next) = &cas.next {
         trusted.push((
-            resolve::ca_alias(topology, cas.generation + 1),
+            certs::ca_alias(topology, cas.generation + 1),
             next.cert_der(),
         ));
     }
     if let Some(previous) = &cas.previous {
         trusted.push((
-            resolve::ca_alias(topology, cas.generation.saturating_sub(1)),
+            certs::ca_alias(topology, cas.generation.saturating_sub(1)),
             previous.as_slice(),
         ));
     }
@@ -488,7 +488,7 @@ fn node_shared<'x>(
                 })
                 .collect();
             entries.extend(
-                resolve::primary_trust_aliases(topology)
+                certs::primary_trust_aliases(topology)
                     .into_iter()
                     .map(|alias| Entry::Trusted {
                         alias,

@@ -13,7 +13,7 @@ use crate::output::layout::{self, LbFile};
 use crate::output::secrets::Secrets;
 use crate::password::{Password, PasswordProblem, PasswordRole};
 use crate::pki::{CertInfo, Key};
-use crate::resolve;
+use crate::plan::certs;
 use crate::topology::{KeystoreFormat, Topology};
 
 use super::dir::Dir;
@@ -58,7 +58,7 @@ pub(super) fn resolve_passwords(
         resolve_role(role, var, recorded, secrets, topology.keystores.format)
     };
     let primary = one(PasswordRole::Primary, vars.primary.as_ref())?;
-    let tls = if resolve::per_node_tls(topology) {
+    let tls = if certs::per_node_tls(topology) {
         Some(one(PasswordRole::Tls, vars.tls.as_ref())?)
     } else {
         None
