@@ -97,18 +97,21 @@ impl From<ServedBy> for String {
     }
 }
 
-impl TryFrom<String> for ServedBy {
-    type Error = String;
+/// A `served_by` value in node.toml that is neither `node NAME` nor `load-balancer HOST`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is neither `node NAME` nor `load-balancer HOST`")]
+pub struct BadServedBy(pub String);
 
-    fn try_from(text: String) -> Result<ServedBy, String> {
+impl TryFrom<String> for ServedBy {
+    type Error = BadServedBy;
+
+    fn try_from(text: String) -> Result<ServedBy, BadServedBy> {
         if let Some(name) = text.strip_prefix("node ") {
             Ok(ServedBy::Node(name.to_string()))
         } else if let Some(host) = text.strip_prefix("load-balancer ") {
             Ok(ServedBy::LoadBalancer(host.to_string()))
         } else {
-            Err(format!(
-                "`{text}` is neither `node NAME` nor `load-balancer HOST`"
-            ))
+            Err(BadServedBy(text))
         }
     }
 }
@@ -892,6 +895,21 @@ fn broker_everywhere(topology: &Topology, profile: Profile, out: &mut Vec<Settin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn served_by_reads_back_what_it_writes_and_names_a_bad_value() {
+        for s in [
+            ServedBy::Node("km".into()),
+            ServedBy::LoadBalancer("lb.example".into()),
+        ] {
+            assert_eq!(ServedBy::try_from(String::from(s.clone())), Ok(s));
+        }
+        let e = ServedBy::try_from("gateway gw1".to_string()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`gateway gw1` is neither `node NAME` nor `load-balancer HOST`"
+        );
+    }
 
     const TOPOLOGY: &str = r#"
 name = "t"

@@ -361,10 +361,10 @@ pub struct ToolEntry {
 /// Reads the active entries. An entry without `//` is an error, as it is for the cipher tool
 /// ("XPath is not defined for ...").
 pub fn parse_cipher_tool(text: &str) -> Result<Vec<ToolEntry>, VaultError> {
-    let entries = super::javaprops::parse(text).map_err(|(line, reason)| VaultError::Parse {
+    let entries = super::javaprops::parse(text).map_err(|(line, problem)| VaultError::Escape {
         file: FILE,
         line,
-        reason,
+        problem,
     })?;
     entries
         .into_iter()

@@ -81,10 +81,10 @@ pub fn render_from_secrets(secrets: &[(String, String)]) -> String {
 /// Reads the file as `Properties.load` does and classifies each value. A repeated alias is an
 /// error (Java would silently keep the last one).
 pub fn parse(text: &str) -> Result<Vec<CipherTextEntry>, VaultError> {
-    let entries = javaprops::parse(text).map_err(|(line, reason)| VaultError::Parse {
+    let entries = javaprops::parse(text).map_err(|(line, problem)| VaultError::Escape {
         file: FILE,
         line,
-        reason,
+        problem,
     })?;
     let mut out: Vec<CipherTextEntry> = Vec::with_capacity(entries.len());
     for e in entries {

@@ -52,10 +52,21 @@ pub(crate) fn line(key: &str, value: &str) -> String {
     format!("{}={}\n", escape_key(key), escape_value(value))
 }
 
+/// A `\uXXXX` escape `Properties.load` refuses (the 4 characters after `\u` are quoted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadEscape {
+    /// Not four hexadecimal digits.
+    #[error("malformed \\uxxxx escape \\u{0}")]
+    Malformed(String),
+    /// A lone surrogate, or a pair that does not make a character.
+    #[error("\\u{0} is not a character")]
+    NotACharacter(String),
+}
+
 /// Parses properties text as `Properties.load` does: `#`/`!` comments, `=`, `:` or whitespace
 /// separators, backslash continuations and escapes. Entries keep file order; a repeated key
 /// appears twice (Java keeps the last). A malformed `\u` escape is an error naming the line.
-pub(crate) fn parse(text: &str) -> Result<Vec<Entry>, (usize, String)> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Entry>, (usize, BadEscape)> {
     let mut entries = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
@@ -113,7 +124,7 @@ fn split_key_value(line: &str) -> (&str, &str) {
     (key, rest)
 }
 
-fn unescape(s: &str) -> Result<String, String> {
+fn unescape(s: &str) -> Result<String, BadEscape> {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     let mut pending_high: Option<u16> = None;
@@ -133,7 +144,7 @@ fn unescape(s: &str) -> Result<String, String> {
                 let v = u16::from_str_radix(&hex, 16)
                     .ok()
                     .filter(|_| hex.len() == 4)
-                    .ok_or_else(|| format!("malformed \\uxxxx escape \\u{hex}"))?;
+                    .ok_or_else(|| BadEscape::Malformed(hex.clone()))?;
                 if (0xD800..0xDC00).contains(&v) {
                     pending_high = Some(v);
                     continue;
@@ -142,7 +153,7 @@ fn unescape(s: &str) -> Result<String, String> {
                     Some(h) => char::decode_utf16([h, v]).next().and_then(Result::ok),
                     None => char::from_u32(u32::from(v)),
                 };
-                code.ok_or_else(|| format!("\\u{hex} is not a character"))?
+                code.ok_or(BadEscape::NotACharacter(hex))?
             }
             other => other,
         };
@@ -199,6 +210,11 @@ mod tests {
 
     #[test]
     fn bad_unicode_escape_names_the_line() {
-        assert_eq!(parse("a=1\nb=\\u00zz\n").unwrap_err().0, 2);
+        let (line, e) = parse("a=1\nb=\\u00zz\n").unwrap_err();
+        assert_eq!(line, 2);
+        assert_eq!(e, BadEscape::Malformed("00zz".into()));
+        assert_eq!(e.to_string(), "malformed \\uxxxx escape \\u00zz");
+        let (_, e) = parse("a=\\uD800\\u0041\n").unwrap_err();
+        assert_eq!(e.to_string(), "\\u0041 is not a character");
     }
 }

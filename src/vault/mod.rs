@@ -258,6 +258,17 @@ pub enum VaultError {
         /// Why.
         reason: String,
     },
+    /// A properties file with an escape `Properties.load` refuses.
+    #[error("{file} line {line}: {problem}")]
+    Escape {
+        /// The file.
+        file: &'static str,
+        /// 1-based line.
+        line: usize,
+        /// The escape.
+        #[source]
+        problem: javaprops::BadEscape,
+    },
     /// A file apim-pki parses is malformed.
     #[error("{file} line {line}: {reason}")]
     Parse {

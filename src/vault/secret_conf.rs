@@ -134,10 +134,10 @@ impl SecretConf {
 
     /// Reads the file as the runtime does; an error names the line or the missing key.
     pub fn parse(text: &str) -> Result<SecretConf, VaultError> {
-        let entries = javaprops::parse(text).map_err(|(line, reason)| VaultError::Parse {
+        let entries = javaprops::parse(text).map_err(|(line, problem)| VaultError::Escape {
             file: FILE,
             line,
-            reason,
+            problem,
         })?;
         // Properties.load keeps the last of repeated keys.
         let get = |key: &str| {

@@ -29,6 +29,17 @@ pub(super) enum HttpError {
     Protocol(String),
 }
 
+/// Why no TLS client could be set up for the engine.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum TlsSetupError {
+    /// A `ca_bundle` certificate rustls cannot use as a root.
+    #[error("a ca_bundle certificate is not usable: {0}")]
+    BadRoot(#[source] rustls::Error),
+    /// The crypto provider supports none of the safe protocol versions.
+    #[error("{0}")]
+    Provider(#[source] rustls::Error),
+}
+
 /// A response: its status and body.
 pub(super) struct Response {
     pub status: u16,
@@ -48,20 +59,18 @@ impl Http {
         address: &EngineAddress,
         extra_roots: Vec<CertificateDer<'static>>,
         timeout: Duration,
-    ) -> Result<Http, String> {
+    ) -> Result<Http, TlsSetupError> {
         let tls = if address.tls {
             let mut roots = RootCertStore::empty();
             let native = rustls_native_certs::load_native_certs();
             roots.add_parsable_certificates(native.certs);
             for cert in extra_roots {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("a ca_bundle certificate is not usable: {e}"))?;
+                roots.add(cert).map_err(TlsSetupError::BadRoot)?;
             }
             let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
             let config = ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
+                .map_err(TlsSetupError::Provider)?
                 .with_root_certificates(roots)
                 .with_no_client_auth();
             Some(Arc::new(config))

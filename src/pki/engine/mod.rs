@@ -9,6 +9,7 @@
 
 mod http;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
@@ -17,6 +18,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use super::info::CertParseError;
 use super::{Ca, CertInfo, CertSpec, Key};
 use crate::input::excerpt;
 use crate::topology::EngineSettings;
@@ -82,7 +84,67 @@ pub enum EngineFault {
     #[error("unexpected answer: {0}")]
     BadResponse(String),
     #[error("the certificate it signed is not the one asked for: {0}")]
-    Mismatch(String),
+    Mismatch(#[source] Box<IssuedMismatch>),
+}
+
+/// How the certificate the engine signed differs from the one asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuedMismatch {
+    /// It is not a certificate apim-pki can read.
+    #[error("{0}")]
+    Unreadable(#[source] CertParseError),
+    /// It certifies another key.
+    #[error("it certifies another public key than the CSR's")]
+    OtherKey,
+    /// Another CA signed it.
+    #[error("it was signed by `{issuer}`, not by the issuer's CA `{ca}`")]
+    OtherIssuer {
+        /// Its issuer.
+        issuer: String,
+        /// The issuer's CA subject.
+        ca: String,
+    },
+    /// Its SANs differ (each list lower-cased and sorted).
+    #[error("its names are DNS {have_dns:?} IP {have_ip:?}, the CSR asked for DNS {want_dns:?} IP {want_ip:?}")]
+    Names {
+        /// Its DNS names.
+        have_dns: Vec<String>,
+        /// Its IP addresses.
+        have_ip: Vec<IpAddr>,
+        /// The DNS names asked for.
+        want_dns: Vec<String>,
+        /// The IP addresses asked for.
+        want_ip: Vec<IpAddr>,
+    },
+    /// Its CN differs.
+    #[error("its subject is `{subject}`, not CN={common_name}")]
+    CommonName {
+        /// Its subject.
+        subject: String,
+        /// The CN asked for.
+        common_name: String,
+    },
+    /// A subject attribute the role sets (O, OU, C) differs from [pki]'s.
+    #[error("its subject has {attr}={} where [pki] asks for {attr}={}: the role sets the subject's {attr} (set `{role_key}` on the role to match, or change [pki])", have.as_deref().unwrap_or("(none)"), want.as_deref().unwrap_or("(none)"))]
+    SubjectAttribute {
+        /// `O`, `OU` or `C`.
+        attr: &'static str,
+        /// The role's setting for it.
+        role_key: &'static str,
+        /// Its value in the certificate.
+        have: Option<String>,
+        /// [pki]'s value.
+        want: Option<String>,
+    },
+    /// It expires well before the validity asked for (and before the CA does).
+    #[error("it expires {not_after} instead of in {days} days: the role's max_ttl or the mount's max lease TTL caps it (raise them, e.g. `bao secrets tune -max-lease-ttl={}h MOUNT` and max_ttl on the role, or lower pki.validity_days)", u64::from(*days) * 24 + 24)]
+    ShortValidity {
+        /// The day it expires.
+        not_after: time::Date,
+        /// The validity asked for, in days.
+        days: u32,
+    },
 }
 
 impl EngineError {
@@ -159,8 +221,8 @@ impl Engine {
             }
         }
         let timeout = request_timeout().map_err(fail)?;
-        let http =
-            Http::new(&settings.address, roots, timeout).map_err(|e| fail(EngineFault::Tls(e)))?;
+        let http = Http::new(&settings.address, roots, timeout)
+            .map_err(|e| fail(EngineFault::Tls(e.to_string())))?;
         Ok(Engine {
             settings: settings.clone(),
             http,
@@ -240,7 +302,8 @@ impl Engine {
                     "no `certificate` in the answer".into(),
                 ))
             })?;
-        check_issued(&leaf, spec, key, ca).map_err(|why| fail(EngineFault::Mismatch(why)))?;
+        check_issued(&leaf, spec, key, ca)
+            .map_err(|why| fail(EngineFault::Mismatch(Box::new(why))))?;
         Ok(std::iter::once(leaf)
             .chain(std::iter::once(ca.cert_der().to_vec()))
             .chain(ca.parents().iter().cloned())
@@ -333,17 +396,16 @@ fn pem_certs(text: &str) -> Vec<Vec<u8>> {
 
 /// The engine signed `key` with exactly `spec`'s names and subject, under `ca`, for about the
 /// validity asked (or up to the CA's end); else why not.
-fn check_issued(leaf: &[u8], spec: &CertSpec, key: &Key, ca: &Ca) -> Result<(), String> {
-    let info = CertInfo::from_der(leaf).map_err(|e| e.to_string())?;
+fn check_issued(leaf: &[u8], spec: &CertSpec, key: &Key, ca: &Ca) -> Result<(), IssuedMismatch> {
+    let info = CertInfo::from_der(leaf).map_err(IssuedMismatch::Unreadable)?;
     if info.public_key_der != key.public_key_der() {
-        return Err("it certifies another public key than the CSR's".into());
+        return Err(IssuedMismatch::OtherKey);
     }
     if !super::info::is_issued_by(leaf, ca.cert_der()) {
-        return Err(format!(
-            "it was signed by `{}`, not by the issuer's CA `{}`",
-            info.issuer,
-            ca.info().subject
-        ));
+        return Err(IssuedMismatch::OtherIssuer {
+            issuer: info.issuer,
+            ca: ca.info().subject.clone(),
+        });
     }
     if let Some(diff) = names_differ(spec, &info) {
         return Err(diff);
@@ -351,17 +413,15 @@ fn check_issued(leaf: &[u8], spec: &CertSpec, key: &Key, ca: &Ca) -> Result<(), 
     let wanted = OffsetDateTime::now_utc() + time::Duration::days(i64::from(spec.validity_days));
     let slack = time::Duration::days(1);
     if info.not_after < wanted - slack && info.not_after < ca.info().not_after - slack {
-        return Err(format!(
-            "it expires {} instead of in {} days: the role's max_ttl or the mount's max lease TTL caps it (raise them, e.g. `bao secrets tune -max-lease-ttl={}h MOUNT` and max_ttl on the role, or lower pki.validity_days)",
-            info.not_after.date(),
-            spec.validity_days,
-            u64::from(spec.validity_days) * 24 + 24
-        ));
+        return Err(IssuedMismatch::ShortValidity {
+            not_after: info.not_after.date(),
+            days: spec.validity_days,
+        });
     }
     Ok(())
 }
 
-fn names_differ(spec: &CertSpec, info: &CertInfo) -> Option<String> {
+fn names_differ(spec: &CertSpec, info: &CertInfo) -> Option<IssuedMismatch> {
     let mut want_dns: Vec<String> = spec
         .dns_names
         .iter()
@@ -379,18 +439,21 @@ fn names_differ(spec: &CertSpec, info: &CertInfo) -> Option<String> {
     want_ip.sort();
     have_ip.sort();
     if want_dns != have_dns || want_ip != have_ip {
-        return Some(format!(
-            "its names are DNS {have_dns:?} IP {have_ip:?}, the CSR asked for DNS {want_dns:?} IP {want_ip:?}"
-        ));
+        return Some(IssuedMismatch::Names {
+            have_dns,
+            have_ip,
+            want_dns,
+            want_ip,
+        });
     }
     let s = &spec.subject;
     if info.common_names.first() != Some(&s.common_name) {
-        return Some(format!(
-            "its subject is `{}`, not CN={}",
-            info.subject, s.common_name
-        ));
+        return Some(IssuedMismatch::CommonName {
+            subject: info.subject.clone(),
+            common_name: s.common_name.clone(),
+        });
     }
-    for (what, role_key, have, want) in [
+    for (attr, role_key, have, want) in [
         ("O", "organization", &info.organization, &s.organization),
         (
             "OU",
@@ -401,11 +464,12 @@ fn names_differ(spec: &CertSpec, info: &CertInfo) -> Option<String> {
         ("C", "country", &info.country, &s.country),
     ] {
         if have != want {
-            return Some(format!(
-                "its subject has {what}={} where [pki] asks for {what}={}: the role sets the subject's {what} (set `{role_key}` on the role to match, or change [pki])",
-                have.as_deref().unwrap_or("(none)"),
-                want.as_deref().unwrap_or("(none)")
-            ));
+            return Some(IssuedMismatch::SubjectAttribute {
+                attr,
+                role_key,
+                have: have.clone(),
+                want: want.clone(),
+            });
         }
     }
     None
@@ -458,28 +522,38 @@ mod tests {
         check_issued(&leaf, &asked, &key, &ca).unwrap();
 
         let other = Key::generate(EcdsaP256).unwrap();
-        let e = check_issued(&leaf, &asked, &other, &ca).unwrap_err();
+        let e = check_issued(&leaf, &asked, &other, &ca)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("another public key"), "{e}");
         let mut more = asked.clone();
         more.dns_names.push("b.example".into());
-        let e = check_issued(&leaf, &more, &key, &ca).unwrap_err();
+        let e = check_issued(&leaf, &more, &key, &ca)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("its names are") && e.contains("b.example"),
             "{e}"
         );
-        let e = check_issued(&leaf, &spec("a.example", None, 30), &key, &ca).unwrap_err();
+        let e = check_issued(&leaf, &spec("a.example", None, 30), &key, &ca)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("its subject has O=Acme where [pki] asks for O=(none)"),
             "{e}"
         );
-        let e = check_issued(&leaf, &spec("a.example", Some("Acme"), 397), &key, &ca).unwrap_err();
+        let e = check_issued(&leaf, &spec("a.example", Some("Acme"), 397), &key, &ca)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("instead of in 397 days"), "{e}");
         let stranger = Ca::create(
             &spec("Other CA", None, 3650),
             Key::generate(EcdsaP256).unwrap(),
         )
         .unwrap();
-        let e = check_issued(&leaf, &asked, &key, &stranger).unwrap_err();
+        let e = check_issued(&leaf, &asked, &key, &stranger)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not by the issuer's CA"), "{e}");
     }
 
