@@ -118,7 +118,10 @@ mod vault;
 mod verify;
 
 // The topology file.
-pub use topology::{KeyType, Product, Profile, Topology, TopologyError};
+pub use topology::{
+    Bounded, EngineKey, KeyType, Product, Profile, ReservedFor, TakenBy, Topology, TopologyError,
+    TopologyProblem,
+};
 
 // Plan, generate, rotate: bring a set in line with the topology.
 pub use plan::{NodePlan, Plan};

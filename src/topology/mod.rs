@@ -7,6 +7,7 @@
 
 pub(crate) mod aliases;
 pub(crate) mod names;
+mod problem;
 mod raw;
 mod validate;
 
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 pub(crate) use names::HostName;
+pub use problem::{Bounded, EngineKey, ReservedFor, TakenBy, TopologyProblem};
 use serde::Serialize;
 
 /// The highest port a WSO2 node listens on before its offset: JMX's RMI server port (carbon.xml
@@ -24,7 +26,7 @@ pub(crate) const HIGHEST_PORT: u32 = 11111;
 
 /// A topology file that breaks a rule: the file, the line, the key and what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{}{}: {}{message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), if key.is_empty() { String::new() } else { format!("{key}: ") })]
+#[error("{}{}: {}{problem}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), if key.is_empty() { String::new() } else { format!("{key}: ") })]
 #[non_exhaustive]
 pub struct TopologyError {
     /// The topology file.
@@ -34,7 +36,8 @@ pub struct TopologyError {
     /// The key, e.g. `node[3].host`.
     pub key: String,
     /// What is wrong.
-    pub message: String,
+    #[source]
+    pub problem: Box<TopologyProblem>,
     /// What to do about it.
     pub hint: Option<String>,
 }
@@ -573,7 +576,7 @@ impl Topology {
                     file: path.to_path_buf(),
                     line: None,
                     key: String::new(),
-                    message: format!("cannot read the topology file: {e}"),
+                    problem: Box::new(TopologyProblem::Unreadable(e)),
                     hint: Some(
                         "check the path; `apim-pki init > topology.toml` writes a starting point"
                             .into(),

@@ -33,23 +33,23 @@ impl Ctx<'_> {
         &self,
         at: &S<T>,
         key: impl Into<String>,
-        message: impl Into<String>,
+        problem: impl Into<TopologyProblem>,
     ) -> TopologyError {
-        self.error(Some(at.span().start), key, message, None)
+        self.error(Some(at.span().start), key, problem, None)
     }
 
     fn error(
         &self,
         offset: Option<usize>,
         key: impl Into<String>,
-        message: impl Into<String>,
+        problem: impl Into<TopologyProblem>,
         hint: Option<String>,
     ) -> TopologyError {
         TopologyError {
             file: self.file.to_path_buf(),
             line: offset.map(|o| self.line(o)),
             key: excerpt(&key.into()),
-            message: message.into(),
+            problem: Box::new(problem.into()),
             hint,
         }
     }
@@ -59,17 +59,16 @@ impl Ctx<'_> {
         value: &S<String>,
         key: &str,
         parse: impl Fn(&str) -> Option<T>,
-        allowed: &[&str],
+        allowed: &[&'static str],
     ) -> Result<T, TopologyError> {
         parse(value.get_ref()).ok_or_else(|| {
             self.err(
                 value,
                 key,
-                format!(
-                    "`{}` is not one of: {}",
-                    excerpt(value.get_ref()),
-                    allowed.join(", ")
-                ),
+                TopologyProblem::NotOneOf {
+                    value: excerpt(value.get_ref()),
+                    allowed: allowed.to_vec(),
+                },
             )
         })
     }
@@ -78,11 +77,7 @@ impl Ctx<'_> {
         match value {
             None => Ok(default),
             Some(v) if (1..=36_500).contains(v.get_ref()) => Ok(*v.get_ref() as u32),
-            Some(v) => Err(self.err(
-                v,
-                key,
-                format!("{} days is out of range (1 to 36500)", v.get_ref()),
-            )),
+            Some(v) => Err(self.err(v, key, TopologyProblem::DaysOutOfRange(*v.get_ref()))),
         }
     }
 }
@@ -97,7 +92,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Topology, TopologyError> 
         cx.error(
             e.span().map(|s| s.start),
             key_at(text, e.span().map(|s| s.start), e.message()),
-            message,
+            TopologyProblem::Syntax(message),
             Some(
                 "`apim-pki init` prints a commented example topology; `apim-pki init --ha` the full HA one".into(),
             ),
@@ -200,7 +195,11 @@ fn build(cx: &Ctx, raw: RawTopology) -> Result<Topology, TopologyError> {
         return Err(cx.err(
             &raw.name,
             "name",
-            format!("the deployment name has {} characters; at most {MAX_DEPLOYMENT_NAME}: it starts the common name of the CA and primary certificates (64 characters at most, RFC 5280)", name.chars().count()),
+            TopologyProblem::TooLong {
+                what: Bounded::DeploymentName,
+                length: name.chars().count(),
+                max: MAX_DEPLOYMENT_NAME,
+            },
         ));
     }
     let products: Vec<_> = Product::ALL.iter().map(|p| p.as_str()).collect();
@@ -289,7 +288,11 @@ fn pki_settings(cx: &Ctx, raw: &RawTopology) -> Result<PkiSettings, TopologyErro
             Some(s) if s.get_ref().trim().chars().count() > MAX_SUBJECT_ATTRIBUTE => Err(cx.err(
                 s,
                 key,
-                format!("has {} characters; at most {MAX_SUBJECT_ATTRIBUTE} (RFC 5280's bound for O and OU)", s.get_ref().trim().chars().count()),
+                TopologyProblem::TooLong {
+                    what: Bounded::SubjectAttribute,
+                    length: s.get_ref().trim().chars().count(),
+                    max: MAX_SUBJECT_ATTRIBUTE,
+                },
             )),
             s => Ok(s.as_ref().map(|s| s.get_ref().trim().to_string())),
         }
@@ -362,10 +365,11 @@ fn keystore_settings(
             return Err(cx.err(
                 a,
                 "keystores.primary_alias",
-                format!(
-                    "the alias has {} characters; at most {MAX_NAME}",
-                    a.get_ref().len()
-                ),
+                TopologyProblem::TooLong {
+                    what: Bounded::Alias,
+                    length: a.get_ref().len(),
+                    max: MAX_NAME,
+                },
             ))
         }
         Some(a) => a.get_ref().clone(),
@@ -411,10 +415,7 @@ fn password_variables(cx: &Ctx, raw: &RawTopology) -> Result<PasswordVariables, 
                 Err(cx.error(
                     Some(s.span().start),
                     key,
-                    format!(
-                        "`{}` is not an environment variable name",
-                        excerpt(s.get_ref())
-                    ),
+                    TopologyProblem::NotAVariable(excerpt(s.get_ref())),
                     Some(
                         "name the variable that holds the password, never the password itself"
                             .into(),
@@ -463,7 +464,11 @@ fn node_name<'a>(cx: &Ctx, at: &'a S<String>, key: &str) -> Result<&'a String, T
         return Err(cx.err(
             at,
             key,
-            format!("the name has {} characters; at most {MAX_NAME}: it names the node's directory, its TLS keystore file and its key alias", name.len()),
+            TopologyProblem::TooLong {
+                what: Bounded::NodeName,
+                length: name.len(),
+                max: MAX_NAME,
+            },
         ));
     }
     Ok(name)
@@ -476,16 +481,8 @@ fn node_host(
     key: &str,
     include_localhost: Option<bool>,
 ) -> Result<HostName, TopologyError> {
-    let host = HostName::parse(at.get_ref().trim()).ok_or_else(|| {
-        cx.err(
-            at,
-            key,
-            format!(
-                "`{}` is neither a valid DNS name (RFC 1123) nor an IP address",
-                excerpt(at.get_ref())
-            ),
-        )
-    })?;
+    let host = HostName::parse(at.get_ref().trim())
+        .ok_or_else(|| cx.err(at, key, TopologyProblem::NotAHost(excerpt(at.get_ref()))))?;
     if host == HostName::Dns("localhost".into()) && include_localhost == Some(false) {
         return Err(cx.error(
             Some(at.span().start),
@@ -508,7 +505,10 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
             return Err(cx.err(
                 &n.name,
                 key("name"),
-                format!("`{name}` is already the name of node[{}]", first + 1),
+                TopologyProblem::Taken {
+                    value: name.clone(),
+                    by: TakenBy::NodeName(first + 1),
+                },
             ));
         }
         let profile = cx.choice(
@@ -536,10 +536,13 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
             return Err(cx.error(
                 Some(n.host.span().start),
                 key("host"),
-                format!(
-                    "`{host}` is also the host of node[{}] with the same offset {offset}",
-                    first + 1
-                ),
+                TopologyProblem::Taken {
+                    value: host.to_string(),
+                    by: TakenBy::NodeHostAndOffset {
+                        node: first + 1,
+                        offset,
+                    },
+                },
                 Some("two nodes may share a host only with different port offsets".into()),
             ));
         }
@@ -602,7 +605,11 @@ fn lb_host_fits(cx: &Ctx, at: &S<String>, host: &HostName, key: &str) -> Result<
         return Err(cx.err(
             at,
             key,
-            format!("the host has {} characters; a load balancer's host may have at most {MAX_LB_HOST}: it names the load balancer's files", text.len()),
+            TopologyProblem::TooLong {
+                what: Bounded::LoadBalancerHost,
+                length: text.len(),
+                max: MAX_LB_HOST,
+            },
         ));
     }
     Ok(())
@@ -638,10 +645,7 @@ fn load_balancers(
             cx.err(
                 &lb.host,
                 key("host"),
-                format!(
-                    "`{}` is neither a valid DNS name (RFC 1123) nor an IP address",
-                    excerpt(lb.host.get_ref())
-                ),
+                TopologyProblem::NotAHost(excerpt(lb.host.get_ref())),
             )
         })?;
         lb_host_fits(cx, &lb.host, &host, &key("host"))?;
@@ -649,17 +653,20 @@ fn load_balancers(
             return Err(cx.err(
                 &lb.host,
                 key("host"),
-                format!(
-                    "`{host}` is the host of node `{}`; a load balancer needs a host of its own",
-                    node.name
-                ),
+                TopologyProblem::Taken {
+                    value: host.to_string(),
+                    by: TakenBy::NodeHost(node.name.clone()),
+                },
             ));
         }
         if lbs.iter().any(|other| other.host == host) {
             return Err(cx.err(
                 &lb.host,
                 key("host"),
-                format!("`{host}` is already the host of another load balancer"),
+                TopologyProblem::Taken {
+                    value: host.to_string(),
+                    by: TakenBy::LoadBalancerHost,
+                },
             ));
         }
         let fronts = cx.choice(
@@ -679,9 +686,10 @@ fn load_balancers(
             return Err(cx.err(
                 &lb.fronts,
                 key("fronts"),
-                format!(
-                    "another load balancer already fronts `{fronts}`; a profile has at most one"
-                ),
+                TopologyProblem::Taken {
+                    value: fronts.to_string(),
+                    by: TakenBy::Fronted,
+                },
             ));
         }
         let (affinity, affinity_cookie, files) =
@@ -719,7 +727,10 @@ fn reserved_aliases(
             return Err(cx.error(
                 Some(a.span().start),
                 "keystores.primary_alias",
-                format!("`{}` is reserved for the set's CA", a.get_ref()),
+                TopologyProblem::Reserved {
+                    value: a.get_ref().clone(),
+                    owner: ReservedFor::Ca,
+                },
                 ca_hint(),
             ));
         }
@@ -728,14 +739,20 @@ fn reserved_aliases(
         let at = Some(raw.node[i].name.span().start);
         let key = format!("node[{}].name", i + 1);
         if aliases::is_ca_alias(name, &node.name) {
-            let message = format!("`{}` is reserved for the set's CA", node.name);
-            return Err(cx.error(at, key, message, ca_hint()));
+            let problem = TopologyProblem::Reserved {
+                value: node.name.clone(),
+                owner: ReservedFor::Ca,
+            };
+            return Err(cx.error(at, key, problem, ca_hint()));
         }
         if node.name == primary_alias || aliases::PRIMARY_TRUST_ALIASES.contains(&&*node.name) {
             return Err(cx.error(
                 at,
                 key,
-                format!("`{}` is reserved for the primary key's alias", node.name),
+                TopologyProblem::Reserved {
+                    value: node.name.clone(),
+                    owner: ReservedFor::PrimaryAlias,
+                },
                 Some("a node's name is its TLS key alias; name the node otherwise".into()),
             ));
         }
@@ -746,10 +763,10 @@ fn reserved_aliases(
             return Err(cx.error(
                 Some(lb.host.span().start),
                 format!("load_balancer[{}].host", i + 1),
-                format!(
-                    "`{host}` is reserved: it is the name of node[{}]",
-                    j + 1
-                ),
+                TopologyProblem::Reserved {
+                    value: host,
+                    owner: ReservedFor::Node(j + 1),
+                },
                 Some("node names and load-balancer hosts name keys and files (csr/NAME.key); rename the node".into()),
             ));
         }

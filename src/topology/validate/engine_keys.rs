@@ -8,7 +8,9 @@ use std::path::Path;
 use super::super::raw::{RawCa, S};
 use super::Ctx;
 use crate::input::excerpt;
-use crate::topology::{EngineAddress, EngineBackend, EngineSettings, TopologyError};
+use crate::topology::{
+    EngineAddress, EngineBackend, EngineKey, EngineSettings, TopologyError, TopologyProblem,
+};
 
 /// The engine settings of `[pki.ca]`, or `None` when it names no backend (then no engine key
 /// may be present).
@@ -24,23 +26,11 @@ pub(super) fn engine_settings(
     let names: Vec<&str> = EngineBackend::ALL.iter().map(|b| b.as_str()).collect();
     let kind = cx.choice(backend, "pki.ca.backend", EngineBackend::parse, &names)?;
     no_local_ca_keys(cx, ca, kind)?;
-    let required = |value, key, what| required_key(cx, backend, kind, value, key, what);
-    let address = required(
-        &ca.address,
-        "address",
-        "the engine's URL, e.g. \"https://bao.example:8200\"",
-    )?;
-    let mount = required(
-        &ca.mount,
-        "mount",
-        "the PKI secrets engine's mount, e.g. \"pki\"",
-    )?;
-    let role = required(&ca.role, "role", "the role that signs")?;
-    let token_env = required(
-        &ca.token_env,
-        "token_env",
-        "the environment variable holding the token",
-    )?;
+    let required = |value, key| required_key(cx, backend, kind, value, key);
+    let address = required(&ca.address, EngineKey::Address)?;
+    let mount = required(&ca.mount, EngineKey::Mount)?;
+    let role = required(&ca.role, EngineKey::Role)?;
+    let token_env = required(&ca.token_env, EngineKey::TokenEnv)?;
     Ok(Some(EngineSettings {
         backend: kind,
         address: engine_address(cx, address)?,
@@ -114,16 +104,16 @@ fn required_key<'a>(
     backend: &S<String>,
     kind: EngineBackend,
     value: &'a Option<S<String>>,
-    key: &str,
-    what: &str,
+    key: EngineKey,
 ) -> Result<&'a S<String>, TopologyError> {
     value.as_ref().ok_or_else(|| {
+        let name = key.as_str();
         cx.error(
             Some(backend.span().start),
-            format!("pki.ca.{key}"),
-            format!("backend = \"{}\" needs `{key}` ({what})", kind.as_str()),
+            format!("pki.ca.{name}"),
+            TopologyProblem::EngineKeyMissing { backend: kind, key },
             Some(format!(
-                "add {key} = ... to [pki.ca]; docs/openbao.md shows a complete table"
+                "add {name} = ... to [pki.ca]; docs/openbao.md shows a complete table"
             )),
         )
     })
@@ -258,7 +248,7 @@ fn variable_name(cx: &Ctx, at: &S<String>) -> Result<String, TopologyError> {
         return Err(cx.error(
             Some(at.span().start),
             "pki.ca.token_env",
-            format!("`{}` is not an environment variable name", excerpt(text)),
+            TopologyProblem::NotAVariable(excerpt(text)),
             Some("name the variable that holds the token, e.g. token_env = \"BAO_TOKEN\"; never put the token itself in the topology".into()),
         ));
     }

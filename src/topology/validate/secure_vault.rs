@@ -87,7 +87,7 @@ mod tests {
     fn bad_values_name_key_and_line() {
         let e = parse("[secure_vault]\nscheme = \"aes\"\n").unwrap_err();
         assert_eq!((e.key.as_str(), e.line), ("secure_vault.scheme", Some(4)));
-        assert!(e.message.contains("oaep, pkcs1"), "{}", e.message);
+        assert!(e.problem.to_string().contains("oaep, pkcs1"), "{e}");
         let e = parse("[secure_vault]\n\npassword_file = \"yes\"\n").unwrap_err();
         assert_eq!(
             (e.key.as_str(), e.line),
@@ -96,6 +96,6 @@ mod tests {
         let e = parse("[secure_vault]\nenabled = false\nscheme = \"oaep\"\n").unwrap_err();
         assert_eq!((e.key.as_str(), e.line), ("secure_vault", Some(5)));
         let e = parse("[secure_vault]\nenable = false\n").unwrap_err();
-        assert!(e.message.contains("enable"), "{}", e.message);
+        assert!(e.problem.to_string().contains("enable"), "{e}");
     }
 }
