@@ -119,8 +119,8 @@ mod verify;
 
 // The topology file.
 pub use topology::{
-    Bounded, EngineKey, KeyType, Product, Profile, ReservedFor, TakenBy, Topology, TopologyError,
-    TopologyProblem,
+    Bounded, EngineKey, Form, KeyType, Product, Profile, ReservedFor, TakenBy, Topology,
+    TopologyError, TopologyProblem,
 };
 
 // Plan, generate, rotate: bring a set in line with the topology.

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 pub(crate) use names::HostName;
-pub use problem::{Bounded, EngineKey, ReservedFor, TakenBy, TopologyProblem};
+pub use problem::{Bounded, EngineKey, Form, ReservedFor, TakenBy, TopologyProblem};
 use serde::Serialize;
 
 /// The highest port a WSO2 node listens on before its offset: JMX's RMI server port (carbon.xml

@@ -29,12 +29,14 @@ pub enum TopologyProblem {
     /// A number of days outside 1 to 36500.
     #[error("{0} days is out of range (1 to 36500)")]
     DaysOutOfRange(i64),
-    /// A host that is neither a DNS name nor an IP address.
-    #[error("`{0}` is neither a valid DNS name (RFC 1123) nor an IP address")]
-    NotAHost(String),
-    /// A value that must name an environment variable.
-    #[error("`{0}` is not an environment variable name")]
-    NotAVariable(String),
+    /// A value not of the form its key needs (a host, an address, a name, a path, ...).
+    #[error("`{value}`{form}")]
+    Malformed {
+        /// The value (an excerpt).
+        value: String,
+        /// The form it needs.
+        form: Form,
+    },
     /// A name or host that something else of the set owns.
     #[error("`{value}` is reserved{owner}")]
     Reserved {
@@ -72,6 +74,56 @@ pub enum TopologyProblem {
     /// A rule checked in one place only, in its own words.
     #[error("{0}")]
     Rule(String),
+}
+
+/// The form a value must have; renders as what follows the quoted value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Form {
+    /// A node's or load balancer's host.
+    #[error(" is neither a valid DNS name (RFC 1123) nor an IP address")]
+    Host,
+    /// A node's `ip`.
+    #[error(" is not an IPv4 or IPv6 address")]
+    IpAddress,
+    /// An environment variable name.
+    #[error(" is not an environment variable name")]
+    Variable,
+    /// `pki.country`.
+    #[error(" is not a two-letter country code such as \"US\"")]
+    CountryCode,
+    /// `keystores.primary_alias`.
+    #[error(" is not a lower-case alias of [a-z0-9._-]")]
+    Alias,
+    /// A node's name.
+    #[error(" must be lower case [a-z0-9-]: it names a directory and a key alias")]
+    NodeName,
+    /// A node's `extra_sans` entry.
+    #[error(" is not a DNS name or a `*.` wildcard over at least two labels")]
+    SanDnsName,
+    /// A load balancer's `affinity_cookie`.
+    #[error(" is not a cookie name of 1 to 64 letters, digits or `_`")]
+    CookieName,
+    /// A load balancer's file path, with the character nginx or HAProxy would misread.
+    #[error("{}: it names a file on the load-balancer host", match .0 { Some(c) => format!(" contains {c:?}, which nginx or HAProxy would misread"), None => " is not an absolute path".to_string() })]
+    LoadBalancerPath(Option<char>),
+    /// The engine's `mount` (segments joined by `/`), or its `role` or `issuer`.
+    #[error(" is not a valid name here: use {}", if *.0 { "letters, digits, `_`, `-`, `.` and `/` between segments" } else { "letters, digits, `_`, `-` and `.`" })]
+    EnginePathName(bool),
+    /// The engine's address, without `https://` or `http://`.
+    #[error(" does not start with https://")]
+    EngineScheme,
+    /// The engine's address, with a path, query or user.
+    #[error(": only a scheme, a host and a port are allowed (no path, query or user)")]
+    EngineOnlyHostPort,
+    /// The engine's address, without a usable host and port.
+    #[error(" has no valid host and port")]
+    EngineHostPort,
+    /// The engine's host.
+    #[error(" is not a valid host name")]
+    EngineHost,
+    /// The engine's address, plain http to another machine.
+    #[error(" is plain http to a host other than this machine: the token would travel in clear")]
+    EnginePlainHttp,
 }
 
 /// A value with a length limit.
@@ -204,7 +256,7 @@ mod tests {
 
     #[test]
     fn each_class_reads_as_before() {
-        let cases: [(TopologyProblem, &str); 6] = [
+        let cases: [(TopologyProblem, &str); 8] = [
             (
                 TopologyProblem::NotOneOf {
                     value: "jks2".into(),
@@ -238,8 +290,25 @@ mod tests {
                 "backend = \"vault\" needs `role` (the role that signs)",
             ),
             (
-                TopologyProblem::NotAVariable("1X".into()),
+                TopologyProblem::Malformed {
+                    value: "1X".into(),
+                    form: Form::Variable,
+                },
                 "`1X` is not an environment variable name",
+            ),
+            (
+                TopologyProblem::Malformed {
+                    value: "/etc/x;y".into(),
+                    form: Form::LoadBalancerPath(Some(';')),
+                },
+                "`/etc/x;y` contains ';', which nginx or HAProxy would misread: it names a file on the load-balancer host",
+            ),
+            (
+                TopologyProblem::Malformed {
+                    value: "pki/".into(),
+                    form: Form::EnginePathName(false),
+                },
+                "`pki/` is not a valid name here: use letters, digits, `_`, `-` and `.`",
             ),
         ];
         for (problem, text) in cases {

@@ -270,10 +270,10 @@ fn pki_settings(cx: &Ctx, raw: &RawTopology) -> Result<PkiSettings, TopologyErro
             return Err(cx.err(
                 c,
                 "pki.country",
-                format!(
-                    "`{}` is not a two-letter country code such as \"US\"",
-                    excerpt(c.get_ref())
-                ),
+                TopologyProblem::Malformed {
+                    value: excerpt(c.get_ref()),
+                    form: Form::CountryCode,
+                },
             ))
         }
         c => c.as_ref().map(|c| c.get_ref().clone()),
@@ -355,10 +355,10 @@ fn keystore_settings(
             return Err(cx.err(
                 a,
                 "keystores.primary_alias",
-                format!(
-                    "`{}` is not a lower-case alias of [a-z0-9._-]",
-                    excerpt(a.get_ref())
-                ),
+                TopologyProblem::Malformed {
+                    value: excerpt(a.get_ref()),
+                    form: Form::Alias,
+                },
             ))
         }
         Some(a) if a.get_ref().len() > MAX_NAME => {
@@ -415,7 +415,10 @@ fn password_variables(cx: &Ctx, raw: &RawTopology) -> Result<PasswordVariables, 
                 Err(cx.error(
                     Some(s.span().start),
                     key,
-                    TopologyProblem::NotAVariable(excerpt(s.get_ref())),
+                    TopologyProblem::Malformed {
+                        value: excerpt(s.get_ref()),
+                        form: Form::Variable,
+                    },
                     Some(
                         "name the variable that holds the password, never the password itself"
                             .into(),
@@ -454,10 +457,10 @@ fn node_name<'a>(cx: &Ctx, at: &'a S<String>, key: &str) -> Result<&'a String, T
         return Err(cx.err(
             at,
             key,
-            format!(
-                "`{}` must be lower case [a-z0-9-]: it names a directory and a key alias",
-                excerpt(name)
-            ),
+            TopologyProblem::Malformed {
+                value: excerpt(name),
+                form: Form::NodeName,
+            },
         ));
     }
     if name.len() > MAX_NAME {
@@ -481,8 +484,16 @@ fn node_host(
     key: &str,
     include_localhost: Option<bool>,
 ) -> Result<HostName, TopologyError> {
-    let host = HostName::parse(at.get_ref().trim())
-        .ok_or_else(|| cx.err(at, key, TopologyProblem::NotAHost(excerpt(at.get_ref()))))?;
+    let host = HostName::parse(at.get_ref().trim()).ok_or_else(|| {
+        cx.err(
+            at,
+            key,
+            TopologyProblem::Malformed {
+                value: excerpt(at.get_ref()),
+                form: Form::Host,
+            },
+        )
+    })?;
     if host == HostName::Dns("localhost".into()) && include_localhost == Some(false) {
         return Err(cx.error(
             Some(at.span().start),
@@ -523,7 +534,10 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
                 cx.err(
                     ip,
                     key("ip"),
-                    format!("`{}` is not an IPv4 or IPv6 address", excerpt(ip.get_ref())),
+                    TopologyProblem::Malformed {
+                        value: excerpt(ip.get_ref()),
+                        form: Form::IpAddress,
+                    },
                 )
             })?),
             None => None,
@@ -553,10 +567,10 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
                 return Err(cx.err(
                     san,
                     format!("node[{}].extra_sans[{}]", i + 1, j + 1),
-                    format!(
-                        "`{}` is not a DNS name or a `*.` wildcard over at least two labels",
-                        excerpt(san.get_ref())
-                    ),
+                    TopologyProblem::Malformed {
+                        value: excerpt(san.get_ref()),
+                        form: Form::SanDnsName,
+                    },
                 ));
             }
             if !extra_sans.contains(&value) {
@@ -645,7 +659,10 @@ fn load_balancers(
             cx.err(
                 &lb.host,
                 key("host"),
-                TopologyProblem::NotAHost(excerpt(lb.host.get_ref())),
+                TopologyProblem::Malformed {
+                    value: excerpt(lb.host.get_ref()),
+                    form: Form::Host,
+                },
             )
         })?;
         lb_host_fits(cx, &lb.host, &host, &key("host"))?;

@@ -9,7 +9,7 @@ use super::super::raw::{RawCa, S};
 use super::Ctx;
 use crate::input::excerpt;
 use crate::topology::{
-    EngineAddress, EngineBackend, EngineKey, EngineSettings, TopologyError, TopologyProblem,
+    EngineAddress, EngineBackend, EngineKey, EngineSettings, Form, TopologyError, TopologyProblem,
 };
 
 /// The engine settings of `[pki.ca]`, or `None` when it names no backend (then no engine key
@@ -122,11 +122,14 @@ fn required_key<'a>(
 /// `https://host[:port]` or `http://` to a loopback host; no path, query or credentials.
 fn engine_address(cx: &Ctx, at: &S<String>) -> Result<EngineAddress, TopologyError> {
     let key = "pki.ca.address";
-    let bad = |message: String| {
+    let bad = |value: &str, form: Form| {
         cx.error(
             Some(at.span().start),
             key,
-            message,
+            TopologyProblem::Malformed {
+                value: excerpt(value),
+                form,
+            },
             Some("write it as \"https://bao.example:8200\" (scheme, host and port only)".into()),
         )
     };
@@ -136,35 +139,28 @@ fn engine_address(cx: &Ctx, at: &S<String>) -> Result<EngineAddress, TopologyErr
     } else if let Some(rest) = text.strip_prefix("http://") {
         (false, rest)
     } else {
-        return Err(bad(format!(
-            "`{}` does not start with https://",
-            excerpt(text)
-        )));
+        return Err(bad(text, Form::EngineScheme));
     };
     if rest.contains(['/', '?', '#', '@'])
         || rest.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(bad(format!(
-            "`{}`: only a scheme, a host and a port are allowed (no path, query or user)",
-            excerpt(text)
-        )));
+        return Err(bad(text, Form::EngineOnlyHostPort));
     }
-    let (host, port) = split_host_port(rest)
-        .ok_or_else(|| bad(format!("`{}` has no valid host and port", excerpt(text))))?;
+    let (host, port) = split_host_port(rest).ok_or_else(|| bad(text, Form::EngineHostPort))?;
     let port = port.unwrap_or(8200);
     let host_ok =
         host.parse::<IpAddr>().is_ok() || crate::topology::names::HostName::parse(&host).is_some();
     if !host_ok {
-        return Err(bad(format!(
-            "`{}` is not a valid host name",
-            excerpt(&host)
-        )));
+        return Err(bad(&host, Form::EngineHost));
     }
     if !tls && !is_loopback(&host) {
         return Err(cx.error(
             Some(at.span().start),
             key,
-            format!("`{}` is plain http to a host other than this machine: the token would travel in clear", excerpt(text)),
+TopologyProblem::Malformed {
+ value: excerpt(text),
+ form: Form::EnginePlainHttp,
+ },
             Some("use https:// (with ca_bundle for a private CA); plain http is accepted only to localhost, 127.0.0.0/8 or ::1".into()),
         ));
     }
@@ -219,18 +215,13 @@ fn path_name(cx: &Ctx, at: &S<String>, key: &str, slashes: bool) -> Result<Strin
             .all(|s| !s.is_empty() && s != "." && s != ".." && s.chars().all(ok_char))
         && (slashes || !text.contains('/'));
     if !segments_ok {
-        let allowed = if slashes {
-            "letters, digits, `_`, `-`, `.` and `/` between segments"
-        } else {
-            "letters, digits, `_`, `-` and `.`"
-        };
         return Err(cx.err(
             at,
             key,
-            format!(
-                "`{}` is not a valid name here: use {allowed}",
-                excerpt(text)
-            ),
+            TopologyProblem::Malformed {
+                value: excerpt(text),
+                form: Form::EnginePathName(slashes),
+            },
         ));
     }
     Ok(text.to_string())
@@ -248,7 +239,10 @@ fn variable_name(cx: &Ctx, at: &S<String>) -> Result<String, TopologyError> {
         return Err(cx.error(
             Some(at.span().start),
             "pki.ca.token_env",
-            TopologyProblem::NotAVariable(excerpt(text)),
+            TopologyProblem::Malformed {
+ value: excerpt(text),
+ form: Form::Variable,
+ },
             Some("name the variable that holds the token, e.g. token_env = \"BAO_TOKEN\"; never put the token itself in the topology".into()),
         ));
     }

@@ -5,7 +5,9 @@
 use super::super::raw::{RawLoadBalancer, S};
 use super::Ctx;
 use crate::lb;
-use crate::topology::{Affinity, LbPaths, Node, Product, Profile, TopologyError};
+use crate::topology::{
+    Affinity, Form, LbPaths, Node, Product, Profile, TopologyError, TopologyProblem,
+};
 
 /// Affinity, cookie and file paths of `[[load_balancer]]` number `i` (0-based).
 pub(super) fn lb_settings(
@@ -77,7 +79,10 @@ fn cookie_name(cx: &Ctx, v: &S<String>, key: &str) -> Result<String, TopologyErr
         return Err(cx.err(
             v,
             key,
-            format!("`{name}` is not a cookie name of 1 to 64 letters, digits or `_`"),
+            TopologyProblem::Malformed {
+                value: name.to_string(),
+                form: Form::CookieName,
+            },
         ));
     }
     if name.eq_ignore_ascii_case("JSESSIONID") {
@@ -98,14 +103,13 @@ fn lb_path(cx: &Ctx, v: &S<String>, key: &str) -> Result<String, TopologyError> 
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || "\"'`;{}#$\\".contains(*c));
     if !path.starts_with('/') || path.len() > 1024 || bad.is_some() || path == "/" {
-        let why = match bad {
-            Some(c) => format!("contains {c:?}, which nginx or HAProxy would misread"),
-            None => "is not an absolute path".to_string(),
-        };
         return Err(cx.err(
             v,
             key,
-            format!("`{path}` {why}: it names a file on the load-balancer host"),
+            TopologyProblem::Malformed {
+                value: path.clone(),
+                form: Form::LoadBalancerPath(bad),
+            },
         ));
     }
     Ok(path.trim_end_matches('/').to_string())
