@@ -256,28 +256,36 @@ fn spec_names(spec: &CertSpec) -> Vec<String> {
         .collect()
 }
 
+/// Refuses a topology the CSR flow cannot serve: a CA apim-pki signs with (an engine or a key
+/// it holds), or TLS served with the primary key.
+fn refuse_for_csr(topology_path: &Path, topology: &Topology) -> Result<(), CorporateError> {
+    let topology_path = topology_path.to_path_buf();
+    if let Some(e) = topology.ca.engine() {
+        return Err(CorporateError::EngineCa {
+            topology: topology_path,
+            backend: e.backend,
+        });
+    }
+    if !matches!(topology.ca, CaSource::Generated) {
+        return Err(CorporateError::SigningCa {
+            topology: topology_path,
+        });
+    }
+    if topology.keystores.tls == TlsMode::Shared {
+        return Err(CorporateError::SharedTls {
+            topology: topology_path,
+        });
+    }
+    Ok(())
+}
+
 /// `csr`: a key (0600, kept if it exists) and a CSR for every node and load balancer.
 pub(crate) fn write_csrs(
     topology_path: &Path,
     topology: &Topology,
     dir: &Path,
 ) -> Result<Vec<CsrWritten>, CorporateError> {
-    if let Some(e) = topology.ca.engine() {
-        return Err(CorporateError::EngineCa {
-            topology: topology_path.to_path_buf(),
-            backend: e.backend,
-        });
-    }
-    if !matches!(topology.ca, CaSource::Generated) {
-        return Err(CorporateError::SigningCa {
-            topology: topology_path.to_path_buf(),
-        });
-    }
-    if topology.keystores.tls == TlsMode::Shared {
-        return Err(CorporateError::SharedTls {
-            topology: topology_path.to_path_buf(),
-        });
-    }
+    refuse_for_csr(topology_path, topology)?;
     let text =
         crate::input::read(topology_path, crate::input::Limit::Topology).map_err(|source| {
             CorporateError::Unreadable {

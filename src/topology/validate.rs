@@ -505,6 +505,28 @@ fn node_host(
     Ok(host)
 }
 
+/// Node `i`'s (0-based) extra SANs, lower-cased, without repeats.
+fn extra_sans(cx: &Ctx, sans: &[S<String>], i: usize) -> Result<Vec<String>, TopologyError> {
+    let mut extra_sans = Vec::new();
+    for (j, san) in sans.iter().enumerate() {
+        let value = san.get_ref().trim().to_ascii_lowercase();
+        if !is_san_dns_name(&value) {
+            return Err(cx.err(
+                san,
+                format!("node[{}].extra_sans[{}]", i + 1, j + 1),
+                TopologyProblem::Malformed {
+                    value: excerpt(san.get_ref()),
+                    form: Form::SanDnsName,
+                },
+            ));
+        }
+        if !extra_sans.contains(&value) {
+            extra_sans.push(value);
+        }
+    }
+    Ok(extra_sans)
+}
+
 fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, TopologyError> {
     let mut nodes = Vec::with_capacity(raw.node.len());
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -560,23 +582,7 @@ fn nodes(cx: &Ctx, raw: &RawTopology, product: Product) -> Result<Vec<Node>, Top
                 Some("two nodes may share a host only with different port offsets".into()),
             ));
         }
-        let mut extra_sans = Vec::new();
-        for (j, san) in n.extra_sans.iter().enumerate() {
-            let value = san.get_ref().trim().to_ascii_lowercase();
-            if !is_san_dns_name(&value) {
-                return Err(cx.err(
-                    san,
-                    format!("node[{}].extra_sans[{}]", i + 1, j + 1),
-                    TopologyProblem::Malformed {
-                        value: excerpt(san.get_ref()),
-                        form: Form::SanDnsName,
-                    },
-                ));
-            }
-            if !extra_sans.contains(&value) {
-                extra_sans.push(value);
-            }
-        }
+        let extra_sans = extra_sans(cx, &n.extra_sans, i)?;
         nodes.push(Node {
             name: name.clone(),
             profile,
