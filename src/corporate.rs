@@ -188,6 +188,14 @@ pub enum CorporateError {
     Bug(#[from] Bug),
 }
 
+/// [`CorporateError::Unreadable`] for `path`, from the I/O error.
+fn unreadable(path: &Path) -> impl FnOnce(io::Error) -> CorporateError + '_ {
+    move |source| CorporateError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// The end of a [`CorporateError::WrongNames`] message: the SANs the certificate has.
 fn names_it_has(has: &[String]) -> String {
     if has.is_empty() {
@@ -286,13 +294,8 @@ pub(crate) fn write_csrs(
     dir: &Path,
 ) -> Result<Vec<CsrWritten>, CorporateError> {
     refuse_for_csr(topology_path, topology)?;
-    let text =
-        crate::input::read(topology_path, crate::input::Limit::Topology).map_err(|source| {
-            CorporateError::Unreadable {
-                path: topology_path.to_path_buf(),
-                source,
-            }
-        })?;
+    let text = crate::input::read(topology_path, crate::input::Limit::Topology)
+        .map_err(unreadable(topology_path))?;
     let _lock = lock_for_csr(dir)?;
     let wanted = requests(topology);
     let keys: Vec<Result<(Key, bool), CorporateError>> = wanted
@@ -368,10 +371,7 @@ fn lock_for_csr(dir: &Path) -> Result<DirLock, CorporateError> {
 fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CorporateError> {
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|source| CorporateError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            })?
+            .map_err(unreadable(path))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
             .collect();
@@ -382,13 +382,8 @@ fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CorporateError> {
     };
     let mut certs = Vec::new();
     for file in files {
-        let bytes =
-            crate::input::read(&file, crate::input::Limit::Certificate).map_err(|source| {
-                CorporateError::Unreadable {
-                    path: file.clone(),
-                    source,
-                }
-            })?;
+        let bytes = crate::input::read(&file, crate::input::Limit::Certificate)
+            .map_err(unreadable(&file))?;
         if !pem::is_pem(&bytes) {
             continue;
         }
