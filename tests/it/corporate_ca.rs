@@ -768,3 +768,54 @@ fn import_refuses_a_certificate_for_the_wrong_key_or_names() {
         r.stderr
     );
 }
+
+/// The csr / import-signed refusals that need no CA tool: each exits 2 naming the file, what is
+/// wrong and what to do (`hint:`), and changes nothing in DIR.
+#[test]
+fn csr_and_import_refusals_name_the_file_and_what_to_do() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir out");
+    let junk = tmp.path().join("signed.txt");
+    std::fs::write(&junk, "not a certificate\n").expect("write junk");
+    let refused = |args: &[&str], texts: [&str; 2]| {
+        let r = refused_unchanged(&out, &args.join(" "), || run(args, &[]));
+        for text in texts {
+            assert!(r.stderr.contains(text), "{text:?} in:\n{}", r.stderr);
+        }
+    };
+    let import = ["import-signed", s(&out), "--certs", s(&junk)];
+
+    // import-signed before csr: the topology copy csr keeps is missing.
+    refused(
+        &import,
+        [
+            "csr/topology.toml: cannot read: ",
+            "hint: run `apim-pki csr TOPOLOGY --out DIR` first",
+        ],
+    );
+    // tls = "shared" serves TLS with the self-signed primary: refused before any key is made.
+    let text = csr_topology_text();
+    let (head, tables) = text.split_at(text.find("[[node]]").expect("a node"));
+    let shared = write_topology(
+        tmp.path(),
+        &format!("{head}[keystores]\ntls = \"shared\"\n\n{tables}"),
+    );
+    refused(
+        &["csr", s(&shared), "--out", s(&out)],
+        [
+            "keystores.tls = \"shared\" serves TLS with the primary key",
+            "hint: use tls = \"per-node\" with a corporate CA",
+        ],
+    );
+    // After csr, a --certs file without a PEM certificate.
+    let topo = write_topology(tmp.path(), &csr_topology_text());
+    assert_eq!(run(&["csr", s(&topo), "--out", s(&out)], &[]).code, 0);
+    refused(
+        &import,
+        [
+            "signed.txt: holds no PEM certificate",
+            "hint: pass the signed certificates (PEM, intermediates included)",
+        ],
+    );
+}
