@@ -20,7 +20,9 @@
 //! Every failure is a typed error naming the file, key or line, with a `hint()` saying what to
 //! do; [`commands::Error`] gathers them for the binary. A broken internal invariant is a
 //! [`Bug`] (exit code [`EXIT_BUG`], 70), never confused with bad input ([`EXIT_INPUT`], 2).
-//! [`commands::Error::render`] prints the cause chain as users see it.
+//! [`commands::Error::render`] prints the cause chain as users see it. A [`TopologyError`]
+//! says where (file, line, key) and, as a [`TopologyProblem`], what: a value outside a closed
+//! set, a malformed value, a name another entry has, a reserved name, ...
 //!
 //! # Plan, generate and verify a set
 //!
