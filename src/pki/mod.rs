@@ -29,20 +29,22 @@ pub use info::CertInfo;
 #[non_exhaustive]
 pub enum PkiError {
     /// Key generation failed in the crypto library.
-    #[error("could not generate a {key_type} key: {reason}")]
+    #[error("could not generate a {key_type} key: {source}")]
     KeyGeneration {
         /// The key type asked for.
         key_type: KeyType,
         /// What the crypto library said.
-        reason: String,
+        #[source]
+        source: rcgen::Error,
     },
-    /// A private key could not be parsed.
-    #[error("{what}: {reason}")]
+    /// A private key could not be used.
+    #[error("{what}: {problem}")]
     BadKey {
         /// Which key (a file or a role).
         what: String,
         /// Why.
-        reason: String,
+        #[source]
+        problem: KeyProblem,
     },
     /// A certificate could not be parsed.
     #[error("{what}: {reason}")]
@@ -53,16 +55,66 @@ pub enum PkiError {
         reason: String,
     },
     /// Signing a certificate failed.
-    #[error("could not issue the certificate for {subject}: {reason}")]
+    #[error("could not issue the certificate for {subject}: {problem}")]
     Issue {
         /// The certificate's subject.
         subject: String,
-        /// What the crypto library said.
-        reason: String,
+        /// Why.
+        #[source]
+        problem: IssueProblem,
     },
     /// The PKI engine did not sign (unreachable, refused, ...).
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    /// A bug in apim-pki (exit 70).
+    #[error("{0}")]
+    Bug(#[from] crate::error::Bug),
+}
+
+/// Why a private key cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyProblem {
+    /// A passphrase protects it.
+    #[error("the key is protected by a passphrase; apim-pki needs it unencrypted. Decrypt a copy with `openssl pkey -in KEY -out plain.key` (keep it mode 0600) and point pki.ca.key at it")]
+    Encrypted,
+    /// DER that is no PKCS#8 key.
+    #[error("{0}")]
+    NotPkcs8(&'static str),
+    /// PEM without a private key block.
+    #[error("no PEM private key found ({0}); expected PKCS#8, PKCS#1 (RSA) or SEC1 (EC)")]
+    NoPemKey(#[source] rustls_pki_types::pem::Error),
+    /// The crypto library cannot read it.
+    #[error(
+        "unsupported or corrupt private key ({0}); apim-pki reads RSA and ECDSA P-256/P-384 keys"
+    )]
+    Unreadable(#[source] rcgen::Error),
+    /// A key type apim-pki does not use.
+    #[error(
+        "unsupported key type; apim-pki reads RSA (2048–4096 bits) and ECDSA P-256/P-384 keys"
+    )]
+    UnsupportedType,
+    /// The CA key and the CA certificate do not belong together.
+    #[error("the CA key does not belong to the CA certificate")]
+    NotTheCaKey,
+}
+
+/// Why a certificate could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueProblem {
+    /// No serial number: the OS RNG failed.
+    #[error("the OS random number generator failed: {0}")]
+    Random(getrandom::Error),
+    /// The crypto library refused.
+    #[error("{0}")]
+    Crypto(#[source] rcgen::Error),
+    /// The CA has no key here: it signs elsewhere.
+    #[error("`{ca}` signs elsewhere: send a CSR (`apim-pki csr`) and import the signed certificate (`apim-pki import-signed`)")]
+    SignsElsewhere {
+        /// The CA's subject.
+        ca: String,
+    },
 }
 
 /// A private key and the type it was made as. `Debug` never shows key material.
@@ -82,10 +134,7 @@ impl Key {
     pub fn generate(key_type: KeyType) -> Result<Key, PkiError> {
         #[cfg(test)]
         KEYS_GENERATED.with(|n| n.set(n.get() + 1));
-        let err = |e: rcgen::Error| PkiError::KeyGeneration {
-            key_type,
-            reason: e.to_string(),
-        };
+        let err = |source: rcgen::Error| PkiError::KeyGeneration { key_type, source };
         let pair = match key_type {
             KeyType::Rsa2048 => {
                 rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
@@ -107,7 +156,7 @@ impl Key {
     pub fn from_pkcs8_der(der: &[u8], what: &str) -> Result<Key, PkiError> {
         let key = PrivateKeyDer::try_from(der).map_err(|e| PkiError::BadKey {
             what: what.into(),
-            reason: e.to_string(),
+            problem: KeyProblem::NotPkcs8(e),
         })?;
         Key::from_private_key_der(&key, what)
     }
@@ -118,14 +167,12 @@ impl Key {
         if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
             return Err(PkiError::BadKey {
                 what: what.into(),
-                reason: "the key is protected by a passphrase; apim-pki needs it unencrypted. Decrypt a copy with `openssl pkey -in KEY -out plain.key` (keep it mode 0600) and point pki.ca.key at it".into(),
+                problem: KeyProblem::Encrypted,
             });
         }
         let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| PkiError::BadKey {
             what: what.into(),
-            reason: format!(
-                "no PEM private key found ({e}); expected PKCS#8, PKCS#1 (RSA) or SEC1 (EC)"
-            ),
+            problem: KeyProblem::NoPemKey(e),
         })?;
         Key::from_private_key_der(&key, what)
     }
@@ -133,11 +180,11 @@ impl Key {
     fn from_private_key_der(key: &PrivateKeyDer<'_>, what: &str) -> Result<Key, PkiError> {
         let pair = rcgen::KeyPair::try_from(key).map_err(|e| PkiError::BadKey {
             what: what.into(),
-            reason: format!("unsupported or corrupt private key ({e}); apim-pki reads RSA and ECDSA P-256/P-384 keys"),
+            problem: KeyProblem::Unreadable(e),
         })?;
         let key_type = key_type_of(&pair).ok_or_else(|| PkiError::BadKey {
             what: what.into(),
-            reason: "unsupported key type; apim-pki reads RSA (2048–4096 bits) and ECDSA P-256/P-384 keys".into(),
+            problem: KeyProblem::UnsupportedType,
         })?;
         Ok(Key { pair, key_type })
     }
@@ -277,7 +324,7 @@ impl CertSpec {
         params.distinguished_name = self.subject.to_dn();
         params.serial_number = Some(random_serial().map_err(|e| PkiError::Issue {
             subject: self.subject.common_name.clone(),
-            reason: format!("the OS random number generator failed: {e}"),
+            problem: IssueProblem::Random(e),
         })?);
         params.not_before = now - Duration::minutes(5);
         let not_after = now + Duration::days(i64::from(self.validity_days));
@@ -348,7 +395,7 @@ impl Ca {
         let params = spec.params(OffsetDateTime::now_utc(), None)?;
         let cert = params.self_signed(&key.pair).map_err(|e| PkiError::Issue {
             subject: spec.subject.common_name.clone(),
-            reason: e.to_string(),
+            problem: IssueProblem::Crypto(e),
         })?;
         Ca::from_parts(cert.der().to_vec(), key, Vec::new(), "the new CA")
     }
@@ -399,7 +446,7 @@ impl Ca {
         if info.public_key_der != key.public_key_der() {
             return Err(PkiError::BadKey {
                 what: what.into(),
-                reason: "the CA key does not belong to the CA certificate".into(),
+                problem: KeyProblem::NotTheCaKey,
             });
         }
         Ok(Ca {
@@ -450,33 +497,35 @@ impl Ca {
 
     /// Issues a certificate for `public_key` (the holder's key) under this CA.
     pub(crate) fn issue(&self, spec: &CertSpec, holder: &Key) -> Result<Vec<u8>, PkiError> {
-        let err = |reason: String| PkiError::Issue {
+        let err = |problem: IssueProblem| PkiError::Issue {
             subject: spec.subject.common_name.clone(),
-            reason,
+            problem,
         };
         let Some(ca_key) = &self.key else {
-            return Err(err(format!("`{}` signs elsewhere: send a CSR (`apim-pki csr`) and import the signed certificate (`apim-pki import-signed`)", self.info.subject)));
+            return Err(err(IssueProblem::SignsElsewhere {
+                ca: self.info.subject.clone(),
+            }));
         };
         let params = spec.params(OffsetDateTime::now_utc(), Some(self.info.not_after))?;
         let issuer = rcgen::Issuer::from_ca_cert_der(
             &CertificateDer::from(self.cert_der.as_slice()),
             &ca_key.pair,
         )
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(IssueProblem::Crypto(e)))?;
         let cert = params
             .signed_by(&holder.pair, &issuer)
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(IssueProblem::Crypto(e)))?;
         let der = cert.der().to_vec();
         // rcgen rebuilds the issuer name from a map; put the CA's exact subject bytes back.
-        let parts =
-            der::cert_parts(&der).ok_or_else(|| err("rcgen produced malformed DER".into()))?;
+        let malformed = || PkiError::Bug(crate::error::Bug::new("rcgen produced malformed DER"));
+        let parts = der::cert_parts(&der).ok_or_else(malformed)?;
         if der[parts.issuer.start..parts.issuer.end] == self.info.subject_der[..] {
             return Ok(der);
         }
         der::replace_issuer(&der, &self.info.subject_der, |tbs| {
-            rcgen::SigningKey::sign(&ca_key.pair, tbs).map_err(|e| err(e.to_string()))
+            rcgen::SigningKey::sign(&ca_key.pair, tbs).map_err(|e| err(IssueProblem::Crypto(e)))
         })
-        .ok_or_else(|| err("rcgen produced malformed DER".into()))?
+        .ok_or_else(malformed)?
     }
 }
 
@@ -488,7 +537,7 @@ pub fn self_signed(spec: &CertSpec, key: &Key) -> Result<Vec<u8>, PkiError> {
         .map(|c| c.der().to_vec())
         .map_err(|e| PkiError::Issue {
             subject: spec.subject.common_name.clone(),
-            reason: e.to_string(),
+            problem: IssueProblem::Crypto(e),
         })
 }
 
@@ -496,7 +545,7 @@ pub fn self_signed(spec: &CertSpec, key: &Key) -> Result<Vec<u8>, PkiError> {
 pub(crate) fn csr_pem(spec: &CertSpec, key: &Key) -> Result<String, PkiError> {
     let err = |e: rcgen::Error| PkiError::Issue {
         subject: spec.subject.common_name.clone(),
-        reason: e.to_string(),
+        problem: IssueProblem::Crypto(e),
     };
     let mut params = spec.params(OffsetDateTime::now_utc(), None)?;
     // The CA chooses serial and validity, and adds its own key identifier.
@@ -507,4 +556,43 @@ pub(crate) fn csr_pem(spec: &CertSpec, key: &Key) -> Result<String, PkiError> {
         .map_err(err)?
         .pem()
         .map_err(err)
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_cannot_be_used_says_why_and_keeps_its_cause() {
+        let e = Key::from_pem(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n", "ca.key")
+            .expect_err("refused");
+        assert!(matches!(
+            e,
+            PkiError::BadKey {
+                problem: KeyProblem::Encrypted,
+                ..
+            }
+        ));
+        assert!(e
+            .to_string()
+            .starts_with("ca.key: the key is protected by a passphrase"));
+        let e = Key::from_pem(b"junk", "ca.key").expect_err("refused");
+        assert!(
+            matches!(
+                e,
+                PkiError::BadKey {
+                    problem: KeyProblem::NoPemKey(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("no PEM private key found ("), "{e}");
+        let cause = std::error::Error::source(&e).and_then(std::error::Error::source);
+        assert!(
+            cause.is_some(),
+            "the PEM parser's error is kept as the cause"
+        );
+        assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_INPUT);
+    }
 }
