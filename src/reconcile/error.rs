@@ -1,6 +1,6 @@
 //! Why reconcile stops: one variant per kind of failure, carrying the file, node, role or stage
 //! it is about; the message and the hint are derived from the variant. A broken internal
-//! invariant is a [`Bug`](crate::error::Bug) (exit 70), never the user's input (exit 2).
+//! invariant is a [`crate::error::Bug`] (exit 70), never the user's input (exit 2).
 
 use std::io;
 use std::path::PathBuf;
