@@ -11,6 +11,8 @@ use crate::output::inventory::{Inventory, InventoryError, PasswordSource};
 use crate::output::layout;
 use crate::output::secrets::{Secrets, SecretsError};
 use crate::password::{Password, PasswordRole};
+use crate::plan::node_toml::{self, NodeTomlError};
+use crate::plan::{NodePlan, PeerGroups};
 use crate::topology::{KeystoreFormat, Profile, TlsMode};
 
 /// Why a set could not be opened (exit 2). Problems inside DIR that verify checks are findings
@@ -89,6 +91,9 @@ pub enum SetError {
     /// An applied home's deployment.toml cannot be read.
     #[error(transparent)]
     HomeConfig(FileError),
+    /// The set's peer-groups.toml, which inventory.json lists, cannot be read back.
+    #[error(transparent)]
+    PeerGroups(NodeTomlError),
 }
 
 impl SetError {
@@ -116,6 +121,7 @@ impl SetError {
                 ..
             }) => Some("--apim-home must be the root of the node's API-M".into()),
             SetError::HomeConfig(_) => None,
+            SetError::PeerGroups(e) => Some(e.hint().into()),
         }
     }
 }
@@ -211,7 +217,7 @@ impl SetView {
     }
 }
 
-/// A set opened for verification: its view, inventory and passwords.
+/// A set opened for verification: its view, inventory, passwords and peer groups.
 pub struct OpenedSet {
     /// The set's directory.
     pub dir: PathBuf,
@@ -220,6 +226,8 @@ pub struct OpenedSet {
     /// inventory.json.
     pub inventory: Inventory,
     passwords: BTreeMap<String, Password>,
+    /// peer-groups.toml, read once (empty when the inventory lists none).
+    peer_groups: PeerGroups,
 }
 
 impl OpenedSet {
@@ -244,53 +252,21 @@ impl OpenedSet {
                     source,
                 }
             })?;
-        let mut secrets: Option<Secrets> = None;
-        let mut passwords = BTreeMap::new();
-        for (role, source) in &inventory.passwords {
-            let password = match source {
-                PasswordSource::Env { variable } => match std::env::var(variable) {
-                    Ok(v) => Password::new(v),
-                    Err(_) => {
-                        return Err(SetError::PasswordUnset {
-                            role: role.clone(),
-                            variable: variable.clone(),
-                        })
-                    }
-                },
-                PasswordSource::SecretsFile => {
-                    if secrets.is_none() {
-                        let spath = dir.join(layout::SECRETS);
-                        let text =
-                            crate::input::read_to_string(&spath, crate::input::Limit::SetFile)
-                                .map_err(|source| SetError::SecretsUnreadable {
-                                    path: spath.clone(),
-                                    source,
-                                })?;
-                        secrets = Some(Secrets::parse(&text).map_err(|source| {
-                            SetError::SecretsCorrupt {
-                                path: spath,
-                                source,
-                            }
-                        })?);
-                    }
-                    match secrets.as_ref().and_then(|s| s.passwords.get(role)) {
-                        Some(p) => p.clone(),
-                        None => {
-                            return Err(SetError::SecretsMissing {
-                                path: dir.join(layout::SECRETS),
-                                role: role.clone(),
-                            })
-                        }
-                    }
-                }
-            };
-            passwords.insert(role.clone(), password);
-        }
+        let passwords = passwords(dir, &inventory)?;
+        let listed = inventory
+            .artifacts
+            .iter()
+            .any(|a| a.path == layout::PEER_GROUPS);
+        let peer_groups = match listed {
+            true => node_toml::read_groups(dir).map_err(SetError::PeerGroups)?,
+            false => PeerGroups::new(),
+        };
         Ok(OpenedSet {
             dir: dir.to_path_buf(),
             view,
             inventory,
             passwords,
+            peer_groups,
         })
     }
 
@@ -300,4 +276,60 @@ impl OpenedSet {
             .get(role.as_str())
             .or_else(|| self.passwords.get(PasswordRole::Primary.as_str()))
     }
+
+    /// Node `node`'s plan, read back from its node.toml with the set's peer groups.
+    pub fn node_plan(&self, node: &str) -> Result<NodePlan, NodeTomlError> {
+        node_toml::read_with(
+            &self.dir.join(layout::node_toml(node)),
+            &self.peer_groups,
+            &self.dir.join(layout::PEER_GROUPS),
+        )
+    }
+}
+
+/// The passwords `inventory` names, from their variables or secrets.toml.
+fn passwords(dir: &Path, inventory: &Inventory) -> Result<BTreeMap<String, Password>, SetError> {
+    let mut secrets: Option<Secrets> = None;
+    let mut passwords = BTreeMap::new();
+    for (role, source) in &inventory.passwords {
+        let password = match source {
+            PasswordSource::Env { variable } => match std::env::var(variable) {
+                Ok(v) => Password::new(v),
+                Err(_) => {
+                    return Err(SetError::PasswordUnset {
+                        role: role.clone(),
+                        variable: variable.clone(),
+                    })
+                }
+            },
+            PasswordSource::SecretsFile => {
+                if secrets.is_none() {
+                    let spath = dir.join(layout::SECRETS);
+                    let text = crate::input::read_to_string(&spath, crate::input::Limit::SetFile)
+                        .map_err(|source| SetError::SecretsUnreadable {
+                        path: spath.clone(),
+                        source,
+                    })?;
+                    secrets =
+                        Some(
+                            Secrets::parse(&text).map_err(|source| SetError::SecretsCorrupt {
+                                path: spath,
+                                source,
+                            })?,
+                        );
+                }
+                match secrets.as_ref().and_then(|s| s.passwords.get(role)) {
+                    Some(p) => p.clone(),
+                    None => {
+                        return Err(SetError::SecretsMissing {
+                            path: dir.join(layout::SECRETS),
+                            role: role.clone(),
+                        })
+                    }
+                }
+            }
+        };
+        passwords.insert(role.clone(), password);
+    }
+    Ok(passwords)
 }

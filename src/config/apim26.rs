@@ -157,7 +157,7 @@ fn open(dir: &Path, name: &str) -> Result<(OpenedSet, NodePlan), ApplyError> {
             repository: set.dir.join(layout::node_dir(name)).join("repository"),
         });
     }
-    let plan = crate::plan::node_toml::read(&dir.join(layout::node_toml(name)))?;
+    let plan = set.node_plan(name)?;
     Ok((set, plan))
 }
 

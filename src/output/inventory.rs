@@ -123,6 +123,8 @@ pub enum ArtifactKind {
     LbNginxConf,
     LbHaproxyCfg,
     NodeConfig,
+    /// peer-groups.toml: the peer groups node.toml files name, once per set.
+    PeerGroups,
     DeploymentConfig,
     Secrets,
 }

@@ -12,6 +12,8 @@ pub(crate) const CA_NEXT_KEY: &str = "ca/next/ca.key";
 /// The previous CA during a rollover (between `rotate --ca finish` and `retire`).
 pub(crate) const CA_PREVIOUS_CERT: &str = "ca/previous/ca.crt";
 pub(crate) const SECRETS: &str = "secrets.toml";
+/// The peer groups the nodes' node.toml name, each listed once per set (API-M 2.6).
+pub(crate) const PEER_GROUPS: &str = "peer-groups.toml";
 pub(crate) const INVENTORY: &str = "inventory.json";
 pub(crate) const LOCK: &str = ".lock";
 /// The commit journal of a run that is writing (or was interrupted while writing) the set.

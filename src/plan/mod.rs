@@ -24,12 +24,16 @@ use crate::password::PasswordRole;
 use crate::pki::CertSpec;
 use crate::topology::{KeyType, Node, Product, Profile, TlsMode, Topology};
 
-pub(crate) use settings::{Address, ConfigFile, ServedBy, Setting, Target};
+pub(crate) use settings::{
+    set_peer_groups, Address, ConfigFile, GroupUrls, ServedBy, Setting, Target,
+};
 
-/// The schema of node.toml this build writes and reads; an older or newer file is refused
-/// (re-run `generate` to rewrite it). 1 was the hand-rendered file with `[settings]` and one
-/// `[[peer]]` per URL; 2 is [`NodePlan`]'s serde form with shared peer groups.
-pub(crate) const NODE_TOML_SCHEMA: u32 = 2;
+/// The schema of node.toml (and of the set's peer-groups.toml) this build writes and reads; an
+/// older or newer file is refused (re-run `generate` to rewrite it). 1 was the hand-rendered
+/// file with `[settings]` and one `[[peer]]` per URL; 2 was [`NodePlan`]'s serde form with its
+/// peer groups listed in every node.toml; 3 lists each peer group once per set, in
+/// peer-groups.toml, and node.toml names it (`group = "traffic-manager"` in a setting).
+pub(crate) const NODE_TOML_SCHEMA: u32 = 3;
 
 /// Everything a deployment needs, as data.
 #[derive(Debug, Clone)]
@@ -42,6 +46,8 @@ pub struct Plan {
     pub node_tls: BTreeMap<String, Artifact>,
     /// Each load balancer, in topology order.
     pub load_balancers: Vec<LbPlan>,
+    /// The peer groups the nodes' settings name, each once (the set's peer-groups.toml).
+    pub peer_groups: PeerGroups,
 }
 
 /// What every node shares: the CA, the primary keystore, the truststore and the passwords.
@@ -126,12 +132,10 @@ pub struct NodePlan {
     /// The URLs the node's deployment.toml names (3.2 and later), with the key holding each.
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<NamedTarget>,
-    /// The groups of nodes that settings name together (every traffic manager), listed once.
-    #[serde(
-        default,
-        rename = "peer_group",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    /// The groups of nodes that settings name together (every traffic manager). Not in
+    /// node.toml: the set's peer-groups.toml lists each group once, and the node.toml reader
+    /// ([`node_toml`]) binds the groups its settings name.
+    #[serde(skip)]
     pub peer_groups: PeerGroups,
 }
 
@@ -209,15 +213,17 @@ impl Plan {
     /// The plan of `topology`: every node and load balancer.
     pub fn build(topology: &Topology) -> Plan {
         let mut groups = PeerGroups::new();
+        let nodes = topology
+            .nodes
+            .iter()
+            .map(|n| NodePlan::build_with(topology, n, &mut groups))
+            .collect();
         Plan {
             deployment: Deployment::build(topology),
-            nodes: topology
-                .nodes
-                .iter()
-                .map(|n| NodePlan::build_with(topology, n, &mut groups))
-                .collect(),
+            nodes,
             node_tls: node_tls(topology),
             load_balancers: lb_plans(topology),
+            peer_groups: groups,
         }
     }
 

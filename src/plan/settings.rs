@@ -75,7 +75,7 @@ impl ConfigFile {
 }
 
 /// What answers at a host and port; written `node NAME` or `load-balancer HOST`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum ServedBy {
     LoadBalancer(String),
@@ -386,6 +386,16 @@ pub(crate) fn peer_groups(
         out.entry(g.group).or_insert_with(|| group.clone());
     }
     out
+}
+
+/// Every peer group some node's settings name: the set's peer-groups.toml. Empty when no
+/// setting names a group (API-M 3.2 and later, or no traffic manager).
+pub(crate) fn set_peer_groups(topology: &Topology) -> PeerGroups {
+    let mut shared = PeerGroups::new();
+    for node in &topology.nodes {
+        peer_groups(topology, &node_settings(topology, node), &mut shared);
+    }
+    shared
 }
 
 fn key_validation(topology: &Topology, out: &mut Vec<Setting>, client_side: bool) {

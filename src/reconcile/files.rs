@@ -869,6 +869,25 @@ fn secrets_file(a: &Assembly) -> Option<FileOut> {
     ))
 }
 
+/// peer-groups.toml, the peer groups the nodes' node.toml name, each once; none when no
+/// setting names a group.
+fn peer_groups_file(a: &Assembly) -> Option<FileOut> {
+    let groups = crate::plan::set_peer_groups(a.topology);
+    if groups.is_empty() {
+        return None;
+    }
+    let text = || Some(crate::plan::node_toml::render_groups(&groups).into_bytes());
+    Some(simple_file(
+        a,
+        layout::PEER_GROUPS.into(),
+        ArtifactKind::PeerGroups,
+        Access::Public,
+        text,
+        "peer groups",
+        Vec::new(),
+    ))
+}
+
 /// Assembles every file of the set from the issued items (sorted by path). Each file goes to
 /// the sink as soon as it is made; nodes are assembled in parallel.
 pub(super) fn assemble(
@@ -912,6 +931,9 @@ pub(super) fn assemble(
         }
     }
     if let Some(f) = secrets_file(a) {
+        files.push(sink(f)?);
+    }
+    if let Some(f) = peer_groups_file(a) {
         files.push(sink(f)?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -1040,8 +1062,9 @@ mod tests {
             .iter()
             .all(|(_, i)| i.key.is_none() && i.cert.is_none()));
         let files = assemble(&a, &issued).expect("assemble");
-        // ca.crt, ca.key, ca-bundle, secrets.toml; per node: primary, TLS, truststore, node.toml.
-        assert_eq!(files.len(), 4 + 4 * t.nodes.len());
+        // ca.crt, ca.key, ca-bundle, secrets.toml, peer-groups.toml; per node: primary, TLS,
+        // truststore, node.toml.
+        assert_eq!(files.len(), 5 + 4 * t.nodes.len());
         assert_eq!(*seen.lock().expect("count"), files.len());
         assert!(
             files.iter().all(|f| f.action == ActionKind::Create),

@@ -3,8 +3,9 @@
 //! to reach it, its key, its chain and each truststore. Reports root causes only.
 
 mod lb_configs;
+mod peer_hosts;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -18,9 +19,8 @@ use crate::output::layout::{self, LbFile};
 use crate::password::Password;
 use crate::pki::info::is_issued_by;
 use crate::pki::CertInfo;
-use crate::plan::{ServedBy, Target};
 pub(crate) use crate::set::{LbView, NodeView, OpenedSet};
-use crate::topology::{KeystoreFormat, Profile};
+use crate::topology::KeystoreFormat;
 
 /// Options of `verify`.
 #[derive(Debug, Clone)]
@@ -449,7 +449,7 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
         lb_configs::verify_lb_configs(set, lb, &anchor_refs, &tls_leaves, &mut c);
     }
     shared_keys(&keys, &mut c);
-    verify_peer_hosts(set, &tls_leaves, &mut c);
+    peer_hosts::verify_peer_hosts(set, &tls_leaves, &mut c);
     let (vault_findings, vault_checked) = super::vault::verify_node_files(set);
     c.findings.extend(vault_findings);
     c.checked += vault_checked;
@@ -681,205 +681,6 @@ fn verify_truststore_primary(
                 .expected_actual(alias, "absent or another certificate")
         });
     }
-}
-
-/// A certificate that may answer a peer URL, parsed once for the whole set.
-struct Answerer {
-    /// `node NAME` or `load balancer HOST`.
-    who: String,
-    /// None when the certificate's names do not parse (its own checks report it).
-    names: Option<CertNames>,
-    /// The hosts its own checks already cover (a mismatch there is reported once, as
-    /// hostname-mismatch: the root cause).
-    own: Vec<String>,
-}
-
-impl Answerer {
-    fn new(who: String, der: &[u8], own: Vec<String>) -> Answerer {
-        Answerer {
-            who,
-            names: CertNames::from_der(der).ok(),
-            own,
-        }
-    }
-}
-
-/// Who answers where, indexed once: a peer check then costs what it checks, not a scan of the
-/// set (gateways name every traffic manager: scanning the nodes per peer made verify quadratic).
-struct PeerIndex<'a> {
-    nodes: HashMap<&'a str, Answerer>,
-    /// Node names per profile, in the set's order (a handful of profiles).
-    by_profile: Vec<(Profile, Vec<&'a str>)>,
-    /// Per load balancer host: its own certificate and the profile it fronts.
-    lbs: HashMap<&'a str, (Option<Answerer>, Profile)>,
-}
-
-impl<'a> PeerIndex<'a> {
-    fn new(set: &'a OpenedSet, tls_leaves: &BTreeMap<&str, Vec<u8>>) -> PeerIndex<'a> {
-        let view = &set.view;
-        let mut by_profile: Vec<(Profile, Vec<&str>)> = Vec::new();
-        for n in &view.nodes {
-            match by_profile.iter_mut().find(|(p, _)| *p == n.profile) {
-                Some((_, names)) => names.push(&n.name),
-                None => by_profile.push((n.profile, vec![&n.name])),
-            }
-        }
-        let nodes = view
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                let leaf = tls_leaves.get(n.name.as_str())?;
-                let mut own = vec![n.host.clone()];
-                own.extend(view.lb_for(n.profile).map(|lb| lb.host.clone()));
-                let who = format!("node {}", n.name);
-                Some((n.name.as_str(), Answerer::new(who, leaf, own)))
-            })
-            .collect();
-        let lbs = view
-            .load_balancers
-            .iter()
-            .map(|lb| {
-                let own = lb_leaf(set, &lb.host).map(|c| {
-                    let who = format!("load balancer {}", lb.host);
-                    Answerer::new(who, &c, vec![lb.host.clone()])
-                });
-                (lb.host.as_str(), (own, lb.fronts))
-            })
-            .collect();
-        PeerIndex {
-            nodes,
-            by_profile,
-            lbs,
-        }
-    }
-
-    /// The certificates that may answer for `served_by`, in the order findings list them: the
-    /// load balancer's own, then the nodes behind it; or the one node.
-    fn answerers(&self, served_by: &ServedBy) -> Vec<&Answerer> {
-        let mut out = Vec::new();
-        match served_by {
-            ServedBy::LoadBalancer(host) => {
-                if let Some((own, fronts)) = self.lbs.get(host.as_str()) {
-                    out.extend(own.as_ref());
-                    let behind = self
-                        .by_profile
-                        .iter()
-                        .find(|(p, _)| p == fronts)
-                        .map(|(_, names)| names.as_slice())
-                        .unwrap_or_default();
-                    out.extend(behind.iter().filter_map(|n| self.nodes.get(n)));
-                }
-            }
-            ServedBy::Node(name) => out.extend(self.nodes.get(name.as_str())),
-        }
-        out
-    }
-}
-
-/// A load balancer's certificate (the leaf of its cert.pem), when it reads.
-fn lb_leaf(set: &OpenedSet, host: &str) -> Option<Vec<u8>> {
-    crate::input::read(
-        set.dir.join(layout::lb_file(host, LbFile::Cert)),
-        crate::input::Limit::Certificate,
-    )
-    .ok()
-    .and_then(|b| pem::certs_from_pem(&b).ok())
-    .and_then(|v| v.into_iter().next())
-}
-
-/// config-host-uncovered: every host a TLS URL in any node's settings names is covered by the
-/// certificate of what answers there (the node, or the load balancer and the nodes behind it).
-/// node.toml is read back as the plan generate wrote ([`crate::plan::node_toml`]). Nodes are
-/// checked in parallel against one index; findings keep the set's order.
-fn verify_peer_hosts(set: &OpenedSet, tls_leaves: &BTreeMap<&str, Vec<u8>>, c: &mut Collector) {
-    let index = PeerIndex::new(set, tls_leaves);
-    let per_node: Vec<Collector> = set
-        .view
-        .nodes
-        .par_iter()
-        .map(|node| {
-            let mut c = Collector::default();
-            node_peer_hosts(set, &index, node, &mut c);
-            c
-        })
-        .collect();
-    for node in per_node {
-        c.merge(node);
-    }
-}
-
-/// config-host-uncovered for one node's node.toml.
-fn node_peer_hosts(set: &OpenedSet, index: &PeerIndex, node: &NodeView, c: &mut Collector) {
-    let rel = layout::node_toml(&node.name);
-    let owner = Owner::Node(node.name.clone());
-    let plan = match crate::plan::node_toml::read(&set.dir.join(&rel)) {
-        Ok(plan) => plan,
-        Err(crate::plan::node_toml::NodeTomlError::Read { .. }) => {
-            c.check(false, || {
-                Finding::new(Code::MissingFile, &owner, Some(&rel), "missing")
-            });
-            return;
-        }
-        Err(e) => {
-            let message = format!("{e}; {}", e.hint());
-            c.push(Finding::new(Code::CorruptFile, &owner, Some(&rel), message));
-            return;
-        }
-    };
-    for (setting, target) in plan.all_targets().iter().filter(|(_, t)| t.is_tls()) {
-        let answerers = index.answerers(&target.served_by);
-        peer_host_covered(&owner, &rel, setting, target, &answerers, c);
-    }
-}
-
-/// One finding per certificate in `answerers` that does not cover the host `target` names.
-fn peer_host_covered(
-    owner: &Owner,
-    rel: &str,
-    setting: &str,
-    target: &Target,
-    answerers: &[&Answerer],
-    c: &mut Collector,
-) {
-    // The host the URL really names, not the record's `host` field.
-    let host_text = url_host(&target.url).unwrap_or(&target.host);
-    let Ok(host) = Host::parse(host_text) else {
-        return;
-    };
-    for answerer in answerers {
-        if answerer
-            .own
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(host_text))
-        {
-            continue;
-        }
-        let Some(names) = &answerer.names else {
-            continue;
-        };
-        let who = &answerer.who;
-        c.check(hostname::check(names, &host).java, || {
-            Finding::new(
-                Code::ConfigHostUncovered,
-                owner,
-                Some(rel),
-                format!(
-                    "{setting} names {} ({}), but the certificate of {who} does not cover {host}",
-                    target.url, target.served_by
-                ),
-            )
-            .expected_actual(host.to_string(), who.clone())
-        });
-    }
-}
-
-/// The host part of `scheme://host:port/…` (IPv6 in brackets).
-fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    if let Some(v6) = rest.strip_prefix('[') {
-        return v6.split_once(']').map(|(h, _)| h);
-    }
-    rest.split([':', '/', '?']).next().filter(|h| !h.is_empty())
 }
 
 /// What checking one node found, and what the set-wide checks need from it.

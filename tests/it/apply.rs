@@ -2627,7 +2627,7 @@ fn a_password_that_does_not_open_the_set_is_exit_2_and_writes_nothing() {
 }
 
 /// node.toml is read back through the plan's own types: one an older apim-pki wrote (no
-/// `schema`) is refused by apply (exit 2, naming the file and what to do) and reported by
+/// `schema`, or schema 2) is refused by apply (exit 2, naming the file and what to do) and reported by
 /// verify; `generate` rewrites it and changes nothing else.
 #[test]
 fn an_older_node_toml_is_refused_until_generate_rewrites_it() {
@@ -2665,10 +2665,24 @@ fn an_older_node_toml_is_refused_until_generate_rewrites_it() {
         "{}",
         v.stdout
     );
+    // Schema 2 listed the peer groups in every node.toml: refused the same way.
+    let two = "schema = 2\nname = \"gateway\"\n[[peer_group.traffic-manager.members]]\n";
+    std::fs::write(&node_toml, two).expect("write");
+    let r = run(
+        &["apply", dir, "--node", "gateway", "--apim-home", home_arg],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("node.toml: written by an older apim-pki (schema 2), but this apim-pki reads node.toml schema 3"),
+        "{}",
+        r.stderr
+    );
     generate(&topo, &set, &[]);
     let after = snapshot(&set);
     let rewritten = std::fs::read_to_string(&node_toml).expect("read");
-    assert!(rewritten.contains("\nschema = 2\n"), "{rewritten}");
+    assert!(rewritten.contains("\nschema = 3\n"), "{rewritten}");
     let differs: Vec<&String> = after
         .iter()
         .filter(|(k, v)| !k.starts_with("history/") && before.get(*k) != Some(v))

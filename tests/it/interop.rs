@@ -1391,7 +1391,7 @@ fn secret_files_are_0600_and_public_files_0644() {
         let secret = name.ends_with(".jks")
             || name.ends_with(".p12")
             || matches!(name, "tls.key" | "haproxy.pem" | "ca.key" | "secrets.toml");
-        let public = name.ends_with(".crt") || name == "node.toml";
+        let public = name.ends_with(".crt") || matches!(name, "node.toml" | "peer-groups.toml");
         let want = match (secret, public) {
             (true, _) => 0o600,
             (_, true) => 0o644,
@@ -1409,9 +1409,9 @@ fn secret_files_are_0600_and_public_files_0644() {
     }
     assert!(wrong.is_empty(), "wrong modes:\n{}", wrong.join("\n"));
     // 33 keystores + 5 tls.key + 5 haproxy.pem + ca.key + secrets.toml;
-    // ca.crt + bundle.crt + 5 × (tls.crt, ca.crt) + 11 node.toml.
+    // ca.crt + bundle.crt + 5 × (tls.crt, ca.crt) + 11 node.toml + peer-groups.toml.
     assert_eq!(checked.get(&0o600), Some(&45), "{checked:?}");
-    assert_eq!(checked.get(&0o644), Some(&23), "{checked:?}");
+    assert_eq!(checked.get(&0o644), Some(&24), "{checked:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -882,6 +882,38 @@ fn corrupt_inventory_cannot_be_verified() {
     assert_cannot_run(&r, &["inventory.json"]);
 }
 
+/// peer-groups.toml holds every traffic manager once for the whole set: without it (or with a
+/// broken one) no node.toml naming the group reads, so verify stops with one message naming
+/// the file and what to do, not one finding per node.
+#[test]
+fn deleted_or_corrupt_peer_groups_cannot_be_verified() {
+    let set = Set::new(&minimal_example());
+    let groups = set.path("peer-groups.toml");
+    let text = std::fs::read_to_string(&groups).expect("a 2.6 set names its traffic managers once");
+    assert!(
+        text.contains("[[peer_group.traffic-manager.members]]"),
+        "{text}"
+    );
+    std::fs::write(
+        &groups,
+        "schema = 3\n[[peer_group.traffic-manager.members]]\nhost = 7\n",
+    )
+    .unwrap();
+    let r = verify_run(&set.out, &[], &[], &[]);
+    assert_cannot_run(
+        &r,
+        &[
+            "peer-groups.toml: not a valid peer-groups.toml",
+            "apim-pki generate",
+        ],
+    );
+    assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+    std::fs::remove_file(&groups).unwrap();
+    let r = verify_run(&set.out, &[], &[], &[]);
+    assert_cannot_run(&r, &["peer-groups.toml: cannot read", "apim-pki generate"]);
+    assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+}
+
 #[test]
 fn password_variable_named_by_inventory_must_be_set() {
     let topology = format!("{}\n[passwords]\ntls = \"TLS_PW\"\n", minimal_example());
