@@ -5,8 +5,10 @@
 mod lb_configs;
 mod peer_hosts;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 use time::{Duration, OffsetDateTime};
@@ -200,25 +202,68 @@ fn rsa_public_key_of_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
     Some(wrap(0x30, &body))
 }
 
-/// True when `leaf` chains, through `intermediates`, to one of `anchors`.
-fn chains_to(leaf: &[u8], intermediates: &[Vec<u8>], anchors: &[&[u8]]) -> bool {
-    let mut current = leaf.to_vec();
-    for _ in 0..8 {
-        if anchors
-            .iter()
-            .any(|a| *a == current.as_slice() || is_issued_by(&current, a))
-        {
-            return true;
-        }
-        match intermediates
-            .iter()
-            .find(|i| **i != current && is_issued_by(&current, i))
-        {
-            Some(next) => current = next.clone(),
-            None => return false,
-        }
+/// Looks `key` up in `map`, computing it (outside the lock) and keeping it when absent.
+fn memoized<K: Eq + Hash, V: Clone>(
+    map: &Mutex<HashMap<K, V>>,
+    key: K,
+    compute: impl FnOnce() -> V,
+) -> V {
+    let lock = || map.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(v) = lock().get(&key) {
+        return v.clone();
     }
-    false
+    let v = compute();
+    lock().entry(key).or_insert(v).clone()
+}
+
+/// Work one verify run would otherwise repeat per node, done once: the primary keystore's key
+/// is on every node, and a certificate is checked against the same issuer by every truststore
+/// (the primary) or from two sides (a node's, by its truststore and its load balancer's bundle).
+#[derive(Default)]
+struct Shared {
+    /// The public key of each private key seen, by the SHA-256 of its PKCS#8 (no key is kept).
+    public_keys: Mutex<HashMap<[u8; 32], Option<Vec<u8>>>>,
+    /// Whether a certificate is issued by (and verifies under) another, by (certificate, issuer).
+    issued: Mutex<HashMap<CertPair, bool>>,
+}
+
+/// (certificate, issuer), DER.
+type CertPair = (Vec<u8>, Vec<u8>);
+
+impl Shared {
+    /// [`public_key_of_pkcs8`], once per distinct key.
+    fn public_key(&self, pkcs8: &[u8]) -> Option<Vec<u8>> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(pkcs8).into();
+        memoized(&self.public_keys, digest, || public_key_of_pkcs8(pkcs8))
+    }
+
+    /// [`is_issued_by`], once per (certificate, issuer).
+    fn issued_by(&self, cert: &[u8], issuer: &[u8]) -> bool {
+        let key = (cert.to_vec(), issuer.to_vec());
+        memoized(&self.issued, key, || is_issued_by(cert, issuer))
+    }
+
+    /// True when `leaf` chains, through `intermediates`, to one of `anchors`.
+    fn chains_to(&self, leaf: &[u8], intermediates: &[Vec<u8>], anchors: &[&[u8]]) -> bool {
+        let mut current = leaf.to_vec();
+        for _ in 0..8 {
+            if anchors
+                .iter()
+                .any(|a| *a == current.as_slice() || self.issued_by(&current, a))
+            {
+                return true;
+            }
+            match intermediates
+                .iter()
+                .find(|i| **i != current && self.issued_by(&current, i))
+            {
+                Some(next) => current = next.clone(),
+                None => return false,
+            }
+        }
+        false
+    }
 }
 
 /// Checks that apply to every certificate: validity, key strength, signature, WSO2's default.
@@ -319,12 +364,19 @@ fn trusts_default_key(alias: &str, cert: &[u8], owner: &Owner, file: &str, c: &m
     });
 }
 
-/// Checks that a key entry's key belongs to its certificate.
-fn key_matches(pkcs8: &[u8], cert: &Cert, owner: &Owner, file: &str, c: &mut Collector) -> bool {
+/// Checks that a key entry's key (`public`: its public key, [`public_key_of_pkcs8`]) belongs
+/// to its certificate.
+fn key_matches(
+    public: Option<&[u8]>,
+    cert: &Cert,
+    owner: &Owner,
+    file: &str,
+    c: &mut Collector,
+) -> bool {
     let cert_key = X509Certificate::from_der(&cert.der)
         .ok()
         .map(|(_, x)| x.public_key().subject_public_key.data.to_vec());
-    let ok = public_key_of_pkcs8(pkcs8).is_some() && public_key_of_pkcs8(pkcs8) == cert_key;
+    let ok = public.is_some() && public == cert_key.as_deref();
     c.check(ok, || {
         Finding::new(
             Code::KeyCertMismatch,
@@ -401,10 +453,11 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
     let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
 
     // Per node, in parallel: open and check its keystores.
+    let shared = Shared::default();
     let nodes: Vec<NodeResult> = view
         .nodes
         .par_iter()
-        .map(|node| verify_node(set, node, &anchor_refs, now, warn))
+        .map(|node| verify_node(set, &shared, node, &anchor_refs, now, warn))
         .collect();
     let primaries: Vec<Option<&Vec<u8>>> = nodes.iter().map(|r| r.primary.as_ref()).collect();
     // The primary certificate most nodes hold is the set's; the others differ.
@@ -445,8 +498,14 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
     }
 
     for lb in &view.load_balancers {
-        keys.extend(verify_lb(set, lb, &anchor_refs, now, warn, &mut c));
-        lb_configs::verify_lb_configs(set, lb, &anchor_refs, &tls_leaves, &mut c);
+        keys.extend(verify_lb(set, &shared, lb, &anchor_refs, now, warn, &mut c));
+        let cx = lb_configs::Cx {
+            set,
+            shared: &shared,
+            anchors: &anchor_refs,
+            leaves: &tls_leaves,
+        };
+        lb_configs::verify_lb_configs(&cx, lb, &mut c);
     }
     shared_keys(&keys, &mut c);
     peer_hosts::verify_peer_hosts(set, &tls_leaves, &mut c);
@@ -573,8 +632,10 @@ fn ca_keys(set: &OpenedSet, c: &mut Collector) -> Vec<Held> {
                 Finding::new(Code::CorruptFile, &Owner::Set, Some(cert_rel), why)
             });
         }
-        let own = cert.is_some_and(|cert| key_matches(&pkcs8, &cert, &Owner::Set, key_rel, c));
-        out.extend(public_key_of_pkcs8(&pkcs8).map(|key| Held {
+        let public = public_key_of_pkcs8(&pkcs8);
+        let own =
+            cert.is_some_and(|cert| key_matches(public.as_deref(), &cert, &Owner::Set, key_rel, c));
+        out.extend(public.map(|key| Held {
             holder: Holder::Ca,
             file: key_rel.to_string(),
             key,
@@ -699,6 +760,7 @@ struct NodeResult {
 /// Checks one node.
 fn verify_node(
     set: &OpenedSet,
+    shared: &Shared,
     node: &NodeView,
     anchors: &[&[u8]],
     now: OffsetDateTime,
@@ -707,6 +769,7 @@ fn verify_node(
     let mut c = Collector::default();
     let cx = NodeCx {
         set,
+        shared,
         node,
         owner: Owner::Node(node.name.clone()),
         format: set.view.keystores.format,
@@ -730,6 +793,7 @@ fn verify_node(
 /// What every check of one node needs.
 struct NodeCx<'a> {
     set: &'a OpenedSet,
+    shared: &'a Shared,
     node: &'a NodeView,
     owner: Owner,
     format: KeystoreFormat,
@@ -746,13 +810,20 @@ struct Trust {
 
 impl Trust {
     /// untrusted-chain: `chain` builds to a CA of the truststore.
-    fn check_chain(&self, chain: &[Vec<u8>], owner: &Owner, rel: &str, c: &mut Collector) {
+    fn check_chain(
+        &self,
+        shared: &Shared,
+        chain: &[Vec<u8>],
+        owner: &Owner,
+        rel: &str,
+        c: &mut Collector,
+    ) {
         if !self.usable {
             return; // root cause already reported
         }
         if let Some(leaf) = chain.first() {
             let refs: Vec<&[u8]> = self.certs.iter().map(Vec::as_slice).collect();
-            let ok = chains_to(leaf, &chain[1..], &refs);
+            let ok = shared.chains_to(leaf, &chain[1..], &refs);
             c.check(ok, || Finding::new(Code::UntrustedChain, owner, Some(rel), "the certificate does not chain to a CA in this node's truststore (\"PKIX path building failed\")"));
         }
     }
@@ -822,13 +893,14 @@ fn node_primary(
     let (pkcs8, chain) = key_entry(&store, alias, owner, &rel, c)?;
     let mut own = false;
     let mut primary = None;
+    let public = cx.shared.public_key(pkcs8);
     if let Some(cert) = chain_leaf(chain, owner, &rel, c) {
-        own = key_matches(pkcs8, &cert, owner, &rel, c);
+        own = key_matches(public.as_deref(), &cert, owner, &rel, c);
         cert_health(&cert, owner, &rel, cx.now, cx.warn, c);
-        trust.check_chain(chain, owner, &rel, c);
+        trust.check_chain(cx.shared, chain, owner, &rel, c);
         primary = Some(cert.der);
     }
-    keys.extend(public_key_of_pkcs8(pkcs8).map(|k| Held {
+    keys.extend(public.map(|k| Held {
         holder: Holder::Primary,
         file: rel.clone(),
         key: k,
@@ -876,17 +948,18 @@ fn node_tls(
     };
     let mut own = false;
     let mut served = None;
+    let public = per_node.then(|| public_key_of_pkcs8(pkcs8)).flatten();
     if let Some(cert) = leaf {
         if per_node {
-            own = key_matches(pkcs8, &cert, owner, &rel, c);
+            own = key_matches(public.as_deref(), &cert, owner, &rel, c);
             cert_health(&cert, owner, &rel, cx.now, cx.warn, c);
-            trust.check_chain(chain, owner, &rel, c);
+            trust.check_chain(cx.shared, chain, owner, &rel, c);
         }
         own &= names_cover(&cert, &hosts, owner, &rel, c);
         served = Some(cert.der);
     }
     if per_node {
-        keys.extend(public_key_of_pkcs8(pkcs8).map(|k| Held {
+        keys.extend(public.map(|k| Held {
             holder: Holder::Node(cx.node.name.clone()),
             file: rel.clone(),
             key: k,
@@ -991,6 +1064,7 @@ fn key_entry<'a>(
 /// Returns its key for shared-key.
 fn verify_lb(
     set: &OpenedSet,
+    shared: &Shared,
     lb: &LbView,
     anchors: &[&[u8]],
     now: OffsetDateTime,
@@ -1003,26 +1077,24 @@ fn verify_lb(
     let chain = read_pem_chain(&set.dir, &cert_rel, &owner, c);
     let key = read_pem_key(&set.dir, &key_rel, &owner, c);
     let cert = chain.as_ref().and_then(|ch| Cert::parse(&ch[0]));
+    let public = key.as_ref().and_then(|k| public_key_of_pkcs8(k));
     let pair_ok = match (&key, &cert) {
-        (Some(key), Some(cert)) => key_matches(key, cert, &owner, &key_rel, c),
+        (Some(_), Some(cert)) => key_matches(public.as_deref(), cert, &owner, &key_rel, c),
         _ => false,
     };
     let names_ok = cert.as_ref().is_some_and(|cert| {
         names_cover(cert, std::slice::from_ref(&lb.host), &owner, &cert_rel, c)
     });
     verify_haproxy(set, lb, chain.as_deref().filter(|_| pair_ok), c);
-    let held = key
-        .as_ref()
-        .and_then(|k| public_key_of_pkcs8(k))
-        .map(|k| Held {
-            holder: Holder::LoadBalancer(lb.host.clone()),
-            file: key_rel.clone(),
-            key: k,
-            own: pair_ok && names_ok,
-        });
+    let held = public.map(|k| Held {
+        holder: Holder::LoadBalancer(lb.host.clone()),
+        file: key_rel.clone(),
+        key: k,
+        own: pair_ok && names_ok,
+    });
     let (chain, cert) = (chain?, cert?);
     cert_health(&cert, &owner, &cert_rel, now, warn, c);
-    let ok = chains_to(&chain[0], &chain[1..], anchors);
+    let ok = shared.chains_to(&chain[0], &chain[1..], anchors);
     c.check(ok, || {
         Finding::new(
             Code::UntrustedChain,
@@ -1074,7 +1146,7 @@ fn verify_haproxy(set: &OpenedSet, lb: &LbView, tls_chain: Option<&[Vec<u8>]>, c
         return;
     };
     if let Some(cert) = Cert::parse(&certs[0]) {
-        key_matches(&key, &cert, &owner, &rel, c);
+        key_matches(public_key_of_pkcs8(&key).as_deref(), &cert, &owner, &rel, c);
     }
     if let Some(tls_chain) = tls_chain {
         c.check(certs == tls_chain, || {

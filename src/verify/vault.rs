@@ -89,7 +89,7 @@ impl Tree<'_> {
 
     /// The roles whose password `bytes` hold in clear (XML-escaped forms too).
     fn in_clear(&self, bytes: &[u8]) -> Vec<&'static str> {
-        let has = |s: &str| !s.is_empty() && bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        let has = |s: &str| !s.is_empty() && memchr::memmem::find(bytes, s.as_bytes()).is_some();
         self.roles()
             .into_iter()
             .filter(|(_, p)| has(p.expose()) || has(&xml_escape(p.expose())))
@@ -172,13 +172,22 @@ pub(crate) fn verify_node_files(set: &OpenedSet) -> (Vec<Finding>, usize) {
     // Every node holds a copy of the same primary keystore: open it once per distinct file.
     let mut keys: Vec<(Vec<u8>, Option<VaultKey>)> = Vec::new();
     let format = set.view.keystores.format;
+    let files: Vec<Option<Vec<u8>>> = set
+        .view
+        .nodes
+        .par_iter()
+        .map(|node| {
+            let rel = layout::node_security(&node.name, &layout::primary_file(format));
+            input::read(set.dir.join(rel), Limit::Keystore).ok()
+        })
+        .collect();
     let key_index: Vec<Option<usize>> = set
         .view
         .nodes
         .iter()
-        .map(|node| {
-            let rel = layout::node_security(&node.name, &layout::primary_file(format));
-            let bytes = input::read(set.dir.join(rel), Limit::Keystore).ok()?;
+        .zip(files)
+        .map(|(node, bytes)| {
+            let bytes = bytes?;
             if let Some(i) = keys.iter().position(|(b, _)| *b == bytes) {
                 return Some(i);
             }

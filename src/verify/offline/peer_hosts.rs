@@ -8,11 +8,11 @@
 //! ([`Memo`]). Findings and counts are those of checking every URL of every node.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::Collector;
+use super::{memoized, Collector};
 use crate::keystore::pem;
 use crate::output::layout::{self, LbFile};
 use crate::plan::{GroupUrls, NodePlan, ServedBy, Target};
@@ -154,20 +154,6 @@ struct Memo<'a> {
     groups: Mutex<HashMap<GroupKey, Arc<GroupVerdict>>>,
 }
 
-/// Looks `key` up in `map`, computing (outside the lock) and keeping it when absent.
-fn memoized<K: Eq + std::hash::Hash, V>(
-    map: &Mutex<HashMap<K, Arc<V>>>,
-    key: K,
-    compute: impl FnOnce() -> V,
-) -> Arc<V> {
-    let lock = || map.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(v) = lock().get(&key) {
-        return v.clone();
-    }
-    let v = Arc::new(compute());
-    lock().entry(key).or_insert(v).clone()
-}
-
 impl Memo<'_> {
     /// The verdict on `target`'s host; none when the URL names no host that parses.
     fn target(&self, target: &Target) -> Option<Arc<Verdict>> {
@@ -176,7 +162,7 @@ impl Memo<'_> {
         let host = Host::parse(host_text).ok()?;
         let key = (target.served_by.clone(), host_text.to_string());
         Some(memoized(&self.hosts, key, || {
-            self.check(&target.served_by, host_text, &host)
+            Arc::new(self.check(&target.served_by, host_text, &host))
         }))
     }
 
@@ -205,23 +191,26 @@ impl Memo<'_> {
     /// The verdict on every TLS URL `g` names in `plan`'s group.
     fn group(&self, plan: &NodePlan, g: &GroupUrls) -> Arc<GroupVerdict> {
         let key = (g.group, g.scheme.clone(), g.port);
-        memoized(&self.groups, key, || {
-            let mut out = GroupVerdict::default();
-            let Some(group) = plan.peer_groups.get(&g.group) else {
-                return out;
+        memoized(&self.groups, key, || Arc::new(self.check_group(plan, g)))
+    }
+
+    /// Checks every TLS URL `g` names in `plan`'s group.
+    fn check_group(&self, plan: &NodePlan, g: &GroupUrls) -> GroupVerdict {
+        let mut out = GroupVerdict::default();
+        let Some(group) = plan.peer_groups.get(&g.group) else {
+            return out;
+        };
+        for member in &group.members {
+            let target = member.target(&g.scheme, g.port, "");
+            let Some(v) = target.is_tls().then(|| self.target(&target)).flatten() else {
+                continue;
             };
-            for member in &group.members {
-                let target = member.target(&g.scheme, g.port, "");
-                let Some(v) = target.is_tls().then(|| self.target(&target)).flatten() else {
-                    continue;
-                };
-                out.checks += v.checks;
-                if !v.uncovered.is_empty() {
-                    out.uncovered.push((target, v));
-                }
+            out.checks += v.checks;
+            if !v.uncovered.is_empty() {
+                out.uncovered.push((target, v));
             }
-            out
-        })
+        }
+        out
     }
 }
 
