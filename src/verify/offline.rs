@@ -459,16 +459,7 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
         .par_iter()
         .map(|node| verify_node(set, &shared, node, &anchor_refs, now, warn))
         .collect();
-    let primaries: Vec<Option<&Vec<u8>>> = nodes.iter().map(|r| r.primary.as_ref()).collect();
-    // The primary certificate most nodes hold is the set's; the others differ.
-    let mut counts: BTreeMap<&Vec<u8>, usize> = BTreeMap::new();
-    for p in primaries.iter().flatten() {
-        *counts.entry(p).or_insert(0) += 1;
-    }
-    let majority = counts
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(p, _)| (*p).clone());
+    let majority = majority_primary(&nodes);
     let tls_leaves: BTreeMap<&str, Vec<u8>> = view
         .nodes
         .iter()
@@ -513,6 +504,18 @@ pub fn verify_set(set: &OpenedSet, options: &Options) -> Report {
     c.findings.extend(vault_findings);
     c.checked += vault_checked;
     Report::new(set.inventory.ca_stage.clone(), c.findings, c.checked)
+}
+
+/// The primary certificate most nodes hold: the set's (the others differ).
+fn majority_primary(nodes: &[NodeResult]) -> Option<Vec<u8>> {
+    let mut counts: BTreeMap<&Vec<u8>, usize> = BTreeMap::new();
+    for p in nodes.iter().filter_map(|r| r.primary.as_ref()) {
+        *counts.entry(p).or_insert(0) += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(p, _)| p.clone())
 }
 
 /// Who holds a private key, for shared-key.

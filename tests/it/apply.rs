@@ -2646,18 +2646,19 @@ fn an_older_node_toml_is_refused_until_generate_rewrites_it() {
     .expect("write");
     let home = tmp.path().join("home");
     let home_arg = home.to_str().expect("utf-8");
-    let r = run(
-        &["apply", dir, "--node", "gateway", "--apim-home", home_arg],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("nodes/gateway/node.toml: written by an older apim-pki")
-            && r.stderr.contains("run `apim-pki generate` again"),
-        "{}",
-        r.stderr
-    );
+    let refused = |says: &str| {
+        let r = run(
+            &["apply", dir, "--node", "gateway", "--apim-home", home_arg],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(says) && r.stderr.contains("run `apim-pki generate` again"),
+            "{}",
+            r.stderr
+        );
+    };
+    refused("nodes/gateway/node.toml: written by an older apim-pki");
     let v = run(&["verify", dir, "--format", "json"], &[]);
     assert_eq!(v.code, 1, "{}", v.stdout);
     assert!(
@@ -2668,17 +2669,7 @@ fn an_older_node_toml_is_refused_until_generate_rewrites_it() {
     // Schema 2 listed the peer groups in every node.toml: refused the same way.
     let two = "schema = 2\nname = \"gateway\"\n[[peer_group.traffic-manager.members]]\n";
     std::fs::write(&node_toml, two).expect("write");
-    let r = run(
-        &["apply", dir, "--node", "gateway", "--apim-home", home_arg],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("node.toml: written by an older apim-pki (schema 2), but this apim-pki reads node.toml schema 3"),
-        "{}",
-        r.stderr
-    );
+    refused("node.toml: written by an older apim-pki (schema 2), but this apim-pki reads node.toml schema 3");
     generate(&topo, &set, &[]);
     let after = snapshot(&set);
     let rewritten = std::fs::read_to_string(&node_toml).expect("read");

@@ -882,6 +882,50 @@ fn corrupt_inventory_cannot_be_verified() {
     assert_cannot_run(&r, &["inventory.json"]);
 }
 
+/// A peer group's member is checked once per set but reported for every node whose setting
+/// names it: a traffic manager that peer-groups.toml puts on a host its certificate does not
+/// cover is one config-host-uncovered finding per TLS setting naming the group, in each such
+/// node.toml, and one more check each (the URL no longer names the node's own host).
+#[test]
+fn a_group_member_nobody_covers_is_reported_for_every_node_naming_it() {
+    let set = Set::new(&minimal_example());
+    let (code, clean) = verify_json(&set, &[]);
+    assert_eq!(code, 0, "{clean}");
+    let groups = set.path("peer-groups.toml");
+    let text = std::fs::read_to_string(&groups).unwrap();
+    let member = text
+        .lines()
+        .find(|l| l.starts_with("host = "))
+        .expect("a member");
+    let moved = text.replace(member, "host = \"elsewhere.example\"");
+    std::fs::write(&groups, moved).unwrap();
+    let mut expected = Vec::new();
+    for node in ["km", "publisher", "store", "tm", "gateway"] {
+        let rel = format!("nodes/{node}/node.toml");
+        let t = std::fs::read_to_string(set.path(&rel)).unwrap();
+        let tls = ["ssl", "https"]
+            .iter()
+            .map(|s| {
+                t.matches(&format!("group = \"traffic-manager\"\nscheme = \"{s}\""))
+                    .count()
+            })
+            .sum();
+        expected.extend(std::iter::repeat_n(
+            err("config-host-uncovered", node, &rel),
+            tls,
+        ));
+    }
+    assert!(
+        expected.len() >= 2,
+        "several nodes name the group over TLS: {expected:?}"
+    );
+    let (code, report) = verify_json(&set, &[]);
+    assert_findings(code, &report, &expected);
+    let checked = |r: &Value| r["summary"]["checked"].as_u64().expect("checked");
+    assert_eq!(checked(&report), checked(&clean) + expected.len() as u64);
+    assert!(report.to_string().contains("elsewhere.example"));
+}
+
 /// peer-groups.toml holds every traffic manager once for the whole set: without it (or with a
 /// broken one) no node.toml naming the group reads, so verify stops with one message naming
 /// the file and what to do, not one finding per node.
