@@ -2,12 +2,14 @@
 //! whom before anything is applied. The file is the [`crate::plan::NodePlan`]'s serde form
 //! ([`crate::plan::node_toml`]); written deterministically.
 
-use crate::plan::{node_toml, NodePlan};
+use crate::plan::{node_toml, NodePlan, PeerGroups};
 use crate::topology::{Node, Topology};
 
-/// Renders `node`'s node.toml.
-pub(crate) fn render(topology: &Topology, node: &Node) -> String {
-    let text = node_toml::render(&NodePlan::build(topology, node), topology.product);
+/// Renders `node`'s node.toml; `groups` are the set's peer groups (peer-groups.toml), which
+/// the node's settings name without listing them.
+pub(crate) fn render(topology: &Topology, node: &Node, groups: &PeerGroups) -> String {
+    let plan = NodePlan::build_with(topology, node, &mut groups.clone());
+    let text = node_toml::render(&plan, topology.product);
     // After the header line: how this node's start gets the secure vault's password.
     let vault = crate::vault::startup::node_toml_comment(&topology.secure_vault);
     match text.split_once('\n') {

@@ -458,6 +458,8 @@ struct NodeShared<'x> {
     /// API-M 3.2+ with the secure vault on: the primary key that seals `[secrets]`. None when
     /// the vault is off, on 2.6, or in a plan whose primary is not issued yet.
     vault: Option<VaultKey>,
+    /// The peer groups the nodes' settings name (peer-groups.toml), built once for the set.
+    peer_groups: crate::plan::PeerGroups,
 }
 
 fn node_shared<'x>(
@@ -512,6 +514,7 @@ fn node_shared<'x>(
     let look = primary_item.decision.keeps_cert();
     Ok(NodeShared {
         vault,
+        peer_groups: crate::plan::set_peer_groups(topology),
         primary: SharedStore::new(
             a,
             &layout::primary_file(format),
@@ -643,7 +646,10 @@ fn node_configs(
 ) -> Result<Vec<FileOut>, GenerateError> {
     let topology = a.topology;
     let mut out = Vec::new();
-    let render = || Some(crate::output::node_toml::render(topology, node).into_bytes());
+    let render = || {
+        let text = crate::output::node_toml::render(topology, node, &shared.peer_groups);
+        Some(text.into_bytes())
+    };
     let mut toml = simple_file(
         a,
         layout::node_toml(&node.name),
@@ -871,12 +877,11 @@ fn secrets_file(a: &Assembly) -> Option<FileOut> {
 
 /// peer-groups.toml, the peer groups the nodes' node.toml name, each once; none when no
 /// setting names a group.
-fn peer_groups_file(a: &Assembly) -> Option<FileOut> {
-    let groups = crate::plan::set_peer_groups(a.topology);
+fn peer_groups_file(a: &Assembly, groups: &crate::plan::PeerGroups) -> Option<FileOut> {
     if groups.is_empty() {
         return None;
     }
-    let text = || Some(crate::plan::node_toml::render_groups(&groups).into_bytes());
+    let text = || Some(crate::plan::node_toml::render_groups(groups).into_bytes());
     Some(simple_file(
         a,
         layout::PEER_GROUPS.into(),
@@ -933,7 +938,7 @@ pub(super) fn assemble(
     if let Some(f) = secrets_file(a) {
         files.push(sink(f)?);
     }
-    if let Some(f) = peer_groups_file(a) {
+    if let Some(f) = peer_groups_file(a, &shared.peer_groups) {
         files.push(sink(f)?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
