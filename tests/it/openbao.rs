@@ -392,7 +392,7 @@ fn the_ha_set_through_openbao_passes_keytool_jsse_openssl_and_verify() {
     );
     let plan = run(&["plan", s(&dead), "--out", s(&out)], &[]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
-    assert!(plan.stdout.contains("77 keep"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("78 keep"), "{}", plan.stdout);
 
     interop_checks(&out);
 
