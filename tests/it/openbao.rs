@@ -825,7 +825,7 @@ fn an_unreachable_engine_exits_2_and_plan_asks_nothing_of_it() {
     assert!(!out.exists());
     let plan = run(&["plan", s(&topology), "--out", s(&out)], &[]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
-    assert!(plan.stdout.contains("77 create"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("78 create"), "{}", plan.stdout);
     assert!(!out.exists());
     let http = write_topology(
         tmp.path(),
