@@ -174,7 +174,7 @@ pub use prompt::{PasswordInput, PasswordInputError};
 
 /// Lossless editing of XML files: every byte an edit does not touch stays as it was.
 pub mod xml {
-    pub use crate::config::xmledit::{EditError, Edits, XmlDoc, XmlError};
+    pub use crate::config::xmledit::{EditError, Edits, Malformed, PathProblem, XmlDoc, XmlError};
 }
 
 /// The private keys WSO2 ships in its products, which no deployment should keep.

@@ -7,9 +7,9 @@ pub(crate) mod default_keys;
 pub(crate) mod deployment_toml;
 mod error;
 pub(crate) mod install;
-pub(crate) mod jsonedit;
-pub(crate) mod properties;
-pub(crate) mod tomledit;
-pub(crate) mod xmledit;
+
+// The lossless editors are the confedit crate (crates/confedit), which knows nothing of WSO2;
+// these aliases keep the `crate::config::xmledit::...` paths of the rules that use them.
+pub(crate) use confedit::{jsonedit, properties, tomledit, xmledit};
 
 pub use error::ApplyError;

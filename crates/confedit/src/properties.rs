@@ -3,28 +3,31 @@
 
 /// A properties file decoded from ISO-8859-1 bytes.
 #[derive(Debug, Clone)]
-pub(crate) struct Properties {
+pub struct Properties {
     text: String,
 }
 
 /// One value changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PropertyChange {
+pub struct PropertyChange {
+    /// The key.
     pub key: String,
+    /// The value before; `None` when the key was added.
     pub old: Option<String>,
+    /// The value set.
     pub new: String,
 }
 
 impl Properties {
     /// Decodes ISO-8859-1 bytes (every byte is a character).
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Properties {
+    pub fn from_bytes(bytes: &[u8]) -> Properties {
         Properties {
             text: bytes.iter().map(|b| char::from(*b)).collect(),
         }
     }
 
     /// Encodes back to ISO-8859-1 bytes.
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         // Every char came from a byte or from `escape`, which emits only ASCII.
         self.text
             .chars()
@@ -62,12 +65,12 @@ impl Properties {
     }
 
     /// The raw value of `key`, if present.
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.find(key).map(|(a, b)| &self.text[a..b])
     }
 
     /// Sets `key` to `value` (escaped); appends `key=value` when absent. Returns the change, if any.
-    pub(crate) fn set(&mut self, key: &str, value: &str) -> Option<PropertyChange> {
+    pub fn set(&mut self, key: &str, value: &str) -> Option<PropertyChange> {
         let escaped = escape(value);
         match self.find(key) {
             Some((a, b)) if self.text[a..b] == escaped => None,
@@ -97,7 +100,7 @@ impl Properties {
 
 /// Escapes a value for a properties file: backslashes, and anything outside printable
 /// ISO-8859-1 as `\uXXXX`.
-pub(crate) fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {

@@ -16,7 +16,7 @@ use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, TableLike, Value};
 
 /// What to do with an array of tables the patch writes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ArrayRule {
+pub struct ArrayRule {
     /// Dotted path of the array (`apim.gateway.environment`).
     pub path: &'static str,
     /// The field that identifies an entry; `None` matches entries by position.
@@ -27,12 +27,15 @@ pub(crate) struct ArrayRule {
 
 /// Decides whether an existing value stays although the patch has another one:
 /// `(table path, key, existing value) -> keep`.
-pub(crate) type KeepFn = fn(&str, &str, &Value) -> bool;
+pub type KeepFn = fn(&str, &str, &Value) -> bool;
 
 /// How to merge.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Rules {
+pub struct Rules {
+    /// The arrays of tables with a rule; any other array of the patch is matched by position
+    /// and owned (base entries it does not match are dropped).
     pub arrays: Vec<ArrayRule>,
+    /// Which existing values stay although the patch has another one; `None`: the patch wins.
     pub keep: Option<KeepFn>,
     /// A top-level table that must end the file: tables the merge adds go before it, and
     /// comments after the last table move above its header.
@@ -41,7 +44,8 @@ pub(crate) struct Rules {
 
 /// The merged text and what changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Merged {
+pub struct Merged {
+    /// The merged document.
     pub text: String,
     /// Dotted keys set or added (`keystore.tls.alias`, `apim.gateway.environment[0].name`).
     pub changed: Vec<String>,
@@ -51,33 +55,97 @@ pub(crate) struct Merged {
     pub dropped: Vec<String>,
 }
 
+/// What a TOML item is, in [`MergeError::Shape`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// No item.
+    Nothing,
+    /// An inline table (`tls = { ... }`).
+    InlineTable,
+    /// An array value (`a = [1, 2]`).
+    Array,
+    /// Any other value (string, number, boolean, date).
+    Value,
+    /// A table (`[server]`, or implicit through a dotted key).
+    Table,
+    /// An array of tables (`[[env]]`).
+    ArrayOfTables,
+}
+
+impl ItemKind {
+    /// What `item` is.
+    pub fn of(item: &Item) -> ItemKind {
+        match item {
+            Item::None => ItemKind::Nothing,
+            Item::Value(Value::InlineTable(_)) => ItemKind::InlineTable,
+            Item::Value(Value::Array(_)) => ItemKind::Array,
+            Item::Value(_) => ItemKind::Value,
+            Item::Table(_) => ItemKind::Table,
+            Item::ArrayOfTables(_) => ItemKind::ArrayOfTables,
+        }
+    }
+
+    /// The name without an article: `array of tables`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ItemKind::Nothing => "nothing",
+            ItemKind::InlineTable => "inline table",
+            ItemKind::Array => "array",
+            ItemKind::Value => "value",
+            ItemKind::Table => "table",
+            ItemKind::ArrayOfTables => "array of tables",
+        }
+    }
+
+    /// The name with its article: `an array of tables`, `nothing`.
+    pub fn with_article(self) -> String {
+        match self {
+            ItemKind::Nothing => "nothing".into(),
+            ItemKind::InlineTable | ItemKind::Array | ItemKind::ArrayOfTables => {
+                format!("an {}", self.name())
+            }
+            ItemKind::Value | ItemKind::Table => format!("a {}", self.name()),
+        }
+    }
+}
+
 /// Why a merge failed; nothing is produced.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum MergeError {
-    /// The base (or patch) is not valid TOML.
-    #[error("not valid TOML (line {line}, column {column}): {message}")]
+    /// The base (or patch) is not valid TOML: `parser` is toml_edit's error (what is malformed,
+    /// and where); the message shows its first line.
+    #[error("not valid TOML (line {line}, column {column}): {}", .parser.message().trim())]
     Syntax {
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column (in characters) of the error.
         column: usize,
-        message: String,
+        /// The parser's error (not a `source`: its text is already in this message).
+        parser: Box<toml_edit::TomlError>,
     },
     /// The base holds something else where the patch has a table or a value.
-    #[error("`{path}` is {found} here, where a {expected} belongs")]
+    #[error("`{path}` is {} here, where {} belongs", .found.with_article(), .expected.with_article())]
     Shape {
+        /// Dotted path of the item.
         path: String,
-        found: &'static str,
-        expected: &'static str,
+        /// What the base holds there.
+        found: ItemKind,
+        /// What the patch needs there.
+        expected: ItemKind,
     },
 }
 
 /// Parses `text`, reporting a syntax error with its line and column.
-pub(crate) fn parse(text: &str) -> Result<DocumentMut, MergeError> {
-    text.parse::<DocumentMut>().map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+pub fn parse(text: &str) -> Result<DocumentMut, MergeError> {
+    text.parse::<DocumentMut>().map_err(|parser| {
+        let (line, column) = parser
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((1, 1));
         MergeError::Syntax {
             line,
             column,
-            message: e.message().trim().to_string(),
+            parser: Box::new(parser),
         }
     })
 }
@@ -90,7 +158,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Merges `patch` into `base` under `rules`.
-pub(crate) fn merge(base: &str, patch: &str, rules: &Rules) -> Result<Merged, MergeError> {
+pub fn merge(base: &str, patch: &str, rules: &Rules) -> Result<Merged, MergeError> {
     let mut doc = parse(base)?;
     let patch = parse(patch)?;
     let mut m = Merger {
@@ -158,17 +226,6 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn kind(item: &Item) -> &'static str {
-    match item {
-        Item::None => "nothing",
-        Item::Value(Value::InlineTable(_)) => "an inline table",
-        Item::Value(Value::Array(_)) => "an array",
-        Item::Value(_) => "a value",
-        Item::Table(_) => "a table",
-        Item::ArrayOfTables(_) => "an array of tables",
-    }
-}
-
 /// Two values equal when they render the same without their surrounding whitespace.
 fn same(a: &Value, b: &Value) -> bool {
     let (mut a, mut b) = (a.clone(), b.clone());
@@ -230,11 +287,11 @@ impl Merger<'_> {
             base.insert(key, Item::Table(t));
         }
         let item = base.get_mut(key).expect("present");
-        let found = kind(item);
+        let found = ItemKind::of(item);
         item.as_table_like_mut().ok_or(MergeError::Shape {
             path: here.to_string(),
             found,
-            expected: "table",
+            expected: ItemKind::Table,
         })
     }
 
@@ -269,8 +326,8 @@ impl Merger<'_> {
             Some(other) => {
                 return Err(MergeError::Shape {
                     path: here,
-                    found: kind(other),
-                    expected: "value",
+                    found: ItemKind::of(other),
+                    expected: ItemKind::Value,
                 })
             }
         }
@@ -316,12 +373,12 @@ impl Merger<'_> {
                 out
             }
             Some(other) => {
-                let found = kind(&other);
+                let found = ItemKind::of(&other);
                 base.insert(key, other);
                 return Err(MergeError::Shape {
                     path: here.to_string(),
                     found,
-                    expected: "array of tables",
+                    expected: ItemKind::ArrayOfTables,
                 });
             }
         };
@@ -386,7 +443,7 @@ impl Merger<'_> {
 }
 
 /// A line diff of `old` and `new` (`-` / `+` lines with two lines of context), empty when equal.
-pub(crate) fn diff(old: &str, new: &str) -> String {
+pub fn diff(old: &str, new: &str) -> String {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
     let (n, m) = (a.len(), b.len());
@@ -581,6 +638,10 @@ mod tests {
     fn invalid_and_conflicting_input_refused() {
         let e = merge("[server]\nhostname = \n", PATCH, &rules()).unwrap_err();
         assert!(matches!(e, MergeError::Syntax { line: 2, .. }), "{e}");
+        assert!(
+            e.to_string().starts_with("not valid TOML (line 2, column "),
+            "{e}"
+        );
         let e = merge("[server]\na = 1\n[server]\nb = 2\n", PATCH, &rules()).unwrap_err();
         assert!(matches!(e, MergeError::Syntax { .. }), "{e}");
         let e = merge("server = \"x\"\n", PATCH, &rules()).unwrap_err();
@@ -588,12 +649,24 @@ mod tests {
             e,
             MergeError::Shape {
                 path: "server".into(),
-                found: "a value",
-                expected: "table"
+                found: ItemKind::Value,
+                expected: ItemKind::Table
             }
         );
+        assert_eq!(
+            e.to_string(),
+            "`server` is a value here, where a table belongs"
+        );
         let e = merge("[server.hostname]\na = 1\n", PATCH, &rules()).unwrap_err();
-        assert!(matches!(e, MergeError::Shape { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "`server.hostname` is a table here, where a value belongs"
+        );
+        let e = merge("env = { a = 1 }\n", PATCH, &rules()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`env` is an inline table here, where an array of tables belongs"
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub enum JsonEditError {
 
 /// Sets `object.key` to the string `value`. `Ok(None)` when it already has that value, `Err`
 /// naming what is missing.
-pub(crate) fn set_string(
+pub fn set_string(
     text: &mut String,
     object: &str,
     key: &str,

@@ -21,25 +21,195 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum XmlError {
     /// Malformed XML, at a 1-based line.
-    #[error("line {line}: {message}")]
+    #[error("line {line}: {problem}")]
     Parse {
         /// 1-based line in the document.
         line: usize,
         /// What is wrong.
-        message: String,
+        problem: Malformed,
     },
+}
+
+/// What is malformed in a document ([`XmlError::Parse`]). Element and attribute names are the
+/// qualified names as written.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// A name was expected (after `<`, `</` or in a start tag).
+    #[error("expected a name")]
+    ExpectedName,
+    /// An `&` that starts no well-formed entity or character reference.
+    #[error("'&' that does not start an entity or character reference")]
+    BadReference,
+    /// A second DOCTYPE, or one after the root element.
+    #[error("DOCTYPE must come once, before the root element")]
+    MisplacedDoctype,
+    /// `<!` followed by anything but a comment, CDATA or DOCTYPE.
+    #[error("unexpected markup declaration")]
+    UnexpectedDeclaration,
+    /// The text ends inside an element.
+    #[error("element <{element}> (line {line}) is not closed")]
+    UnclosedElement {
+        /// The element.
+        element: String,
+        /// 1-based line of its start tag.
+        line: usize,
+    },
+    /// The text holds no element.
+    #[error("no root element")]
+    NoRoot,
+    /// `<!--` without `-->`.
+    #[error("comment is not closed (missing -->)")]
+    UnclosedComment,
+    /// A CDATA section before or after the root element.
+    #[error("CDATA section outside the root element")]
+    CdataOutsideRoot,
+    /// `<![CDATA[` without `]]>`.
+    #[error("CDATA section is not closed (missing ]]>)")]
+    UnclosedCdata,
+    /// `<?` without `?>`.
+    #[error("processing instruction is not closed (missing ?>)")]
+    UnclosedProcessingInstruction,
+    /// `<?xml ...?>` anywhere but at the very start.
+    #[error("XML declaration is only allowed at the very start")]
+    LateXmlDeclaration,
+    /// Non-blank text before or after the root element.
+    #[error("text outside the root element")]
+    TextOutsideRoot,
+    /// `]]>` in character data.
+    #[error("']]>' in text")]
+    CdataEndInText,
+    /// A quoted string in the DOCTYPE is not closed.
+    #[error("unterminated quoted string in DOCTYPE")]
+    UnterminatedDoctypeString,
+    /// `<!DOCTYPE` without its `>`.
+    #[error("DOCTYPE is not closed")]
+    UnclosedDoctype,
+    /// A start tag without its `>`.
+    #[error("start tag <{element}> is not closed")]
+    UnclosedStartTag {
+        /// The element.
+        element: String,
+    },
+    /// Something else than whitespace, `>` or `/>` after a name or attribute in a start tag.
+    #[error("expected whitespace, '>' or '/>' in <{element}>")]
+    ExpectedTagEnd {
+        /// The element.
+        element: String,
+    },
+    /// The same attribute twice in one start tag.
+    #[error("duplicate attribute {attr} in <{element}>")]
+    DuplicateAttribute {
+        /// The attribute.
+        attr: String,
+        /// The element.
+        element: String,
+    },
+    /// An attribute name without `=`.
+    #[error("attribute {attr} of <{element}> has no value")]
+    AttributeWithoutValue {
+        /// The attribute.
+        attr: String,
+        /// The element.
+        element: String,
+    },
+    /// An attribute value without quotes.
+    #[error("value of attribute {attr} is not quoted")]
+    UnquotedAttribute {
+        /// The attribute.
+        attr: String,
+    },
+    /// An attribute value without its closing quote.
+    #[error("value of attribute {attr} is not closed")]
+    UnclosedAttribute {
+        /// The attribute.
+        attr: String,
+    },
+    /// A `<` inside an attribute value.
+    #[error("'<' in attribute {attr}")]
+    LtInAttribute {
+        /// The attribute.
+        attr: String,
+    },
+    /// An element after the root element.
+    #[error("second root element <{element}>")]
+    SecondRoot {
+        /// The element.
+        element: String,
+    },
+    /// An end tag without its `>`.
+    #[error("end tag </{element}> is not closed")]
+    UnclosedEndTag {
+        /// The element.
+        element: String,
+    },
+    /// An end tag with no element open.
+    #[error("end tag </{element}> without a start tag")]
+    UnmatchedEndTag {
+        /// The element.
+        element: String,
+    },
+    /// An end tag that closes another element than the one open.
+    #[error("end tag </{element}> does not match <{open}> (line {line})")]
+    MismatchedEndTag {
+        /// The end tag's element.
+        element: String,
+        /// The element open.
+        open: String,
+        /// 1-based line of the open element's start tag.
+        line: usize,
+    },
+}
+
+/// What is wrong with an element path ([`EditError::BadPath`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PathProblem {
+    /// The path is empty.
+    #[error("empty path")]
+    Empty,
+    /// Two `/` in a row, or a path starting or ending with `/`.
+    #[error("empty step")]
+    EmptyStep,
+    /// A step is not an XML name (nor `*`).
+    #[error("{0:?} is not an element name")]
+    NotAnElementName(String),
+    /// A predicate does not start with `@`.
+    #[error("a predicate must be [@attr] or [@attr='value']")]
+    BadPredicate,
+    /// A predicate's attribute is not an XML name.
+    #[error("{0:?} is not an attribute name")]
+    NotAnAttributeName(String),
+    /// A predicate value without quotes.
+    #[error("a predicate value must be quoted")]
+    UnquotedPredicateValue,
+    /// A predicate value without its closing quote.
+    #[error("unterminated predicate value")]
+    UnterminatedPredicateValue,
+    /// A predicate without its `]`.
+    #[error("missing ']'")]
+    MissingBracket,
+    /// A character where `/`, `[` or the end belongs.
+    #[error("unexpected {0:?}")]
+    Unexpected(char),
+    /// `ensure_text`: the path has no parent, or its last step is `*`.
+    #[error("ensure_text needs a parent path and a named last step")]
+    NoParentOrName,
+    /// `ensure_text`: a predicate of the last step has no value to create the element with.
+    #[error("predicates of the element to create need values")]
+    PredicateWithoutValue,
 }
 
 /// An edit that cannot be made. Paths are the caller's; the caller adds the file name.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EditError {
     /// The path is not of the accepted form.
-    #[error("invalid element path {path}: {message}")]
+    #[error("invalid element path {path}: {problem}")]
     BadPath {
         /// The element path.
         path: String,
         /// What is wrong.
-        message: String,
+        problem: PathProblem,
     },
     /// No element matches the path.
     #[error("element {path} not found")]
@@ -227,7 +397,7 @@ fn local_part(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or(name)
 }
 
-fn parse_path(path: &str) -> Result<Vec<Step>, String> {
+fn parse_path(path: &str) -> Result<Vec<Step>, PathProblem> {
     let chars: Vec<char> = path.chars().collect();
     let mut i = 0;
     let mut steps = Vec::new();
@@ -238,16 +408,16 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
         }
         let name: String = chars[start..i].iter().collect();
         if name.is_empty() {
-            return Err("empty step".into());
+            return Err(PathProblem::EmptyStep);
         }
         if name != "*" && !is_xml_name(&name) {
-            return Err(format!("{name:?} is not an element name"));
+            return Err(PathProblem::NotAnElementName(name));
         }
         let mut preds = Vec::new();
         while i < chars.len() && chars[i] == '[' {
             i += 1;
             if chars.get(i) != Some(&'@') {
-                return Err("a predicate must be [@attr] or [@attr='value']".into());
+                return Err(PathProblem::BadPredicate);
             }
             i += 1;
             let astart = i;
@@ -260,14 +430,14 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
                 .trim()
                 .to_string();
             if !is_xml_name(&attr) {
-                return Err(format!("{attr:?} is not an attribute name"));
+                return Err(PathProblem::NotAnAttributeName(attr));
             }
             let mut value = None;
             if chars.get(i) == Some(&'=') {
                 i += 1;
                 let quote = match chars.get(i) {
                     Some(&q) if q == '\'' || q == '"' => q,
-                    _ => return Err("a predicate value must be quoted".into()),
+                    _ => return Err(PathProblem::UnquotedPredicateValue),
                 };
                 i += 1;
                 let vstart = i;
@@ -275,13 +445,13 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
                     i += 1;
                 }
                 if i >= chars.len() {
-                    return Err("unterminated predicate value".into());
+                    return Err(PathProblem::UnterminatedPredicateValue);
                 }
                 value = Some(chars[vstart..i].iter().collect());
                 i += 1;
             }
             if chars.get(i) != Some(&']') {
-                return Err("missing ']'".into());
+                return Err(PathProblem::MissingBracket);
             }
             i += 1;
             preds.push(Pred { attr, value });
@@ -291,7 +461,7 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
         match chars.get(i) {
             None => return Ok(steps),
             Some('/') => i += 1,
-            Some(c) => return Err(format!("unexpected {c:?}")),
+            Some(&c) => return Err(PathProblem::Unexpected(c)),
         }
     }
 }
@@ -540,10 +710,10 @@ fn ws_trim(s: &str) -> (usize, &str) {
 }
 
 impl<'t> Parser<'t> {
-    fn err<T>(&self, pos: usize, message: impl Into<String>) -> Result<T, XmlError> {
+    fn err<T>(&self, pos: usize, problem: Malformed) -> Result<T, XmlError> {
         Err(XmlError::Parse {
             line: line_of(self.text, pos),
-            message: message.into(),
+            problem,
         })
     }
 
@@ -579,7 +749,7 @@ impl<'t> Parser<'t> {
             .map_or(rest.len(), |(i, _)| i);
         let name = &rest[..len];
         if !is_xml_name(name) {
-            return self.err(pos, "expected a name");
+            return self.err(pos, Malformed::ExpectedName);
         }
         Ok((name.to_string(), pos + len))
     }
@@ -602,10 +772,7 @@ impl<'t> Parser<'t> {
                 None => false,
             };
             if !ok {
-                return self.err(
-                    at,
-                    "'&' that does not start an entity or character reference",
-                );
+                return self.err(at, Malformed::BadReference);
             }
             i = at + 1;
         }
@@ -630,7 +797,7 @@ impl<'t> Parser<'t> {
                 self.cdata(pos)?
             } else if self.starts(pos, "<!DOCTYPE") {
                 if seen_doctype || !self.elements.is_empty() {
-                    return self.err(pos, "DOCTYPE must come once, before the root element");
+                    return self.err(pos, Malformed::MisplacedDoctype);
                 }
                 seen_doctype = true;
                 self.doctype(pos)?
@@ -639,7 +806,7 @@ impl<'t> Parser<'t> {
             } else if self.starts(pos, "</") {
                 self.end_tag(pos)?
             } else if self.starts(pos, "<!") {
-                return self.err(pos, "unexpected markup declaration");
+                return self.err(pos, Malformed::UnexpectedDeclaration);
             } else {
                 self.start_tag(pos)?
             };
@@ -654,15 +821,14 @@ impl<'t> Parser<'t> {
             let el = &self.elements[open];
             return self.err(
                 len,
-                format!(
-                    "element <{}> (line {}) is not closed",
-                    el.qname,
-                    line_of(self.text, el.start_tag.start)
-                ),
+                Malformed::UnclosedElement {
+                    element: el.qname.clone(),
+                    line: line_of(self.text, el.start_tag.start),
+                },
             );
         }
         if self.elements.is_empty() {
-            return self.err(len, "no root element");
+            return self.err(len, Malformed::NoRoot);
         }
         let eol = match self.text.find('\n') {
             Some(i) if i > 0 && self.b[i - 1] == b'\r' => "\r\n",
@@ -682,7 +848,7 @@ impl<'t> Parser<'t> {
     /// Records the comment opening at `pos`; returns the position after it.
     fn comment(&mut self, pos: usize) -> Result<usize, XmlError> {
         let Some(end) = find_from(self.b, pos + 4, b"-->") else {
-            return self.err(pos, "comment is not closed (missing -->)");
+            return self.err(pos, Malformed::UnclosedComment);
         };
         self.comments.push(Comment {
             range: pos..end + 3,
@@ -696,10 +862,10 @@ impl<'t> Parser<'t> {
     /// Records the CDATA section opening at `pos`; returns the position after it.
     fn cdata(&mut self, pos: usize) -> Result<usize, XmlError> {
         if self.stack.is_empty() {
-            return self.err(pos, "CDATA section outside the root element");
+            return self.err(pos, Malformed::CdataOutsideRoot);
         }
         let Some(end) = find_from(self.b, pos + 9, b"]]>") else {
-            return self.err(pos, "CDATA section is not closed (missing ]]>)");
+            return self.err(pos, Malformed::UnclosedCdata);
         };
         self.segments.push(Segment {
             range: pos + 9..end,
@@ -713,12 +879,12 @@ impl<'t> Parser<'t> {
     /// opening at `pos`; returns the position after it.
     fn processing_instruction(&mut self, pos: usize, doc_start: usize) -> Result<usize, XmlError> {
         let Some(end) = find_from(self.b, pos + 2, b"?>") else {
-            return self.err(pos, "processing instruction is not closed (missing ?>)");
+            return self.err(pos, Malformed::UnclosedProcessingInstruction);
         };
         let (target, _) = self.read_name(pos + 2)?;
         if target.eq_ignore_ascii_case("xml") {
             if pos != doc_start || target != "xml" {
-                return self.err(pos, "XML declaration is only allowed at the very start");
+                return self.err(pos, Malformed::LateXmlDeclaration);
             }
             self.encoding = self.declared(pos + 5..end);
         } else if !self.stack.is_empty() {
@@ -734,12 +900,12 @@ impl<'t> Parser<'t> {
             .map_or(self.b.len(), |i| i + pos);
         if self.stack.is_empty() {
             if let Some(i) = self.b[pos..end].iter().position(|&c| !is_ws(c)) {
-                return self.err(pos + i, "text outside the root element");
+                return self.err(pos + i, Malformed::TextOutsideRoot);
             }
         } else {
             self.check_refs(pos..end)?;
             if let Some(i) = find_from(&self.b[..end], pos, b"]]>") {
-                return self.err(i, "']]>' in text");
+                return self.err(i, Malformed::CdataEndInText);
             }
             self.segments.push(Segment {
                 range: pos..end,
@@ -771,14 +937,14 @@ impl<'t> Parser<'t> {
             match self.b[i] {
                 q @ (b'"' | b'\'') => {
                     let Some(p) = self.b[i + 1..].iter().position(|&c| c == q) else {
-                        return self.err(i, "unterminated quoted string in DOCTYPE");
+                        return self.err(i, Malformed::UnterminatedDoctypeString);
                     };
                     i += p + 2;
                     continue;
                 }
                 b'<' if self.starts(i, "<!--") => {
                     let Some(end) = find_from(self.b, i + 4, b"-->") else {
-                        return self.err(i, "comment is not closed (missing -->)");
+                        return self.err(i, Malformed::UnclosedComment);
                     };
                     i = end + 3;
                     continue;
@@ -790,7 +956,7 @@ impl<'t> Parser<'t> {
             }
             i += 1;
         }
-        self.err(start, "DOCTYPE is not closed")
+        self.err(start, Malformed::UnclosedDoctype)
     }
 
     /// Reads the start tag opening at `start` and opens its element; returns the position
@@ -809,7 +975,12 @@ impl<'t> Parser<'t> {
         loop {
             let after_ws = self.skip_ws(pos);
             if after_ws >= self.b.len() {
-                return self.err(start, format!("start tag <{qname}> is not closed"));
+                return self.err(
+                    start,
+                    Malformed::UnclosedStartTag {
+                        element: qname.to_string(),
+                    },
+                );
             }
             let close = if self.b[after_ws] == b'>' {
                 Some((1, false))
@@ -829,7 +1000,9 @@ impl<'t> Parser<'t> {
             if after_ws == pos {
                 return self.err(
                     pos,
-                    format!("expected whitespace, '>' or '/>' in <{qname}>"),
+                    Malformed::ExpectedTagEnd {
+                        element: qname.to_string(),
+                    },
                 );
             }
             let attr = self.attribute(after_ws, qname)?;
@@ -837,7 +1010,10 @@ impl<'t> Parser<'t> {
                 let aname = &attr.qname;
                 return self.err(
                     after_ws,
-                    format!("duplicate attribute {aname} in <{qname}>"),
+                    Malformed::DuplicateAttribute {
+                        attr: aname.to_string(),
+                        element: qname.to_string(),
+                    },
                 );
             }
             pos = attr.value.end + 1;
@@ -851,19 +1027,42 @@ impl<'t> Parser<'t> {
         let (aname, p) = self.read_name(at)?;
         let p = self.skip_ws(p);
         if self.b.get(p) != Some(&b'=') {
-            return self.err(p, format!("attribute {aname} of <{qname}> has no value"));
+            return self.err(
+                p,
+                Malformed::AttributeWithoutValue {
+                    attr: aname.to_string(),
+                    element: qname.to_string(),
+                },
+            );
         }
         let p = self.skip_ws(p + 1);
         let quote = match self.b.get(p) {
             Some(&q @ (b'"' | b'\'')) => q,
-            _ => return self.err(p, format!("value of attribute {aname} is not quoted")),
+            _ => {
+                return self.err(
+                    p,
+                    Malformed::UnquotedAttribute {
+                        attr: aname.to_string(),
+                    },
+                )
+            }
         };
         let Some(vlen) = self.b[p + 1..].iter().position(|&c| c == quote) else {
-            return self.err(p, format!("value of attribute {aname} is not closed"));
+            return self.err(
+                p,
+                Malformed::UnclosedAttribute {
+                    attr: aname.to_string(),
+                },
+            );
         };
         let value = p + 1..p + 1 + vlen;
         if let Some(i) = self.b[value.clone()].iter().position(|&c| c == b'<') {
-            return self.err(value.start + i, format!("'<' in attribute {aname}"));
+            return self.err(
+                value.start + i,
+                Malformed::LtInAttribute {
+                    attr: aname.to_string(),
+                },
+            );
         }
         self.check_refs(value.clone())?;
         Ok(Attr {
@@ -884,7 +1083,12 @@ impl<'t> Parser<'t> {
     ) -> Result<usize, XmlError> {
         let parent = self.stack.last().copied();
         if parent.is_none() && (self.root_done || !self.elements.is_empty()) {
-            return self.err(start, format!("second root element <{qname}>"));
+            return self.err(
+                start,
+                Malformed::SecondRoot {
+                    element: qname.to_string(),
+                },
+            );
         }
         let pos = tail.end;
         let idx = self.elements.len();
@@ -919,17 +1123,31 @@ impl<'t> Parser<'t> {
         let (name, p) = self.read_name(start + 2)?;
         let p = self.skip_ws(p);
         if self.b.get(p) != Some(&b'>') {
-            return self.err(p, format!("end tag </{name}> is not closed"));
+            return self.err(
+                p,
+                Malformed::UnclosedEndTag {
+                    element: name.to_string(),
+                },
+            );
         }
         let Some(open) = self.stack.pop() else {
-            return self.err(start, format!("end tag </{name}> without a start tag"));
+            return self.err(
+                start,
+                Malformed::UnmatchedEndTag {
+                    element: name.to_string(),
+                },
+            );
         };
         let el = &mut self.elements[open];
         if el.qname != name {
             let (q, l) = (el.qname.clone(), line_of(self.text, el.start_tag.start));
             return self.err(
                 start,
-                format!("end tag </{name}> does not match <{q}> (line {l})"),
+                Malformed::MismatchedEndTag {
+                    element: name.to_string(),
+                    open: q,
+                    line: l,
+                },
             );
         }
         let cstart = el.start_tag.end;
@@ -1312,9 +1530,9 @@ impl<'a> Edits<'a> {
     }
 
     fn steps(path: &str) -> Result<Vec<Step>, EditError> {
-        parse_path(path).map_err(|message| EditError::BadPath {
+        parse_path(path).map_err(|problem| EditError::BadPath {
             path: path.to_string(),
-            message,
+            problem,
         })
     }
 
@@ -1406,19 +1624,19 @@ impl<'a> Edits<'a> {
         let Some((last, parent_steps)) = steps.split_last() else {
             return Err(EditError::BadPath {
                 path: path.to_string(),
-                message: "empty path".into(),
+                problem: PathProblem::Empty,
             });
         };
         if parent_steps.is_empty() || last.local == "*" {
             return Err(EditError::BadPath {
                 path: path.to_string(),
-                message: "ensure_text needs a parent path and a named last step".into(),
+                problem: PathProblem::NoParentOrName,
             });
         }
         if last.preds.iter().any(|p| p.value.is_none()) {
             return Err(EditError::BadPath {
                 path: path.to_string(),
-                message: "predicates of the element to create need values".into(),
+                problem: PathProblem::PredicateWithoutValue,
             });
         }
         let parents = self.doc.select(parent_steps);
@@ -2357,31 +2575,98 @@ mod tests {
         );
     }
 
-    fn parse_err(text: &str) -> (usize, String) {
+    fn parse_err(text: &str) -> (usize, Malformed) {
         match XmlDoc::parse(text) {
-            Err(XmlError::Parse { line, message }) => (line, message),
+            Err(XmlError::Parse { line, problem }) => (line, problem),
             Ok(_) => panic!("parsed: {text:?}"),
         }
     }
 
     #[test]
     fn malformed_xml_reports_the_line() {
-        let (line, msg) = parse_err("<a>\n  <b>\n  </c>\n</a>");
+        let (line, problem) = parse_err("<a>\n  <b>\n  </c>\n</a>");
         assert_eq!(line, 3);
-        assert!(msg.contains("</c>") && msg.contains("<b>"), "{msg}");
-        assert_eq!(parse_err("<a>\n<b>x</b>\n").0, 3);
-        assert_eq!(parse_err("<a>\n<!-- open\n</a>").0, 2);
-        assert_eq!(parse_err("<a>\n\n<b x=1/></a>").0, 3);
-        assert_eq!(parse_err("<a>\n<b x='1' x='2'/></a>").0, 2);
-        assert_eq!(parse_err("<a>\n<b>R&D</b></a>").0, 2);
-        assert_eq!(parse_err("<a/>\n<b/>").0, 2);
-        assert_eq!(parse_err("<a/>\ntext").0, 2);
-        assert_eq!(parse_err("").0, 1);
-        assert_eq!(parse_err("<a>\n<b attr=\"x\"\n").0, 2);
-        assert_eq!(parse_err("<a><![CDATA[x</a>").0, 1);
-        assert_eq!(parse_err("<a>\n <?xml version='1.0'?></a>").0, 2);
+        assert_eq!(
+            problem,
+            Malformed::MismatchedEndTag {
+                element: "c".into(),
+                open: "b".into(),
+                line: 2
+            }
+        );
+        assert_eq!(
+            problem.to_string(),
+            "end tag </c> does not match <b> (line 2)"
+        );
+        let cases: [(&str, usize, Malformed); 12] = [
+            (
+                "<a>\n<b>x</b>\n",
+                3,
+                Malformed::UnclosedElement {
+                    element: "a".into(),
+                    line: 1,
+                },
+            ),
+            ("<a>\n<!-- open\n</a>", 2, Malformed::UnclosedComment),
+            (
+                "<a>\n\n<b x=1/></a>",
+                3,
+                Malformed::UnquotedAttribute { attr: "x".into() },
+            ),
+            (
+                "<a>\n<b x='1' x='2'/></a>",
+                2,
+                Malformed::DuplicateAttribute {
+                    attr: "x".into(),
+                    element: "b".into(),
+                },
+            ),
+            ("<a>\n<b>R&D</b></a>", 2, Malformed::BadReference),
+            (
+                "<a/>\n<b/>",
+                2,
+                Malformed::SecondRoot {
+                    element: "b".into(),
+                },
+            ),
+            ("<a/>\ntext", 2, Malformed::TextOutsideRoot),
+            ("", 1, Malformed::NoRoot),
+            (
+                "<a>\n<b attr=\"x\"\n",
+                2,
+                Malformed::UnclosedStartTag {
+                    element: "b".into(),
+                },
+            ),
+            ("<a><![CDATA[x</a>", 1, Malformed::UnclosedCdata),
+            (
+                "<a>\n <?xml version='1.0'?></a>",
+                2,
+                Malformed::LateXmlDeclaration,
+            ),
+            (
+                "<a>\n</b>",
+                2,
+                Malformed::MismatchedEndTag {
+                    element: "b".into(),
+                    open: "a".into(),
+                    line: 1,
+                },
+            ),
+        ];
+        for (text, line, problem) in cases {
+            assert_eq!(parse_err(text), (line, problem), "{text:?}");
+        }
         let err = XmlDoc::parse("<a>\n</b>").unwrap_err();
-        assert!(err.to_string().starts_with("line 2: "), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "line 2: end tag </b> does not match <a> (line 1)"
+        );
+        let err = XmlDoc::parse("<a>\n<b>R&D</b></a>").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 2: '&' that does not start an entity or character reference"
+        );
     }
 
     #[test]
