@@ -93,9 +93,12 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 
-// Every module is private: the API is what this file re-exports. The walls between modules
-// (the data flow above: parsing knows no crypto, verify never issues, writers know no WSO2
-// rule) hold inside the crate by convention and review; outside it, only these items exist.
+// Every module is private: the API is what this file re-exports. Two walls are crates of their
+// own, kept by the compiler: the keystore codecs (crates/keystore, lib `keystore`) and the
+// lossless editors (crates/confedit, lib `confedit`) depend on nothing of apim-pki and know no
+// WSO2 rule. The other walls between modules (the data flow above: parsing knows no crypto,
+// verify never issues) hold inside the crate by convention and review; outside it, only these
+// items exist.
 pub mod commands;
 mod config;
 mod corporate;
@@ -106,7 +109,6 @@ pub mod fuzzing;
 mod init;
 mod input;
 mod inspect;
-mod keystore;
 mod lb;
 mod output;
 mod password;
@@ -118,6 +120,10 @@ mod set;
 mod topology;
 mod vault;
 mod verify;
+
+// The keystore codecs are the keystore crate (crates/keystore), which knows nothing of WSO2; the
+// alias keeps the `crate::keystore::...` paths of the modules that use them.
+pub(crate) use ::keystore;
 
 // The topology file.
 pub use topology::{
@@ -157,7 +163,9 @@ pub mod live {
 }
 
 // Keys, certificates and Java keystores.
-pub use keystore::{jks, pem, Entry, Keystore, KeystoreError, KeystoreFormat, StoreType};
+pub use keystore::{
+    jks, pem, Entry, Keystore, KeystoreError, KeystoreFormat, StorePassword, StoreType,
+};
 pub use password::Password;
 pub use pki::info::CertParseError;
 pub use pki::{self_signed, CertInfo, CertSpec, Key, PkiError, Role, Subject};

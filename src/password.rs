@@ -3,9 +3,8 @@
 
 use std::fmt;
 
+use keystore::{KeystoreFormat, StorePassword};
 use zeroize::Zeroizing;
-
-use crate::topology::KeystoreFormat;
 
 /// Which password a keystore takes: the roles of `[passwords]`, inventory.json and secrets.toml.
 #[derive(
@@ -51,8 +50,20 @@ impl fmt::Display for PasswordRole {
 }
 
 /// A keystore password. Wiped from memory when dropped; never printed.
+///
+/// It is the keystore crate's [`StorePassword`] (what the codecs take: `&Password` coerces to
+/// `&StorePassword` through `Deref`) plus apim-pki's rules: generation from the OS RNG and
+/// [`Password::check`] (what Java and Carbon accept for a format).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Password(Zeroizing<String>);
+pub struct Password(StorePassword);
+
+impl std::ops::Deref for Password {
+    type Target = StorePassword;
+
+    fn deref(&self) -> &StorePassword {
+        &self.0
+    }
+}
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,7 +88,7 @@ pub enum PasswordProblem {
 impl Password {
     /// Wraps a password taken from the environment or a file.
     pub fn new(value: String) -> Password {
-        Password(Zeroizing::new(value))
+        Password(StorePassword::new(value))
     }
 
     /// 24 characters of `[A-Za-z0-9]` from the OS RNG.
@@ -92,12 +103,12 @@ impl Password {
                 out.push(ALPHABET[(byte[0] % 62) as usize] as char);
             }
         }
-        Ok(Password(out))
+        Ok(Password(StorePassword::from(out)))
     }
 
     /// The password text, for encoders only.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     /// Checks that Java and Carbon can use this password for `format` keystores.

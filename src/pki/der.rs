@@ -1,75 +1,9 @@
 //! Just enough DER to splice an issuer name into a certificate and re-sign it. rcgen rebuilds an
 //! issuer's name through a map keyed by attribute type, so a CA whose subject repeats a type
-//! (`DC=corp,DC=example`) would come out wrong; we put the CA's exact subject bytes back.
+//! (`DC=corp,DC=example`) would come out wrong; we put the CA's exact subject bytes back. The
+//! TLV reader and writer are the keystore crate's (`keystore::der`).
 
-/// One TLV: its tag, and the byte ranges of the whole element and of its content.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Tlv {
-    pub tag: u8,
-    pub start: usize,
-    pub content_start: usize,
-    pub end: usize,
-}
-
-/// Reads the TLV starting at `pos`; `None` when the bytes are not well-formed DER.
-pub(crate) fn read_tlv(bytes: &[u8], pos: usize) -> Option<Tlv> {
-    let tag = *bytes.get(pos)?;
-    let first = *bytes.get(pos + 1)? as usize;
-    let (len, header) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let len = bytes
-            .get(pos + 2..pos + 2 + n)?
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (len, 2 + n)
-    };
-    let content_start = pos + header;
-    let end = content_start.checked_add(len)?;
-    (end <= bytes.len()).then_some(Tlv {
-        tag,
-        start: pos,
-        content_start,
-        end,
-    })
-}
-
-/// The TLVs directly inside `outer`.
-pub(crate) fn children(bytes: &[u8], outer: Tlv) -> Option<Vec<Tlv>> {
-    let mut pos = outer.content_start;
-    let mut out = Vec::new();
-    while pos < outer.end {
-        let tlv = read_tlv(bytes, pos)?;
-        pos = tlv.end;
-        out.push(tlv);
-    }
-    Some(out)
-}
-
-/// Encodes a DER length.
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let be = len.to_be_bytes();
-        let skip = be.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (be.len() - skip) as u8);
-        out.extend_from_slice(&be[skip..]);
-    }
-}
-
-/// Wraps `content` in a TLV with `tag`.
-pub(crate) fn wrap(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    push_len(&mut out, content.len());
-    out.extend_from_slice(content);
-    out
-}
+pub(crate) use keystore::der::{children, read_tlv, wrap, Tlv};
 
 /// The parts of a certificate: TBS, signature algorithm, and the issuer's position inside TBS.
 pub(crate) struct CertParts {
@@ -116,27 +50,4 @@ pub(crate) fn replace_issuer<E>(
         body.extend_from_slice(&wrap(0x03, &bits));
         wrap(0x30, &body)
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lengths_round_trip() {
-        for len in [0usize, 1, 127, 128, 255, 256, 70_000] {
-            let content = vec![7u8; len];
-            let tlv_bytes = wrap(0x04, &content);
-            let tlv = read_tlv(&tlv_bytes, 0).expect("parses");
-            assert_eq!(tlv.end, tlv_bytes.len());
-            assert_eq!(tlv.end - tlv.content_start, len);
-        }
-    }
-
-    #[test]
-    fn truncated_is_none() {
-        let bytes = wrap(0x30, &[1, 2, 3]);
-        assert!(read_tlv(&bytes[..bytes.len() - 1], 0).is_none());
-        assert!(read_tlv(&[0x30, 0x85, 0, 0, 0, 0, 1], 0).is_none());
-    }
 }

@@ -2586,87 +2586,43 @@ mod tests {
     fn malformed_xml_reports_the_line() {
         let (line, problem) = parse_err("<a>\n  <b>\n  </c>\n</a>");
         assert_eq!(line, 3);
-        assert_eq!(
-            problem,
-            Malformed::MismatchedEndTag {
-                element: "c".into(),
-                open: "b".into(),
-                line: 2
-            }
-        );
-        assert_eq!(
-            problem.to_string(),
-            "end tag </c> does not match <b> (line 2)"
-        );
-        let cases: [(&str, usize, Malformed); 12] = [
-            (
-                "<a>\n<b>x</b>\n",
-                3,
-                Malformed::UnclosedElement {
-                    element: "a".into(),
-                    line: 1,
-                },
-            ),
+        let (c, b) = ("c".to_string(), "b".to_string());
+        let mismatched = Malformed::MismatchedEndTag {
+            element: c,
+            open: b,
+            line: 2,
+        };
+        assert_eq!(problem, mismatched);
+        let text = "end tag </c> does not match <b> (line 2)";
+        assert_eq!(problem.to_string(), text);
+        let err = XmlDoc::parse("<a>\n</b>").unwrap_err();
+        let text = "line 2: end tag </b> does not match <a> (line 1)";
+        assert_eq!(err.to_string(), text);
+        let err = XmlDoc::parse("<a>\n<b>R&D</b></a>").unwrap_err();
+        let text = "line 2: '&' that does not start an entity or character reference";
+        assert_eq!(err.to_string(), text);
+    }
+
+    #[test]
+    fn each_malformation_is_named_at_its_line() {
+        let (a, b, x) = (|| "a".to_string(), || "b".to_string(), || "x".to_string());
+        #[rustfmt::skip]
+        let cases: [(&str, usize, Malformed); 11] = [
+            ("<a>\n<b>x</b>\n", 3, Malformed::UnclosedElement { element: a(), line: 1 }),
             ("<a>\n<!-- open\n</a>", 2, Malformed::UnclosedComment),
-            (
-                "<a>\n\n<b x=1/></a>",
-                3,
-                Malformed::UnquotedAttribute { attr: "x".into() },
-            ),
-            (
-                "<a>\n<b x='1' x='2'/></a>",
-                2,
-                Malformed::DuplicateAttribute {
-                    attr: "x".into(),
-                    element: "b".into(),
-                },
-            ),
+            ("<a>\n\n<b x=1/></a>", 3, Malformed::UnquotedAttribute { attr: x() }),
+            ("<a>\n<b x='1' x='2'/></a>", 2, Malformed::DuplicateAttribute { attr: x(), element: b() }),
             ("<a>\n<b>R&D</b></a>", 2, Malformed::BadReference),
-            (
-                "<a/>\n<b/>",
-                2,
-                Malformed::SecondRoot {
-                    element: "b".into(),
-                },
-            ),
+            ("<a/>\n<b/>", 2, Malformed::SecondRoot { element: b() }),
             ("<a/>\ntext", 2, Malformed::TextOutsideRoot),
             ("", 1, Malformed::NoRoot),
-            (
-                "<a>\n<b attr=\"x\"\n",
-                2,
-                Malformed::UnclosedStartTag {
-                    element: "b".into(),
-                },
-            ),
+            ("<a>\n<b attr=\"x\"\n", 2, Malformed::UnclosedStartTag { element: b() }),
             ("<a><![CDATA[x</a>", 1, Malformed::UnclosedCdata),
-            (
-                "<a>\n <?xml version='1.0'?></a>",
-                2,
-                Malformed::LateXmlDeclaration,
-            ),
-            (
-                "<a>\n</b>",
-                2,
-                Malformed::MismatchedEndTag {
-                    element: "b".into(),
-                    open: "a".into(),
-                    line: 1,
-                },
-            ),
+            ("<a>\n <?xml version='1.0'?></a>", 2, Malformed::LateXmlDeclaration),
         ];
         for (text, line, problem) in cases {
             assert_eq!(parse_err(text), (line, problem), "{text:?}");
         }
-        let err = XmlDoc::parse("<a>\n</b>").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "line 2: end tag </b> does not match <a> (line 1)"
-        );
-        let err = XmlDoc::parse("<a>\n<b>R&D</b></a>").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "line 2: '&' that does not start an entity or character reference"
-        );
     }
 
     #[test]

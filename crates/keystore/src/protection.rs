@@ -2,11 +2,11 @@
 //! without an integrity MAC, or with a private key in a plain `keyBag`, although its password
 //! then protects nothing. Read from the DER structure (RFC 7292), without the password.
 
-use crate::pki::der::{children, read_tlv, Tlv};
+use crate::der::{children, read_tlv, Tlv};
 
 /// A way a PKCS#12 file is not protected by its password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Weakness {
+pub enum Weakness {
     /// No `macData`: anyone can change its entries without the password.
     NoMac,
     /// A private key in a `keyBag` outside any encrypted content: readable without the
@@ -23,7 +23,7 @@ const KEY_BAG: &[u8] = &[
 
 /// The weaknesses of PKCS#12 `bytes`; empty when it has a MAC and no clear key, or when the
 /// bytes are not DER PKCS#12 (the decoder reports that).
-pub(crate) fn pkcs12_weaknesses(bytes: &[u8]) -> Vec<Weakness> {
+pub fn pkcs12_weaknesses(bytes: &[u8]) -> Vec<Weakness> {
     let Some(pfx) = read_tlv(bytes, 0) else {
         return Vec::new();
     };
@@ -74,43 +74,36 @@ fn is_key_bag(bytes: &[u8], bag: Tlv) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keystore::KeystoreFormat;
-    use crate::keystore::{Entry, Keystore};
-    use crate::password::Password;
+    use crate::der::wrap;
+    use crate::{Entry, Keystore, KeystoreFormat, StorePassword};
 
     #[test]
     fn what_apim_pki_writes_is_protected() {
-        let key = crate::pki::Key::generate(crate::topology::KeyType::EcdsaP256).unwrap();
-        let spec = crate::pki::CertSpec {
-            subject: crate::pki::Subject {
-                common_name: "t".into(),
-                organization: None,
-                organizational_unit: None,
-                country: None,
-            },
-            dns_names: vec!["t".into()],
-            ip_addresses: Vec::new(),
-            role: crate::pki::Role::Tls,
-            validity_days: 1,
-        };
-        let cert = crate::pki::self_signed(&spec, &key).unwrap();
+        // A real ECDSA key and self-signed certificate, made by rcgen (a dev-dependency).
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["t".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .to_vec();
         let store = Keystore {
             entries: vec![Entry::PrivateKey {
                 alias: "t".into(),
-                pkcs8: key.pkcs8_der(),
+                pkcs8: zeroize::Zeroizing::new(key.serialize_der()),
                 chain: vec![cert],
             }],
         };
         for format in [KeystoreFormat::Pkcs12, KeystoreFormat::Pkcs12Legacy] {
             let bytes = store
-                .encode(format, &Password::new("secret".into()))
+                .encode(format, &StorePassword::new("secret".into()))
                 .unwrap();
             assert_eq!(pkcs12_weaknesses(&bytes), Vec::new(), "{format:?}");
             // The same file without its MAC.
             let pfx = read_tlv(&bytes, 0).unwrap();
             let fields = children(&bytes, pfx).unwrap();
             let body: Vec<u8> = bytes[fields[0].start..fields[1].end].to_vec();
-            let no_mac = crate::pki::der::wrap(0x30, &body);
+            let no_mac = wrap(0x30, &body);
             assert_eq!(pkcs12_weaknesses(&no_mac), vec![Weakness::NoMac]);
         }
         assert_eq!(pkcs12_weaknesses(b"garbage"), Vec::new());
@@ -119,7 +112,6 @@ mod tests {
     /// PFX { 3, data { [ data { [ keyBag { … } ] } ] } }, no MAC: both weaknesses.
     #[test]
     fn a_clear_key_bag_without_mac_is_seen() {
-        use crate::pki::der::wrap;
         let data_info = |inner: Vec<u8>| {
             let mut body = wrap(0x06, DATA);
             body.extend(wrap(0xa0, &wrap(0x04, &inner)));

@@ -1,17 +1,72 @@
-//! Java keystores: one in-memory model, encoded as JKS (our own codec), PKCS#12 or legacy
-//! PKCS#12 (through p12-keystore), plus PEM. Bytes in, bytes out; never opens files.
+//! Java keystores: one in-memory model ([`Keystore`] of [`Entry`]s), encoded as JKS (our own
+//! codec, [`jks`]), PKCS#12 or legacy PKCS#12 (through p12-keystore), plus PEM ([`pem`]). Bytes
+//! in, bytes out: never opens a file, knows nothing of WSO2 or of apim-pki.
+//!
+//! - [`KeystoreFormat`]: the formats, their file extension, Java type name, and what a file's
+//!   first bytes say it is (serde names `jks`, `pkcs12`, `pkcs12-legacy` with the `serde`
+//!   feature).
+//! - [`Keystore::encode`] / [`Keystore::decode`]: the store password is the key password too
+//!   (a [`StorePassword`], wiped when dropped, never printed).
+//! - [`protection`]: whether a PKCS#12 file is really protected by its password (MAC, no clear
+//!   key), read from its DER without the password; [`der`]: the small DER reader it uses.
+//!
+//! ```
+//! use keystore::{Entry, Keystore, KeystoreFormat, StorePassword};
+//!
+//! let password = StorePassword::new("changeit".to_string());
+//! let cert = vec![0x30, 0x03, 0x02, 0x01, 0x01]; // any DER bytes, for the example
+//! let store = Keystore {
+//!     entries: vec![Entry::Trusted { alias: "ca".into(), cert: cert.clone() }],
+//! };
+//! let bytes = store.encode(KeystoreFormat::Jks, &password).unwrap();
+//! assert_eq!(KeystoreFormat::detect(&bytes), Some(KeystoreFormat::Jks));
+//! let (back, format) = Keystore::decode(&bytes, &password).unwrap();
+//! assert_eq!((back.entries[0].cert(), format), (Some(&cert[..]), KeystoreFormat::Jks));
+//! ```
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
+pub mod der;
 mod format;
 pub mod jks;
 pub mod pem;
 mod pkcs12;
-pub(crate) mod protection;
+pub mod protection;
 
 pub use format::KeystoreFormat;
 
 use zeroize::Zeroizing;
 
-use crate::password::Password;
+/// A keystore's password (store and key password alike). Wiped from memory when dropped; never
+/// printed (`Debug` shows `[elided]`). Which passwords are acceptable is the caller's rule.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorePassword(Zeroizing<String>);
+
+impl StorePassword {
+    /// Wraps a password.
+    pub fn new(value: String) -> StorePassword {
+        StorePassword(Zeroizing::new(value))
+    }
+
+    /// The password text, for encoders only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Zeroizing<String>> for StorePassword {
+    fn from(value: Zeroizing<String>) -> StorePassword {
+        StorePassword(value)
+    }
+}
+
+impl std::fmt::Debug for StorePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorePassword([elided])")
+    }
+}
 
 /// What went wrong opening or writing a keystore. Never contains a password.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +153,7 @@ impl Keystore {
     pub fn encode(
         &self,
         format: KeystoreFormat,
-        password: &Password,
+        password: &StorePassword,
     ) -> Result<Vec<u8>, KeystoreError> {
         match format {
             KeystoreFormat::Jks => {
@@ -132,7 +187,7 @@ impl Keystore {
     /// Opens keystore bytes of either type with `password` (store and key password alike).
     pub fn decode(
         bytes: &[u8],
-        password: &Password,
+        password: &StorePassword,
     ) -> Result<(Keystore, KeystoreFormat), KeystoreError> {
         match KeystoreFormat::detect(bytes).map(KeystoreFormat::container) {
             Some(KeystoreFormat::Jks) => {

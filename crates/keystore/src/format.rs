@@ -2,11 +2,10 @@
 //! file extension, the Java type name and what a file's first bytes say it is. Knows nothing of
 //! topologies or files.
 
-use serde::{Deserialize, Serialize};
-
 /// How keystores are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum KeystoreFormat {
     /// Sun's JKS, read by every JDK.
     Jks,

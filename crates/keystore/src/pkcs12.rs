@@ -9,15 +9,14 @@ use p12_keystore::{
 use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
-use super::{Entry, Keystore, KeystoreError};
-use crate::password::Password;
+use super::{Entry, Keystore, KeystoreError, StorePassword};
 
 /// Iterations for key derivation and the MAC, as keytool 17 uses.
 const ITERATIONS: u32 = 10_000;
 
 pub(super) fn encode(
     store: &Keystore,
-    password: &Password,
+    password: &StorePassword,
     legacy: bool,
 ) -> Result<Vec<u8>, KeystoreError> {
     let bad = |e: p12_keystore::error::Error| KeystoreError::Encode(e.to_string());
@@ -119,7 +118,7 @@ fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
-pub(super) fn decode(bytes: &[u8], password: &Password) -> Result<Keystore, KeystoreError> {
+pub(super) fn decode(bytes: &[u8], password: &StorePassword) -> Result<Keystore, KeystoreError> {
     let mut iterations = 0;
     if kdf_iterations(bytes, 0, &mut iterations).is_none() {
         return Err(KeystoreError::Corrupt(format!(
@@ -165,7 +164,8 @@ mod tests {
 
     #[test]
     fn real_keystores_stay_within_the_kdf_budget_and_open() {
-        let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/pkcs12");
+        // keytool-made PKCS#12 files, the fuzz seeds of the workspace (fuzz/seeds/pkcs12).
+        let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/pkcs12");
         let mut seen = 0;
         for entry in std::fs::read_dir(seeds).expect("fuzz/seeds/pkcs12") {
             let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
@@ -174,7 +174,7 @@ mod tests {
             // The MAC and at least one encryption are found, at keytool's 10,000 each.
             assert!(total >= 20_000, "{total}");
             if seen == 0 {
-                decode(&bytes, &Password::new("changeit".into())).expect("opens");
+                decode(&bytes, &StorePassword::new("changeit".into())).expect("opens");
             }
             seen += 1;
         }
@@ -191,7 +191,7 @@ mod tests {
         let inner = der(0x30, &params.repeat(6));
         let file = der(0x30, &[der(0x02, &[3]), der(0x04, &inner)].concat());
         let started = std::time::Instant::now();
-        let err = decode(&file, &Password::new("changeit".into())).expect_err("refused");
+        let err = decode(&file, &StorePassword::new("changeit".into())).expect_err("refused");
         assert!(
             err.to_string().contains("key-derivation iterations"),
             "{err}"
