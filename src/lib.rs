@@ -120,6 +120,8 @@ mod set;
 mod topology;
 mod vault;
 mod verify;
+#[cfg(test)]
+mod walls;
 
 // The keystore codecs are the keystore crate (crates/keystore), which knows nothing of WSO2; the
 // alias keeps the `crate::keystore::...` paths of the modules that use them.
