@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::keystore::{pem, Entry, Keystore, KeystoreError, KeystoreFormat};
+use crate::keystore::{pem, Entry, Keystore, KeystoreError, KeystoreFormat, Unrecognised};
 use crate::password::Password;
 use crate::pki::{CertInfo, Key};
 
@@ -61,8 +61,9 @@ pub(crate) fn inspect(bytes: &[u8], password: Option<&Password>) -> Result<Listi
     if pem::is_pem(bytes) {
         return inspect_pem(bytes);
     }
-    let store_type = KeystoreFormat::detect(bytes)
-        .ok_or_else(|| KeystoreError::NotAKeystore("neither JKS, PKCS#12 nor PEM".into()))?;
+    let store_type = KeystoreFormat::detect(bytes).ok_or(KeystoreError::NotAKeystore(
+        Unrecognised::NeitherKeystoreNorPem,
+    ))?;
     let password = password.ok_or(InspectError::NeedsPassword(store_type.java_type()))?;
     let (store, store_type) = Keystore::decode(bytes, password)?;
     let entries = store

@@ -166,7 +166,8 @@ pub mod live {
 
 // Keys, certificates and Java keystores.
 pub use keystore::{
-    jks, pem, Entry, Keystore, KeystoreError, KeystoreFormat, StorePassword, StoreType,
+    jks, pem, Damage, Entry, Keystore, KeystoreError, KeystoreFormat, StorePassword, StoreType,
+    Unrecognised,
 };
 pub use password::Password;
 pub use pki::info::CertParseError;

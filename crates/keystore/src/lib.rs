@@ -74,16 +74,75 @@ impl std::fmt::Debug for StorePassword {
 pub enum KeystoreError {
     /// The bytes are neither JKS nor PKCS#12.
     #[error("not a JKS or PKCS#12 keystore ({0})")]
-    NotAKeystore(String),
+    NotAKeystore(Unrecognised),
     /// The integrity check failed: wrong password or a tampered file.
     #[error("the password is wrong, or the file was tampered with")]
     WrongPassword,
     /// The file is damaged.
     #[error("the keystore is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(Damage),
     /// Encoding failed.
     #[error("could not encode the keystore: {0}")]
-    Encode(String),
+    Encode(Damage),
+}
+
+/// What bytes that are no keystore look like ([`KeystoreError::NotAKeystore`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unrecognised {
+    /// No bytes at all.
+    #[error("the file is empty")]
+    Empty,
+    /// A PEM file (`-----BEGIN`).
+    #[error("it is a PEM file")]
+    Pem,
+    /// Anything else: its first bytes (up to 4).
+    #[error("it starts with {}", hex(.0))]
+    Start(Vec<u8>),
+    /// Neither a keystore nor PEM (for readers that take PEM too).
+    #[error("neither JKS, PKCS#12 nor PEM")]
+    NeitherKeystoreNorPem,
+}
+
+impl Unrecognised {
+    /// What `bytes` (no keystore) look like.
+    pub fn of(bytes: &[u8]) -> Unrecognised {
+        if bytes.is_empty() {
+            Unrecognised::Empty
+        } else if bytes.starts_with(b"-----BEGIN") {
+            Unrecognised::Pem
+        } else {
+            Unrecognised::Start(bytes.iter().take(4).copied().collect())
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let head: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
+    head.join(" ")
+}
+
+/// What went wrong inside a codec ([`KeystoreError::Corrupt`], [`KeystoreError::Encode`]): the
+/// codec's own error, kept typed. Its text is the codec's; it is not a `source` (the message
+/// already holds it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Damage {
+    /// From the JKS codec.
+    #[error("{0}")]
+    Jks(jks::JksError),
+    /// From p12-keystore.
+    #[error("{0}")]
+    Pkcs12(p12_keystore::error::Error),
+    /// A PKCS#12 file asks for more key-derivation work than any real keystore (a denial of
+    /// service): refused before any derivation.
+    #[error(
+        "it asks for more than {limit} key-derivation iterations in all; keytool writes 10,000 per key"
+    )]
+    TooManyKdfIterations {
+        /// The limit, in iterations summed over the file.
+        limit: u64,
+    },
 }
 
 /// The container of a keystore's bytes (what [`KeystoreFormat::detect`] reports): the same enum
@@ -169,7 +228,7 @@ impl Keystore {
                             chain,
                         } => store
                             .add_private_key(alias, now, pkcs8, password.expose(), chain.clone())
-                            .map_err(|e| KeystoreError::Encode(e.to_string()))?,
+                            .map_err(|e| KeystoreError::Encode(Damage::Jks(e)))?,
                         Entry::Trusted { alias, cert } => {
                             store.add_trusted_cert(alias, now, cert.clone())
                         }
@@ -177,7 +236,7 @@ impl Keystore {
                 }
                 store
                     .to_bytes(password.expose())
-                    .map_err(|e| KeystoreError::Encode(e.to_string()))
+                    .map_err(|e| KeystoreError::Encode(Damage::Jks(e)))
             }
             KeystoreFormat::Pkcs12 => pkcs12::encode(self, password, false),
             KeystoreFormat::Pkcs12Legacy => pkcs12::encode(self, password, true),
@@ -213,7 +272,7 @@ impl Keystore {
             Some(KeystoreFormat::Pkcs12 | KeystoreFormat::Pkcs12Legacy) => {
                 Ok((pkcs12::decode(bytes, password)?, KeystoreFormat::Pkcs12))
             }
-            None => Err(KeystoreError::NotAKeystore(describe_start(bytes))),
+            None => Err(KeystoreError::NotAKeystore(Unrecognised::of(bytes))),
         }
     }
 
@@ -235,17 +294,55 @@ fn jks_error(e: jks::JksError) -> KeystoreError {
         jks::JksError::WrongPassword | jks::JksError::WrongKeyPassword => {
             KeystoreError::WrongPassword
         }
-        other => KeystoreError::Corrupt(other.to_string()),
+        other => KeystoreError::Corrupt(Damage::Jks(other)),
     }
 }
 
-fn describe_start(bytes: &[u8]) -> String {
-    if bytes.is_empty() {
-        return "the file is empty".into();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_no_keystore_are_described() {
+        let pw = StorePassword::new("changeit".into());
+        let text = |bytes: &[u8]| Keystore::decode(bytes, &pw).unwrap_err().to_string();
+        assert_eq!(
+            text(b""),
+            "not a JKS or PKCS#12 keystore (the file is empty)"
+        );
+        let pem = "not a JKS or PKCS#12 keystore (it is a PEM file)";
+        assert_eq!(text(b"-----BEGIN CERTIFICATE-----"), pem);
+        let start = "not a JKS or PKCS#12 keystore (it starts with 50 4B 03 04)";
+        assert_eq!(text(b"PK\x03\x04rest"), start);
+        assert!(matches!(
+            Keystore::decode(b"x", &pw),
+            Err(KeystoreError::NotAKeystore(Unrecognised::Start(b))) if b == b"x"
+        ));
     }
-    if bytes.starts_with(b"-----BEGIN") {
-        return "it is a PEM file".into();
+
+    #[test]
+    fn a_damaged_jks_names_the_codec_error_and_a_wrong_password_is_told_apart() {
+        let pw = StorePassword::new("changeit".into());
+        let cert = vec![0x30, 0x03, 0x02, 0x01, 0x01];
+        let store = Keystore {
+            entries: vec![Entry::Trusted {
+                alias: "ca".into(),
+                cert,
+            }],
+        };
+        let mut bytes = store.encode(KeystoreFormat::Jks, &pw).unwrap();
+        let other = StorePassword::new("other-password".into());
+        let wrong = Keystore::decode(&bytes, &other).unwrap_err();
+        assert!(matches!(wrong, KeystoreError::WrongPassword), "{wrong}");
+        bytes.truncate(12);
+        let err = Keystore::decode(&bytes, &pw).unwrap_err();
+        assert!(
+            matches!(err, KeystoreError::Corrupt(Damage::Jks(_))),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with("the keystore is corrupt: "),
+            "{err}"
+        );
     }
-    let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02X}")).collect();
-    format!("it starts with {}", head.join(" "))
 }

@@ -9,7 +9,7 @@ use p12_keystore::{
 use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
-use super::{Entry, Keystore, KeystoreError, StorePassword};
+use super::{Damage, Entry, Keystore, KeystoreError, StorePassword};
 
 /// Iterations for key derivation and the MAC, as keytool 17 uses.
 const ITERATIONS: u32 = 10_000;
@@ -19,7 +19,7 @@ pub(super) fn encode(
     password: &StorePassword,
     legacy: bool,
 ) -> Result<Vec<u8>, KeystoreError> {
-    let bad = |e: p12_keystore::error::Error| KeystoreError::Encode(e.to_string());
+    let bad = |e: p12_keystore::error::Error| KeystoreError::Encode(Damage::Pkcs12(e));
     let mut out = KeyStore::new();
     for entry in &store.entries {
         match entry {
@@ -121,14 +121,14 @@ fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 pub(super) fn decode(bytes: &[u8], password: &StorePassword) -> Result<Keystore, KeystoreError> {
     let mut iterations = 0;
     if kdf_iterations(bytes, 0, &mut iterations).is_none() {
-        return Err(KeystoreError::Corrupt(format!(
-            "it asks for more than {MAX_KDF_ITERATIONS} key-derivation iterations in all; keytool writes 10,000 per key"
-        )));
+        return Err(KeystoreError::Corrupt(Damage::TooManyKdfIterations {
+            limit: MAX_KDF_ITERATIONS,
+        }));
     }
     let store = KeyStore::from_pkcs12(bytes, password.expose(), Pkcs12ImportPolicy::Relaxed)
         .map_err(|e| match e {
             p12_keystore::error::Error::MacError(_) => KeystoreError::WrongPassword,
-            other => KeystoreError::Corrupt(other.to_string()),
+            other => KeystoreError::Corrupt(Damage::Pkcs12(other)),
         })?;
     let entries = store
         .entries()
