@@ -96,7 +96,7 @@ pub enum JksError {
         /// Where.
         offset: usize,
         /// Why.
-        reason: String,
+        reason: JksDamage,
     },
     /// The store's integrity check failed.
     #[error("keystore password is incorrect, or the file was tampered with")]
@@ -109,10 +109,89 @@ pub enum JksError {
     UnsupportedKeyProtection(String),
     /// An entry cannot be written (bad key, empty chain, alias too long, duplicate alias…).
     #[error("invalid keystore entry: {0}")]
-    InvalidEntry(String),
+    InvalidEntry(EntryProblem),
     /// The OS random number generator failed.
     #[error("could not obtain random bytes for the key salt: {0}")]
-    Random(String),
+    Random(getrandom::Error),
+}
+
+/// Why JKS data does not parse ([`JksError::Corrupt`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JksDamage {
+    /// A secret-key entry: JCEKS, not JKS.
+    #[error("secret-key entry (tag 3) exists only in JCEKS, which is not supported")]
+    SecretKeyEntry,
+    /// An entry tag other than 1 (private key), 2 (trusted certificate) or 3.
+    #[error("unknown entry tag {0}")]
+    UnknownEntryTag(u32),
+    /// Bytes after the integrity digest.
+    #[error("{0} unexpected bytes after the integrity digest")]
+    AfterDigest(usize),
+    /// A protected key too short to hold its salt and check digest.
+    #[error("protected key is shorter than salt and check digest")]
+    ShortProtectedKey,
+    /// A string that is not Java's modified UTF-8.
+    #[error("{what} is not valid modified UTF-8")]
+    NotModifiedUtf8 {
+        /// What was being read.
+        what: &'static str,
+    },
+    /// A certificate type other than X.509.
+    #[error("unsupported certificate type {0:?}")]
+    CertificateType(String),
+    /// Another DER tag than the structure needs.
+    #[error("{what}: expected DER tag {expected:#04x}, found {found:#04x}")]
+    DerTag {
+        /// What was being read.
+        what: &'static str,
+        /// The tag needed.
+        expected: u8,
+        /// The tag found.
+        found: u8,
+    },
+    /// A DER length form this reader does not take.
+    #[error("{what}: unsupported DER length byte {first:#04x}")]
+    DerLength {
+        /// What was being read.
+        what: &'static str,
+        /// The first length byte.
+        first: u8,
+    },
+    /// Bytes after the end of a DER structure.
+    #[error("{extra} unexpected bytes at the end of {what}")]
+    AfterDer {
+        /// How many.
+        extra: usize,
+        /// The structure.
+        what: &'static str,
+    },
+}
+
+/// Why an entry cannot be written ([`JksError::InvalidEntry`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryProblem {
+    /// A private key without certificates.
+    #[error("private key {0:?} has an empty certificate chain")]
+    EmptyChain(String),
+    /// Two entries whose aliases differ only in case.
+    #[error("duplicate alias {0:?} (JKS aliases are case-insensitive)")]
+    DuplicateAlias(String),
+    /// The private key is not PKCS#8 DER.
+    #[error("private key is not a single DER SEQUENCE (PKCS#8)")]
+    NotPkcs8,
+    /// A count or length over JKS's 32-bit fields.
+    #[error("{what} {n} exceeds 2^32-1")]
+    TooLarge {
+        /// What.
+        what: String,
+        /// Its size.
+        n: usize,
+    },
+    /// An alias over 65,535 bytes (modified UTF-8).
+    #[error("alias is {0} bytes; JKS allows 65535")]
+    AliasTooLong(usize),
 }
 
 /// An in-memory JKS keystore. Entries are written in the order of `entries`.
@@ -202,8 +281,8 @@ impl JksKeyStore {
         chain: Vec<Vec<u8>>,
     ) -> Result<(), JksError> {
         if chain.is_empty() {
-            return Err(JksError::InvalidEntry(format!(
-                "private key {alias:?} has an empty certificate chain"
+            return Err(JksError::InvalidEntry(EntryProblem::EmptyChain(
+                alias.to_string(),
             )));
         }
         let key = ProtectedKey::encrypt(pkcs8_der, key_password)?;
@@ -250,9 +329,8 @@ impl JksKeyStore {
         put_u32(&mut out, self.entries.len(), "entry count")?;
         for entry in &self.entries {
             if !seen.insert(entry.alias().to_lowercase()) {
-                return Err(JksError::InvalidEntry(format!(
-                    "duplicate alias {:?} (JKS aliases are case-insensitive)",
-                    entry.alias()
+                return Err(JksError::InvalidEntry(EntryProblem::DuplicateAlias(
+                    entry.alias().to_string(),
                 )));
             }
             match entry {
@@ -333,26 +411,15 @@ impl JksKeyStore {
                     timestamp_ms,
                     cert: r.cert(version)?,
                 },
-                TAG_SECRET_KEY => {
-                    return Err(corrupt(
-                        tag_offset,
-                        "secret-key entry (tag 3) exists only in JCEKS, which is not supported",
-                    ))
-                }
-                other => return Err(corrupt(tag_offset, format!("unknown entry tag {other}"))),
+                TAG_SECRET_KEY => return Err(corrupt(tag_offset, JksDamage::SecretKeyEntry)),
+                other => return Err(corrupt(tag_offset, JksDamage::UnknownEntryTag(other))),
             };
             entries.push(entry);
         }
         let body_len = r.offset();
         let trailer = r.take(DIGEST_LEN, "integrity digest")?;
         if !r.rest().is_empty() {
-            return Err(corrupt(
-                r.offset(),
-                format!(
-                    "{} unexpected bytes after the integrity digest",
-                    r.rest().len()
-                ),
-            ));
+            return Err(corrupt(r.offset(), JksDamage::AfterDigest(r.rest().len())));
         }
         let body = bytes.get(..body_len).unwrap_or_default();
         if !ct_eq(&store_digest(store_password, body), trailer) {
@@ -368,12 +435,10 @@ impl ProtectedKey {
         let mut r = Reader::new(pkcs8_der, 0);
         let is_sequence = r.der(0x30, "PKCS#8 PrivateKeyInfo").is_ok() && r.rest().is_empty();
         if !is_sequence {
-            return Err(JksError::InvalidEntry(
-                "private key is not a single DER SEQUENCE (PKCS#8)".into(),
-            ));
+            return Err(JksError::InvalidEntry(EntryProblem::NotPkcs8));
         }
         let mut salt = [0u8; SALT_LEN];
-        getrandom::fill(&mut salt).map_err(|e| JksError::Random(e.to_string()))?;
+        getrandom::fill(&mut salt).map_err(JksError::Random)?;
         Ok(Self::encrypt_with_salt(pkcs8_der, key_password, salt))
     }
 
@@ -413,7 +478,7 @@ impl ProtectedKey {
         if oid != KEY_PROTECTOR_OID {
             return Err(JksError::UnsupportedKeyProtection(oid_to_string(oid)));
         }
-        let too_short = || corrupt(0, "protected key is shorter than salt and check digest");
+        let too_short = || corrupt(0, JksDamage::ShortProtectedKey);
         let (salt, rest) = blob.split_first_chunk::<SALT_LEN>().ok_or_else(too_short)?;
         let (encrypted, check) = rest
             .split_last_chunk::<DIGEST_LEN>()
@@ -488,11 +553,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn corrupt(offset: usize, reason: impl Into<String>) -> JksError {
-    JksError::Corrupt {
-        offset,
-        reason: reason.into(),
-    }
+fn corrupt(offset: usize, reason: JksDamage) -> JksError {
+    JksError::Corrupt { offset, reason }
 }
 
 /// Parses `SEQUENCE { SEQUENCE { OID, NULL? }, OCTET STRING }` and returns the OID contents
@@ -512,10 +574,7 @@ fn parse_epki(der: &[u8], base: usize) -> Result<(&[u8], &[u8]), JksError> {
     let data = epki.der(0x04, "encrypted key")?.rest();
     epki.expect_end("EncryptedPrivateKeyInfo")?;
     if data.len() < SALT_LEN + DIGEST_LEN {
-        return Err(corrupt(
-            data_offset,
-            "protected key is shorter than salt and check digest",
-        ));
+        return Err(corrupt(data_offset, JksDamage::ShortProtectedKey));
     }
     Ok((oid, data))
 }
@@ -562,13 +621,17 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize, what: &str) -> Result<(), JksError> {
-    let n = u32::try_from(n)
-        .map_err(|_| JksError::InvalidEntry(format!("{what} {n} exceeds 2^32-1")))?;
+    let n = u32::try_from(n).map_err(|_| {
+        JksError::InvalidEntry(EntryProblem::TooLarge {
+            what: what.to_string(),
+            n,
+        })
+    })?;
     out.extend_from_slice(&n.to_be_bytes());
     Ok(())
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8], what: &str) -> Result<(), JksError> {
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8], what: &'static str) -> Result<(), JksError> {
     put_u32(out, bytes.len(), &format!("{what} length"))?;
     out.extend_from_slice(bytes);
     Ok(())
@@ -590,9 +653,8 @@ fn put_utf(out: &mut Vec<u8>, s: &str) -> Result<(), JksError> {
             ]),
         }
     }
-    let len = u16::try_from(enc.len()).map_err(|_| {
-        JksError::InvalidEntry(format!("alias is {} bytes; JKS allows 65535", enc.len()))
-    })?;
+    let len = u16::try_from(enc.len())
+        .map_err(|_| JksError::InvalidEntry(EntryProblem::AliasTooLong(enc.len())))?;
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&enc);
     Ok(())
@@ -658,7 +720,7 @@ impl<'a> Reader<'a> {
         let offset = self.offset();
         let len = usize::from(u16::from_be_bytes(self.array(what)?));
         let raw = self.take(len, what)?;
-        let bad = || corrupt(offset, format!("{what} is not valid modified UTF-8"));
+        let bad = || corrupt(offset, JksDamage::NotModifiedUtf8 { what });
         let mut units = Vec::with_capacity(len);
         let mut it = raw.iter().copied();
         let cont = |it: &mut dyn Iterator<Item = u8>| match it.next() {
@@ -683,10 +745,7 @@ impl<'a> Reader<'a> {
             let offset = self.offset();
             let cert_type = self.utf("certificate type")?;
             if cert_type != CERT_TYPE {
-                return Err(corrupt(
-                    offset,
-                    format!("unsupported certificate type {cert_type:?}"),
-                ));
+                return Err(corrupt(offset, JksDamage::CertificateType(cert_type)));
             }
         }
         Ok(self.bytes("certificate")?.to_vec())
@@ -699,7 +758,11 @@ impl<'a> Reader<'a> {
         if found != tag {
             return Err(corrupt(
                 offset,
-                format!("{what}: expected DER tag {tag:#04x}, found {found:#04x}"),
+                JksDamage::DerTag {
+                    what,
+                    expected: tag,
+                    found,
+                },
             ));
         }
         let [first] = self.array::<1>(what)?;
@@ -709,23 +772,18 @@ impl<'a> Reader<'a> {
                 .take(usize::from(first & 0x7F), what)?
                 .iter()
                 .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)),
-            _ => {
-                return Err(corrupt(
-                    offset,
-                    format!("{what}: unsupported DER length byte {first:#04x}"),
-                ))
-            }
+            _ => return Err(corrupt(offset, JksDamage::DerLength { what, first })),
         };
         let content_offset = self.offset();
         Ok(Reader::new(self.take(len, what)?, content_offset))
     }
 
-    fn expect_end(&self, what: &str) -> Result<(), JksError> {
+    fn expect_end(&self, what: &'static str) -> Result<(), JksError> {
         match self.rest().len() {
             0 => Ok(()),
             n => Err(corrupt(
                 self.offset(),
-                format!("{n} unexpected bytes at the end of {what}"),
+                JksDamage::AfterDer { extra: n, what },
             )),
         }
     }
@@ -973,5 +1031,32 @@ mod tests {
             err.to_string().contains("(OID 1.3.6.1.4.1.42.2.19.1.1)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn damage_and_entry_problems_are_typed_with_their_texts() {
+        let mut bytes = vec![0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 99];
+        bytes.extend([0u8; 20]);
+        let err = JksKeyStore::from_bytes(&bytes, "pw").unwrap_err();
+        let damage = JksDamage::UnknownEntryTag(99);
+        assert!(matches!(&err, JksError::Corrupt { offset: 12, reason } if *reason == damage));
+        let text = "keystore data is corrupt at byte offset 12: unknown entry tag 99";
+        assert_eq!(err.to_string(), text);
+        let mut ks = JksKeyStore::new();
+        for alias in ["CA", "ca"] {
+            let (alias, cert) = (alias.to_string(), fake_pkcs8(8));
+            let timestamp_ms = 0;
+            ks.entries.push(JksEntry::TrustedCert {
+                alias,
+                timestamp_ms,
+                cert,
+            });
+        }
+        let err = ks.to_bytes("pw").unwrap_err();
+        let problem = EntryProblem::DuplicateAlias("ca".into());
+        assert!(matches!(&err, JksError::InvalidEntry(p) if *p == problem));
+        let text =
+            "invalid keystore entry: duplicate alias \"ca\" (JKS aliases are case-insensitive)";
+        assert_eq!(err.to_string(), text);
     }
 }
