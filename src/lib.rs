@@ -140,6 +140,7 @@ pub use plan::{NodePlan, Plan};
 /// verify.
 pub mod node_toml {
     pub use crate::plan::node_toml::{parse, read, render, NodeTomlError};
+    pub use crate::plan::{GroupPeer, NamedTarget, PeerEntry};
 }
 pub use reconcile::{
     reconcile, rotate, Action, ActionKind, CaStage, CaStep, CertSummary, GenerateError, Mode,

@@ -25,15 +25,16 @@ use crate::pki::CertSpec;
 use crate::topology::{KeyType, Node, Product, Profile, TlsMode, Topology};
 
 pub(crate) use settings::{
-    set_peer_groups, Address, ConfigFile, GroupUrls, ServedBy, Setting, Target,
+    set_peer_groups, Address, ConfigFile, GroupForm, GroupUrls, ServedBy, Setting, Target,
 };
 
 /// The schema of node.toml (and of the set's peer-groups.toml) this build writes and reads; an
 /// older or newer file is refused (re-run `generate` to rewrite it). 1 was the hand-rendered
 /// file with `[settings]` and one `[[peer]]` per URL; 2 was [`NodePlan`]'s serde form with its
 /// peer groups listed in every node.toml; 3 lists each peer group once per set, in
-/// peer-groups.toml, and node.toml names it (`group = "traffic-manager"` in a setting).
-pub(crate) const NODE_TOML_SCHEMA: u32 = 3;
+/// peer-groups.toml, and node.toml names it (`group = "traffic-manager"` in a setting); 4 names
+/// groups in 3.2 / 4.x / 4.5+ `[[peer]]` entries too, instead of one `[[peer]]` per member.
+pub(crate) const NODE_TOML_SCHEMA: u32 = 4;
 
 /// Everything a deployment needs, as data.
 #[derive(Debug, Clone)]
@@ -129,9 +130,11 @@ pub struct NodePlan {
     /// Every value apply writes that depends on the topology (API-M 2.6).
     #[serde(default, rename = "setting", skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<Setting>,
-    /// The URLs the node's deployment.toml names (3.2 and later), with the key holding each.
+    /// The URLs the node's deployment.toml names (3.2 and later), with the key holding each:
+    /// a list naming every node of a profile names that peer group once
+    /// ([`NodePlan::peer_targets`] lists every URL).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
-    pub peers: Vec<NamedTarget>,
+    pub peers: Vec<PeerEntry>,
     /// The groups of nodes that settings name together (every traffic manager). Not in
     /// node.toml: the set's peer-groups.toml lists each group once, and the node.toml reader
     /// ([`node_toml`]) binds the groups its settings name.
@@ -200,6 +203,44 @@ pub struct NamedTarget {
     /// The URL and what serves it.
     #[serde(flatten)]
     pub target: Target,
+}
+
+/// A node.toml `[[peer]]`: one URL, or a URL per member of a peer group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PeerEntry {
+    /// Every member of a group (the set's peer-groups.toml lists them).
+    Group(GroupPeer),
+    /// One URL.
+    One(NamedTarget),
+}
+
+/// A URL per member of a peer group under one deployment.toml key:
+/// `scheme://member:port+offset`, leaving out the node `except` (the node itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPeer {
+    /// The file and key holding the URLs.
+    pub setting: String,
+    /// The group: the nodes of this profile.
+    pub group: Profile,
+    /// The URLs' scheme.
+    pub scheme: String,
+    /// The base port (each member adds its offset).
+    pub port: u16,
+    /// The member left out (the node whose file this is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
+}
+
+impl GroupPeer {
+    /// The URL of each member of `group` but `except`.
+    pub fn targets<'g>(&'g self, group: &'g PeerGroup) -> impl Iterator<Item = Target> + 'g {
+        group
+            .members
+            .iter()
+            .filter(|m| self.except.as_deref().is_none_or(|e| !m.is_node(e)))
+            .map(|m| m.target(&self.scheme, self.port, ""))
+    }
 }
 
 /// Nodes that settings name together, each as its peers reach it.
@@ -328,15 +369,9 @@ impl NodePlan {
     /// `node`'s plan, taking the peer groups it names from `shared` (and adding those missing).
     pub fn build_with(topology: &Topology, node: &Node, shared: &mut PeerGroups) -> NodePlan {
         let settings = settings::node_settings(topology, node);
-        let peer_groups = settings::peer_groups(topology, &settings, shared);
-        let peers = peers::peer_tables(topology, node)
-            .iter()
-            .flat_map(|t| t.urls())
-            .map(|(setting, target)| NamedTarget {
-                setting: format!("deployment.toml: {setting}"),
-                target: target.clone(),
-            })
-            .collect();
+        let peers = peers::node_peers(topology, node);
+        let named = named_groups(&settings, &peers);
+        let peer_groups = settings::peer_groups(topology, named, shared);
         NodePlan {
             schema: NODE_TOML_SCHEMA,
             name: node.name.clone(),
@@ -386,12 +421,48 @@ impl NodePlan {
             out.extend(self.targets(s).into_iter().map(|t| (label.clone(), t)));
         }
         out.extend(
-            self.peers
-                .iter()
-                .map(|p| (p.setting.clone(), p.target.clone())),
+            self.peer_targets()
+                .into_iter()
+                .map(|p| (p.setting, p.target)),
         );
         out
     }
+
+    /// Every URL of the node's deployment.toml, with the key holding it: its peers, each
+    /// group expanded to its members.
+    pub fn peer_targets(&self) -> Vec<NamedTarget> {
+        let mut out = Vec::new();
+        for p in &self.peers {
+            match p {
+                PeerEntry::One(t) => out.push(t.clone()),
+                PeerEntry::Group(g) => {
+                    let Some(group) = self.peer_groups.get(&g.group) else {
+                        continue;
+                    };
+                    out.extend(g.targets(group).map(|target| NamedTarget {
+                        setting: g.setting.clone(),
+                        target,
+                    }));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The peer groups `settings` and `peers` name, repeats included.
+pub(crate) fn named_groups<'a>(
+    settings: &'a [Setting],
+    peers: &'a [PeerEntry],
+) -> impl Iterator<Item = Profile> + 'a {
+    let of_settings = settings
+        .iter()
+        .filter_map(|s| s.group.as_ref().map(|g| g.group));
+    let of_peers = peers.iter().filter_map(|p| match p {
+        PeerEntry::Group(g) => Some(g.group),
+        PeerEntry::One(_) => None,
+    });
+    of_settings.chain(of_peers)
 }
 
 impl NodeKeystores {

@@ -8,6 +8,7 @@
 //! not balanced (AMQP 5672, binary 9611/9711) name every node with its own offset.
 
 use super::settings::{address, node_address, nodes_of, port, Address, Target};
+use super::{GroupPeer, NamedTarget, PeerEntry};
 use crate::topology::{Node, Product, Profile, Topology};
 
 /// One deployment.toml table wiring a node to its peers, with the URLs it names.
@@ -24,27 +25,34 @@ pub(crate) enum PeerTable {
     Throttling {
         service_url: Option<Target>,
         throttle_decision_endpoints: Vec<Target>,
+        deciders: Profile,
     },
     /// `[[apim.throttling.url_group]]`: throttle events to one traffic manager.
     ThrottlingUrlGroup {
         node: String,
         traffic_manager_url: Target,
         traffic_manager_auth_url: Target,
+        receivers: Profile,
     },
     /// `[apim.throttling] event_duplicate_url` of a traffic manager: the other ones.
-    ThrottleDuplicates { event_duplicate_url: Vec<Target> },
+    ThrottleDuplicates {
+        event_duplicate_url: Vec<Target>,
+        tms: Profile,
+    },
     /// `[apim.event_hub]`: the hub's services, every hub node's AMQP port and, on a hub node
     /// in HA, the other hub nodes'.
     EventHub {
         service_url: Target,
         event_listening_endpoints: Vec<Target>,
         event_duplicate_url: Vec<Target>,
+        hubs: Profile,
     },
     /// `[[apim.event_hub.publish.url_group]]`: publish events to one hub node.
     EventHubPublish {
         node: String,
         url: Target,
         auth_url: Target,
+        hubs: Profile,
     },
     /// The key manager's token-revocation `[[event_listener]]`, notifying the traffic manager.
     RevocationListener { notification_endpoint: Target },
@@ -118,6 +126,7 @@ impl PeerTable {
             Throttling {
                 service_url,
                 throttle_decision_endpoints,
+                ..
             } => keyed("apim.throttling.service_url", service_url)
                 .chain(keyed(
                     "apim.throttling.throttle_decision_endpoints",
@@ -134,11 +143,13 @@ impl PeerTable {
             ],
             ThrottleDuplicates {
                 event_duplicate_url,
+                ..
             } => keyed("apim.throttling.event_duplicate_url", event_duplicate_url).collect(),
             EventHub {
                 service_url,
                 event_listening_endpoints,
                 event_duplicate_url,
+                ..
             } => keyed("apim.event_hub.service_url", [service_url])
                 .chain(keyed(
                     "apim.event_hub.event_listening_endpoints",
@@ -163,6 +174,128 @@ impl PeerTable {
             SyncRuntimeArtifacts => Vec::new(),
         }
     }
+}
+
+/// `deployment.toml: key`, the label node.toml gives a peer URL.
+fn label(key: &str) -> String {
+    format!("deployment.toml: {key}")
+}
+
+/// One node.toml peer per URL.
+fn each_one(urls: Vec<(&'static str, &Target)>) -> Vec<PeerEntry> {
+    urls.into_iter()
+        .map(|(key, t)| {
+            PeerEntry::One(NamedTarget {
+                setting: label(key),
+                target: t.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Every member of `group` (but `except`) under `key`, as `scheme://member:port+offset`.
+fn group(key: &str, group: Profile, scheme: &str, port: u16, except: Option<&str>) -> PeerEntry {
+    PeerEntry::Group(GroupPeer {
+        setting: label(key),
+        group,
+        scheme: scheme.into(),
+        port,
+        except: except.map(String::from),
+    })
+}
+
+impl PeerTable {
+    /// What node.toml says of the table's URLs on node `me`: one entry per URL, except lists
+    /// naming every node of a profile (but `me`), which name that peer group once.
+    fn entries(&self, me: &str) -> Vec<PeerEntry> {
+        use PeerTable::*;
+        let (tcp, ssl) = (port::BINARY_TCP, port::BINARY_SSL);
+        match self {
+            Throttling {
+                service_url,
+                throttle_decision_endpoints: all,
+                deciders,
+            } => {
+                let mut out = each_one(keyed("apim.throttling.service_url", service_url).collect());
+                let key = "apim.throttling.throttle_decision_endpoints";
+                out.extend(
+                    (!all.is_empty()).then(|| group(key, *deciders, "tcp", port::AMQP, None)),
+                );
+                out
+            }
+            ThrottlingUrlGroup { receivers: g, .. } => vec![
+                group(
+                    "apim.throttling.url_group.traffic_manager_urls",
+                    *g,
+                    "tcp",
+                    tcp,
+                    None,
+                ),
+                group(
+                    "apim.throttling.url_group.traffic_manager_auth_urls",
+                    *g,
+                    "ssl",
+                    ssl,
+                    None,
+                ),
+            ],
+            ThrottleDuplicates { tms, .. } => {
+                let key = "apim.throttling.event_duplicate_url";
+                vec![group(key, *tms, "tcp", port::AMQP, Some(me))]
+            }
+            EventHub {
+                service_url,
+                event_listening_endpoints: all,
+                event_duplicate_url: dup,
+                hubs,
+            } => {
+                let mut out = each_one(vec![("apim.event_hub.service_url", service_url)]);
+                let (listen, copies) = (
+                    "apim.event_hub.event_listening_endpoints",
+                    "apim.event_hub.event_duplicate_url",
+                );
+                out.extend(
+                    (!all.is_empty()).then(|| group(listen, *hubs, "tcp", port::AMQP, None)),
+                );
+                out.extend(
+                    (!dup.is_empty()).then(|| group(copies, *hubs, "tcp", port::AMQP, Some(me))),
+                );
+                out
+            }
+            EventHubPublish { hubs: g, .. } => vec![
+                group(
+                    "apim.event_hub.publish.url_group.urls",
+                    *g,
+                    "tcp",
+                    tcp,
+                    None,
+                ),
+                group(
+                    "apim.event_hub.publish.url_group.auth_urls",
+                    *g,
+                    "ssl",
+                    ssl,
+                    None,
+                ),
+            ],
+            _ => each_one(self.urls()),
+        }
+    }
+}
+
+/// node.toml's peers of `node`: its deployment.toml's URLs, each list naming every node of a
+/// profile as that peer group, once.
+pub(crate) fn node_peers(topology: &Topology, node: &Node) -> Vec<PeerEntry> {
+    let mut out: Vec<PeerEntry> = Vec::new();
+    for entry in peer_tables(topology, node)
+        .iter()
+        .flat_map(|t| t.entries(&node.name))
+    {
+        if matches!(entry, PeerEntry::One(_)) || !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    out
 }
 
 /// The peer tables of `node`'s deployment.toml, in the order they are written; empty for
@@ -210,16 +343,33 @@ fn each(nodes: &[&Node], scheme: &str, port: u16) -> Vec<Target> {
         .collect()
 }
 
-fn throttling(service: Option<&Address>, deciders: &[&Node]) -> PeerTable {
+/// The nodes of one profile, which node.toml names as a peer group.
+pub(crate) struct Members<'t> {
+    profile: Profile,
+    nodes: Vec<&'t Node>,
+}
+
+impl<'t> Members<'t> {
+    fn of(topology: &'t Topology, profile: Profile) -> Members<'t> {
+        Members {
+            profile,
+            nodes: nodes_of(topology, profile),
+        }
+    }
+}
+
+fn throttling(service: Option<&Address>, deciders: &Members) -> PeerTable {
     PeerTable::Throttling {
         service_url: service.map(|s| s.target("https", port::MGMT_HTTPS, "/services/")),
-        throttle_decision_endpoints: each(deciders, "tcp", port::AMQP),
+        throttle_decision_endpoints: each(&deciders.nodes, "tcp", port::AMQP),
+        deciders: deciders.profile,
     }
 }
 
 /// One url group per traffic manager: every one receives every event.
-fn throttling_url_groups(receivers: &[&Node]) -> Vec<PeerTable> {
+fn throttling_url_groups(receivers: &Members) -> Vec<PeerTable> {
     receivers
+        .nodes
         .iter()
         .map(|n| {
             let a = node_address(n);
@@ -227,6 +377,7 @@ fn throttling_url_groups(receivers: &[&Node]) -> Vec<PeerTable> {
                 node: n.name.clone(),
                 traffic_manager_url: a.target("tcp", port::BINARY_TCP, ""),
                 traffic_manager_auth_url: a.target("ssl", port::BINARY_SSL, ""),
+                receivers: receivers.profile,
             }
         })
         .collect()
@@ -244,30 +395,34 @@ fn duplicates(nodes: &[&Node], me: &Node) -> Vec<Target> {
 }
 
 /// A traffic manager's copies of its throttle decisions to the others, when there are others.
-fn throttle_duplicates(tms: &[&Node], me: &Node) -> Option<PeerTable> {
-    let dup = duplicates(tms, me);
+fn throttle_duplicates(tms: &Members, me: &Node) -> Option<PeerTable> {
+    let dup = duplicates(&tms.nodes, me);
     (!dup.is_empty()).then_some(PeerTable::ThrottleDuplicates {
         event_duplicate_url: dup,
+        tms: tms.profile,
     })
 }
 
-fn event_hub(service: &Address, hubs: &[&Node], duplicate: Vec<Target>) -> PeerTable {
+fn event_hub(service: &Address, hubs: &Members, duplicate: Vec<Target>) -> PeerTable {
     PeerTable::EventHub {
         service_url: service.target("https", port::MGMT_HTTPS, "/services/"),
-        event_listening_endpoints: each(hubs, "tcp", port::AMQP),
+        event_listening_endpoints: each(&hubs.nodes, "tcp", port::AMQP),
         event_duplicate_url: duplicate,
+        hubs: hubs.profile,
     }
 }
 
 /// One publish url group per hub node.
-fn event_hub_publish(hubs: &[&Node]) -> Vec<PeerTable> {
-    hubs.iter()
+fn event_hub_publish(hubs: &Members) -> Vec<PeerTable> {
+    hubs.nodes
+        .iter()
         .map(|n| {
             let a = node_address(n);
             PeerTable::EventHubPublish {
                 node: n.name.clone(),
                 url: a.target("tcp", port::BINARY_TCP, ""),
                 auth_url: a.target("ssl", port::BINARY_SSL, ""),
+                hubs: hubs.profile,
             }
         })
         .collect()
@@ -291,7 +446,7 @@ fn apim32(topology: &Topology, node: &Node) -> Vec<PeerTable> {
     let km = address(topology, Profile::KeyManager);
     let gw = address(topology, Profile::GatewayWorker);
     let tm = address(topology, Profile::TrafficManager);
-    let tms = nodes_of(topology, Profile::TrafficManager);
+    let tms = Members::of(topology, Profile::TrafficManager);
     let product = Product::Apim32;
     let mut out = Vec::new();
     match node.profile {
@@ -352,7 +507,7 @@ fn gateway_profile(product: Product) -> Profile {
 fn apim4x(topology: &Topology, node: &Node) -> Vec<PeerTable> {
     let product = topology.product;
     let cp = address(topology, Profile::ControlPlane);
-    let cps = nodes_of(topology, Profile::ControlPlane);
+    let cps = Members::of(topology, Profile::ControlPlane);
     let separate_km = !nodes_of(topology, Profile::KeyManager).is_empty();
     // The key manager: a key-manager node if there is one, else the control plane.
     let km: Option<Address> = address(topology, Profile::KeyManager).or_else(|| cp.clone());
@@ -363,10 +518,10 @@ fn apim4x(topology: &Topology, node: &Node) -> Vec<PeerTable> {
         Profile::TrafficManager
     };
     let tm = address(topology, tm_profile);
-    let tms = nodes_of(topology, tm_profile);
+    let tms = Members::of(topology, tm_profile);
     let hub = |duplicate: bool| {
         let dup = if duplicate {
-            duplicates(&cps, node)
+            duplicates(&cps.nodes, node)
         } else {
             Vec::new()
         };

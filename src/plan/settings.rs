@@ -235,6 +235,11 @@ impl Address {
         format!("{scheme}://{host}:{port}{suffix}")
     }
 
+    /// True when this is node `name` (not a load balancer).
+    pub fn is_node(&self, name: &str) -> bool {
+        matches!(&self.served_by, ServedBy::Node(n) if n == name)
+    }
+
     /// The URL as a [`Target`].
     pub fn target(&self, scheme: &str, port: u16, suffix: &str) -> Target {
         Target {
@@ -370,30 +375,42 @@ impl Setting {
 /// added to it when not), so nodes of one plan share them.
 pub(crate) fn peer_groups(
     topology: &Topology,
-    settings: &[Setting],
+    named: impl IntoIterator<Item = Profile>,
     shared: &mut PeerGroups,
 ) -> PeerGroups {
     let mut out = PeerGroups::new();
-    for g in settings.iter().filter_map(|s| s.group.as_ref()) {
-        let group = shared.entry(g.group).or_insert_with(|| {
+    for profile in named {
+        let group = shared.entry(profile).or_insert_with(|| {
             std::sync::Arc::new(PeerGroup {
-                members: nodes_of(topology, g.group)
+                members: nodes_of(topology, profile)
                     .into_iter()
                     .map(node_address)
                     .collect(),
             })
         });
-        out.entry(g.group).or_insert_with(|| group.clone());
+        out.entry(profile).or_insert_with(|| group.clone());
     }
     out
 }
 
-/// Every peer group some node's settings name: the set's peer-groups.toml. Empty when no
-/// setting names a group (API-M 3.2 and later, or no traffic manager).
+/// Every peer group some node's settings or deployment.toml peers name: the set's
+/// peer-groups.toml. Empty when none does.
 pub(crate) fn set_peer_groups(topology: &Topology) -> PeerGroups {
     let mut shared = PeerGroups::new();
+    let mut seen = std::collections::BTreeSet::new();
     for node in &topology.nodes {
-        peer_groups(topology, &node_settings(topology, node), &mut shared);
+        let settings = node_settings(topology, node);
+        // Which groups a node's peers name depends on its profile only.
+        let peers = if seen.insert(node.profile) {
+            super::peers::node_peers(topology, node)
+        } else {
+            Vec::new()
+        };
+        peer_groups(
+            topology,
+            super::named_groups(&settings, &peers),
+            &mut shared,
+        );
     }
     shared
 }
@@ -952,7 +969,11 @@ offset = 2
         let t = Topology::parse(TOPOLOGY, std::path::Path::new("t.toml")).expect("valid");
         let n = t.nodes.iter().find(|n| n.name == node).expect("node");
         let settings = node_settings(&t, n);
-        let groups = peer_groups(&t, &settings, &mut PeerGroups::new());
+        let groups = peer_groups(
+            &t,
+            crate::plan::named_groups(&settings, &[]),
+            &mut PeerGroups::new(),
+        );
         settings
             .iter()
             .map(|s| (s.label(), s.value(&groups)))

@@ -2669,11 +2669,11 @@ fn an_older_node_toml_is_refused_until_generate_rewrites_it() {
     // Schema 2 listed the peer groups in every node.toml: refused the same way.
     let two = "schema = 2\nname = \"gateway\"\n[[peer_group.traffic-manager.members]]\n";
     std::fs::write(&node_toml, two).expect("write");
-    refused("node.toml: written by an older apim-pki (schema 2), but this apim-pki reads node.toml schema 3");
+    refused("node.toml: written by an older apim-pki (schema 2), but this apim-pki reads node.toml schema 4");
     generate(&topo, &set, &[]);
     let after = snapshot(&set);
     let rewritten = std::fs::read_to_string(&node_toml).expect("read");
-    assert!(rewritten.contains("\nschema = 3\n"), "{rewritten}");
+    assert!(rewritten.contains("\nschema = 4\n"), "{rewritten}");
     let differs: Vec<&String> = after
         .iter()
         .filter(|(k, v)| !k.starts_with("history/") && before.get(*k) != Some(v))

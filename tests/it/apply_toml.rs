@@ -228,22 +228,19 @@ struct Case<'a> {
     profile: String,
 }
 
-/// node.toml's `[[peer]]` settings and URLs.
+/// The URLs of node.toml's `[[peer]]` entries (groups expanded), with their settings.
 fn peer_urls(set: &Path, node: &str) -> Vec<(String, String)> {
-    let text =
-        std::fs::read_to_string(set.join(format!("nodes/{node}/node.toml"))).expect("node.toml");
-    let t: toml::Table = toml::from_str(&text).expect("node.toml parses");
-    t.get("peer")
-        .and_then(|p| p.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| {
-                    let get = |k: &str| p.get(k).and_then(|u| u.as_str()).map(str::to_string);
-                    Some((get("setting")?, get("url")?))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    node_peers(set, node)
+        .into_iter()
+        .map(|p| (p.setting, p.target.url))
+        .collect()
+}
+
+/// node.toml's peers, read back by the typed reader with the set's peer groups expanded.
+fn node_peers(set: &Path, node: &str) -> Vec<apim_pki::node_toml::NamedTarget> {
+    apim_pki::node_toml::read(&set.join(format!("nodes/{node}/node.toml")))
+        .expect("node.toml reads")
+        .peer_targets()
 }
 
 fn apply_case(c: &Case) {
@@ -744,22 +741,12 @@ fn jsse(set: &Path, work: &Path, nodes: &[(String, String)]) {
         .cloned()
         .unwrap_or_default();
     for (client, _) in nodes {
-        let t: toml::Table = toml::from_str(
-            &std::fs::read_to_string(set.join(format!("nodes/{client}/node.toml"))).expect("read"),
-        )
-        .expect("node.toml");
-        for p in t
-            .get("peer")
-            .and_then(|p| p.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let url = p["url"].as_str().expect("url");
-            if !(url.starts_with("https://") || url.starts_with("ssl://")) {
+        for p in node_peers(set, client) {
+            if !p.target.is_tls() {
                 continue;
             }
-            let host = p["host"].as_str().expect("host").to_string();
-            let served = p["served_by"].as_str().expect("served_by");
+            let host = p.target.host.clone();
+            let served = p.target.served_by.to_string();
             let servers: Vec<String> = if let Some(n) = served.strip_prefix("node ") {
                 vec![n.to_string()]
             } else {

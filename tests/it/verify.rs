@@ -940,7 +940,7 @@ fn deleted_or_corrupt_peer_groups_cannot_be_verified() {
     );
     std::fs::write(
         &groups,
-        "schema = 3\n[[peer_group.traffic-manager.members]]\nhost = 7\n",
+        "schema = 4\n[[peer_group.traffic-manager.members]]\nhost = 7\n",
     )
     .unwrap();
     let r = verify_run(&set.out, &[], &[], &[]);

@@ -773,7 +773,7 @@ host = "gw.acme.internal"
                 written.sort();
                 let plan = crate::plan::NodePlan::build(t, node);
                 let mut planned: Vec<(String, String)> = plan
-                    .peers
+                    .peer_targets()
                     .iter()
                     .map(|p| {
                         let key = p.setting.strip_prefix("deployment.toml: ");

@@ -23,11 +23,13 @@ pub(super) fn write(out: &mut Doc, table: &PeerTable, product: Product) {
         PeerTable::Throttling {
             service_url,
             throttle_decision_endpoints,
+            ..
         } => throttling(out, service_url.as_ref(), throttle_decision_endpoints),
         PeerTable::ThrottlingUrlGroup {
             node,
             traffic_manager_url,
             traffic_manager_auth_url,
+            ..
         } => {
             out.table(
                 "[apim.throttling.url_group]",
@@ -38,17 +40,13 @@ pub(super) fn write(out: &mut Doc, table: &PeerTable, product: Product) {
         }
         PeerTable::ThrottleDuplicates {
             event_duplicate_url,
-        } => {
-            out.table(
-                "apim.throttling",
-                "Share throttle decisions with the other traffic managers.",
-            );
-            out.urls("event_duplicate_url", event_duplicate_url);
-        }
+            ..
+        } => throttle_duplicates(out, event_duplicate_url),
         PeerTable::EventHub {
             service_url,
             event_listening_endpoints,
             event_duplicate_url,
+            ..
         } => event_hub(
             out,
             service_url,
@@ -59,6 +57,7 @@ pub(super) fn write(out: &mut Doc, table: &PeerTable, product: Product) {
             node,
             url,
             auth_url,
+            ..
         } => {
             out.table(
                 "[apim.event_hub.publish.url_group]",
@@ -85,6 +84,15 @@ pub(super) fn write(out: &mut Doc, table: &PeerTable, product: Product) {
             out.list("gateway_labels", &[environment_name(product).to_owned()]);
         }
     }
+}
+
+/// `[apim.throttling] event_duplicate_url` of a traffic manager: the other ones.
+fn throttle_duplicates(out: &mut Doc, event_duplicate_url: &[Target]) {
+    out.table(
+        "apim.throttling",
+        "Share throttle decisions with the other traffic managers.",
+    );
+    out.urls("event_duplicate_url", event_duplicate_url);
 }
 
 /// `[apim.key_manager] service_url`, with the admin credentials as WSO2's samples reference them.

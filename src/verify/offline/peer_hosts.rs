@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::{memoized, Collector};
 use crate::keystore::pem;
 use crate::output::layout::{self, LbFile};
-use crate::plan::{GroupUrls, NodePlan, ServedBy, Target};
+use crate::plan::{GroupForm, GroupPeer, GroupUrls, NodePlan, PeerEntry, ServedBy, Target};
 use crate::set::{NodeView, OpenedSet};
 use crate::topology::Profile;
 use crate::verify::findings::{Code, Finding, Owner};
@@ -310,9 +310,41 @@ fn node_peer_hosts(set: &OpenedSet, memo: &Memo, node: &NodeView, c: &mut Collec
             }
         }
     }
-    for p in plan.peers.iter().filter(|p| p.target.is_tls()) {
-        if let Some(v) = memo.target(&p.target) {
-            at.add(&p.setting, &p.target, &v);
+    for p in &plan.peers {
+        match p {
+            PeerEntry::One(p) if p.target.is_tls() => {
+                if let Some(v) = memo.target(&p.target) {
+                    at.add(&p.setting, &p.target, &v);
+                }
+            }
+            PeerEntry::One(_) => {}
+            PeerEntry::Group(g) => group_peer(&plan, memo, g, &mut at),
+        }
+    }
+}
+
+/// The checks of a peer naming every member of a group (but one: then member by member).
+fn group_peer(plan: &NodePlan, memo: &Memo, g: &GroupPeer, at: &mut At) {
+    if g.except.is_none() {
+        let urls = GroupUrls {
+            group: g.group,
+            scheme: g.scheme.clone(),
+            port: g.port,
+            form: GroupForm::UrlGroup,
+        };
+        let v = memo.group(plan, &urls);
+        at.c.checked += v.checks;
+        for (t, v) in &v.uncovered {
+            at.findings(&g.setting, t, &v.uncovered);
+        }
+        return;
+    }
+    let Some(group) = plan.peer_groups.get(&g.group) else {
+        return;
+    };
+    for t in g.targets(group).filter(Target::is_tls) {
+        if let Some(v) = memo.target(&t) {
+            at.add(&g.setting, &t, &v);
         }
     }
 }
