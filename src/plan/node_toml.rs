@@ -264,6 +264,15 @@ mod tests {
         text
     }
 
+    /// The URLs `node`'s peers name under a key ending in `key`, groups expanded.
+    fn urls_of(node: &NodePlan, key: &str) -> Vec<String> {
+        node.peer_targets()
+            .into_iter()
+            .filter(|p| p.setting.ends_with(key))
+            .map(|p| p.target.url)
+            .collect()
+    }
+
     #[test]
     fn deployment_toml_peers_name_the_traffic_managers_once_and_read_back() {
         let (plan, product) = plans(&ha_4x());
@@ -291,14 +300,8 @@ mod tests {
             "{text}"
         );
         // Expanded, the group names every traffic manager with its offset.
-        let auth: Vec<String> = gw
-            .peer_targets()
-            .into_iter()
-            .filter(|p| p.setting.ends_with("url_group.traffic_manager_auth_urls"))
-            .map(|p| p.target.url)
-            .collect();
         assert_eq!(
-            auth,
+            urls_of(gw, "url_group.traffic_manager_auth_urls"),
             [
                 "ssl://tm1.acme.internal:9711",
                 "ssl://tm2.acme.internal:9711",
@@ -307,14 +310,8 @@ mod tests {
         );
         // A traffic manager copies its decisions to the others, not to itself.
         let tm3 = plan.node("tm3").expect("tm3");
-        let copies: Vec<String> = tm3
-            .peer_targets()
-            .into_iter()
-            .filter(|p| p.setting.ends_with("throttling.event_duplicate_url"))
-            .map(|p| p.target.url)
-            .collect();
         assert_eq!(
-            copies,
+            urls_of(tm3, "throttling.event_duplicate_url"),
             [
                 "tcp://tm1.acme.internal:5672",
                 "tcp://tm2.acme.internal:5672"

@@ -885,10 +885,33 @@ fn corrupt_inventory_cannot_be_verified() {
 /// A peer group's member is checked once per set but reported for every node whose setting
 /// names it: a traffic manager that peer-groups.toml puts on a host its certificate does not
 /// cover is one config-host-uncovered finding per TLS setting naming the group, in each such
-/// node.toml, and one more check each (the URL no longer names the node's own host).
+/// node.toml, and one more check each (the URL no longer names the node's own host). The same
+/// for an API-M 4.x set, whose deployment.toml `[[peer]]` entries name the group.
 #[test]
 fn a_group_member_nobody_covers_is_reported_for_every_node_naming_it() {
-    let set = Set::new(&minimal_example());
+    group_member_nobody_covers(
+        &minimal_example(),
+        &["km", "publisher", "store", "tm", "gateway"],
+        2,
+    );
+    let example = util::cli::run(&["init", "--product", "apim-4.x"], &[]);
+    assert_eq!(example.code, 0, "{}", example.stderr);
+    let topology = example.stdout.replace("\"rsa-2048\"", "\"ecdsa-p256\"");
+    let nodes: Vec<String> = topology
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter_map(|l| l.split('"').next())
+        .skip(1)
+        .map(str::to_owned)
+        .collect();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    // Only the gateway names the traffic managers over TLS (url_group auth_urls).
+    group_member_nobody_covers(&topology, &nodes, 1);
+}
+
+/// Moves the first member of `topology`'s peer-groups.toml elsewhere: `at_least` findings.
+fn group_member_nobody_covers(topology: &str, nodes: &[&str], at_least: usize) {
+    let set = Set::new(topology);
     let (code, clean) = verify_json(&set, &[]);
     assert_eq!(code, 0, "{clean}");
     let groups = set.path("peer-groups.toml");
@@ -900,7 +923,7 @@ fn a_group_member_nobody_covers_is_reported_for_every_node_naming_it() {
     let moved = text.replace(member, "host = \"elsewhere.example\"");
     std::fs::write(&groups, moved).unwrap();
     let mut expected = Vec::new();
-    for node in ["km", "publisher", "store", "tm", "gateway"] {
+    for &node in nodes {
         let rel = format!("nodes/{node}/node.toml");
         let t = std::fs::read_to_string(set.path(&rel)).unwrap();
         let tls = ["ssl", "https"]
@@ -916,8 +939,8 @@ fn a_group_member_nobody_covers_is_reported_for_every_node_naming_it() {
         ));
     }
     assert!(
-        expected.len() >= 2,
-        "several nodes name the group over TLS: {expected:?}"
+        expected.len() >= at_least,
+        "nodes name the group over TLS: {expected:?}"
     );
     let (code, report) = verify_json(&set, &[]);
     assert_findings(code, &report, &expected);
