@@ -622,6 +622,27 @@ fronts = "traffic-manager"
     }
 
     #[test]
+    fn the_sets_peer_groups_are_those_its_nodes_name() {
+        // set_peer_groups looks at one node per profile: it must find what every node names.
+        for product in [
+            Product::Apim26,
+            Product::Apim32,
+            Product::Apim4x,
+            Product::Apim45,
+        ] {
+            for ha in [false, true] {
+                let t = Topology::parse(&crate::init::example(product, ha), "t.toml".as_ref())
+                    .expect("valid");
+                let p = Plan::build(&t);
+                let named: PeerGroups =
+                    p.nodes.iter().flat_map(|n| n.peer_groups.clone()).collect();
+                assert_eq!(set_peer_groups(&t), named, "{product:?} ha={ha}");
+                assert_eq!(p.peer_groups, named, "{product:?} ha={ha}");
+            }
+        }
+    }
+
+    #[test]
     fn a_gateway_names_the_traffic_managers_once_as_a_group() {
         let p = plan(TOPOLOGY);
         let gw = p.node("gw").expect("gw");

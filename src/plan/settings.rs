@@ -398,14 +398,11 @@ pub(crate) fn peer_groups(
 pub(crate) fn set_peer_groups(topology: &Topology) -> PeerGroups {
     let mut shared = PeerGroups::new();
     let mut seen = std::collections::BTreeSet::new();
-    for node in &topology.nodes {
+    // Which groups a node's settings and peers name depends on its profile only (the node
+    // itself gives hosts, offsets and `except`, never a group): one node of each profile.
+    for node in topology.nodes.iter().filter(|n| seen.insert(n.profile)) {
         let settings = node_settings(topology, node);
-        // Which groups a node's peers name depends on its profile only.
-        let peers = if seen.insert(node.profile) {
-            super::peers::node_peers(topology, node)
-        } else {
-            Vec::new()
-        };
+        let peers = super::peers::node_peers(topology, node);
         peer_groups(
             topology,
             super::named_groups(&settings, &peers),
